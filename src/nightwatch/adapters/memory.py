@@ -1,0 +1,269 @@
+"""In-memory adapters for every port: shipped code, usable by anyone's tests and by demos.
+
+They keep the same rules as the real adapters (compare-and-set, fencing, idempotent launch,
+lease expiry) and expose their state for inspection; they are thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from nightwatch.domain.errors import (
+    DuplicateTask,
+    InvalidTransition,
+    JobConflict,
+    LeadershipLost,
+    NightwatchError,
+    TaskNotFound,
+)
+from nightwatch.domain.jobspec import JobSpec, LaunchRequest
+from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskId, TaskStatus
+from nightwatch.domain.observation import JobObservation, JobPhase
+from nightwatch.domain.ports import JobRef, LaunchResult, NewTask, WriteResult
+
+
+class FakeClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += timedelta(seconds=seconds)
+
+
+class MemoryTaskRepository:
+    def __init__(self) -> None:
+        self._rows: dict[TaskId, Task] = {}
+        self._next_id = 1
+        self._epoch = 0
+        self._lock = threading.Lock()
+        self.write_batches = 0
+        """How many `apply` calls reached the store (for tests of batching)."""
+
+    def add(self, task: NewTask, now: datetime) -> Task:
+        with self._lock:
+            if any(t.name == task.name and t.namespace == task.namespace for t in self._rows.values()):
+                raise DuplicateTask(f"a task named {task.name!r} already exists in namespace {task.namespace!r}")
+            row = Task(
+                id=TaskId(self._next_id),
+                name=task.name,
+                namespace=task.namespace,
+                info=task.info,
+                status=TaskStatus.NORMAL,
+                user_id=task.user_id,
+                created_at=now,
+            )
+            self._next_id += 1
+            self._rows[row.id] = row
+            return row.copy()
+
+    def get(self, task_id: TaskId) -> Task:
+        with self._lock:
+            row = self._rows.get(task_id)
+            if row is None:
+                raise TaskNotFound(f"no task with id {task_id}")
+            return row.copy()
+
+    def list_by_status(self, statuses: Sequence[TaskStatus], *, after_id: int = 0, limit: int = 500) -> list[Task]:
+        wanted = set(statuses)
+        with self._lock:
+            rows = sorted((t for t in self._rows.values() if t.status in wanted and t.id > after_id), key=_by_id)
+            return [t.copy() for t in rows[:limit]]
+
+    def list_cancel_requested(self, *, limit: int = 500) -> list[Task]:
+        with self._lock:
+            rows = sorted(
+                (t for t in self._rows.values() if t.cancel_requested and t.status not in TERMINAL_STATUSES),
+                key=_by_id,
+            )
+            return [t.copy() for t in rows[:limit]]
+
+    def apply(self, changes: Sequence[StatusChange], *, epoch: int) -> WriteResult:
+        with self._lock:
+            if epoch != self._epoch:
+                raise LeadershipLost(f"fencing epoch {epoch} was superseded by {self._epoch}")
+            self.write_batches += 1
+            applied: list[TaskId] = []
+            lost: list[TaskId] = []
+            for change in changes:
+                row = self._rows.get(change.task_id)
+                if row is None or row.status != change.expected_status or row.version != change.expected_version:
+                    lost.append(change.task_id)
+                    continue
+                row.apply(change)
+                applied.append(change.task_id)
+            return WriteResult(tuple(applied), tuple(lost))
+
+    def request_cancel(self, task_id: TaskId) -> Task:
+        with self._lock:
+            row = self._rows.get(task_id)
+            if row is None:
+                raise TaskNotFound(f"no task with id {task_id}")
+            if row.is_terminal:
+                raise InvalidTransition(f"task {task_id} is already {row.status}")
+            row.cancel_requested = True
+            return row.copy()
+
+    def advance_epoch(self) -> int:
+        with self._lock:
+            self._epoch += 1
+            return self._epoch
+
+    def count_by_status(self) -> Mapping[str, int]:
+        with self._lock:
+            return dict(Counter(str(t.status) for t in self._rows.values()))
+
+
+def _by_id(task: Task) -> int:
+    return task.id
+
+
+@dataclass
+class MemoryJob:
+    """A Job as the memory runner holds it; tests move it with `MemoryJobRunner.set_observation`."""
+
+    namespace: str
+    name: str
+    task_id: TaskId | None
+    spec: JobSpec | None
+    observation: JobObservation = field(default_factory=lambda: JobObservation(JobPhase.PENDING))
+
+
+class MemoryJobRunner:
+    def __init__(self) -> None:
+        self.jobs: dict[tuple[str, str], MemoryJob] = {}
+        self.calls: Counter[str] = Counter()
+        self.deleted: list[tuple[str, str]] = []
+        self._faults: list[NightwatchError] = []
+        self._lock = threading.Lock()
+
+    # -- test hooks -------------------------------------------------------------------------
+    def add_foreign_job(self, namespace: str, name: str) -> None:
+        """A Job of that name that nightwatch did not create."""
+        with self._lock:
+            self.jobs[(namespace, name)] = MemoryJob(namespace, name, None, None)
+
+    def set_observation(self, namespace: str, name: str, observation: JobObservation) -> None:
+        with self._lock:
+            self.jobs[(namespace, name)].observation = observation
+
+    def fail_next(self, *errors: NightwatchError) -> None:
+        """The next calls (any method) raise these errors, in order."""
+        with self._lock:
+            self._faults.extend(errors)
+
+    # -- the port ---------------------------------------------------------------------------
+    def launch(self, request: LaunchRequest) -> LaunchResult:
+        with self._lock:
+            self.calls["launch"] += 1
+            self._raise_fault()
+            key = (request.namespace, request.job_name)
+            existing = self.jobs.get(key)
+            if existing is not None:
+                if existing.task_id != request.task_id:
+                    raise JobConflict(
+                        f"a Job named {request.job_name} already exists in {request.namespace} "
+                        "and was not created by nightwatch"
+                    )
+                return LaunchResult(request.job_name, adopted=True)
+            self.jobs[key] = MemoryJob(request.namespace, request.job_name, request.task_id, request.spec)
+            return LaunchResult(request.job_name)
+
+    def observe(self, refs: Sequence[JobRef]) -> Mapping[TaskId, JobObservation]:
+        with self._lock:
+            self.calls["observe"] += 1
+            self._raise_fault()
+            result: dict[TaskId, JobObservation] = {}
+            for ref in refs:
+                job = self.jobs.get((ref.namespace, ref.job_name))
+                if job is None or job.task_id != ref.task_id:
+                    result[ref.task_id] = JobObservation.missing(ref.namespace, ref.job_name)
+                else:
+                    result[ref.task_id] = job.observation
+            return result
+
+    def delete(self, ref: JobRef) -> None:
+        with self._lock:
+            self.calls["delete"] += 1
+            self._raise_fault()
+            if self.jobs.pop((ref.namespace, ref.job_name), None) is not None:
+                self.deleted.append((ref.namespace, ref.job_name))
+
+    def _raise_fault(self) -> None:
+        if self._faults:
+            raise self._faults.pop(0)
+
+
+class MemoryLockServer:
+    """The shared state behind several `MemoryLeaderLock`s (one per simulated replica)."""
+
+    def __init__(self) -> None:
+        self.owner: str | None = None
+        self.expires_at: datetime | None = None
+        self.lock = threading.Lock()
+
+
+class MemoryLeaderLock:
+    """An in-process lease with expiry on a clock; several instances sharing a server contend."""
+
+    def __init__(
+        self,
+        owner: str,
+        *,
+        ttl_seconds: float = 10.0,
+        clock: FakeClock | None = None,
+        server: MemoryLockServer | None = None,
+    ) -> None:
+        from nightwatch.adapters.clock import SystemClock
+
+        self.owner = owner
+        self._ttl = timedelta(seconds=ttl_seconds)
+        self._clock: FakeClock | SystemClock = clock or SystemClock()
+        self._server = server or MemoryLockServer()
+
+    def acquire(self) -> bool:
+        now = self._clock.now()
+        with self._server.lock:
+            if self._server.owner not in (None, self.owner) and not self._expired(now):
+                return False
+            self._server.owner = self.owner
+            self._server.expires_at = now + self._ttl
+            return True
+
+    def renew(self) -> bool:
+        now = self._clock.now()
+        with self._server.lock:
+            if self._server.owner != self.owner or self._expired(now):
+                return False
+            self._server.expires_at = now + self._ttl
+            return True
+
+    def release(self) -> None:
+        with self._server.lock:
+            if self._server.owner == self.owner:
+                self._server.owner = None
+                self._server.expires_at = None
+
+    def is_held(self) -> bool:
+        return self.validity_seconds() > 0
+
+    def validity_seconds(self) -> float:
+        now = self._clock.now()
+        with self._server.lock:
+            if self._server.owner != self.owner or self._server.expires_at is None:
+                return 0.0
+            return max(0.0, (self._server.expires_at - now).total_seconds())
+
+    def _expired(self, now: datetime) -> bool:
+        return self._server.expires_at is None or now >= self._server.expires_at

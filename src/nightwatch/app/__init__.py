@@ -1,0 +1,1 @@
+"""Application layer: use cases, watchers, runtime, configuration, container and entrypoints."""

@@ -1,0 +1,1 @@
+"""The watcher registry (filled in below)."""

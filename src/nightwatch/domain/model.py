@@ -1,0 +1,163 @@
+"""The task entity and its state machine.
+
+    Normal --start--> Pending --observe(active)--> Running --observe(succeeded)--> Succeeded
+    Normal/Pending/Running --fail--> Failed;   Normal/Pending/Running --cancel--> Cancelled
+
+Every transition returns a `StatusChange`: the compare-and-set write that a repository applies
+only if the row still has the status and version this entity was read with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import NewType
+
+from nightwatch.domain.errors import InvalidTransition
+from nightwatch.domain.observation import JobObservation, JobPhase
+
+TaskId = NewType("TaskId", int)
+
+MAX_MESSAGE_CHARS = 4000
+"""Messages are for people; a runaway condition message or output tail is cut to this length."""
+
+
+class TaskStatus(StrEnum):
+    """The exact strings stored in `task.status`; they are compared case-sensitively everywhere."""
+
+    NORMAL = "Normal"
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+    @classmethod
+    def parse(cls, value: str) -> TaskStatus | None:
+        """The status for an exact string, or None for one nightwatch does not know (left alone)."""
+        try:
+            return cls(value)
+        except ValueError:
+            return None
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+IN_FLIGHT_STATUSES = (TaskStatus.PENDING, TaskStatus.RUNNING)
+
+_ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.NORMAL: frozenset({TaskStatus.PENDING, TaskStatus.FAILED, TaskStatus.CANCELLED}),
+    # Pending -> Pending is a message update (a diagnosis such as ImagePullBackOff).
+    TaskStatus.PENDING: frozenset(
+        {
+            TaskStatus.PENDING,
+            TaskStatus.RUNNING,
+            TaskStatus.SUCCEEDED,
+            TaskStatus.FAILED,
+            TaskStatus.CANCELLED,
+        }
+    ),
+    TaskStatus.RUNNING: frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED}),
+    TaskStatus.SUCCEEDED: frozenset(),
+    TaskStatus.FAILED: frozenset(),
+    TaskStatus.CANCELLED: frozenset(),
+}
+
+
+def clip(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 3] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A compare-and-set status write: applied only where id, status and version still match."""
+
+    task_id: TaskId
+    expected_status: TaskStatus
+    expected_version: int
+    status: TaskStatus
+    message: str
+    job_name: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(slots=True)
+class Task:
+    id: TaskId
+    name: str
+    namespace: str
+    info: str
+    status: TaskStatus
+    user_id: int = 0
+    message: str = ""
+    job_name: str | None = None
+    version: int = 0
+    cancel_requested: bool = False
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status.is_terminal
+
+    def start(self, job_name: str, now: datetime) -> StatusChange:
+        """Normal -> Pending: the Job `job_name` was created (or adopted)."""
+        return self._move(TaskStatus.PENDING, now, message="", job_name=job_name)
+
+    def fail(self, message: str, now: datetime) -> StatusChange:
+        """Any non-terminal status -> Failed, with a message saying why."""
+        return self._move(TaskStatus.FAILED, now, message=message)
+
+    def cancel(self, now: datetime, message: str = "cancelled on request") -> StatusChange:
+        """Any non-terminal status -> Cancelled (the caller deletes the Job first, if there is one)."""
+        return self._move(TaskStatus.CANCELLED, now, message=message)
+
+    def observe(self, observation: JobObservation, now: datetime) -> StatusChange | None:
+        """Apply what the cluster says about this task's Job; None when nothing changes."""
+        if self.status not in IN_FLIGHT_STATUSES:
+            raise InvalidTransition(f"task {self.id} is {self.status}; only Pending/Running tasks observe Jobs")
+        phase = observation.phase
+        if phase is JobPhase.SUCCEEDED:
+            return self._move(TaskStatus.SUCCEEDED, now, message=observation.summary)
+        if phase in (JobPhase.FAILED, JobPhase.MISSING):
+            return self._move(TaskStatus.FAILED, now, message=observation.summary)
+        if phase is JobPhase.ACTIVE:
+            return self._move(TaskStatus.RUNNING, now, message="") if self.status is TaskStatus.PENDING else None
+        # Still pending: only a new diagnosis on a Pending task is worth a write.
+        if self.status is TaskStatus.PENDING and observation.summary != self.message:
+            return self._move(TaskStatus.PENDING, now, message=observation.summary)
+        return None
+
+    def _move(self, to: TaskStatus, now: datetime, *, message: str, job_name: str | None = None) -> StatusChange:
+        if to not in _ALLOWED[self.status]:
+            raise InvalidTransition(f"task {self.id} cannot go from {self.status} to {to}")
+        change = StatusChange(
+            task_id=self.id,
+            expected_status=self.status,
+            expected_version=self.version,
+            status=to,
+            message=clip(message),
+            job_name=job_name if job_name is not None else self.job_name,
+            started_at=now if to is TaskStatus.PENDING and self.started_at is None else self.started_at,
+            finished_at=now if to.is_terminal else None,
+        )
+        self.apply(change)
+        return change
+
+    def apply(self, change: StatusChange) -> None:
+        """Make this entity reflect a change (used by transitions and by in-memory stores)."""
+        self.status = change.status
+        self.message = change.message
+        self.job_name = change.job_name
+        self.started_at = change.started_at
+        self.finished_at = change.finished_at
+        self.version = change.expected_version + 1
+
+    def copy(self) -> Task:
+        return replace(self)

@@ -1,0 +1,85 @@
+"""What the cluster says about a Job, reduced to the one fact the state machine needs.
+
+The rule (pure): a true `Failed` or `FailureTarget` condition means failure; a true `Complete` or
+`SuccessCriteriaMet` condition means success (Kubernetes >= 1.31 sets the *Target/*Met conditions
+first, so they are terminal as soon as they appear); active pods mean running; anything else is
+still pending, possibly with a diagnosis (ImagePullBackOff, Unschedulable...). A Job that does not
+exist at all is `MISSING`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class JobPhase(StrEnum):
+    MISSING = "missing"
+    PENDING = "pending"
+    ACTIVE = "active"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+SUCCESS_CONDITIONS = ("SuccessCriteriaMet", "Complete")
+FAILURE_CONDITIONS = ("FailureTarget", "Failed")
+
+
+@dataclass(frozen=True, slots=True)
+class JobCondition:
+    type: str
+    status: str = "True"
+    reason: str = ""
+    message: str = ""
+
+    @property
+    def is_true(self) -> bool:
+        return self.status == "True"
+
+
+@dataclass(frozen=True, slots=True)
+class JobObservation:
+    phase: JobPhase
+    reason: str = ""
+    message: str = ""
+
+    @property
+    def summary(self) -> str:
+        """`reason: message`, or whichever of the two is set."""
+        return ": ".join(part for part in (self.reason, self.message) if part)
+
+    @classmethod
+    def missing(cls, namespace: str, job_name: str) -> JobObservation:
+        return cls(JobPhase.MISSING, "JobMissing", f"Job {namespace}/{job_name} does not exist")
+
+    @classmethod
+    def from_job_status(
+        cls,
+        conditions: Iterable[JobCondition],
+        *,
+        active: int = 0,
+        ready: int = 0,
+        succeeded: int = 0,
+        failed: int = 0,
+        diagnosis: str = "",
+    ) -> JobObservation:
+        """Classify a Job's status. `diagnosis` is a pod-level reason for a Job still pending."""
+        true = {c.type: c for c in conditions if c.is_true}
+        for kind in FAILURE_CONDITIONS:
+            if kind in true:
+                cond = true[kind]
+                detail = cond.message or (f"{failed} pod(s) failed" if failed else "")
+                if diagnosis:
+                    detail = f"{detail} ({diagnosis})" if detail else diagnosis
+                return cls(JobPhase.FAILED, cond.reason or kind, detail)
+        for kind in SUCCESS_CONDITIONS:
+            if kind in true:
+                cond = true[kind]
+                return cls(JobPhase.SUCCEEDED, cond.reason or kind, cond.message or f"{succeeded} pod(s) succeeded")
+        if "Suspended" in true:
+            cond = true["Suspended"]
+            return cls(JobPhase.PENDING, cond.reason or "Suspended", cond.message)
+        if active > 0:
+            return cls(JobPhase.ACTIVE, "", f"{active} pod(s) active, {ready} ready")
+        return cls(JobPhase.PENDING, "", diagnosis)

@@ -1,0 +1,152 @@
+"""The ports: what the use cases need from the world, as `typing.Protocol`s.
+
+Each adapter package implements one of these for one technology; `adapters/memory.py` implements
+all of them in memory. Every method documents the domain errors it raises; adapters never let a
+library exception escape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from nightwatch.domain.jobspec import LaunchRequest
+from nightwatch.domain.model import StatusChange, Task, TaskId, TaskStatus
+from nightwatch.domain.observation import JobObservation
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A task as submitted: stored as `Normal`, version 0."""
+
+    name: str
+    namespace: str
+    info: str
+    user_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """The outcome of a batch of compare-and-set writes."""
+
+    applied: tuple[TaskId, ...] = ()
+    lost: tuple[TaskId, ...] = field(default=())
+    """Rows whose status or version had moved on: someone else won; the change was dropped."""
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class TaskRepository(Protocol):
+    def add(self, task: NewTask, now: datetime) -> Task:
+        """Insert a `Normal` task. Raises DuplicateTask if (name, namespace) exists; RetryableError."""
+        ...
+
+    def get(self, task_id: TaskId) -> Task:
+        """One task. Raises TaskNotFound; RetryableError."""
+        ...
+
+    def list_by_status(self, statuses: Sequence[TaskStatus], *, after_id: int = 0, limit: int = 500) -> list[Task]:
+        """Tasks in any of `statuses` with id > after_id, oldest (lowest id) first, at most `limit`.
+
+        Tasks whose cancellation was requested are included; rows that cannot be read (unknown
+        status, undecodable fields) are skipped and logged, never raised. Raises RetryableError.
+        """
+        ...
+
+    def list_cancel_requested(self, *, limit: int = 500) -> list[Task]:
+        """Non-terminal tasks whose cancellation was requested, oldest first. Raises RetryableError."""
+        ...
+
+    def apply(self, changes: Sequence[StatusChange], *, epoch: int) -> WriteResult:
+        """Apply compare-and-set writes in one transaction, only while `epoch` is the fencing epoch.
+
+        Raises LeadershipLost (nothing written) when a newer epoch has been taken; RetryableError.
+        """
+        ...
+
+    def request_cancel(self, task_id: TaskId) -> Task:
+        """Flag a task for cancellation (no status change; the leader acts on it).
+
+        Raises TaskNotFound; InvalidTransition if the task is already terminal; RetryableError.
+        """
+        ...
+
+    def advance_epoch(self) -> int:
+        """Take the next fencing epoch (atomically increment it) and return it. Raises RetryableError."""
+        ...
+
+    def count_by_status(self) -> Mapping[str, int]:
+        """Row counts keyed by the raw status string (unknown strings included). Raises RetryableError."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class JobRef:
+    """Which Job belongs to an in-flight task."""
+
+    task_id: TaskId
+    namespace: str
+    job_name: str
+    started_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchResult:
+    job_name: str
+    adopted: bool = False
+    """True when the Job already existed with our task-id label (a crash between create and write)."""
+
+
+class JobRunner(Protocol):
+    def launch(self, request: LaunchRequest) -> LaunchResult:
+        """Create the task's Job, or adopt the one nightwatch already made for this task.
+
+        Raises JobConflict (permanent: a foreign Job of that name, an invalid or forbidden Job)
+        or RetryableError (the task should stay `Normal` and be tried again).
+        """
+        ...
+
+    def observe(self, refs: Sequence[JobRef]) -> Mapping[TaskId, JobObservation]:
+        """Observe the Jobs of many tasks at once (never one request per task).
+
+        Every ref gets an entry; a Job that does not exist is `JobPhase.MISSING`.
+        Raises RetryableError if the cluster cannot be read (no task is changed then).
+        """
+        ...
+
+    def delete(self, ref: JobRef) -> None:
+        """Delete a Job and its pods in the background; a Job already gone is success.
+
+        Raises RetryableError.
+        """
+        ...
+
+
+class LeaderLock(Protocol):
+    """A lease held by at most one replica. The fencing epoch comes from `TaskRepository.advance_epoch`."""
+
+    def acquire(self) -> bool:
+        """Try once to take the lease; True if this replica now holds it. Never blocks for long."""
+        ...
+
+    def renew(self) -> bool:
+        """Extend a held lease; False if it could not be extended (then it must be treated as lost)."""
+        ...
+
+    def release(self) -> None:
+        """Give the lease up if held (so a standby takes over at once). Never raises."""
+        ...
+
+    def is_held(self) -> bool:
+        """True while this replica holds an unexpired lease."""
+        ...
+
+    def validity_seconds(self) -> float:
+        """Seconds left on the held lease (0.0 if not held)."""
+        ...

@@ -1,0 +1,162 @@
+"""The TaskRepository contract: one suite, run against every adapter of the port.
+
+Later adapters add themselves to `REPOSITORY_BACKENDS` (a factory that yields a fresh, empty
+repository); the tests do not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+
+import pytest
+
+from nightwatch.adapters.memory import MemoryTaskRepository
+from nightwatch.domain.errors import DuplicateTask, InvalidTransition, LeadershipLost, TaskNotFound
+from nightwatch.domain.model import TaskId, TaskStatus
+from nightwatch.domain.observation import JobObservation, JobPhase
+from nightwatch.domain.ports import NewTask, TaskRepository
+
+NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+INFO = '{"image": "alpine", "command": ["sleep"], "args": ["1"]}'
+
+
+@contextmanager
+def memory_repository() -> Iterator[TaskRepository]:
+    yield MemoryTaskRepository()
+
+
+REPOSITORY_BACKENDS: dict[str, Callable[[], AbstractContextManager[TaskRepository]]] = {
+    "memory": memory_repository,
+}
+
+
+@pytest.fixture(params=sorted(REPOSITORY_BACKENDS))
+def repo(request: pytest.FixtureRequest) -> Iterator[TaskRepository]:
+    with REPOSITORY_BACKENDS[request.param]() as repository:
+        yield repository
+
+
+def add(repo: TaskRepository, name: str, namespace: str = "default", info: str = INFO) -> TaskId:
+    return repo.add(NewTask(name=name, namespace=namespace, info=info, user_id=7), NOW).id
+
+
+def test_add_then_get_round_trips_every_field(repo: TaskRepository) -> None:
+    task_id = add(repo, "demo-task-1")
+    task = repo.get(task_id)
+    assert (task.name, task.namespace, task.info, task.user_id) == ("demo-task-1", "default", INFO, 7)
+    assert task.status is TaskStatus.NORMAL
+    assert task.version == 0 and task.message == "" and task.job_name is None
+    assert not task.cancel_requested
+    assert task.created_at is not None
+
+
+def test_duplicate_name_in_namespace_is_refused_but_other_namespace_is_fine(repo: TaskRepository) -> None:
+    add(repo, "dup")
+    with pytest.raises(DuplicateTask):
+        add(repo, "dup")
+    add(repo, "dup", namespace="other")
+
+
+def test_get_unknown_id_raises_task_not_found(repo: TaskRepository) -> None:
+    with pytest.raises(TaskNotFound):
+        repo.get(TaskId(987654))
+
+
+def test_list_by_status_is_oldest_first_and_batched(repo: TaskRepository) -> None:
+    ids = [add(repo, f"t{i}") for i in range(7)]
+    first = repo.list_by_status([TaskStatus.NORMAL], limit=3)
+    assert [t.id for t in first] == ids[:3]
+    second = repo.list_by_status([TaskStatus.NORMAL], after_id=first[-1].id, limit=3)
+    assert [t.id for t in second] == ids[3:6]
+    assert repo.list_by_status([TaskStatus.PENDING]) == []
+
+
+def test_compare_and_set_applies_once_and_reports_the_loser(repo: TaskRepository) -> None:
+    epoch = repo.advance_epoch()
+    task_id = add(repo, "cas")
+    first, second = repo.get(task_id), repo.get(task_id)
+    win = repo.apply([first.start("cas", NOW)], epoch=epoch)
+    lose = repo.apply([second.fail("too late", NOW)], epoch=epoch)
+    assert win.applied == (task_id,) and win.lost == ()
+    assert lose.applied == () and lose.lost == (task_id,)
+    stored = repo.get(task_id)
+    assert stored.status is TaskStatus.PENDING and stored.version == 1 and stored.job_name == "cas"
+    assert stored.started_at is not None
+
+
+def test_a_batch_applies_each_row_independently(repo: TaskRepository) -> None:
+    epoch = repo.advance_epoch()
+    ids = [add(repo, f"b{i}") for i in range(5)]
+    tasks = [repo.get(i) for i in ids]
+    stale = repo.get(ids[2])
+    repo.apply([stale.fail("first", NOW)], epoch=epoch)
+    result = repo.apply([t.start(t.name, NOW) for t in tasks], epoch=epoch)
+    assert set(result.applied) == {ids[0], ids[1], ids[3], ids[4]}
+    assert result.lost == (ids[2],)
+    assert [t.id for t in repo.list_by_status([TaskStatus.PENDING])] == [ids[0], ids[1], ids[3], ids[4]]
+
+
+def test_terminal_write_stores_message_and_finish_time(repo: TaskRepository) -> None:
+    epoch = repo.advance_epoch()
+    task = repo.get(add(repo, "fin"))
+    repo.apply([task.start("fin", NOW)], epoch=epoch)
+    task = repo.get(task.id)
+    obs = JobObservation(JobPhase.FAILED, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+    change = task.observe(obs, NOW)
+    assert change is not None
+    repo.apply([change], epoch=epoch)
+    stored = repo.get(task.id)
+    assert stored.status is TaskStatus.FAILED
+    assert stored.message == "BackoffLimitExceeded: Job has reached the specified backoff limit"
+    assert stored.finished_at is not None and stored.info == INFO
+
+
+def test_a_write_with_a_superseded_epoch_changes_nothing(repo: TaskRepository) -> None:
+    old = repo.advance_epoch()
+    task = repo.get(add(repo, "fenced"))
+    new = repo.advance_epoch()
+    assert new > old
+    with pytest.raises(LeadershipLost):
+        repo.apply([task.start("fenced", NOW)], epoch=old)
+    assert repo.get(task.id).status is TaskStatus.NORMAL
+    assert repo.apply([repo.get(task.id).start("fenced", NOW)], epoch=new).applied == (task.id,)
+
+
+def test_request_cancel_flags_without_changing_status_or_version(repo: TaskRepository) -> None:
+    epoch = repo.advance_epoch()
+    a, b, c = (add(repo, n) for n in ("ca", "cb", "cc"))
+    repo.request_cancel(b)
+    flagged = repo.get(b)
+    assert flagged.cancel_requested and flagged.status is TaskStatus.NORMAL and flagged.version == 0
+    assert [t.id for t in repo.list_cancel_requested()] == [b]
+    done = repo.get(c)
+    repo.apply([done.fail("x", NOW)], epoch=epoch)
+    with pytest.raises(InvalidTransition):
+        repo.request_cancel(c)
+    with pytest.raises(TaskNotFound):
+        repo.request_cancel(TaskId(424242))
+    assert repo.get(a).cancel_requested is False
+
+
+def test_cancel_requested_rows_leave_the_list_once_terminal(repo: TaskRepository) -> None:
+    epoch = repo.advance_epoch()
+    task_id = add(repo, "gone")
+    repo.request_cancel(task_id)
+    repo.apply([repo.get(task_id).cancel(NOW)], epoch=epoch)
+    assert repo.list_cancel_requested() == []
+    assert repo.get(task_id).status is TaskStatus.CANCELLED
+
+
+def test_count_by_status_uses_the_exact_strings(repo: TaskRepository) -> None:
+    epoch = repo.advance_epoch()
+    ids = [add(repo, f"c{i}") for i in range(3)]
+    repo.apply([repo.get(ids[0]).start("c0", NOW)], epoch=epoch)
+    counts = repo.count_by_status()
+    assert counts["Normal"] == 2 and counts["Pending"] == 1
+
+
+def test_epochs_are_strictly_increasing(repo: TaskRepository) -> None:
+    epochs = [repo.advance_epoch() for _ in range(3)]
+    assert epochs == sorted(epochs) and len(set(epochs)) == 3
