@@ -1,1 +1,144 @@
-"""The watcher registry (filled in below)."""
+"""The watcher registry: nightwatch's extension point.
+
+A watcher is a named periodic unit of work: a `WatcherSpec` says how to build its `run()` from
+the ports (`WatcherContext`) and when to run it (an interval or a cron spec). dispatch, sync and
+cancel are built-in watchers; a third-party package adds one by exposing a `WatcherSpec` (or a
+zero-argument callable returning one) under the `nightwatch.watchers` entry-point group. Each
+watcher can be disabled or re-timed by configuration without code changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+from nightwatch.app.usecases.cancel import CancelTasks
+from nightwatch.app.usecases.common import Fence
+from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
+from nightwatch.app.usecases.sync import SyncTasks
+from nightwatch.domain.ports import Clock, JobRunner, TaskRepository
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "nightwatch.watchers"
+
+
+@dataclass(frozen=True)
+class WatcherContext:
+    """What a watcher may use. Built once by the composition root."""
+
+    repository: TaskRepository
+    runner: JobRunner
+    clock: Clock
+    fence: Fence
+    dispatch: DispatchSettings
+
+
+Run = Callable[[], object]
+
+
+@dataclass(frozen=True)
+class WatcherSpec:
+    name: str
+    build: Callable[[WatcherContext], Run]
+    interval_seconds: float | None = None
+    cron: str | None = None
+    leader_only: bool = True
+    """Leader-only watchers run only while this replica holds the lease."""
+
+
+@dataclass(frozen=True)
+class WatcherSchedule:
+    """Per-watcher configuration; None keeps the watcher's own default."""
+
+    enabled: bool = True
+    interval_seconds: float | None = None
+    cron: str | None = None
+
+
+@dataclass(frozen=True)
+class ScheduledWatcher:
+    name: str
+    run: Run
+    interval_seconds: float | None
+    cron: str | None
+    leader_only: bool
+
+
+class WatcherRegistry:
+    def __init__(self, specs: Iterable[WatcherSpec] = ()) -> None:
+        self._specs: dict[str, WatcherSpec] = {}
+        for spec in specs:
+            self.register(spec)
+
+    def register(self, spec: WatcherSpec) -> None:
+        if spec.name in self._specs:
+            raise ValueError(f"a watcher named {spec.name!r} is already registered")
+        if (spec.interval_seconds is None) == (spec.cron is None):
+            raise ValueError(f"watcher {spec.name!r} needs exactly one of interval_seconds and cron")
+        self._specs[spec.name] = spec
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> list[str]:
+        """Register every watcher declared by installed packages. A broken one is logged and skipped."""
+        loaded = []
+        for ep in entry_points(group=group):
+            try:
+                obj = ep.load()
+                spec = obj if isinstance(obj, WatcherSpec) else obj()
+                if not isinstance(spec, WatcherSpec):
+                    raise TypeError(f"{ep.value} is not a WatcherSpec")
+                self.register(spec)
+                loaded.append(spec.name)
+            except Exception:
+                logger.exception("could not load watcher entry point %r (%s)", ep.name, ep.value)
+        return loaded
+
+    def build(self, context: WatcherContext, schedules: Mapping[str, WatcherSchedule]) -> list[ScheduledWatcher]:
+        """The enabled watchers with their effective timing. Raises ValueError on an unknown name."""
+        unknown = set(schedules) - set(self._specs)
+        if unknown:
+            raise ValueError(f"configuration names unknown watchers: {', '.join(sorted(unknown))}")
+        built = []
+        for name in self.names():
+            spec = self._specs[name]
+            schedule = schedules.get(name, WatcherSchedule())
+            if not schedule.enabled:
+                continue
+            interval, cron = spec.interval_seconds, spec.cron
+            if schedule.cron is not None:
+                interval, cron = None, schedule.cron
+            elif schedule.interval_seconds is not None:
+                interval, cron = schedule.interval_seconds, None
+            built.append(ScheduledWatcher(name, spec.build(context), interval, cron, spec.leader_only))
+        return built
+
+
+def _dispatch(ctx: WatcherContext) -> Run:
+    return DispatchTasks(ctx.repository, ctx.runner, ctx.clock, ctx.fence, ctx.dispatch)
+
+
+def _sync(ctx: WatcherContext) -> Run:
+    return SyncTasks(ctx.repository, ctx.runner, ctx.clock, ctx.fence)
+
+
+def _cancel(ctx: WatcherContext) -> Run:
+    return CancelTasks(ctx.repository, ctx.runner, ctx.clock, ctx.fence)
+
+
+BUILTIN_WATCHERS = (
+    WatcherSpec("dispatch", _dispatch, interval_seconds=1.0),
+    WatcherSpec("sync", _sync, interval_seconds=2.0),
+    WatcherSpec("cancel", _cancel, interval_seconds=1.0),
+)
+
+
+def default_registry(*, load_plugins: bool = True) -> WatcherRegistry:
+    registry = WatcherRegistry(BUILTIN_WATCHERS)
+    if load_plugins:
+        registry.load_entry_points()
+    return registry

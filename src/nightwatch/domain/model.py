@@ -108,6 +108,8 @@ class Task:
 
     def start(self, job_name: str, now: datetime) -> StatusChange:
         """Normal -> Pending: the Job `job_name` was created (or adopted)."""
+        if self.status is not TaskStatus.NORMAL:
+            raise InvalidTransition(f"task {self.id} cannot go from {self.status} to Pending: only Normal tasks start")
         return self._move(TaskStatus.PENDING, now, message="", job_name=job_name)
 
     def fail(self, message: str, now: datetime) -> StatusChange:

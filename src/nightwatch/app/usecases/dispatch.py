@@ -1,0 +1,193 @@
+"""DispatchTasks: one tick that turns `Normal` tasks into Jobs and marks them `Pending`.
+
+Throughput is bounded by the API server, so the database work hides behind the API calls:
+the next batch of tasks is read while the current one is being launched, Jobs are created by a
+bounded worker pool, and status writes are flushed in chunks by a single writer thread while
+launches continue. One bad row (invalid info, a refused Job) fails that task only.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from nightwatch.app.usecases.cancel import job_ref
+from nightwatch.app.usecases.common import Fence
+from nightwatch.domain.errors import InvalidTaskSpec, JobConflict, LeadershipLost, RetryableError
+from nightwatch.domain.jobspec import LaunchRequest, launch_request_for
+from nightwatch.domain.model import StatusChange, Task, TaskId, TaskStatus
+from nightwatch.domain.ports import Clock, JobRunner, LaunchResult, TaskRepository
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    allowed_namespaces: frozenset[str] = frozenset({"default"})
+    batch_size: int = 500
+    workers: int = 8
+    write_batch_size: int = 200
+    max_tasks_per_tick: int = 100_000
+
+
+@dataclass
+class DispatchReport:
+    launched: int = 0
+    adopted: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    deferred: int = 0
+    """Tasks left `Normal` after a retryable error; the next tick tries again."""
+    lost: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+_Done = tuple[Task, LaunchRequest, "Future[LaunchResult]"]
+
+
+class DispatchTasks:
+    def __init__(
+        self,
+        repository: TaskRepository,
+        runner: JobRunner,
+        clock: Clock,
+        fence: Fence,
+        settings: DispatchSettings | None = None,
+    ) -> None:
+        self._repository = repository
+        self._runner = runner
+        self._clock = clock
+        self._fence = fence
+        self._settings = settings or DispatchSettings()
+
+    def __call__(self) -> DispatchReport:
+        report = DispatchReport()
+        self._fence.epoch()
+        s = self._settings
+        done: queue.SimpleQueue[_Done] = queue.SimpleQueue()
+        writes: list[StatusChange] = []
+        launched_by_id: dict[TaskId, Task] = {}
+        pending_writes: list[Future[None]] = []
+        with (
+            ThreadPoolExecutor(s.workers, thread_name_prefix="dispatch") as launcher,
+            ThreadPoolExecutor(1, thread_name_prefix="dispatch-writer") as writer,
+        ):
+            try:
+                after, in_flight, seen, exhausted = 0, 0, 0, False
+                while not exhausted or in_flight:
+                    if not exhausted and in_flight < s.batch_size:
+                        batch = self._repository.list_by_status([TaskStatus.NORMAL], after_id=after, limit=s.batch_size)
+                        exhausted = len(batch) < s.batch_size or seen + len(batch) >= s.max_tasks_per_tick
+                        if batch:
+                            after, seen = batch[-1].id, seen + len(batch)
+                        in_flight += self._submit(batch, launcher, done, writes, report)
+                    else:
+                        task, request, future = done.get()
+                        in_flight -= 1
+                        if self._settle(task, request, future, writes, report):
+                            launched_by_id[task.id] = task
+                    if len(writes) >= s.write_batch_size:
+                        pending_writes.append(writer.submit(self._write, writes, launched_by_id, report))
+                        writes = []
+                if writes:
+                    pending_writes.append(writer.submit(self._write, writes, launched_by_id, report))
+                for write in pending_writes:
+                    write.result()  # re-raises LeadershipLost / RetryableError from the writer
+            except BaseException:
+                launcher.shutdown(wait=False, cancel_futures=True)
+                raise
+        return report
+
+    def _submit(
+        self,
+        batch: list[Task],
+        launcher: ThreadPoolExecutor,
+        done: queue.SimpleQueue[_Done],
+        writes: list[StatusChange],
+        report: DispatchReport,
+    ) -> int:
+        """Validate a batch, fail or cancel what cannot launch, submit the rest. Returns the count submitted."""
+        now = self._clock.now()
+        submitted = 0
+        for task in batch:
+            if task.cancel_requested:
+                writes.append(task.cancel(now))
+                report.cancelled += 1
+                continue
+            try:
+                request = launch_request_for(task, self._settings.allowed_namespaces)
+            except InvalidTaskSpec as exc:
+                writes.append(task.fail(str(exc), now))
+                report.failed += 1
+                continue
+            future = launcher.submit(self._runner.launch, request)
+            future.add_done_callback(_report_to(done, task, request))
+            submitted += 1
+        return submitted
+
+    def _settle(
+        self,
+        task: Task,
+        request: LaunchRequest,
+        future: Future[LaunchResult],
+        writes: list[StatusChange],
+        report: DispatchReport,
+    ) -> bool:
+        """Turn one launch outcome into a write. True if a Job now exists for the task."""
+        try:
+            result = future.result()
+        except JobConflict as exc:
+            writes.append(task.fail(str(exc), self._clock.now()))
+            report.failed += 1
+            return False
+        except RetryableError as exc:
+            report.deferred += 1
+            logger.warning("task %s stays Normal, will retry: %s", task.id, exc)
+            return False
+        except Exception as exc:  # an adapter bug must not stop the batch; the task stays Normal
+            report.deferred += 1
+            report.errors.append(f"task {task.id}: {exc!r}")
+            logger.exception("unexpected error launching task %s (%s/%s)", task.id, request.namespace, request.job_name)
+            return False
+        writes.append(task.start(result.job_name, self._clock.now()))
+        if result.adopted:
+            report.adopted += 1
+        else:
+            report.launched += 1
+        return True
+
+    def _write(self, changes: list[StatusChange], launched: dict[TaskId, Task], report: DispatchReport) -> None:
+        result = self._repository.apply(changes, epoch=self._fence.epoch())
+        report.lost += len(result.lost)
+        for task_id in result.lost:
+            task = launched.get(task_id)
+            if task is not None:
+                self._clean_up_lost_launch(task)
+
+    def _clean_up_lost_launch(self, task: Task) -> None:
+        """We created a Job but lost the row's race: if the task was cancelled meanwhile, the Job must go."""
+        current = self._repository.get(task.id)
+        if current.status is TaskStatus.CANCELLED:
+            logger.info("task %s was cancelled while its Job was being created; deleting the Job", task.id)
+            try:
+                self._runner.delete(job_ref(task))
+            except RetryableError as exc:
+                logger.warning("could not delete the Job of cancelled task %s: %s", task.id, exc)
+        elif current.status is TaskStatus.NORMAL:
+            # Should not happen (someone reset the row?); the next tick adopts the existing Job.
+            logger.warning("task %s is Normal again after its launch; the next tick will adopt its Job", task.id)
+
+
+def _report_to(
+    done: queue.SimpleQueue[_Done], task: Task, request: LaunchRequest
+) -> Callable[[Future[LaunchResult]], None]:
+    def callback(future: Future[LaunchResult]) -> None:
+        done.put((task, request, future))
+
+    return callback
+
+
+__all__ = ["DispatchReport", "DispatchSettings", "DispatchTasks", "LeadershipLost"]

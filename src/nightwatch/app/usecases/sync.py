@@ -1,0 +1,88 @@
+"""SyncTasks: one tick that writes what the cluster says about in-flight tasks back to their rows.
+
+All in-flight tasks are read first (in large pages) and observed with ONE JobRunner call, so the
+runner can list Jobs per namespace instead of fetching one Job per task; only rows whose state
+changed are written, in batches, each under the current fencing epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from nightwatch.app.usecases.cancel import job_ref
+from nightwatch.app.usecases.common import Fence
+from nightwatch.domain.errors import InvalidTransition
+from nightwatch.domain.model import IN_FLIGHT_STATUSES, StatusChange, Task
+from nightwatch.domain.ports import Clock, JobRunner, TaskRepository
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SyncReport:
+    observed: int = 0
+    changed: int = 0
+    lost: int = 0
+
+
+class SyncTasks:
+    def __init__(
+        self,
+        repository: TaskRepository,
+        runner: JobRunner,
+        clock: Clock,
+        fence: Fence,
+        *,
+        page_size: int = 5000,
+        write_batch_size: int = 1000,
+        max_tasks_per_tick: int = 200_000,
+    ) -> None:
+        self._repository = repository
+        self._runner = runner
+        self._clock = clock
+        self._fence = fence
+        self._page_size = page_size
+        self._write_batch_size = write_batch_size
+        self._max_tasks = max_tasks_per_tick
+
+    def __call__(self) -> SyncReport:
+        report = SyncReport()
+        tasks = self._in_flight()
+        if not tasks:
+            return report
+        self._fence.epoch()  # do not spend API calls when we are not the leader any more
+        observations = self._runner.observe([job_ref(t) for t in tasks])
+        report.observed = len(tasks)
+        now = self._clock.now()
+        changes: list[StatusChange] = []
+        for task in tasks:
+            observation = observations.get(task.id)
+            if observation is None:
+                logger.error("the runner returned no observation for task %s; leaving it as it is", task.id)
+                continue
+            try:
+                change = task.observe(observation, now)
+            except InvalidTransition as exc:  # a rule bug must not stop the other rows
+                logger.error("task %s: %s", task.id, exc)
+                continue
+            if change is not None:
+                changes.append(change)
+        for start in range(0, len(changes), self._write_batch_size):
+            chunk = changes[start : start + self._write_batch_size]
+            result = self._repository.apply(chunk, epoch=self._fence.epoch())
+            report.changed += len(result.applied)
+            report.lost += len(result.lost)
+        return report
+
+    def _in_flight(self) -> list[Task]:
+        """Every in-flight task, except those being cancelled (CancelTasks owns them)."""
+        tasks: list[Task] = []
+        after = 0
+        while len(tasks) < self._max_tasks:
+            page = self._repository.list_by_status(IN_FLIGHT_STATUSES, after_id=after, limit=self._page_size)
+            tasks.extend(t for t in page if not t.cancel_requested)
+            if len(page) < self._page_size:
+                break
+            after = page[-1].id
+        return tasks

@@ -1,0 +1,106 @@
+"""Parsing `info` into a JobSpec, and validating names and namespaces."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nightwatch.domain.errors import InvalidTaskSpec
+from nightwatch.domain.jobspec import MAX_INFO_BYTES, JobSpec, launch_request_for
+from nightwatch.domain.model import Task, TaskId, TaskStatus
+
+ALLOWED = frozenset({"default", "demo"})
+
+
+def row(name: str = "demo-task-1", namespace: str = "default", info: str = '{"image":"alpine"}') -> Task:
+    return Task(TaskId(1), name, namespace, info, TaskStatus.NORMAL)
+
+
+def test_the_original_sample_info_parses() -> None:
+    spec = JobSpec.from_info('{"image":"alpine","command":["sleep"],"args":["60"]}')
+    assert spec.image == "alpine" and spec.command == ("sleep",) and spec.args == ("60",)
+    assert spec.backoff_limit == 1 and spec.active_deadline_seconds is None and spec.env == ()
+
+
+def test_every_allowed_field_parses_from_its_camel_case_name() -> None:
+    spec = JobSpec.from_info(
+        json.dumps(
+            {
+                "image": "busybox",
+                "env": [{"name": "A", "value": "1"}],
+                "resources": {"limits": {"cpu": 1, "memory": "64Mi"}},
+                "backoffLimit": 3,
+                "activeDeadlineSeconds": 30,
+                "ttlSecondsAfterFinished": 60,
+            }
+        )
+    )
+    assert spec.env[0].name == "A" and spec.env[0].value == "1"
+    assert spec.resources is not None and spec.resources.limits == {"cpu": "1", "memory": "64Mi"}
+    assert (spec.backoff_limit, spec.active_deadline_seconds, spec.ttl_seconds_after_finished) == (3, 30, 60)
+
+
+def test_env_may_be_a_mapping() -> None:
+    assert JobSpec.from_info('{"image":"a","env":{"X":"y"}}').env[0].name == "X"
+
+
+def test_unknown_keys_are_dropped_from_the_spec_but_kept_in_the_row() -> None:
+    info = '{"image":"a","securityContext":{"privileged":true},"volumes":[{"hostPath":{"path":"/"}}],"x":1}'
+    spec = JobSpec.from_info(info)
+    dumped = spec.model_dump()
+    assert "securityContext" not in json.dumps(dumped) and "hostPath" not in json.dumps(dumped)
+    task = row(info=info)
+    launch_request_for(task, ALLOWED)
+    assert task.info == info
+
+
+@pytest.mark.parametrize(
+    ("info", "message"),
+    [
+        ('{"command":["sleep"]}', "image: Field required"),
+        ('{"image":""}', "image"),
+        ('{"image":"a","command":"sleep"}', "command: Value error, must be a list of strings"),
+        ('{"image":"a","args":[60]}', "args: Value error, must be a list of strings"),
+        ('{"image":"a","backoffLimit":"3"}', "backoffLimit"),
+        ('{"image":"a","backoffLimit":-1}', "backoffLimit"),
+        ('{"image":"a","activeDeadlineSeconds":0}', "activeDeadlineSeconds"),
+        ('{"image":"a","env":[{"value":"x"}]}', "env.0.name"),
+        ("not json", "info is not valid JSON"),
+        ("[1,2]", "info must be a JSON object, not list"),
+        ("", "info is empty"),
+        (None, "info is empty"),
+    ],
+)
+def test_bad_info_is_refused_with_a_message_naming_the_problem(info: str | None, message: str) -> None:
+    with pytest.raises(InvalidTaskSpec, match=message.replace(".", r"\.").replace("[", r"\[")):
+        JobSpec.from_info(info)
+
+
+def test_huge_info_is_refused_before_parsing() -> None:
+    with pytest.raises(InvalidTaskSpec, match=f"limit is {MAX_INFO_BYTES}"):
+        JobSpec.from_info('{"image":"a","x":"' + "y" * MAX_INFO_BYTES + '"}')
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Demo_Task", "not a DNS-1123 label"),
+        ("a" * 64, "64 characters, the limit is 63"),
+        ("-start", "not a DNS-1123 label"),
+        ("", "must not be empty"),
+    ],
+)
+def test_invalid_task_names_are_refused(name: str, message: str) -> None:
+    with pytest.raises(InvalidTaskSpec, match=message):
+        launch_request_for(row(name=name), ALLOWED)
+
+
+def test_a_63_char_name_is_fine() -> None:
+    assert launch_request_for(row(name="a" * 63), ALLOWED).job_name == "a" * 63
+
+
+def test_namespace_not_on_the_allow_list_is_refused() -> None:
+    with pytest.raises(InvalidTaskSpec, match="namespace 'kube-system' is not allowed"):
+        launch_request_for(row(namespace="kube-system"), ALLOWED)
+    assert launch_request_for(row(namespace="demo"), ALLOWED).namespace == "demo"

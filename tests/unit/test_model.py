@@ -1,0 +1,106 @@
+"""Every transition of the task state machine, legal and illegal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from nightwatch.domain.errors import InvalidTransition
+from nightwatch.domain.model import MAX_MESSAGE_CHARS, Task, TaskId, TaskStatus
+from nightwatch.domain.observation import JobObservation, JobPhase
+
+NOW = datetime(2026, 5, 1, tzinfo=UTC)
+S = TaskStatus
+
+
+def task(status: TaskStatus = S.NORMAL, version: int = 3) -> Task:
+    return Task(TaskId(1), "t", "default", "{}", status, version=version, job_name=None if status is S.NORMAL else "t")
+
+
+def test_status_strings_are_exactly_those_of_the_original_system() -> None:
+    assert [s.value for s in S] == ["Normal", "Pending", "Running", "Succeeded", "Failed", "Cancelled"]
+    assert S.parse("Normal") is S.NORMAL
+    assert S.parse("normal") is None and S.parse("Weird") is None
+
+
+def test_start_moves_normal_to_pending_and_describes_the_cas_write() -> None:
+    t = task()
+    change = t.start("job-1", NOW)
+    assert (change.expected_status, change.expected_version, change.status) == (S.NORMAL, 3, S.PENDING)
+    assert change.job_name == "job-1" and change.started_at == NOW and change.finished_at is None
+    assert t.status is S.PENDING and t.version == 4 and t.job_name == "job-1"
+
+
+@pytest.mark.parametrize("start", [S.NORMAL, S.PENDING, S.RUNNING])
+def test_fail_and_cancel_work_from_every_non_terminal_status(start: TaskStatus) -> None:
+    failed = task(start).fail("boom", NOW)
+    assert failed.status is S.FAILED and failed.message == "boom" and failed.finished_at == NOW
+    cancelled = task(start).cancel(NOW)
+    assert cancelled.status is S.CANCELLED and cancelled.finished_at == NOW
+
+
+@pytest.mark.parametrize("terminal", [S.SUCCEEDED, S.FAILED, S.CANCELLED])
+def test_terminal_states_are_final(terminal: TaskStatus) -> None:
+    t = task(terminal)
+    for move in (lambda: t.start("x", NOW), lambda: t.fail("x", NOW), lambda: t.cancel(NOW)):
+        with pytest.raises(InvalidTransition):
+            move()
+    with pytest.raises(InvalidTransition):
+        t.observe(JobObservation(JobPhase.SUCCEEDED), NOW)
+    assert t.status is terminal and t.version == 3
+
+
+@pytest.mark.parametrize("start", [S.PENDING, S.RUNNING])
+def test_start_is_only_for_normal_tasks(start: TaskStatus) -> None:
+    with pytest.raises(InvalidTransition, match=f"from {start} to Pending"):
+        task(start).start("again", NOW)
+
+
+def test_normal_tasks_do_not_observe_jobs() -> None:
+    with pytest.raises(InvalidTransition):
+        task(S.NORMAL).observe(JobObservation(JobPhase.ACTIVE), NOW)
+
+
+@pytest.mark.parametrize(
+    ("start", "phase", "expected"),
+    [
+        (S.PENDING, JobPhase.ACTIVE, S.RUNNING),
+        (S.PENDING, JobPhase.SUCCEEDED, S.SUCCEEDED),
+        (S.PENDING, JobPhase.FAILED, S.FAILED),
+        (S.PENDING, JobPhase.MISSING, S.FAILED),
+        (S.RUNNING, JobPhase.SUCCEEDED, S.SUCCEEDED),
+        (S.RUNNING, JobPhase.FAILED, S.FAILED),
+        (S.RUNNING, JobPhase.MISSING, S.FAILED),
+    ],
+)
+def test_observations_move_in_flight_tasks(start: TaskStatus, phase: JobPhase, expected: TaskStatus) -> None:
+    change = task(start).observe(JobObservation(phase, "Reason", "detail"), NOW)
+    assert change is not None and change.status is expected
+    if expected.is_terminal:
+        assert change.message == "Reason: detail" and change.finished_at == NOW
+
+
+def test_no_write_when_nothing_changed() -> None:
+    assert task(S.RUNNING).observe(JobObservation(JobPhase.ACTIVE), NOW) is None
+    assert task(S.RUNNING).observe(JobObservation(JobPhase.PENDING), NOW) is None
+    assert task(S.PENDING).observe(JobObservation(JobPhase.PENDING), NOW) is None
+
+
+def test_a_new_diagnosis_on_a_pending_task_is_written_once() -> None:
+    t = task(S.PENDING)
+    change = t.observe(JobObservation(JobPhase.PENDING, "ImagePullBackOff", "Back-off pulling image"), NOW)
+    assert change is not None and change.status is S.PENDING
+    assert t.message == "ImagePullBackOff: Back-off pulling image"
+    assert t.observe(JobObservation(JobPhase.PENDING, "ImagePullBackOff", "Back-off pulling image"), NOW) is None
+
+
+def test_missing_job_fails_with_a_message_naming_it() -> None:
+    t = task(S.RUNNING)
+    t.observe(JobObservation.missing("default", "t"), NOW)
+    assert t.status is S.FAILED and "default/t does not exist" in t.message
+
+
+def test_messages_are_clipped() -> None:
+    change = task().fail("x" * (MAX_MESSAGE_CHARS * 2), NOW)
+    assert len(change.message) == MAX_MESSAGE_CHARS and change.message.endswith("...")
