@@ -10,6 +10,7 @@ import pytest
 
 from nightwatch.adapters.memory import MemoryLeaderLock, MemoryLockServer
 from nightwatch.domain.ports import LeaderLock
+from tests.contract.redis_locks import redis_lock_backends, stop_private_redis_masters  # noqa: F401
 
 TTL = 1.0
 
@@ -25,7 +26,10 @@ def memory_locks() -> Iterator[LockPair]:
     )
 
 
-LOCK_BACKENDS: dict[str, Callable[[], AbstractContextManager[LockPair]]] = {"memory": memory_locks}
+LOCK_BACKENDS: dict[str, Callable[[], AbstractContextManager[LockPair]]] = {
+    "memory": memory_locks,
+    **redis_lock_backends(TTL),
+}
 
 
 @pytest.fixture(params=sorted(LOCK_BACKENDS))

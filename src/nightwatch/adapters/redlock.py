@@ -141,11 +141,13 @@ class RedlockLeaderLock:
                 self._valid_until = started + self.ttl_seconds - self.drift_seconds
                 return True
             self._valid_until = None
-            # Undo whatever we set on a minority (or may have set, where the answer was lost) so it
-            # does not block the next contender until it expires. A clear "0" means someone else's key.
-            unsure = [i for i, vote in enumerate(votes) if vote is not False]
-            if unsure:
-                self._on_all(_RELEASE, only=unsure)
+            # Undo what we set on a minority so it does not block the next contender until it expires.
+            # Only masters that said yes: they just answered, so this is quick. One that did not answer
+            # is likely dead or frozen, and asking it again would double the time a failed acquire takes;
+            # if it did store our token, the token expires within the TTL.
+            granted = [i for i, vote in enumerate(votes) if vote is True]
+            if granted:
+                self._on_all(_RELEASE, only=granted)
             logger.debug("lease %s not acquired by %s: %s", self.key, self.owner, votes)
             return False
 
