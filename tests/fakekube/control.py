@@ -1,0 +1,91 @@
+"""The `/_fake/...` HTTP endpoints: the server's test hooks for a client in another process.
+
+POST /_fake/jobs/{ns}/{name}/state  {"state": "active|succeeded|failed|pending", "reason", "message"}
+                                    or {"status": {...}} to set the raw status
+POST /_fake/pods/{ns}               a Pod object to add
+POST /_fake/controller              {"mode": "off|timed|complete", "active_after_ms", "complete_after_ms",
+                                     "fail_image"}
+POST /_fake/faults                  {"kind": "429|500|503|403|delay", "count", "verb", "retry_after",
+                                     "delay_seconds"}
+POST /_fake/forbid                  {"namespaces": [...]}: every request in them answers 403
+GET  /_fake/counters                {"verbs": {...}, "total": N, "jobs": N, "pods": N}
+GET  /_fake/jobs                    [{"namespace", "name", "created_by", "status"}...]
+POST /_fake/reset                   forget everything (objects, records, faults, controller)
+POST /_fake/reset-counters          forget request records and counters only
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from tests.fakekube.controller import ControllerMode
+from tests.fakekube.faults import Fault
+from tests.fakekube.store import StatusError
+
+if TYPE_CHECKING:
+    from tests.fakekube.server import FakeKubeServer
+
+_STATE = re.compile(r"^/_fake/jobs/([^/]+)/([^/]+)/state$")
+_PODS = re.compile(r"^/_fake/pods/([^/]+)$")
+
+
+def handle(fake: FakeKubeServer, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    ok = {"ok": True}
+    if method == "GET" and path == "/_fake/counters":
+        with fake.store.lock:
+            jobs, pods = len(fake.store.jobs), len(fake.store.pods)
+        counts = dict(fake.counters)
+        return 200, {"verbs": counts, "total": sum(counts.values()), "jobs": jobs, "pods": pods}
+    if method == "GET" and path == "/_fake/jobs":
+        with fake.store.lock:
+            return 200, [
+                {
+                    "namespace": ns,
+                    "name": name,
+                    "created_by": fake.store.created_by.get((ns, name), ""),
+                    "status": job.get("status", {}),
+                }
+                for (ns, name), job in fake.store.jobs.items()
+            ]
+    if method != "POST":
+        raise StatusError(405, "MethodNotAllowed", f"{method} {path} is not a fake control endpoint")
+    match = _STATE.match(path)
+    if match:
+        if "status" in body:
+            fake.set_job_status(match.group(1), match.group(2), body["status"])
+        else:
+            fake.set_job_state(
+                match.group(1),
+                match.group(2),
+                body.get("state", "active"),
+                reason=body.get("reason", ""),
+                message=body.get("message", ""),
+            )
+        return 200, ok
+    match = _PODS.match(path)
+    if match:
+        return 201, fake.add_pod(match.group(1), body)
+    if path == "/_fake/controller":
+        fake.controller.configure(
+            ControllerMode(
+                body.get("mode", "off"),
+                float(body.get("active_after_ms", 50.0)),
+                float(body.get("complete_after_ms", 200.0)),
+                body.get("fail_image", "fail"),
+            )
+        )
+        return 200, ok
+    if path == "/_fake/faults":
+        fake.faults.add(Fault.from_json(body))
+        return 200, ok
+    if path == "/_fake/forbid":
+        fake.forbidden_namespaces = set(body.get("namespaces", []))
+        return 200, ok
+    if path == "/_fake/reset":
+        fake.reset()
+        return 200, ok
+    if path == "/_fake/reset-counters":
+        fake.reset_counters()
+        return 200, ok
+    raise StatusError(404, "NotFound", f"no fake control endpoint {path}")

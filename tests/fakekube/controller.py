@@ -1,0 +1,127 @@
+"""What the Job controller would write into a Job's status, and an optional timer that does it.
+
+`job_status(state)` builds the status dict of a Job that is pending, active, succeeded or failed
+(with the conditions Kubernetes >= 1.31 sets: SuccessCriteriaMet/Complete, FailureTarget/Failed).
+`AutoController` moves every Job along on a timer so a benchmark needs no test code in the loop.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from tests.fakekube.store import TASK_ID_LABEL, Store, rfc3339
+
+SUCCESS = ("CompletionsReached", "Reached expected number of succeeded pods")
+FAILURE = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
+
+
+def _condition(kind: str, reason: str, message: str) -> dict[str, Any]:
+    now = rfc3339()
+    return {
+        "type": kind,
+        "status": "True",
+        "reason": reason,
+        "message": message,
+        "lastProbeTime": now,
+        "lastTransitionTime": now,
+    }
+
+
+def job_status(state: str, *, reason: str = "", message: str = "", failed: int = 1) -> dict[str, Any]:
+    """The status of a Job in `state`: pending, active, succeeded or failed."""
+    now = rfc3339()
+    if state == "pending":
+        return {}
+    if state == "active":
+        return {"active": 1, "ready": 1, "startTime": now}
+    if state == "succeeded":
+        reason, message = reason or SUCCESS[0], message or SUCCESS[1]
+        return {
+            "succeeded": 1,
+            "startTime": now,
+            "completionTime": now,
+            "conditions": [_condition("SuccessCriteriaMet", reason, message), _condition("Complete", reason, message)],
+        }
+    if state == "failed":
+        reason, message = reason or FAILURE[0], message or FAILURE[1]
+        return {
+            "failed": failed,
+            "startTime": now,
+            "conditions": [_condition("FailureTarget", reason, message), _condition("Failed", reason, message)],
+        }
+    raise ValueError(f"unknown Job state {state!r} (pending, active, succeeded, failed)")
+
+
+def failed_pod(job: dict[str, Any], *, exit_code: int = 1, reason: str = "Error") -> dict[str, Any]:
+    """A pod of `job` whose `task` container terminated: what a failed Job leaves behind."""
+    meta = job["metadata"]
+    labels = dict(job["spec"]["template"].get("metadata", {}).get("labels", {}))
+    labels.setdefault(TASK_ID_LABEL, meta.get("labels", {}).get(TASK_ID_LABEL, ""))
+    return {
+        "metadata": {"name": f"{meta['name']}-x1", "labels": labels},
+        "status": {
+            "phase": "Failed",
+            "containerStatuses": [{"name": "task", "state": {"terminated": {"exitCode": exit_code, "reason": reason}}}],
+        },
+    }
+
+
+@dataclass
+class ControllerMode:
+    mode: str = "off"
+    """off: Jobs move only through hooks; timed: active after `active_after_ms`, terminal after
+    `complete_after_ms`; complete: every Job succeeds at the next tick. In timed and complete
+    modes a Job whose image is `fail_image` fails with BackoffLimitExceeded instead."""
+    active_after_ms: float = 50.0
+    complete_after_ms: float = 200.0
+    fail_image: str = "fail"
+
+
+class AutoController:
+    def __init__(self, store: Store, tick_seconds: float = 0.01) -> None:
+        self.store = store
+        self.settings = ControllerMode()
+        self._tick = tick_seconds
+        self._stop = threading.Event()
+        self._done: set[tuple[str, str, str]] = set()
+        self._thread: threading.Thread | None = None
+
+    def configure(self, settings: ControllerMode) -> None:
+        self.settings = settings
+        if settings.mode != "off" and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="fakekube-controller", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._tick):
+            if self.settings.mode != "off":
+                self.step()
+
+    def step(self) -> None:
+        """Move every Job one step along (called by the timer; tests may call it directly)."""
+        settings, now = self.settings, time.monotonic()
+        with self.store.lock:
+            for key, job in list(self.store.jobs.items()):
+                marker = (*key, job["metadata"]["uid"])
+                if marker in self._done:
+                    continue
+                age_ms = (now - self.store.created_at.get(key, now)) * 1000
+                terminal = settings.mode == "complete" or age_ms >= settings.complete_after_ms
+                if terminal:
+                    image = job["spec"]["template"]["spec"]["containers"][0].get("image")
+                    if image == settings.fail_image:
+                        self.store.set_job_status(*key, job_status("failed"))
+                        self.store.add_pod(key[0], failed_pod(job))
+                    else:
+                        self.store.set_job_status(*key, job_status("succeeded"))
+                    self._done.add(marker)
+                elif age_ms >= settings.active_after_ms and not job["status"].get("active"):
+                    self.store.set_job_status(*key, job_status("active"))

@@ -1,0 +1,52 @@
+"""Pytest fixtures and helpers around the fake API server.
+
+`fake_kube` yields (server, ApiClient) for a server on a free port in a thread; `write_kubeconfig`
+writes a kubeconfig pointing at a server, for end-to-end tests that run `nightwatch run` with
+KUBECONFIG. Use from a test module or conftest: `from tests.fakekube.fixtures import fake_kube`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.fakekube.server import FakeKubeServer
+
+
+def api_client_for(url: str, *, user_agent: str = "nightwatch-tests", pool_maxsize: int = 16) -> client.ApiClient:
+    """An official-client ApiClient for the fake (no auth; urllib3's own retries off, as in production)."""
+    configuration = client.Configuration(host=url)
+    configuration.connection_pool_maxsize = pool_maxsize
+    configuration.retries = False
+    api = client.ApiClient(configuration)
+    api.user_agent = user_agent
+    return api
+
+
+def write_kubeconfig(path: Path, url: str, *, context: str = "fake", namespace: str = "default") -> Path:
+    """Write a kubeconfig whose current context points at `url` (token auth, which the fake ignores)."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": context, "cluster": {"server": url}}],
+        "users": [{"name": context, "user": {"token": "fake-token"}}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": context, "namespace": namespace}}],
+        "current-context": context,
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def fake_kube() -> Iterator[tuple[FakeKubeServer, client.ApiClient]]:
+    server = FakeKubeServer().start()
+    api = api_client_for(server.url)
+    try:
+        yield server, api
+    finally:
+        api.close()
+        server.stop()

@@ -1,0 +1,143 @@
+"""`FakeKubeServer`: a small stateful Kubernetes API server over real HTTP, and its test hooks.
+
+Start it in a thread (`start()`, or the `fake_kube` fixture) or as its own process
+(`python -m tests.fakekube --port 0`). The same hooks are reachable in Python and over HTTP under
+`/_fake/...`, so a benchmark can drive a server running in another process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
+from typing import Any
+
+from tests.fakekube.controller import AutoController, ControllerMode, job_status
+from tests.fakekube.faults import Fault, Faults
+from tests.fakekube.handler import KubeHandler
+from tests.fakekube.store import StatusError, Store
+
+MAX_RECORDS = 200_000
+"""Request records kept (a long benchmark must not grow the fake without bound)."""
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    verb: str
+    method: str
+    path: str
+    query: dict[str, str]
+    user_agent: str
+    body: Any
+
+
+class FakeKubeServer:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.store = Store()
+        self.faults = Faults()
+        self.controller = AutoController(self.store)
+        self.forbidden_namespaces: set[str] = set()
+        self.counters: Counter[str] = Counter()
+        self.requests: list[RequestRecord] = []
+        self._record_lock = threading.Lock()
+        handler = type("BoundKubeHandler", (KubeHandler,), {"fake": self})
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeKubeServer:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="fakekube", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever()
+
+    # -- bookkeeping (called by the handler) ----------------------------------------------------
+    def record(self, verb: str, method: str, path: str, query: dict[str, str], user_agent: str, body: Any) -> None:
+        with self._record_lock:
+            self.counters[verb] += 1
+            if len(self.requests) < MAX_RECORDS:
+                self.requests.append(RequestRecord(verb, method, path, query, user_agent, body))
+
+    def check_allowed(self, namespace: str) -> None:
+        if namespace in self.forbidden_namespaces:
+            raise StatusError(
+                403,
+                "Forbidden",
+                f'jobs.batch is forbidden: User "system:serviceaccount:{namespace}:nightwatch" cannot '
+                f'access resource "jobs" in API group "batch" in the namespace "{namespace}"',
+                {"group": "batch", "kind": "jobs"},
+            )
+
+    # -- Python hooks ---------------------------------------------------------------------------
+    def set_job_state(self, namespace: str, name: str, state: str, *, reason: str = "", message: str = "") -> None:
+        """Set a Job's status as the Job controller would: pending, active, succeeded or failed."""
+        self.store.set_job_status(namespace, name, job_status(state, reason=reason, message=message))
+
+    def set_job_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.store.set_job_status(namespace, name, status)
+
+    def add_pod(self, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:
+        return self.store.add_pod(namespace, pod)
+
+    def inject(
+        self,
+        kind: str | int,
+        *,
+        count: int = 1,
+        verb: str | None = None,
+        retry_after: int = 1,
+        delay_seconds: float = 0.0,
+    ) -> None:
+        """The next `count` requests (of `verb`, if given) answer HTTP `kind` or are delayed."""
+        self.faults.add(Fault(str(kind), count, verb, retry_after, delay_seconds))
+
+    def set_controller(
+        self, mode: str, *, active_after_ms: float = 50.0, complete_after_ms: float = 200.0, fail_image: str = "fail"
+    ) -> None:
+        self.controller.configure(ControllerMode(mode, active_after_ms, complete_after_ms, fail_image))
+
+    def job(self, namespace: str, name: str) -> dict[str, Any]:
+        return self.store.get_job(namespace, name)
+
+    def created_by(self, namespace: str, name: str) -> str:
+        with self.store.lock:
+            return self.store.created_by[(namespace, name)]
+
+    def created_bodies(self) -> list[Any]:
+        """The bodies of every create request, exactly as received."""
+        with self._record_lock:
+            return [r.body for r in self.requests if r.verb == "create"]
+
+    def reset(self) -> None:
+        """Forget every object, record, counter and fault; the controller goes off."""
+        self.store.reset()
+        self.faults.clear()
+        self.forbidden_namespaces.clear()
+        self.controller.configure(ControllerMode("off"))
+        with self._record_lock:
+            self.counters.clear()
+            self.requests.clear()
+
+    def reset_counters(self) -> None:
+        with self._record_lock:
+            self.counters.clear()
+            self.requests.clear()
+
+    # -- the same hooks over HTTP ---------------------------------------------------------------
+    def control(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        from tests.fakekube.control import handle
+
+        return handle(self, method, path, body or {})

@@ -1,0 +1,295 @@
+"""The fake API server's state: Jobs and pods, with the bookkeeping the real server does.
+
+Thread-safe (one lock). Objects are plain dicts exactly as they go over the wire; every mutation
+bumps a global resourceVersion. Errors are `StatusError`s that the handler turns into Status bodies.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from tests.fakekube.patches import PatchError, json_patch, merge_patch
+from tests.fakekube.selectors import SelectorError, parse_selector
+
+TASK_ID_LABEL = "nightwatch.io/task-id"
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_REASONS = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 409: "AlreadyExists", 422: "Invalid"}
+
+Key = tuple[str, str]
+
+
+class StatusError(Exception):
+    """An API error: becomes a `kind: Status` body with this code and reason."""
+
+    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message, self.details = code, reason, message, details or {}
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "details": self.details,
+            "code": self.code,
+        }
+
+
+def rfc3339(moment: datetime | None = None) -> str:
+    return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _details(name: str, kind: str) -> dict[str, Any]:
+    return {"name": name, "group": "batch" if kind == "jobs" else "", "kind": kind}
+
+
+def _validate_job(job: dict[str, Any]) -> list[str]:
+    causes = []
+    name = job.get("metadata", {}).get("name", "")
+    if not isinstance(name, str) or len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+        causes.append(
+            f'metadata.name: Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower case '
+            "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+        )
+    pod_spec = job.get("spec", {}).get("template", {}).get("spec", {})
+    containers = pod_spec.get("containers") if isinstance(pod_spec, dict) else None
+    if not containers:
+        causes.append("spec.template.spec.containers: Required value")
+    else:
+        for i, container in enumerate(containers):
+            if not isinstance(container, dict) or not container.get("image"):
+                causes.append(f"spec.template.spec.containers[{i}].image: Required value")
+            if not isinstance(container, dict) or not container.get("name"):
+                causes.append(f"spec.template.spec.containers[{i}].name: Required value")
+    if isinstance(pod_spec, dict) and pod_spec.get("restartPolicy") not in ("Never", "OnFailure"):
+        causes.append(
+            f'spec.template.spec.restartPolicy: Required value: valid values: "OnFailure", "Never" '
+            f"(got {pod_spec.get('restartPolicy')!r})"
+        )
+    return causes
+
+
+class Store:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.jobs: dict[Key, dict[str, Any]] = {}
+        self.pods: dict[Key, dict[str, Any]] = {}
+        self.created_at: dict[Key, float] = {}
+        """time.monotonic() of each Job's creation, for the timed controller."""
+        self.created_by: dict[Key, str] = {}
+        """The User-Agent that created each Job (kept off the object, so clients never see it)."""
+        self._rv = 1000
+
+    def reset(self) -> None:
+        with self.lock:
+            self.jobs.clear()
+            self.pods.clear()
+            self.created_at.clear()
+            self.created_by.clear()
+
+    def _next_rv(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
+    # -- Jobs ---------------------------------------------------------------------------------
+    def create_job(self, namespace: str, body: Any, *, created_by: str = "") -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise StatusError(400, "BadRequest", "the body of the request was not a JSON object")
+        job = copy.deepcopy(body)
+        meta = job.setdefault("metadata", {})
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+        if meta.get("namespace") not in (None, namespace):
+            raise StatusError(400, "BadRequest", "the namespace of the provided object does not match the namespace")
+        name = meta.get("name", "")
+        causes = _validate_job(job)
+        if causes:
+            raise StatusError(
+                422,
+                "Invalid",
+                f'Job.batch "{name}" is invalid: ' + "; ".join(causes),
+                {**_details(name, "jobs"), "causes": [{"message": c} for c in causes]},
+            )
+        with self.lock:
+            if (namespace, name) in self.jobs:
+                raise StatusError(409, "AlreadyExists", f'jobs.batch "{name}" already exists', _details(name, "jobs"))
+            uid = str(uuid.uuid4())
+            meta.update(
+                namespace=namespace,
+                uid=uid,
+                resourceVersion=self._next_rv(),
+                creationTimestamp=rfc3339(),
+                generation=1,
+            )
+            meta.setdefault("labels", {})
+            job.setdefault("apiVersion", "batch/v1")
+            job.setdefault("kind", "Job")
+            spec = job.setdefault("spec", {})
+            spec.setdefault("backoffLimit", 6)
+            spec.setdefault("completions", 1)
+            spec.setdefault("parallelism", 1)
+            template_labels = spec["template"].setdefault("metadata", {}).setdefault("labels", {})
+            template_labels.update({"controller-uid": uid, "batch.kubernetes.io/job-name": name})
+            job["status"] = {}
+            self.jobs[(namespace, name)] = job
+            self.created_at[(namespace, name)] = time.monotonic()
+            self.created_by[(namespace, name)] = created_by
+            return copy.deepcopy(job)
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any]:
+        with self.lock:
+            job = self.jobs.get((namespace, name))
+            if job is None:
+                raise StatusError(404, "NotFound", f'jobs.batch "{name}" not found', _details(name, "jobs"))
+            return copy.deepcopy(job)
+
+    def list_jobs(self, namespace: str | None, selector: str | None, limit: int, token: str | None) -> dict[str, Any]:
+        with self.lock:
+            items = (j for (ns, _), j in self.jobs.items() if namespace is None or ns == namespace)
+            return self._page("JobList", "batch/v1", items, selector, limit, token)
+
+    def patch_job(
+        self, namespace: str, name: str, patch: Any, content_type: str, *, subresource: str = ""
+    ) -> dict[str, Any]:
+        with self.lock:
+            current = self.get_job(namespace, name)
+            try:
+                if isinstance(patch, list) or "json-patch" in content_type:
+                    if not isinstance(patch, list):
+                        raise PatchError("a JSON patch must be a list of operations")
+                    patched = json_patch(current, patch)
+                else:
+                    patched = merge_patch(current, patch)
+            except PatchError as exc:
+                raise StatusError(422, "Invalid", str(exc), _details(name, "jobs")) from None
+            wanted_rv = (patch.get("metadata") or {}).get("resourceVersion") if isinstance(patch, dict) else None
+            if wanted_rv is not None and wanted_rv != current["metadata"]["resourceVersion"]:
+                raise StatusError(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on jobs.batch "{name}": the object has been modified; '
+                    "please apply your changes to the latest version and try again",
+                    _details(name, "jobs"),
+                )
+            if subresource == "status":
+                # The status subresource changes only status.
+                result = current
+                result["status"] = patched.get("status") or {}
+            else:
+                # The main resource never changes status, nor server-owned metadata.
+                result = patched
+                result["status"] = current.get("status", {})
+                for key in ("name", "namespace", "uid", "creationTimestamp", "generation"):
+                    result["metadata"][key] = current["metadata"][key]
+                if result.get("spec") != current.get("spec"):
+                    result["metadata"]["generation"] = current["metadata"]["generation"] + 1
+            result["metadata"]["resourceVersion"] = self._next_rv()
+            self.jobs[(namespace, name)] = result
+            return copy.deepcopy(result)
+
+    def set_job_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Replace a Job's status, as the Job controller would."""
+        with self.lock:
+            job = self.jobs.get((namespace, name))
+            if job is None:
+                raise StatusError(404, "NotFound", f'jobs.batch "{name}" not found', _details(name, "jobs"))
+            job["status"] = copy.deepcopy(status)
+            job["metadata"]["resourceVersion"] = self._next_rv()
+            return copy.deepcopy(job)
+
+    def delete_job(self, namespace: str, name: str, propagation: str | None) -> dict[str, Any]:
+        with self.lock:
+            job = self.jobs.pop((namespace, name), None)
+            self.created_at.pop((namespace, name), None)
+            if job is None:
+                raise StatusError(404, "NotFound", f'jobs.batch "{name}" not found', _details(name, "jobs"))
+            # batch/v1 Jobs deleted through the API orphan their pods unless told otherwise.
+            if propagation in ("Background", "Foreground"):
+                uid = job["metadata"]["uid"]
+                task_id = job["metadata"].get("labels", {}).get(TASK_ID_LABEL)
+                for key, pod in list(self.pods.items()):
+                    labels = pod["metadata"].get("labels", {})
+                    if key[0] == namespace and (
+                        labels.get("controller-uid") == uid
+                        or labels.get("batch.kubernetes.io/job-name") == name
+                        or (task_id is not None and labels.get(TASK_ID_LABEL) == task_id)
+                    ):
+                        del self.pods[key]
+            return {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": {**_details(name, "jobs"), "uid": job["metadata"]["uid"]},
+            }
+
+    # -- Pods ---------------------------------------------------------------------------------
+    def add_pod(self, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            pod = copy.deepcopy(pod)
+            meta = pod.setdefault("metadata", {})
+            meta.setdefault("name", "pod-" + uuid.uuid4().hex[:8])
+            meta.update(namespace=namespace, uid=str(uuid.uuid4()), resourceVersion=self._next_rv())
+            meta.setdefault("creationTimestamp", rfc3339())
+            meta.setdefault("labels", {})
+            pod.setdefault("apiVersion", "v1")
+            pod.setdefault("kind", "Pod")
+            self.pods[(namespace, meta["name"])] = pod
+            return copy.deepcopy(pod)
+
+    def list_pods(self, namespace: str, selector: str | None, limit: int, token: str | None) -> dict[str, Any]:
+        with self.lock:
+            items = (p for (ns, _), p in self.pods.items() if ns == namespace)
+            return self._page("PodList", "v1", items, selector, limit, token)
+
+    # -- lists --------------------------------------------------------------------------------
+    def _page(
+        self,
+        kind: str,
+        api_version: str,
+        items: Iterable[dict[str, Any]],
+        selector: str | None,
+        limit: int,
+        token: str | None,
+    ) -> dict[str, Any]:
+        try:
+            matches = parse_selector(selector)
+        except SelectorError as exc:
+            raise StatusError(400, "BadRequest", f"unable to parse requirement: {exc}") from None
+        after: list[str] | None = None
+        if token:
+            try:
+                after = json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
+            except (ValueError, KeyError):
+                raise StatusError(410, "Expired", "the provided continue parameter is too old or malformed") from None
+        selected = sorted(
+            (i for i in items if matches(i["metadata"].get("labels") or {})),
+            key=lambda i: [i["metadata"]["namespace"], i["metadata"]["name"]],
+        )
+        if after is not None:
+            selected = [i for i in selected if [i["metadata"]["namespace"], i["metadata"]["name"]] > after]
+        more = ""
+        if limit > 0 and len(selected) > limit:
+            selected = selected[:limit]
+            last = selected[-1]["metadata"]
+            more = base64.urlsafe_b64encode(json.dumps({"after": [last["namespace"], last["name"]]}).encode()).decode()
+        metadata: dict[str, Any] = {"resourceVersion": str(self._rv)}
+        if more:
+            metadata["continue"] = more
+        return {"kind": kind, "apiVersion": api_version, "metadata": metadata, "items": copy.deepcopy(selected)}
+
+
+def reason_for(code: int) -> str:
+    return _REASONS.get(code, "InternalError" if code >= 500 else "BadRequest")
