@@ -19,6 +19,7 @@ from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId
 from nightwatch.domain.observation import JobObservation, JobPhase
 from nightwatch.domain.ports import JobRef, JobRunner
+from tests.contract.local_harness import local_harness
 
 Outcome = Literal["succeed", "fail", "run"]
 
@@ -73,6 +74,7 @@ def memory_harness() -> Iterator[RunnerHarness]:
 
 RUNNER_BACKENDS: dict[str, Callable[[], AbstractContextManager[RunnerHarness]]] = {
     "memory": memory_harness,
+    "local": local_harness,
 }
 
 

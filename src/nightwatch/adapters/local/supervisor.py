@@ -1,0 +1,179 @@
+"""The detached supervisor of one local Job: `python -m nightwatch.adapters.local.supervisor JOBDIR`.
+
+It plays the part the kubelet and the Job controller play in a cluster: it runs the command in
+its own process group, retries it up to `backoffLimit` times, enforces `activeDeadlineSeconds`,
+kills the group when the Job is deleted, and records the outcome in `result.json`. It runs in its
+own session, so tasks keep running and their results are recorded while nightwatch restarts.
+
+It inherits from the launcher an open, already flock-ed descriptor of `supervisor.lock` and keeps
+it open (never touching it) until it exits: the lock is how nightwatch tells a live Job from one whose process vanished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from nightwatch.adapters.local import jobdir
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.05
+GRACE_SECONDS = 2.0
+"""Between SIGTERM and SIGKILL when the deadline passes or the Job is deleted."""
+RETRY_PAUSE_SECONDS = 1.0
+"""Between attempts. Shorter than Kubernetes' 10 s exponential back-off: nothing here needs to cool down."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    phase: str
+    exit_code: int | None
+    reason: str
+    message: str
+
+
+class _Stop(Exception):
+    """The Job was deleted: leave without writing a result (its directory is going away)."""
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if len(argv) != 1:
+        logger.error("usage: python -m nightwatch.adapters.local.supervisor JOBDIR")
+        return 2
+    # The directory may be renamed to the trash by `delete`; the working directory follows it.
+    os.chdir(argv[0])
+    # The launcher may exit at any time; a SIGHUP from its terminal must not take the task down.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    spec = json.loads(Path(jobdir.SPEC).read_text(encoding="utf-8"))["spec"]
+    try:
+        outcome = supervise(spec)
+    except _Stop:
+        logger.info("the Job was deleted; stopping")
+        return 0
+    result = {
+        "phase": outcome.phase,
+        "exit_code": outcome.exit_code,
+        "reason": outcome.reason,
+        "message": outcome.message,
+        "finished_at": datetime.now(UTC).isoformat(),
+    }
+    try:
+        jobdir.write_atomically(Path(jobdir.RESULT), json.dumps(result))
+    except OSError as exc:
+        # Deleted under our feet (directory removed): nobody is left to read the result.
+        logger.warning("could not record the result %s: %s", result, exc)
+    return 0
+
+
+def supervise(spec: dict[str, Any]) -> Outcome:
+    """Run the attempts; return how the Job ended. Raises _Stop when the Job was deleted."""
+    argv = [*spec.get("command", ()), *spec.get("args", ())]
+    env = {**os.environ, **{item["name"]: item.get("value", "") for item in spec.get("env", ())}}
+    deadline_seconds = spec.get("activeDeadlineSeconds")
+    started = time.monotonic()
+    deadline = started + deadline_seconds if deadline_seconds else None
+    attempts = int(spec.get("backoffLimit", 0)) + 1
+    log_path = Path(jobdir.OUTPUT)
+    outcome = Outcome("failed", None, "Error", "the command never ran")
+    for attempt in range(1, attempts + 1):
+        _check_cancel()
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        code, deadline_hit, startable = _run_once(argv, env, deadline)
+        tail = jobdir.output_tail(log_path, start=offset)
+        if deadline_hit:
+            message = "Job was active longer than specified deadline"
+            return Outcome("failed", code, "DeadlineExceeded", f"{message}; output: {tail}" if tail else message)
+        if code == 0:
+            return Outcome("succeeded", 0, "Completed", _exit_message(0, tail))
+        if not startable:
+            # Could not even start: retrying cannot help (Kubernetes would also give up: StartError).
+            return Outcome("failed", code, "Error", _exit_message(code, tail))
+        outcome = Outcome("failed", code, "BackoffLimitExceeded", _exit_message(code, tail))
+        logger.info("attempt %d/%d ended with exit code %s", attempt, attempts, code)
+        if attempt < attempts:
+            _sleep_until(time.monotonic() + RETRY_PAUSE_SECONDS, deadline)
+            if deadline is not None and time.monotonic() >= deadline:
+                return Outcome("failed", code, "DeadlineExceeded", "Job was active longer than specified deadline")
+    return outcome
+
+
+def _run_once(argv: list[str], env: dict[str, str], deadline: float | None) -> tuple[int, bool, bool]:
+    """Run one attempt to its end: (exit code, whether the deadline killed it, whether it started)."""
+    with open(jobdir.OUTPUT, "ab") as log:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=jobdir.WORKDIR,
+                env=env,
+                start_new_session=True,  # its own process group: one killpg reaches its children too
+            )
+        except FileNotFoundError:
+            log.write(f"command not found: {argv[0]}\n".encode())
+            return 127, False, False
+        except OSError as exc:
+            log.write(f"cannot run {argv[0]}: {exc}\n".encode())
+            return 126, False, False
+    jobdir.write_atomically(Path(jobdir.PID), str(proc.pid))
+    kill_at: float | None = None
+    deadline_hit = cancelled = False
+    while (code := proc.poll()) is None:
+        now = time.monotonic()
+        if kill_at is None and Path(jobdir.CANCEL).exists():
+            cancelled, kill_at = True, now + GRACE_SECONDS
+            _killpg(proc.pid, signal.SIGTERM)
+        elif kill_at is None and deadline is not None and now >= deadline:
+            deadline_hit, kill_at = True, now + GRACE_SECONDS
+            _killpg(proc.pid, signal.SIGTERM)
+        elif kill_at is not None and now >= kill_at:
+            _killpg(proc.pid, signal.SIGKILL)
+        time.sleep(POLL_SECONDS)
+    # Like a pod's containers, whatever the command left running in its group ends with it.
+    _killpg(proc.pid, signal.SIGKILL)
+    if cancelled:
+        raise _Stop
+    return code, deadline_hit, True
+
+
+def _exit_message(code: int, tail: str) -> str:
+    if code < 0:
+        head = f"killed by signal {signal.Signals(-code).name}" if -code in signal.valid_signals() else f"exit {code}"
+    else:
+        head = f"exit code {code}"
+    return f"{head}: {tail}" if tail else head
+
+
+def _killpg(pgid: int, sig: signal.Signals) -> None:
+    # The group may already be empty (ProcessLookupError); nothing else is expected.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def _check_cancel() -> None:
+    if Path(jobdir.CANCEL).exists():
+        raise _Stop
+
+
+def _sleep_until(until: float, deadline: float | None) -> None:
+    end = min(until, deadline) if deadline is not None else until
+    while time.monotonic() < end:
+        _check_cancel()
+        time.sleep(POLL_SECONDS)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
