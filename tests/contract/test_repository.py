@@ -17,6 +17,7 @@ from nightwatch.domain.errors import DuplicateTask, InvalidTransition, Leadershi
 from nightwatch.domain.model import TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
 from nightwatch.domain.ports import NewTask, TaskRepository
+from tests.sql_backends import mariadb_repository, sqlite_repository
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 INFO = '{"image": "alpine", "command": ["sleep"], "args": ["1"]}'
@@ -29,6 +30,8 @@ def memory_repository() -> Iterator[TaskRepository]:
 
 REPOSITORY_BACKENDS: dict[str, Callable[[], AbstractContextManager[TaskRepository]]] = {
     "memory": memory_repository,
+    "sqlite": sqlite_repository,
+    "mariadb": mariadb_repository,
 }
 
 

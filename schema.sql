@@ -1,0 +1,39 @@
+-- nightwatch: canonical MySQL / MariaDB schema.
+--
+-- A superset of the original nightwatch `task` table: every column added since has a default, so
+-- rows inserted by the original system (or by hand, naming only name/namespace/info/status/user_id)
+-- keep working. Safe to run more than once.
+--
+-- Timestamps are naive UTC. The defaults below use the session time zone: run the server (or the
+-- inserting session) in UTC so hand-inserted rows get UTC `created_at` values too.
+-- `status` uses a binary collation so that 'normal' is not 'Normal' (as on SQLite).
+
+CREATE TABLE IF NOT EXISTS task (
+    id               BIGINT       NOT NULL AUTO_INCREMENT,
+    name             VARCHAR(45)  NOT NULL,
+    namespace        VARCHAR(45)  NOT NULL,
+    info             TEXT         NULL,
+    status           VARCHAR(45)  CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT 'Normal',
+    user_id          BIGINT       NULL     DEFAULT 0,
+    created_at       DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    updated_at       DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    message          TEXT         NULL,
+    job_name         VARCHAR(253) NULL,
+    version          BIGINT       NOT NULL DEFAULT 0,
+    started_at       DATETIME(6)  NULL,
+    finished_at      DATETIME(6)  NULL,
+    cancel_requested BOOLEAN      NOT NULL DEFAULT 0,
+    PRIMARY KEY (id),
+    UNIQUE KEY uq_task_name_namespace (name, namespace),
+    KEY ix_task_status_id (status, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- One row (id = 1): the fencing epoch. A new leader increments it; every leader write is
+-- conditional on it still being the leader's own.
+CREATE TABLE IF NOT EXISTS leader_epoch (
+    id    INT    NOT NULL,
+    epoch BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+INSERT IGNORE INTO leader_epoch (id, epoch) VALUES (1, 0);

@@ -1,0 +1,94 @@
+"""Engines tuned for months of uptime, for MySQL/MariaDB (PyMySQL) and SQLite.
+
+MySQL: connections are pinged before use and recycled before a server or proxy idle timeout
+can cut them, and every session runs in UTC so server-side timestamp defaults are UTC too.
+SQLite: WAL and a busy timeout, so the CLI (another process) can write while the service runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+
+from nightwatch.domain.errors import PermanentError
+
+SQLITE_BUSY_TIMEOUT_MS = 1500
+"""Short, because the adapter's own retries wait again; a few attempts stay well under ten seconds."""
+
+MYSQL_CONNECT_TIMEOUT_S = 2
+POOL_RECYCLE_S = 1800
+"""Below MySQL's default wait_timeout (8 h) and the idle cut-offs of common proxies and NATs."""
+
+
+def parse_url(url: str) -> URL:
+    """The URL, or a one-line PermanentError naming it without its password."""
+    try:
+        parsed = make_url(url)
+    except (sa.exc.ArgumentError, ValueError) as error:
+        raise PermanentError(f"not a database URL: {redact(url)!r}") from error
+    if parsed.get_backend_name() not in ("sqlite", "mysql", "mariadb"):
+        raise PermanentError(f"unsupported database {parsed.get_backend_name()!r} in {redact(url)!r}")
+    return parsed
+
+
+def redact(url: str | URL) -> str:
+    """A URL safe to print: the password masked."""
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        return "<unparseable URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+def create_engine_for(url: str | URL, *, pool_size: int = 5, echo: bool = False, **kwargs: Any) -> Engine:
+    """An engine for `url` (sqlite:///path, mysql+pymysql://..., mariadb+pymysql://...).
+
+    Nothing connects here; the first query does. Extra keyword arguments go to `create_engine`.
+    """
+    parsed = url if isinstance(url, URL) else parse_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        engine = sa.create_engine(
+            parsed,
+            echo=echo,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            **kwargs,
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        return engine
+    if parsed.get_driver_name() in ("", "mysqldb"):
+        # PyMySQL is the driver nightwatch ships with; a bare mysql:// would ask for mysqlclient.
+        parsed = parsed.set(drivername=f"{backend}+pymysql")
+    engine = sa.create_engine(
+        parsed,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=POOL_RECYCLE_S,
+        connect_args={"connect_timeout": MYSQL_CONNECT_TIMEOUT_S, "charset": "utf8mb4"},
+        **kwargs,
+    )
+    event.listen(engine, "connect", _mysql_on_connect)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _mysql_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET time_zone = '+00:00'")
+    finally:
+        cursor.close()

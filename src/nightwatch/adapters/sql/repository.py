@@ -1,0 +1,217 @@
+"""`SqlTaskRepository`: the TaskRepository port on SQLAlchemy Core (MySQL/MariaDB or SQLite).
+
+Every method is one short transaction run through the retry helper; every status write is a
+compare-and-set conditional on the fencing epoch (see `batch.py`). Queries follow the scale
+rules: listings walk the `(status, id)` index in bounded pages, nothing loads the whole table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.engine import Connection, Engine
+
+from nightwatch.adapters.sql.batch import cas_update, chunks, outcome_query
+from nightwatch.adapters.sql.retry import RetryPolicy, mysql_code, with_retry
+from nightwatch.adapters.sql.rows import TASK_COLUMNS, to_task, to_tasks
+from nightwatch.adapters.sql.tables import EPOCH_ROW_ID, leader_epoch, task
+from nightwatch.domain.errors import DuplicateTask, InvalidTransition, LeadershipLost, TaskNotFound
+from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskId, TaskStatus
+from nightwatch.domain.ports import NewTask, WriteResult
+
+T = TypeVar("T")
+
+_ACTIVE = tuple(str(s) for s in TaskStatus if s not in TERMINAL_STATUSES)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Superseded(Exception):
+    """Raised inside the apply transaction to roll it back; becomes LeadershipLost outside it."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(current)
+        self.current = current
+
+
+class SqlTaskRepository:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.engine = engine
+        self._retry = retry or RetryPolicy()
+        self._clock = clock
+
+    def close(self) -> None:
+        """Close every pooled connection (the engine is still usable afterwards)."""
+        self.engine.dispose()
+
+    dispose = close
+
+    # -- reads ---------------------------------------------------------------------------------
+    def get(self, task_id: TaskId) -> Task:
+        """One task. Raises TaskNotFound, UnreadableTask (a row nightwatch cannot read), RetryableError."""
+
+        def run(conn: Connection) -> Task:
+            row = conn.execute(sa.select(*TASK_COLUMNS).where(task.c.id == task_id)).first()
+            if row is None:
+                raise TaskNotFound(f"no task with id {task_id}")
+            return to_task(row)
+
+        return self._run(run, f"get task {task_id}")
+
+    def list_by_status(self, statuses: Sequence[TaskStatus], *, after_id: int = 0, limit: int = 500) -> list[Task]:
+        wanted = sorted({str(s) for s in statuses})
+        if not wanted or limit <= 0:
+            return []
+        # One status is an equality, so the (status, id) index yields rows already in id order.
+        match = task.c.status == wanted[0] if len(wanted) == 1 else task.c.status.in_(wanted)
+        query = sa.select(*TASK_COLUMNS).where(match, task.c.id > after_id).order_by(task.c.id).limit(limit)
+        return self._run(lambda conn: to_tasks(conn.execute(query)), "list tasks by status")
+
+    def list_cancel_requested(self, *, limit: int = 500) -> list[Task]:
+        query = (
+            sa.select(*TASK_COLUMNS)
+            .where(task.c.cancel_requested == sa.true(), task.c.status.in_(_ACTIVE))
+            .order_by(task.c.id)
+            .limit(limit)
+        )
+        return self._run(lambda conn: to_tasks(conn.execute(query)), "list cancel requests")
+
+    def count_by_status(self) -> Mapping[str, int]:
+        query = sa.select(task.c.status, sa.func.count()).group_by(task.c.status)
+        return self._run(lambda conn: {str(s): int(n) for s, n in conn.execute(query)}, "count tasks")
+
+    # -- writes --------------------------------------------------------------------------------
+    def add(self, new: NewTask, now: datetime) -> Task:
+        values: dict[str, Any] = {
+            "name": new.name,
+            "namespace": new.namespace,
+            "info": new.info,
+            "status": str(TaskStatus.NORMAL),
+            "user_id": new.user_id,
+            "message": "",
+            "version": 0,
+            "cancel_requested": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+        def run(conn: Connection) -> Task:
+            try:
+                result = conn.execute(sa.insert(task).values(values))
+            except exc.IntegrityError as error:
+                if mysql_code(error) in (None, 1062):  # SQLite has no code; 1062 is MySQL's duplicate key
+                    raise DuplicateTask(
+                        f"a task named {new.name!r} already exists in namespace {new.namespace!r}"
+                    ) from error
+                raise
+            key = result.inserted_primary_key
+            if key is None or key[0] is None:
+                raise exc.InvalidRequestError("the database returned no id for the new task")
+            return Task(
+                id=TaskId(int(key[0])),
+                name=new.name,
+                namespace=new.namespace,
+                info=new.info,
+                status=TaskStatus.NORMAL,
+                user_id=new.user_id,
+                created_at=now,
+            )
+
+        return self._run(run, f"add task {new.namespace}/{new.name}")
+
+    def apply(self, changes: Sequence[StatusChange], *, epoch: int) -> WriteResult:
+        if not changes:
+            return WriteResult()
+
+        def run(conn: Connection) -> WriteResult:
+            now = self._clock()
+            applied: list[TaskId] = []
+            lost: list[TaskId] = []
+            for chunk in chunks(changes):
+                matched = conn.execute(cas_update(chunk, epoch=epoch, now=now)).rowcount
+                if matched == len(chunk):
+                    applied.extend(c.task_id for c in chunk)
+                    continue
+                rows = conn.execute(outcome_query(chunk)).all()
+                current = int(rows[0].epoch) if rows else None
+                if current != epoch:
+                    raise _Superseded(current if current is not None else -1)
+                won = _winners(chunk, rows, now)
+                applied.extend(c.task_id for c in chunk if c.task_id in won)
+                lost.extend(c.task_id for c in chunk if c.task_id not in won)
+            return WriteResult(tuple(applied), tuple(lost))
+
+        try:
+            return self._run(run, f"apply {len(changes)} status changes")
+        except _Superseded as superseded:
+            raise LeadershipLost(f"fencing epoch {epoch} was superseded by {superseded.current}") from None
+
+    def request_cancel(self, task_id: TaskId) -> Task:
+        def run(conn: Connection) -> Task:
+            # Update first, so a SQLite transaction takes the write lock up front (no upgrade race).
+            conn.execute(
+                sa.update(task)
+                .where(task.c.id == task_id, task.c.status.notin_([str(s) for s in TERMINAL_STATUSES]))
+                .values(cancel_requested=True, updated_at=self._clock())
+            )
+            row = conn.execute(sa.select(*TASK_COLUMNS).where(task.c.id == task_id)).first()
+            if row is None:
+                raise TaskNotFound(f"no task with id {task_id}")
+            found = to_task(row)
+            if found.is_terminal:
+                raise InvalidTransition(f"task {task_id} is already {found.status}")
+            return found
+
+        return self._run(run, f"request cancel of task {task_id}")
+
+    def advance_epoch(self) -> int:
+        def run(conn: Connection) -> int:
+            # The UPDATE locks the row until commit, so the SELECT reads our own increment.
+            bump = sa.update(leader_epoch).where(leader_epoch.c.id == EPOCH_ROW_ID)
+            if conn.execute(bump.values(epoch=leader_epoch.c.epoch + 1)).rowcount == 0:
+                # A database made without `db init`: create the row (a racing creator makes this
+                # INSERT fail with a duplicate key, and the retry then increments).
+                conn.execute(sa.insert(leader_epoch).values(id=EPOCH_ROW_ID, epoch=1))
+            value = conn.execute(sa.select(leader_epoch.c.epoch).where(leader_epoch.c.id == EPOCH_ROW_ID)).scalar_one()
+            return int(value)
+
+        return self._run(run, "advance the fencing epoch")
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _run(self, work: Callable[[Connection], T], what: str) -> T:
+        """`work` in one transaction (committed on return, rolled back on any exception), retried."""
+
+        def attempt() -> T:
+            with self.engine.begin() as conn:
+                return work(conn)
+
+        return with_retry(attempt, what=what, policy=self._retry)
+
+
+def _winners(chunk: Sequence[StatusChange], rows: Sequence[sa.Row[Any]], now: datetime) -> set[int]:
+    """Task ids whose row now shows this change: version moved by one to the new status, stamped
+    with this batch's `now` (which tells our write from an identical one by someone else)."""
+    by_id = {int(r.id): r for r in rows if r.id is not None}
+    won: set[int] = set()
+    for c in chunk:
+        row = by_id.get(c.task_id)
+        if (
+            row is not None
+            and row.status == str(c.status)
+            and int(row.version) == c.expected_version + 1
+            and row.updated_at == now
+        ):
+            won.add(c.task_id)
+    return won

@@ -1,0 +1,87 @@
+"""The SQLAlchemy Core tables, kept in step with the canonical `schema.sql`.
+
+`schema.sql` creates the MySQL/MariaDB schema; this metadata creates the SQLite one and is what
+the queries are built from. A test reflects a database made from `schema.sql` and compares it
+with this metadata column by column, so the two cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
+
+EPOCH_ROW_ID = 1
+"""The one row of `leader_epoch`."""
+
+_MYSQL = ("mysql", "mariadb")
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python, naive UTC in the column (DATETIME(6) on MySQL)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in _MYSQL:
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        # Anything but a datetime (e.g. MySQL's zero date, which PyMySQL returns as a string) is
+        # passed through for the row mapper to report, so one bad row cannot break a listing.
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def _status_type() -> sa.types.TypeEngine[str]:
+    # Binary collation on MySQL so 'normal' != 'Normal'; SQLite compares case-sensitively already.
+    return sa.String(45).with_variant(mysql.VARCHAR(45, charset="utf8mb4", collation="utf8mb4_bin"), *_MYSQL)
+
+
+# A BIGINT primary key is not an alias of SQLite's rowid, so it would not autoincrement there.
+_BIGINT_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+metadata = sa.MetaData()
+
+task = sa.Table(
+    "task",
+    metadata,
+    sa.Column("id", _BIGINT_ID, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(45), nullable=False),
+    sa.Column("namespace", sa.String(45), nullable=False),
+    sa.Column("info", sa.Text(), nullable=True),
+    sa.Column("status", _status_type(), nullable=False, server_default="Normal"),
+    sa.Column("user_id", sa.BigInteger(), nullable=True, server_default="0"),
+    sa.Column("created_at", UtcDateTime(), nullable=False, server_default=sa.func.current_timestamp()),
+    sa.Column("updated_at", UtcDateTime(), nullable=False, server_default=sa.func.current_timestamp()),
+    sa.Column("message", sa.Text(), nullable=True),
+    sa.Column("job_name", sa.String(253), nullable=True),
+    sa.Column("version", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("started_at", UtcDateTime(), nullable=True),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    sa.Column("cancel_requested", sa.Boolean(create_constraint=False), nullable=False, server_default="0"),
+    sa.UniqueConstraint("name", "namespace", name="uq_task_name_namespace"),
+    sa.Index("ix_task_status_id", "status", "id"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
+leader_epoch = sa.Table(
+    "leader_epoch",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("epoch", sa.BigInteger(), nullable=False, server_default="0"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)

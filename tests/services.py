@@ -1,0 +1,43 @@
+"""Finding the real services integration tests need, with one rule for when they are missing.
+
+Under CI (CI=true) a missing service is a failure: a green run must mean the tests ran. On a
+developer's machine it is a skip that says what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+MARIADB_HOST = "127.0.0.1"
+MARIADB_PORT = 3306
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(host: str, port: int, name: str) -> None:
+    """Return if `name` answers on host:port; otherwise fail under CI, skip elsewhere."""
+    if port_open(host, port):
+        return
+    reason = f"{name} is not reachable on {host}:{port}"
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: integration services must be running)", pytrace=False)
+    pytest.skip(f"{reason}; start it (scripts/ensure-services.sh) to run this test")
+
+
+def require_mariadb_url() -> str:
+    """The server URL (no database) of the shared MariaDB, user root with no password."""
+    require_service(MARIADB_HOST, MARIADB_PORT, "MariaDB")
+    return f"mysql+pymysql://root@{MARIADB_HOST}:{MARIADB_PORT}"
