@@ -1,0 +1,184 @@
+"""LocalJobRunner against real processes: exit codes, deadlines, cancellation, restarts, env."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nightwatch.adapters.local.runner import LocalJobRunner
+from nightwatch.domain.errors import JobConflict, PermanentError
+from nightwatch.domain.jobspec import JobSpec, LaunchRequest
+from nightwatch.domain.model import TaskId
+from nightwatch.domain.observation import JobObservation, JobPhase
+from nightwatch.domain.ports import JobRef
+from tests.contract.local_harness import wait_for_phase
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def runner(state_dir: Path) -> Iterator[LocalJobRunner]:
+    runner = LocalJobRunner(state_dir)
+    yield runner
+    runner.close()
+
+
+def shell(task_id: int, name: str, script: str, **fields: object) -> LaunchRequest:
+    spec = JobSpec.model_validate({"image": "busybox", "command": ["sh", "-c", script], "backoffLimit": 0, **fields})
+    return LaunchRequest(TaskId(task_id), name, "default", spec)
+
+
+def ref_of(request: LaunchRequest) -> JobRef:
+    return JobRef(request.task_id, request.namespace, request.job_name)
+
+
+def run_to_end(runner: LocalJobRunner, request: LaunchRequest, phase: JobPhase) -> JobObservation:
+    runner.launch(request)
+    wait_for_phase(runner, ref_of(request), phase)
+    return runner.observe([ref_of(request)])[request.task_id]
+
+
+def alive(pid: int) -> bool:
+    """True if the process exists and is not a zombie (an orphan may wait a while to be reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def wait_gone(pid: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while alive(pid):
+        assert time.monotonic() < deadline, f"process {pid} is still running"
+        time.sleep(0.05)
+
+
+def read_pid(path: Path, timeout: float = 5.0) -> int:
+    deadline = time.monotonic() + timeout
+    while not path.exists() or not path.read_text().strip():
+        assert time.monotonic() < deadline, f"{path} was never written"
+        time.sleep(0.05)
+    return int(path.read_text())
+
+
+def test_failure_carries_the_exit_code_and_the_tail_of_the_output(runner: LocalJobRunner) -> None:
+    script = "i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done; echo boom >&2; exit 3"
+    seen = run_to_end(runner, shell(1, "fails", script), JobPhase.FAILED)
+    assert seen.reason == "BackoffLimitExceeded"
+    assert seen.message.startswith("exit code 3: ")
+    assert seen.message.endswith("line-299\nboom")
+    assert "line-0\n" not in seen.message and len(seen.message) <= len("exit code 3: ") + 1000
+
+
+def test_success_is_completed_with_the_output(runner: LocalJobRunner) -> None:
+    seen = run_to_end(runner, shell(2, "works", "echo all good"), JobPhase.SUCCEEDED)
+    assert (seen.reason, seen.message) == ("Completed", "exit code 0: all good")
+
+
+def test_env_from_the_spec_reaches_the_process(runner: LocalJobRunner) -> None:
+    request = shell(3, "env", 'echo "GREETING=$GREETING"', env={"GREETING": "hello world"})
+    assert "GREETING=hello world" in run_to_end(runner, request, JobPhase.SUCCEEDED).message
+
+
+def test_the_deadline_kills_the_whole_process_group(runner: LocalJobRunner, tmp_path: Path) -> None:
+    child_pid = tmp_path / "child.pid"
+    script = f"sleep 60 & echo $! > {child_pid}; wait"
+    request = shell(4, "too-slow", script, activeDeadlineSeconds=1)
+    runner.launch(request)
+    child = read_pid(child_pid)
+    wait_for_phase(runner, ref_of(request), JobPhase.FAILED)
+    seen = runner.observe([ref_of(request)])[request.task_id]
+    assert seen.reason == "DeadlineExceeded"
+    assert seen.message.startswith("Job was active longer than specified deadline")
+    wait_gone(child)
+
+
+def test_delete_kills_a_running_task_and_frees_the_name(runner: LocalJobRunner, tmp_path: Path) -> None:
+    pid_file = tmp_path / "task.pid"
+    request = shell(5, "cancel-me", f"echo $$ > {pid_file}; exec sleep 60")
+    runner.launch(request)
+    wait_for_phase(runner, ref_of(request), JobPhase.ACTIVE)
+    pid = read_pid(pid_file)
+    started = time.monotonic()
+    runner.delete(ref_of(request))
+    assert time.monotonic() - started < 1.5  # the caller is not held for the whole grace period
+    assert runner.observe([ref_of(request)])[request.task_id].phase is JobPhase.MISSING
+    wait_gone(pid)
+    assert not runner.launch(request).adopted  # the name is free again
+    runner.delete(ref_of(request))
+
+
+def test_a_restarted_runner_sees_and_adopts_what_the_old_one_started(state_dir: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    request = shell(6, "survivor", f"echo run >> {runs}; sleep 1")
+    old = LocalJobRunner(state_dir)
+    assert not old.launch(request).adopted
+    wait_for_phase(old, ref_of(request), JobPhase.ACTIVE)
+    old.close()
+
+    new = LocalJobRunner(state_dir)
+    assert new.observe([ref_of(request)])[request.task_id].phase is JobPhase.ACTIVE
+    assert new.launch(request).adopted
+    wait_for_phase(new, ref_of(request), JobPhase.SUCCEEDED)
+    assert new.launch(request).adopted  # a finished Job is adopted too, never run again
+    time.sleep(0.3)
+    assert runs.read_text().splitlines() == ["run"]
+    new.close()
+
+
+def test_a_command_that_does_not_exist_fails_with_127(runner: LocalJobRunner) -> None:
+    spec = JobSpec(image="busybox", command=("no-such-command-nightwatch",), backoffLimit=3)
+    seen = run_to_end(runner, LaunchRequest(TaskId(7), "nope", "default", spec), JobPhase.FAILED)
+    assert seen.reason == "Error"  # not retried: it cannot start however often we try
+    assert seen.message == "exit code 127: command not found: no-such-command-nightwatch"
+
+
+def test_a_spec_without_command_is_refused_at_launch(runner: LocalJobRunner) -> None:
+    request = LaunchRequest(TaskId(8), "no-entrypoint", "default", JobSpec(image="python:3.12"))
+    with pytest.raises(JobConflict, match=r"the local runner needs a command: image python:3\.12 has no entrypoint"):
+        runner.launch(request)
+
+
+def test_failures_are_retried_up_to_the_backoff_limit(runner: LocalJobRunner, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    seen = run_to_end(runner, shell(9, "flaky", f"echo run >> {runs}; exit 2", backoffLimit=2), JobPhase.FAILED)
+    assert (seen.reason, seen.message) == ("BackoffLimitExceeded", "exit code 2")
+    assert len(runs.read_text().splitlines()) == 3
+
+
+def test_a_job_whose_process_vanished_is_failed(runner: LocalJobRunner, state_dir: Path) -> None:
+    # What a reboot leaves behind: the directory, but no supervisor and no result.
+    job = state_dir / "default" / "orphan"
+    job.mkdir(parents=True)
+    (job / "task_id").write_text("10")
+    seen = runner.observe([JobRef(TaskId(10), "default", "orphan")])[TaskId(10)]
+    assert seen.phase is JobPhase.FAILED and seen.reason == "ProcessDisappeared"
+    assert "disappeared" in seen.message
+
+
+def test_an_unusable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(PermanentError, match=r"state directory .* is not usable"):
+        LocalJobRunner(blocker / "state")
+
+
+def test_a_job_of_another_task_is_missing_and_not_deleted(runner: LocalJobRunner) -> None:
+    request = shell(11, "mine", "echo ok")
+    run_to_end(runner, request, JobPhase.SUCCEEDED)
+    other = JobRef(TaskId(12), "default", "mine")
+    assert runner.observe([other])[other.task_id].phase is JobPhase.MISSING
+    runner.delete(other)
+    assert runner.observe([ref_of(request)])[request.task_id].phase is JobPhase.SUCCEEDED
