@@ -1,0 +1,55 @@
+"""A client-side token bucket (QPS and burst, like client-go's): the API server's first line of defence.
+
+A dispatch tick may launch thousands of Jobs from a thread pool; without a client-side limit it would
+hit the API server as fast as the pool allows. Thread-safe: each caller reserves a token under the
+lock and sleeps outside it, so waiting callers are served in order at exactly `qps`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class TokenBucket:
+    def __init__(
+        self,
+        qps: float,
+        burst: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """`qps` tokens per second, at most `burst` saved up; `qps <= 0` disables limiting."""
+        if burst < 1 and qps > 0:
+            raise ValueError("burst must be at least 1")
+        self.qps = qps
+        self.burst = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = float(burst)
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.qps > 0
+
+    def reserve(self) -> float:
+        """Take one token (possibly borrowed from the future); return how long to wait before using it."""
+        if not self.enabled:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
+            self._last = now
+            self._tokens -= 1.0
+            # A negative balance is a queue of reservations: this caller waits for its token to accrue.
+            return 0.0 if self._tokens >= 0 else -self._tokens / self.qps
+
+    def acquire(self) -> None:
+        """Block until this caller may send one request."""
+        wait = self.reserve()
+        if wait > 0:
+            self._sleep(wait)

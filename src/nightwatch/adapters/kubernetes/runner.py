@@ -1,0 +1,235 @@
+"""`KubernetesJobRunner`: the JobRunner port on the official Kubernetes client.
+
+Launch is idempotent (a 409 on a Job carrying our task-id label is adoption). Observation lists
+Jobs per namespace by label selector with pagination, never one GET per task, and reads pods only
+for the few tasks that need a root cause (stale pending, or failed), capped per call. Every call is
+rate-limited, timed out and retried by `ApiCaller`; library exceptions never leave this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from nightwatch.adapters.kubernetes.jobbody import MANAGED_SELECTOR, build_job_body, task_selector
+from nightwatch.adapters.kubernetes.ratelimit import TokenBucket
+from nightwatch.adapters.kubernetes.retry import ApiCaller, api_message
+from nightwatch.adapters.kubernetes.status import (
+    failure_diagnosis,
+    is_failed,
+    is_stale,
+    is_waiting,
+    observe_job,
+    pending_diagnosis,
+    task_id_of,
+)
+from nightwatch.domain.errors import JobConflict, RetryableError
+from nightwatch.domain.jobspec import LaunchRequest
+from nightwatch.domain.model import TaskId
+from nightwatch.domain.observation import JobObservation
+from nightwatch.domain.ports import JobRef, LaunchResult
+
+logger = logging.getLogger(__name__)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class KubernetesJobRunner:
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        *,
+        qps: float = 50.0,
+        burst: int = 100,
+        default_ttl_seconds_after_finished: int | None = 3600,
+        pending_diagnosis_after: timedelta = timedelta(seconds=30),
+        max_pod_reads: int = 20,
+        list_page_size: int = 1000,
+        request_timeout: float = 10.0,
+        max_attempts: int = 4,
+        backoff_base: float = 0.2,
+        backoff_cap: float = 5.0,
+        now: Callable[[], datetime] = _utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """`api_client` from `load_api_client` (its pool must be at least the launch worker count).
+
+        `qps`/`burst`: client-side token bucket shared by every call (qps 0 disables it).
+        `pending_diagnosis_after`: how long a Job may wait for its first pod before its pods are
+        read for a root cause; `max_pod_reads`: pod lists per `observe` call at most.
+        """
+        self._api = api_client
+        self._batch = client.BatchV1Api(api_client)
+        self._core = client.CoreV1Api(api_client)
+        self._calls = ApiCaller(
+            TokenBucket(qps, burst, sleep=sleep),
+            request_timeout=request_timeout,
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            sleep=sleep,
+        )
+        self._default_ttl = default_ttl_seconds_after_finished
+        self._pending_after = pending_diagnosis_after.total_seconds()
+        self._max_pod_reads = max_pod_reads
+        self._page_size = list_page_size
+        self._now = now
+
+    def close(self) -> None:
+        self._api.close()  # type: ignore[no-untyped-call]
+
+    # -- launch -----------------------------------------------------------------------------------
+    def launch(self, request: LaunchRequest) -> LaunchResult:
+        where = f"{request.namespace}/{request.job_name}"
+        body = build_job_body(request, default_ttl_seconds_after_finished=self._default_ttl)
+        try:
+            self._calls.call(f"create Job {where}", self._batch.create_namespaced_job, request.namespace, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                return self._adopt(request)
+            raise self._refusal(exc, f"create Job {where}", request.namespace) from None
+        logger.debug("created Job %s for task %s", where, request.task_id)
+        return LaunchResult(request.job_name)
+
+    def _adopt(self, request: LaunchRequest) -> LaunchResult:
+        """After a 409: our Job from an earlier attempt (adopt it) or someone else's (conflict)."""
+        where = f"{request.namespace}/{request.job_name}"
+        try:
+            job = self._calls.call(
+                f"read Job {where}", self._batch.read_namespaced_job, request.job_name, request.namespace
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                # Deleted between our create and our read (TTL, a user): the next tick creates it again.
+                raise RetryableError(f"Job {where} disappeared while being adopted; will retry") from None
+            raise self._refusal(exc, f"read Job {where}", request.namespace) from None
+        if task_id_of(job) == str(request.task_id):
+            logger.info("adopted existing Job %s for task %s", where, request.task_id)
+            return LaunchResult(request.job_name, adopted=True)
+        raise JobConflict(
+            f"a Job named {request.job_name} already exists in {request.namespace} and was not created by nightwatch"
+        )
+
+    @staticmethod
+    def _refusal(exc: ApiException, what: str, namespace: str) -> Exception:
+        """The domain error for an HTTP error that retrying will not fix (or might, for 401)."""
+        message = api_message(exc)
+        if exc.status == 403:
+            logger.error(
+                "%s forbidden in namespace %s: nightwatch's service account lacks RBAC there "
+                "(see deploy/kubernetes/rbac.yaml): %s",
+                what,
+                namespace,
+                message,
+            )
+            return JobConflict(f"forbidden in namespace {namespace}: {message}")
+        if exc.status == 401:
+            logger.error("%s: the API server rejected nightwatch's credentials: %s", what, message)
+            return RetryableError(f"{what}: unauthorized: {message}")
+        if exc.status == 422:
+            return JobConflict(f"the API server refused the Job: {message}")
+        return JobConflict(f"{what}: {message}")
+
+    # -- observe ----------------------------------------------------------------------------------
+    def observe(self, refs: Sequence[JobRef]) -> Mapping[TaskId, JobObservation]:
+        by_namespace: dict[str, list[JobRef]] = defaultdict(list)
+        for ref in refs:
+            by_namespace[ref.namespace].append(ref)
+        result: dict[TaskId, JobObservation] = {}
+        budget = [self._max_pod_reads]
+        now = self._now()
+        for namespace, ns_refs in by_namespace.items():
+            jobs = self._list_jobs(namespace)
+            for ref in ns_refs:
+                job = jobs.get(ref.job_name)
+                # Same name but another task's id: not this task's Job (a reused name), so missing.
+                if job is None or task_id_of(job) != str(ref.task_id):
+                    result[ref.task_id] = JobObservation.missing(ref.namespace, ref.job_name)
+                else:
+                    result[ref.task_id] = observe_job(job, self._diagnose(ref, job, now, budget))
+        return result
+
+    def _list_jobs(self, namespace: str) -> dict[str, dict[str, Any]]:
+        """Every nightwatch Job of a namespace by name: one list call per page."""
+        jobs: dict[str, dict[str, Any]] = {}
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"label_selector": MANAGED_SELECTOR, "limit": self._page_size}
+            if token:
+                kwargs["_continue"] = token
+            try:
+                page = self._calls.call(
+                    f"list Jobs in {namespace}", self._batch.list_namespaced_job, namespace, **kwargs
+                )
+            except ApiException as exc:
+                if exc.status == 410 and token:
+                    # The continue token expired mid-listing: start over rather than miss Jobs.
+                    jobs.clear()
+                    token = None
+                    continue
+                if exc.status == 403:
+                    logger.error(
+                        "listing Jobs forbidden in namespace %s: check nightwatch's RBAC: %s",
+                        namespace,
+                        api_message(exc),
+                    )
+                raise RetryableError(f"cannot list Jobs in {namespace}: {api_message(exc)}") from None
+            for job in page.get("items") or ():
+                name = (job.get("metadata") or {}).get("name")
+                if isinstance(name, str):
+                    jobs[name] = job
+            token = (page.get("metadata") or {}).get("continue") or None
+            if not token:
+                return jobs
+
+    def _diagnose(self, ref: JobRef, job: dict[str, Any], now: datetime, budget: list[int]) -> str:
+        """A pod-level root cause, only for a stale pending or a failed Job, within the call's budget."""
+        if is_failed(job):
+            reader = failure_diagnosis
+        elif is_waiting(job) and is_stale(ref.started_at, now, self._pending_after):
+            reader = pending_diagnosis
+        else:
+            return ""
+        if budget[0] <= 0:
+            return ""
+        budget[0] -= 1
+        try:
+            pods = self._calls.call(
+                f"list pods of task {ref.task_id}",
+                self._core.list_namespaced_pod,
+                ref.namespace,
+                label_selector=task_selector(ref.task_id),
+            )
+        except (ApiException, RetryableError) as exc:
+            # A diagnosis is a nicety: never fail the observation because pods could not be read.
+            logger.warning("cannot read pods of task %s in %s: %s", ref.task_id, ref.namespace, exc)
+            return ""
+        return reader(pods.get("items") or ())
+
+    # -- delete -----------------------------------------------------------------------------------
+    def delete(self, ref: JobRef) -> None:
+        where = f"{ref.namespace}/{ref.job_name}"
+        try:
+            self._calls.call(
+                f"delete Job {where}",
+                self._batch.delete_namespaced_job,
+                ref.job_name,
+                ref.namespace,
+                propagation_policy="Background",
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return  # already gone: that is what we wanted
+            if exc.status == 403:
+                logger.error("deleting Job %s forbidden: check nightwatch's RBAC in %s", where, ref.namespace)
+            raise RetryableError(f"cannot delete Job {where}: {api_message(exc)}") from None
+        logger.debug("deleted Job %s", where)
