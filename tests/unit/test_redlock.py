@@ -39,7 +39,9 @@ class Masters:
         """The key's value on each master (None where a master is down or has no key)."""
         out: list[bytes | None] = []
         for server, client in zip(self.servers, self._inspect, strict=True):
-            out.append(client.get(KEY) if server.connected else None)
+            value = client.get(KEY) if server.connected else None
+            assert value is None or isinstance(value, bytes)
+            out.append(value)
         return out
 
     def pttl(self, i: int) -> int:
