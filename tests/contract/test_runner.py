@@ -19,6 +19,7 @@ from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId
 from nightwatch.domain.observation import JobObservation, JobPhase
 from nightwatch.domain.ports import JobRef, JobRunner
+from tests.contract.kube_harness import kubernetes_harness, kubernetes_real_harness
 from tests.contract.local_harness import local_harness
 
 Outcome = Literal["succeed", "fail", "run"]
@@ -75,6 +76,8 @@ def memory_harness() -> Iterator[RunnerHarness]:
 RUNNER_BACKENDS: dict[str, Callable[[], AbstractContextManager[RunnerHarness]]] = {
     "memory": memory_harness,
     "local": local_harness,
+    "kubernetes": kubernetes_harness,
+    "kubernetes-real": kubernetes_real_harness,
 }
 
 

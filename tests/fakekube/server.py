@@ -52,7 +52,7 @@ class FakeKubeServer:
         return f"http://{host}:{port}"
 
     def start(self) -> FakeKubeServer:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="fakekube", daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), name="fakekube", daemon=True)
         self._thread.start()
         return self
 
