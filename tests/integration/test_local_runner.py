@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,3 +183,22 @@ def test_a_job_of_another_task_is_missing_and_not_deleted(runner: LocalJobRunner
     assert runner.observe([other])[other.task_id].phase is JobPhase.MISSING
     runner.delete(other)
     assert runner.observe([ref_of(request)])[request.task_id].phase is JobPhase.SUCCEEDED
+
+
+def test_a_stopped_supervisor_takes_its_task_down_and_says_so(runner: LocalJobRunner, tmp_path: Path) -> None:
+    pid_file = tmp_path / "task.pid"
+    request = shell(13, "shutdown", f"echo $$ > {pid_file}; exec sleep 60")
+    runner.launch(request)
+    pid = read_pid(pid_file)
+    supervisor = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    os.kill(supervisor, signal.SIGTERM)
+    wait_for_phase(runner, ref_of(request), JobPhase.FAILED)
+    seen = runner.observe([ref_of(request)])[request.task_id]
+    assert (seen.reason, seen.message) == ("Error", "the local supervisor was stopped by SIGTERM; the task was killed")
+    wait_gone(pid)
+
+
+def test_odd_names_are_simply_missing(runner: LocalJobRunner) -> None:
+    ref = JobRef(TaskId(14), "..", "etc")
+    assert runner.observe([ref])[ref.task_id].phase is JobPhase.MISSING
+    runner.delete(ref)

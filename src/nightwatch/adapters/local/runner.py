@@ -84,7 +84,10 @@ class LocalJobRunner:
         return result
 
     def delete(self, ref: JobRef) -> None:
-        path = self._job_dir(ref.namespace, ref.job_name)
+        try:
+            path = self._job_dir(ref.namespace, ref.job_name)
+        except JobConflict:
+            return  # no Job can have that name, so there is nothing to delete
         try:
             owner = jobdir.read_text(path / jobdir.TASK_ID)
             if owner is None:
@@ -105,7 +108,7 @@ class LocalJobRunner:
 
     def close(self) -> None:
         """Release what this instance holds. Running Jobs are left running: they outlive nightwatch."""
-        self._reap()
+        self._sweep()
 
     # -- internals --------------------------------------------------------------------------
     def _job_dir(self, namespace: str, job_name: str) -> Path:
@@ -170,7 +173,10 @@ class LocalJobRunner:
             self._children.append(child)
 
     def _observe_one(self, ref: JobRef) -> JobObservation:
-        path = self._job_dir(ref.namespace, ref.job_name)
+        try:
+            path = self._job_dir(ref.namespace, ref.job_name)
+        except JobConflict:
+            return JobObservation.missing(ref.namespace, ref.job_name)
         owner = jobdir.read_text(path / jobdir.TASK_ID)
         if owner is None or owner.strip() != str(ref.task_id):
             return JobObservation.missing(ref.namespace, ref.job_name)

@@ -47,6 +47,15 @@ class _Stop(Exception):
     """The Job was deleted: leave without writing a result (its directory is going away)."""
 
 
+_terminated: list[int] = []
+"""Signals asking the supervisor itself to stop (machine shutdown, an operator's kill)."""
+
+
+def _on_terminate(signum: int, _frame: object) -> None:
+    # Only note it: the polling loop kills the command's group, so no task outlives its supervisor.
+    _terminated.append(signum)
+
+
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if len(argv) != 1:
@@ -54,8 +63,10 @@ def main(argv: list[str]) -> int:
         return 2
     # The directory may be renamed to the trash by `delete`; the working directory follows it.
     os.chdir(argv[0])
-    # The launcher may exit at any time; a SIGHUP from its terminal must not take the task down.
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # No SIGHUP handling needed: in a session of its own, it has no controlling terminal to hang up.
+    # (SIG_IGN would also be inherited by the command, unlike a handler, which exec resets.)
+    signal.signal(signal.SIGTERM, _on_terminate)
+    signal.signal(signal.SIGINT, _on_terminate)
     spec = json.loads(Path(jobdir.SPEC).read_text(encoding="utf-8"))["spec"]
     try:
         outcome = supervise(spec)
@@ -89,9 +100,13 @@ def supervise(spec: dict[str, Any]) -> Outcome:
     outcome = Outcome("failed", None, "Error", "the command never ran")
     for attempt in range(1, attempts + 1):
         _check_cancel()
+        if _terminated:
+            return _stopped(outcome.exit_code)
         offset = log_path.stat().st_size if log_path.exists() else 0
         code, deadline_hit, startable = _run_once(argv, env, deadline)
         tail = jobdir.output_tail(log_path, start=offset)
+        if _terminated:
+            return _stopped(code)
         if deadline_hit:
             message = "Job was active longer than specified deadline"
             return Outcome("failed", code, "DeadlineExceeded", f"{message}; output: {tail}" if tail else message)
@@ -136,6 +151,9 @@ def _run_once(argv: list[str], env: dict[str, str], deadline: float | None) -> t
         if kill_at is None and Path(jobdir.CANCEL).exists():
             cancelled, kill_at = True, now + GRACE_SECONDS
             _killpg(proc.pid, signal.SIGTERM)
+        elif kill_at is None and _terminated:
+            kill_at = now + GRACE_SECONDS
+            _killpg(proc.pid, signal.SIGTERM)
         elif kill_at is None and deadline is not None and now >= deadline:
             deadline_hit, kill_at = True, now + GRACE_SECONDS
             _killpg(proc.pid, signal.SIGTERM)
@@ -147,6 +165,11 @@ def _run_once(argv: list[str], env: dict[str, str], deadline: float | None) -> t
     if cancelled:
         raise _Stop
     return code, deadline_hit, True
+
+
+def _stopped(code: int | None) -> Outcome:
+    name = signal.Signals(_terminated[0]).name
+    return Outcome("failed", code, "Error", f"the local supervisor was stopped by {name}; the task was killed")
 
 
 def _exit_message(code: int, tail: str) -> str:
@@ -170,7 +193,7 @@ def _check_cancel() -> None:
 
 def _sleep_until(until: float, deadline: float | None) -> None:
     end = min(until, deadline) if deadline is not None else until
-    while time.monotonic() < end:
+    while time.monotonic() < end and not _terminated:
         _check_cancel()
         time.sleep(POLL_SECONDS)
 
