@@ -16,42 +16,30 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 import redis
 
-SHARED_REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.services import in_ci, require_service
+
+SHARED_REDIS_HOST = "127.0.0.1"
+SHARED_REDIS_PORT = 6379
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def unavailable(reason: str) -> NoReturn:
-    """A missing service fails the test under CI=true (CI must not go green by skipping); skips elsewhere."""
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true: a required service must be available)")
-    pytest.skip(reason)
-
-
-def require_shared_redis(url: str = SHARED_REDIS_URL) -> str:
-    """The shared Redis URL if it answers PING; otherwise fail (CI) or skip."""
-    client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-    try:
-        client.ping()
-    except (redis.RedisError, OSError) as exc:
-        unavailable(f"shared Redis at {url} is unreachable: {exc}")
-    finally:
-        client.close()
-    return url
+def require_shared_redis() -> str:
+    """The shared Redis URL if it is reachable; otherwise fail (CI=true) or skip, like every service."""
+    require_service(SHARED_REDIS_HOST, SHARED_REDIS_PORT, "Redis")
+    return f"redis://{SHARED_REDIS_HOST}:{SHARED_REDIS_PORT}/0"
 
 
 def redis_server_binary() -> str:
+    """The redis-server executable; missing, it fails the test under CI=true and skips it elsewhere."""
     path = shutil.which("redis-server")
-    if path is None:
-        unavailable("redis-server is not installed")
-    return path
+    if path is not None:
+        return path
+    if in_ci():
+        pytest.fail("redis-server is not installed (CI=true: integration services must be available)", pytrace=False)
+    pytest.skip("redis-server is not installed")
 
 
 def free_port() -> int:
@@ -156,7 +144,15 @@ class RedisServers:
     def start(self) -> None:
         try:
             for server in self.servers:
-                server.start()
+                for attempt in range(3):
+                    try:
+                        server.start()
+                        break
+                    except RuntimeError:
+                        # Another process may have taken the free port between probe and bind.
+                        if attempt == 2:
+                            raise
+                        server.port = free_port()
         except BaseException:
             self.stop()
             raise
