@@ -20,6 +20,16 @@ EPOCH_ROW_ID = 1
 _MYSQL = ("mysql", "mariadb")
 
 
+class _RawSqliteDateTime(sa.types.UserDefinedType[str]):
+    """DATETIME in SQLite's DDL, but values pass through untouched: `UtcDateTime` parses them
+    itself, because SQLAlchemy's own parser raises mid-fetch on a hand-written bad value."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "DATETIME"
+
+
 class UtcDateTime(sa.TypeDecorator[datetime]):
     """Aware UTC datetimes in Python, naive UTC in the column (DATETIME(6) on MySQL)."""
 
@@ -29,18 +39,27 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
         if dialect.name in _MYSQL:
             return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        if dialect.name == "sqlite":
+            return _RawSqliteDateTime()
         return dialect.type_descriptor(sa.DateTime())
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None or value.tzinfo is None:
-            return value
-        return value.astimezone(UTC).replace(tzinfo=None)
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        naive = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+        # SQLAlchemy's own SQLite format, so rows written before and after compare and sort alike.
+        return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect.name == "sqlite" else naive
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
-        # Anything but a datetime (e.g. MySQL's zero date, which PyMySQL returns as a string) is
-        # passed through for the row mapper to report, so one bad row cannot break a listing.
-        if isinstance(value, datetime) and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                return value
+        # Anything but a datetime (garbage text, MySQL's zero date, which PyMySQL returns as a
+        # string) is passed through for the row mapper to report: one bad row never breaks a listing.
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return value
 
 
