@@ -1,6 +1,7 @@
 """Pytest fixtures and helpers around the fake API server.
 
-`fake_kube` yields (server, ApiClient) for a server on a free port in a thread; `write_kubeconfig`
+`fake_kube` (and the `running_fake_kube()` context manager, for a module's own fixture) yields
+(server, ApiClient) for a server on a free port in a thread; `write_kubeconfig`
 writes a kubeconfig pointing at a server, for end-to-end tests that run `nightwatch run` with
 KUBECONFIG. Use from a test module or conftest: `from tests.fakekube.fixtures import fake_kube`.
 """
@@ -8,6 +9,7 @@ KUBECONFIG. Use from a test module or conftest: `from tests.fakekube.fixtures im
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -41,12 +43,20 @@ def write_kubeconfig(path: Path, url: str, *, context: str = "fake", namespace: 
     return path
 
 
-@pytest.fixture
-def fake_kube() -> Iterator[tuple[FakeKubeServer, client.ApiClient]]:
+@contextmanager
+def running_fake_kube(*, user_agent: str = "nightwatch-tests") -> Iterator[tuple[FakeKubeServer, client.ApiClient]]:
+    """A fake API server on a free port in a thread, and an ApiClient for it; both closed on exit."""
     server = FakeKubeServer().start()
-    api = api_client_for(server.url)
+    api = api_client_for(server.url, user_agent=user_agent)
     try:
         yield server, api
     finally:
         api.close()
         server.stop()
+
+
+@pytest.fixture
+def fake_kube() -> Iterator[tuple[FakeKubeServer, client.ApiClient]]:
+    """The fixture form (register it from a conftest: `from tests.fakekube.fixtures import fake_kube`)."""
+    with running_fake_kube() as pair:
+        yield pair

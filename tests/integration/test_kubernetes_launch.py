@@ -1,0 +1,293 @@
+"""KubernetesJobRunner.launch and delete over the wire, against the fake API server.
+
+Covers the exact Job body, adoption after a crash, the conflict and refusal paths (foreign Job, 422,
+403), and retries (429 with Retry-After, 5xx, timeouts) ending in RetryableError.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from nightwatch.adapters.kubernetes import KubernetesConfigError, KubernetesJobRunner, load_api_client
+from nightwatch.domain.errors import JobConflict, RetryableError
+from nightwatch.domain.jobspec import JobSpec, LaunchRequest
+from nightwatch.domain.model import TaskId
+from nightwatch.domain.ports import JobRef
+from tests.fakekube.fixtures import running_fake_kube, write_kubeconfig
+from tests.fakekube.server import FakeKubeServer
+
+SAMPLE_INFO = '{"image":"alpine","command":["sleep"],"args":["60"]}'
+
+
+@pytest.fixture
+def kube() -> Iterator[tuple[FakeKubeServer, client.ApiClient]]:
+    with running_fake_kube(user_agent="nightwatch/replica-a") as pair:
+        yield pair
+
+
+class Sleeps(list[float]):
+    """Records the adapter's sleeps instead of sleeping (tests stay fast and see the delays)."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def make_runner(api: client.ApiClient, **kwargs: Any) -> KubernetesJobRunner:
+    kwargs.setdefault("qps", 0)
+    kwargs.setdefault("request_timeout", 5.0)
+    return KubernetesJobRunner(api, **kwargs)
+
+
+def sample(task_id: int = 1, name: str = "demo-task-1", namespace: str = "default") -> LaunchRequest:
+    return LaunchRequest(TaskId(task_id), name, namespace, JobSpec.from_info(SAMPLE_INFO))
+
+
+def test_the_sample_task_sends_exactly_this_job(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    server, api = kube
+    result = make_runner(api).launch(sample())
+    assert result.job_name == "demo-task-1" and not result.adopted
+    labels = {"app.kubernetes.io/managed-by": "nightwatch", "nightwatch.io/task-id": "1"}
+    assert server.created_bodies() == [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "demo-task-1", "namespace": "default", "labels": labels},
+            "spec": {
+                "backoffLimit": 1,
+                "ttlSecondsAfterFinished": 3600,
+                "template": {
+                    "metadata": {"labels": {**labels, "app": "task-job"}},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "task", "image": "alpine", "command": ["sleep"], "args": ["60"]}],
+                    },
+                },
+            },
+        }
+    ]
+    assert server.created_by("default", "demo-task-1") == "nightwatch/replica-a"
+
+
+def test_dangerous_info_never_reaches_the_job(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    server, api = kube
+    info = {
+        "image": "alpine",
+        "securityContext": {"privileged": True, "runAsUser": 0},
+        "privileged": True,
+        "volumes": [{"name": "root", "hostPath": {"path": "/"}}],
+        "volumeMounts": [{"name": "root", "mountPath": "/host"}],
+        "hostNetwork": True,
+        "hostPID": True,
+        "serviceAccountName": "cluster-admin",
+        "nodeSelector": {"kubernetes.io/hostname": "control-plane"},
+    }
+    make_runner(api).launch(LaunchRequest(TaskId(9), "sneaky", "default", JobSpec.from_info(json.dumps(info))))
+    sent = json.dumps(server.created_bodies()[0])
+    for forbidden in (
+        "securityContext",
+        "privileged",
+        "hostPath",
+        "volume",
+        "hostNetwork",
+        "hostPID",
+        "serviceAccount",
+        "nodeSelector",
+    ):
+        assert forbidden not in sent
+
+
+def test_launching_again_after_a_crash_adopts_the_job(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    server, api = kube
+    runner = make_runner(api)
+    assert not runner.launch(sample()).adopted
+    # The process died before writing Pending; the next leader launches the same task again.
+    again = runner.launch(sample())
+    assert again.adopted and again.job_name == "demo-task-1"
+    assert len(server.store.jobs) == 1
+    assert server.counters["create"] == 2 and server.counters["get"] == 1
+
+
+def test_a_foreign_job_with_the_same_name_is_a_conflict(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    server, api = kube
+    server.store.create_job(
+        "default",
+        {
+            "metadata": {"name": "demo-task-1"},
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "x", "image": "nginx"}]}}},
+        },
+    )
+    with pytest.raises(JobConflict) as caught:
+        make_runner(api).launch(sample())
+    assert str(caught.value) == ("a Job named demo-task-1 already exists in default and was not created by nightwatch")
+
+
+def test_a_job_of_another_task_with_the_same_name_is_a_conflict(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    _, api = kube
+    runner = make_runner(api)
+    runner.launch(sample(task_id=1))
+    with pytest.raises(JobConflict, match="not created by nightwatch"):
+        runner.launch(sample(task_id=2))
+
+
+def test_invalid_job_is_a_conflict_with_the_servers_message(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    _, api = kube
+    with pytest.raises(JobConflict, match=r'Job.batch "Not_A_Name" is invalid: metadata.name'):
+        make_runner(api).launch(sample(name="Not_A_Name"))
+
+
+def test_forbidden_is_a_conflict_and_logged_loudly(
+    kube: tuple[FakeKubeServer, client.ApiClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    server, api = kube
+    server.forbidden_namespaces.add("team-a")
+    with caplog.at_level(logging.ERROR), pytest.raises(JobConflict, match="forbidden in namespace team-a"):
+        make_runner(api).launch(sample(namespace="team-a"))
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors and "team-a" in errors[0].getMessage() and "RBAC" in errors[0].getMessage()
+
+
+def test_429_waits_for_retry_after_then_succeeds(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    server, api = kube
+    server.inject(429, count=1, verb="create", retry_after=3)
+    sleeps = Sleeps()
+    assert not make_runner(api, sleep=sleeps).launch(sample()).adopted
+    assert sleeps == [3.0]
+    assert server.counters["create"] == 2 and ("default", "demo-task-1") in server.store.jobs
+
+
+def test_500_three_times_then_success(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    server, api = kube
+    server.inject(500, count=3, verb="create")
+    sleeps = Sleeps()
+    make_runner(api, sleep=sleeps, max_attempts=4, backoff_base=0.2, backoff_cap=0.5).launch(sample())
+    assert server.counters["create"] == 4
+    assert len(sleeps) == 3
+    assert 0.1 <= sleeps[0] < 0.2 and all(s < 0.5 for s in sleeps)  # exponential, jittered, capped
+
+
+def test_5xx_until_attempts_run_out_is_retryable(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    server, api = kube
+    server.inject(503, count=10, verb="create")
+    with pytest.raises(RetryableError, match="failed after 4 attempt"):
+        make_runner(api, sleep=Sleeps(), max_attempts=4).launch(sample())
+    assert server.counters["create"] == 4 and not server.store.jobs
+
+
+def test_a_server_slower_than_the_timeout_is_retried_then_retryable(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    server.inject("delay", count=3, verb="create", delay_seconds=0.6)
+    runner = make_runner(api, sleep=Sleeps(), max_attempts=3, request_timeout=0.15)
+    started = time.monotonic()
+    with pytest.raises(RetryableError, match="ReadTimeoutError"):
+        runner.launch(sample())
+    assert time.monotonic() - started < 2.0
+    assert server.counters["create"] == 3
+    # The slow server did create the Job in the end: the next tick adopts it instead of failing.
+    deadline = time.monotonic() + 5
+    while ("default", "demo-task-1") not in server.store.jobs and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert make_runner(api).launch(sample()).adopted
+
+
+def test_connection_refused_is_retryable() -> None:
+    api = client.ApiClient(client.Configuration(host="http://127.0.0.1:9"))
+    api.configuration.retries = False
+    with pytest.raises(RetryableError, match="failed after 2 attempt"):
+        make_runner(api, sleep=Sleeps(), max_attempts=2).launch(sample())
+
+
+def test_concurrent_launches_from_a_thread_pool(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    server, api = kube
+    runner = make_runner(api, qps=0)
+    requests = [sample(task_id=i, name=f"task-{i}") for i in range(1, 201)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(runner.launch, requests))
+    assert [r.job_name for r in results] == [r.job_name for r in requests]
+    assert len(server.store.jobs) == 200 and server.counters["create"] == 200
+
+
+def test_launches_are_rate_limited(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    _, api = kube
+    runner = make_runner(api, qps=100, burst=10)
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(runner.launch, [sample(task_id=i, name=f"task-{i}") for i in range(1, 61)]))
+    # 10 from the burst, then 50 at 100/s: at least ~0.5 s however many threads ask.
+    assert time.monotonic() - started >= 0.45
+
+
+def test_delete_removes_job_and_pods_and_a_missing_job_is_fine(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    runner = make_runner(api)
+    runner.launch(sample())
+    server.add_pod("default", {"metadata": {"name": "demo-task-1-abc", "labels": {"nightwatch.io/task-id": "1"}}})
+    ref = JobRef(TaskId(1), "default", "demo-task-1")
+    runner.delete(ref)
+    assert not server.store.jobs and not server.store.pods  # Background propagation took the pods too
+    assert server.requests[-1].query.get("propagationPolicy") == "Background"
+    runner.delete(ref)  # 404: already gone is success
+    assert server.counters["delete"] == 2
+
+
+def test_delete_retries_a_5xx(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    server, api = kube
+    runner = make_runner(api, sleep=Sleeps())
+    runner.launch(sample())
+    server.inject(500, count=1, verb="delete")
+    runner.delete(JobRef(TaskId(1), "default", "demo-task-1"))
+    assert not server.store.jobs
+
+
+def test_load_api_client_from_a_kubeconfig_context(
+    kube: tuple[FakeKubeServer, client.ApiClient], tmp_path: Path
+) -> None:
+    server, _ = kube
+    path = write_kubeconfig(tmp_path / "config", server.url, context="fake")
+    api = load_api_client(str(path), "fake", pool_maxsize=12, user_agent="nightwatch/replica-b")
+    assert api.configuration.connection_pool_maxsize == 12
+    make_runner(api).launch(sample())
+    assert server.created_by("default", "demo-task-1") == "nightwatch/replica-b"
+    api.close()
+
+
+def test_load_api_client_reads_kubeconfig_env(
+    kube: tuple[FakeKubeServer, client.ApiClient], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, _ = kube
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "config", server.url)))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    api = load_api_client(None, None, pool_maxsize=4, user_agent=None)
+    assert api.configuration.host == server.url
+    api.close()
+
+
+def test_no_configuration_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(KubernetesConfigError) as caught:
+        load_api_client(None, None, pool_maxsize=4, user_agent=None)
+    assert "\n" not in str(caught.value) and "no Kubernetes configuration" in str(caught.value)
+
+
+def test_unknown_context_is_a_one_line_error(kube: tuple[FakeKubeServer, client.ApiClient], tmp_path: Path) -> None:
+    server, _ = kube
+    path = write_kubeconfig(tmp_path / "config", server.url, context="fake")
+    with pytest.raises(KubernetesConfigError) as caught:
+        load_api_client(str(path), "nope", pool_maxsize=4, user_agent=None)
+    assert "\n" not in str(caught.value)
