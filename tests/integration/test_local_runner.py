@@ -202,3 +202,15 @@ def test_odd_names_are_simply_missing(runner: LocalJobRunner) -> None:
     ref = JobRef(TaskId(14), "..", "etc")
     assert runner.observe([ref])[ref.task_id].phase is JobPhase.MISSING
     runner.delete(ref)
+
+
+def test_delete_does_not_wait_for_a_task_that_ignores_sigterm(runner: LocalJobRunner, tmp_path: Path) -> None:
+    pid_file = tmp_path / "task.pid"
+    request = shell(15, "stubborn", f"trap '' TERM; echo $$ > {pid_file}; while :; do sleep 0.1; done")
+    runner.launch(request)
+    pid = read_pid(pid_file)
+    started = time.monotonic()
+    runner.delete(ref_of(request))
+    assert time.monotonic() - started < 1.5  # the supervisor does the SIGKILL escalation, not the caller
+    assert runner.observe([ref_of(request)])[request.task_id].phase is JobPhase.MISSING
+    wait_gone(pid)
