@@ -1,0 +1,268 @@
+"""The `nightwatch` command: run the service, manage the schema, submit, list, show and cancel tasks.
+
+Exit codes: 0 success; 1 an operational error (database unreachable, startup failed); 2 bad
+usage, configuration or input (the task was not stored); 3 no such task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from nightwatch import __version__
+from nightwatch.app.config import ConfigError, Settings, database_kind, load_settings, mask_secrets
+from nightwatch.app.container import Container, build_container
+from nightwatch.app.logs import configure_logging
+from nightwatch.domain.errors import InvalidTaskSpec, InvalidTransition, NightwatchError, TaskNotFound
+from nightwatch.domain.model import Task, TaskId, TaskStatus
+
+logger = logging.getLogger("nightwatch")
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        for line in exc.lines:
+            print(f"nightwatch: configuration error: {line}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.handler(args, settings))
+    except CliError as exc:
+        print(f"nightwatch: {exc}", file=sys.stderr)
+        return exc.code
+    except TaskNotFound as exc:
+        print(f"nightwatch: {exc}", file=sys.stderr)
+        return 3
+    except (InvalidTaskSpec, InvalidTransition) as exc:
+        print(f"nightwatch: {exc}", file=sys.stderr)
+        return 2
+    except NightwatchError as exc:
+        print(f"nightwatch: {mask_secrets(str(exc))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nightwatch", description="Database rows in, Kubernetes Jobs out.")
+    parser.add_argument("--config", metavar="FILE", help="YAML configuration file (environment variables win)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the service (leader election, dispatch, sync, HTTP endpoint)")
+    run.set_defaults(handler=cmd_run)
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_sub.add_parser("init", help="create the tables if they do not exist").set_defaults(handler=cmd_db_init)
+
+    submit = sub.add_parser(
+        "submit",
+        help="submit a task",
+        usage="%(prog)s --name NAME [--namespace NS] (--image IMAGE [options] [--] [COMMAND ARGS...] | --info JSON)",
+    )
+    submit.add_argument("--name", required=True, help="task name = Job name (a DNS-1123 label)")
+    submit.add_argument("--namespace", default="default")
+    submit.add_argument("--image", help="container image")
+    submit.add_argument("--info", help="the whole info JSON instead of --image and a command")
+    submit.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    submit.add_argument("--deadline", type=int, metavar="SECONDS", help="activeDeadlineSeconds")
+    submit.add_argument("--backoff-limit", type=int, metavar="N")
+    submit.add_argument("--user-id", type=int, default=0)
+    submit.add_argument("cmd", nargs=argparse.REMAINDER, help="command and arguments (after --)")
+    submit.set_defaults(handler=cmd_submit)
+
+    lst = sub.add_parser("list", help="list tasks, oldest first")
+    lst.add_argument("--status", choices=[s.value for s in TaskStatus], action="append")
+    lst.add_argument("--limit", type=int, default=100)
+    lst.add_argument("--after", type=int, default=0, metavar="ID", help="only tasks with a larger id")
+    lst.add_argument("--json", action="store_true", help="one JSON object per line")
+    lst.set_defaults(handler=cmd_list)
+
+    show = sub.add_parser("show", help="show one task")
+    show.add_argument("id", type=int)
+    show.set_defaults(handler=cmd_show)
+
+    cancel = sub.add_parser("cancel", help="request cancellation of a task")
+    cancel.add_argument("id", type=int)
+    cancel.set_defaults(handler=cmd_cancel)
+
+    sub.add_parser("version", help="print the version").set_defaults(handler=lambda a, s: print(__version__) or 0)
+    return parser
+
+
+def _container(settings: Settings) -> Container:
+    """A container whose database is ready: the embedded SQLite file gets its schema on first use."""
+    if database_kind(settings.database.url) == "sqlite":
+        from nightwatch.adapters.sql import init_database
+
+        init_database(settings.database.url)
+    return build_container(settings)
+
+
+def cmd_db_init(args: argparse.Namespace, settings: Settings) -> int:
+    from nightwatch.adapters.sql import init_database
+
+    if database_kind(settings.database.url) == "memory":
+        raise CliError("memory:// needs no schema", code=2)
+    print(init_database(settings.database.url))
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    info = _info_from_args(args)
+    container = _container(settings)
+    try:
+        task = container.submit_task()(args.name, args.namespace, info, user_id=args.user_id)
+    finally:
+        container.shutdown_resources()
+    print(f"submitted task {task.id} ({task.namespace}/{task.name}): {task.status}")
+    return 0
+
+
+def _info_from_args(args: argparse.Namespace) -> str | dict[str, Any]:
+    command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if args.info is not None:
+        if args.image or command:
+            raise CliError("give either --info or --image with a command, not both", code=2)
+        return str(args.info)
+    if not args.image:
+        raise CliError("--image (or --info) is required", code=2)
+    info: dict[str, Any] = {"image": args.image}
+    if command:
+        info["command"], info["args"] = command[:1], command[1:]
+    if args.env:
+        pairs = [e.split("=", 1) for e in args.env]
+        if any(len(p) != 2 or not p[0] for p in pairs):
+            raise CliError("--env takes NAME=VALUE", code=2)
+        info["env"] = [{"name": k, "value": v} for k, v in pairs]
+    if args.deadline is not None:
+        info["activeDeadlineSeconds"] = args.deadline
+    if args.backoff_limit is not None:
+        info["backoffLimit"] = args.backoff_limit
+    return info
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    statuses = [TaskStatus(s) for s in args.status] if args.status else list(TaskStatus)
+    container = _container(settings)
+    try:
+        tasks = container.repository().list_by_status(statuses, after_id=args.after, limit=args.limit)
+    finally:
+        container.shutdown_resources()
+    if args.json:
+        for task in tasks:
+            print(json.dumps(_as_dict(task)))
+        return 0
+    print(_table(tasks))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    container = _container(settings)
+    try:
+        task = container.repository().get(TaskId(args.id))
+    finally:
+        container.shutdown_resources()
+    print(json.dumps(_as_dict(task), indent=2))
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    container = _container(settings)
+    try:
+        task = container.request_cancel()(TaskId(args.id))
+    finally:
+        container.shutdown_resources()
+    print(f"cancellation of task {task.id} ({task.namespace}/{task.name}, {task.status}) requested")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from nightwatch.app.http import HttpEndpoint
+
+    configure_logging(settings.log.level, settings.log.format)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    container = _container(settings)
+    try:
+        service = container.service()
+        http = None
+        if settings.http.enabled:
+            http = HttpEndpoint(
+                settings.http.host, settings.http.port, container.metrics().registry, container.readiness()
+            )
+            http.start()
+        service.start()
+        stop.wait()
+        logger.info("shutting down")
+        service.stop(settings.shutdown_grace_seconds)
+        if http is not None:
+            http.stop()
+    except OSError as exc:  # e.g. the HTTP port is taken
+        raise CliError(f"cannot start: {exc}") from None
+    finally:
+        container.shutdown_resources()
+    return 0
+
+
+def _as_dict(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "name": task.name,
+        "namespace": task.namespace,
+        "status": str(task.status),
+        "message": task.message,
+        "job_name": task.job_name,
+        "user_id": task.user_id,
+        "version": task.version,
+        "cancel_requested": task.cancel_requested,
+        "created_at": _iso(task.created_at),
+        "started_at": _iso(task.started_at),
+        "finished_at": _iso(task.finished_at),
+        "info": task.info,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _age(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    seconds = int((datetime.now(UTC) - value).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def _table(tasks: list[Task]) -> str:
+    rows = [("ID", "NAME", "NAMESPACE", "STATUS", "AGE", "MESSAGE")]
+    for t in tasks:
+        message = t.message.replace("\n", " ")
+        rows.append((str(t.id), t.name, t.namespace, str(t.status), _age(t.created_at), message[:70]))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5] for row in rows
+    ).rstrip()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""Configuration: environment variables (NIGHTWATCH_*, nested with __) over an optional YAML file.
+
+Everything has a default, so `nightwatch run` needs no configuration at all: a SQLite file, the
+in-process lock and the local process runner. Invalid values are reported one line each, with
+secrets (passwords in URLs) masked.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+DEFAULT_DATABASE_URL = "sqlite:///nightwatch.db"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Section):
+    url: str = DEFAULT_DATABASE_URL
+    """sqlite:///path.db (embedded default), mysql+pymysql://user:pass@host/db, or memory:// (demos)."""
+    pool_size: int = Field(default=10, gt=0, le=200)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        scheme = database_kind(url)
+        if scheme is None:
+            raise ValueError(
+                f"unsupported database URL {mask_secrets(url)!r}: use sqlite:///FILE, mysql+pymysql://USER:PASS@HOST/DB "
+                "or memory://"
+            )
+        return url
+
+
+class LockSettings(_Section):
+    backend: Literal["memory", "redis"] = "memory"
+    redis_urls: list[str] = Field(default_factory=lambda: ["redis://127.0.0.1:6379/0"])
+    key: str = "nightwatch:leader"
+    ttl_seconds: float = Field(default=10.0, gt=0)
+    renew_interval_seconds: float | None = Field(default=None, gt=0)
+    """Default: a third of the TTL."""
+    retry_interval_seconds: float = Field(default=1.0, gt=0)
+    safety_margin_seconds: float | None = Field(default=None, ge=0)
+    """Stop writing when less than this is left on the lease. Default: a fifth of the TTL."""
+
+    @field_validator("redis_urls")
+    @classmethod
+    def _redis_urls(cls, urls: list[str]) -> list[str]:
+        if not urls:
+            raise ValueError("at least one Redis URL is needed")
+        for url in urls:
+            if not re.match(r"^(redis|rediss|unix)://", url):
+                raise ValueError(f"not a Redis URL: {mask_secrets(url)!r}")
+        return urls
+
+    @model_validator(mode="after")
+    def _renew_before_expiry(self) -> LockSettings:
+        if self.renew_interval_seconds is not None and self.renew_interval_seconds >= self.ttl_seconds:
+            raise ValueError("renew_interval_seconds must be shorter than ttl_seconds")
+        return self
+
+    @property
+    def renew_interval(self) -> float:
+        return self.renew_interval_seconds or self.ttl_seconds / 3
+
+    @property
+    def safety_margin(self) -> float:
+        return self.safety_margin_seconds if self.safety_margin_seconds is not None else self.ttl_seconds / 5
+
+
+class RunnerSettings(_Section):
+    backend: Literal["local", "kubernetes"] = "local"
+    allowed_namespaces: list[str] = Field(default_factory=lambda: ["default"])
+    qps: float = Field(default=50.0, ge=0)
+    """Client-side rate limit for the Kubernetes API; 0 turns the limiter off."""
+    burst: int = Field(default=100, ge=0)
+    kubeconfig: str | None = None
+    """Path of a kubeconfig; unset: in-cluster config, then KUBECONFIG / ~/.kube/config."""
+    context: str | None = None
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+    ttl_seconds_after_finished: int = Field(default=3600, ge=0)
+    pending_diagnosis_after_seconds: float = Field(default=30.0, ge=0)
+    list_page_size: int = Field(default=1000, gt=0)
+    local_state_dir: str = ".nightwatch/jobs"
+
+
+class WatcherSettings(_Section):
+    enabled: bool = True
+    interval_seconds: float | None = Field(default=None, gt=0)
+    cron: str | None = None
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> WatcherSettings:
+        if self.interval_seconds is not None and self.cron is not None:
+            raise ValueError("set interval_seconds or cron, not both")
+        return self
+
+
+class DispatchSettings(_Section):
+    batch_size: int = Field(default=500, gt=0, le=10_000)
+    workers: int = Field(default=8, gt=0, le=256)
+    write_batch_size: int = Field(default=200, gt=0, le=5_000)
+
+
+class HttpSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+def _default_watchers() -> dict[str, WatcherSettings]:
+    return {
+        "dispatch": WatcherSettings(interval_seconds=1.0),
+        "sync": WatcherSettings(interval_seconds=2.0),
+        "cancel": WatcherSettings(interval_seconds=1.0),
+    }
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NIGHTWATCH_", env_nested_delimiter="__", extra="forbid")
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    lock: LockSettings = Field(default_factory=LockSettings)
+    runner: RunnerSettings = Field(default_factory=RunnerSettings)
+    watchers: dict[str, WatcherSettings] = Field(default_factory=_default_watchers)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    replica_id: str | None = None
+    """Defaults to hostname:pid:random."""
+
+    @field_validator("watchers", mode="after")
+    @classmethod
+    def _keep_default_watchers(cls, value: dict[str, WatcherSettings]) -> dict[str, WatcherSettings]:
+        # Configuring one watcher must not drop the defaults of the others.
+        merged = _default_watchers()
+        for name, settings in value.items():
+            base = merged.get(name, WatcherSettings())
+            fields = settings.model_dump(exclude_unset=True)
+            if "cron" in fields and "interval_seconds" not in fields:
+                fields["interval_seconds"] = None
+            merged[name] = base.model_copy(update=fields)
+        return merged
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = _YAML_FILE.get("path")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if yaml_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
+        return tuple(sources)
+
+
+_YAML_FILE: dict[str, Path] = {}
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; `lines` has one human-readable line per problem."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read the configuration (env over YAML over defaults). Raises ConfigError."""
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError([f"config file {path} does not exist"])
+        _YAML_FILE["path"] = path
+    else:
+        _YAML_FILE.pop("path", None)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError([_describe(error) for error in exc.errors()]) from None
+    except Exception as exc:  # e.g. malformed YAML or JSON in an env var
+        raise ConfigError([f"cannot read configuration: {mask_secrets(str(exc).splitlines()[0])}"]) from None
+    finally:
+        _YAML_FILE.pop("path", None)
+
+
+def _describe(error: Any) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "configuration"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown setting"
+    given = error.get("input")
+    shown = "" if isinstance(given, dict | list) or given is None else f" (got {mask_secrets(str(given))!r})"
+    if error["type"] == "value_error":
+        shown = ""  # our own messages already name the value, masked
+    return f"{where}: {message}{shown}"
+
+
+_SECRET_IN_URL = re.compile(r"(?P<scheme>[a-z0-9+]+://)(?P<user>[^:/@]*):(?P<password>[^@]*)@", re.IGNORECASE)
+
+
+def mask_secrets(text: str) -> str:
+    """Replace passwords in URLs with ***."""
+    return _SECRET_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+
+
+def database_kind(url: str) -> str | None:
+    """`sqlite`, `mysql` or `memory`, from the URL's scheme; None for anything else."""
+    match = re.match(r"^(?P<scheme>[a-z0-9+]+)://", url)
+    if match is None:
+        return None
+    scheme = match["scheme"].split("+")[0]
+    if scheme in ("mysql", "mariadb"):
+        return "mysql"
+    return scheme if scheme in ("sqlite", "memory") else None

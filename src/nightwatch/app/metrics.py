@@ -1,0 +1,98 @@
+"""Prometheus metrics, on a registry owned by the running service (no global state).
+
+Task counts are read from the repository when scraped (and cached briefly), never per tick,
+so an idle leader costs the database nothing for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import fields, is_dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from nightwatch.domain.errors import NightwatchError
+from nightwatch.domain.model import TaskStatus
+from nightwatch.domain.ports import TaskRepository
+
+logger = logging.getLogger(__name__)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.tick_seconds = Histogram(
+            "nightwatch_tick_duration_seconds",
+            "Duration of one watcher tick",
+            ["watcher"],
+            registry=r,
+            buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.tick_errors = Counter("nightwatch_tick_errors_total", "Ticks that raised", ["watcher", "kind"], registry=r)
+        self.watcher_events = Counter(
+            "nightwatch_watcher_events_total", "Counts reported by watcher ticks", ["watcher", "event"], registry=r
+        )
+        self.jobs_created = Counter("nightwatch_jobs_created_total", "Jobs created by dispatch", registry=r)
+        self.api_errors = Counter(
+            "nightwatch_api_errors_total", "Launches that failed with a retryable API error", registry=r
+        )
+        self.leader = Gauge("nightwatch_leader", "1 while this replica is the leader", registry=r)
+        self.epoch = Gauge("nightwatch_leader_epoch", "Fencing epoch held by this replica (0 if none)", registry=r)
+        self.lease_validity = Gauge("nightwatch_lease_validity_seconds", "Seconds left on the held lease", registry=r)
+        self.lease_renewals = Counter("nightwatch_lease_renewals_total", "Successful lease renewals", registry=r)
+        self.lease_losses = Counter("nightwatch_lease_losses_total", "Leases lost or given up", registry=r)
+        self.leader_acquisitions = Counter("nightwatch_lease_acquisitions_total", "Leases gained", registry=r)
+
+    def watch_tasks(self, repository: TaskRepository, cache_seconds: float = 5.0) -> None:
+        self.registry.register(TaskCountCollector(repository, cache_seconds))
+
+    def record_report(self, watcher: str, report: object) -> None:
+        """Count the integer fields of a tick's report (launched, failed, changed, ...)."""
+        if not is_dataclass(report) or isinstance(report, type):
+            return
+        for f in fields(report):
+            value = getattr(report, f.name)
+            if isinstance(value, int) and not isinstance(value, bool) and value:
+                self.watcher_events.labels(watcher, f.name).inc(value)
+        if watcher == "dispatch":
+            self.jobs_created.inc(getattr(report, "launched", 0))
+            self.api_errors.inc(getattr(report, "deferred", 0))
+
+
+class TaskCountCollector(Collector):
+    """`nightwatch_tasks{status=...}`; unknown status strings are counted under their own value."""
+
+    def __init__(self, repository: TaskRepository, cache_seconds: float) -> None:
+        self._repository = repository
+        self._cache_seconds = cache_seconds
+        self._cached: Mapping[str, int] = {}
+        self._cached_at = 0.0
+        self._lock = threading.Lock()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        counts = self._counts()
+        family = GaugeMetricFamily("nightwatch_tasks", "Tasks by status", labels=["status"])
+        for status in TaskStatus:
+            family.add_metric([status.value], counts.get(status.value, 0))
+        unknown = GaugeMetricFamily(
+            "nightwatch_tasks_unknown_status", "Rows whose status nightwatch does not know (left alone)"
+        )
+        unknown.add_metric([], sum(n for s, n in counts.items() if TaskStatus.parse(s) is None))
+        yield family
+        yield unknown
+
+    def _counts(self) -> Mapping[str, int]:
+        with self._lock:
+            if time.monotonic() - self._cached_at > self._cache_seconds:
+                try:
+                    self._cached = dict(self._repository.count_by_status())
+                    self._cached_at = time.monotonic()
+                except NightwatchError as exc:
+                    logger.warning("cannot count tasks for /metrics: %s", exc)
+            return self._cached

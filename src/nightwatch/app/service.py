@@ -1,0 +1,132 @@
+"""The running service: watchers on a tick scheduler, gated by leadership, plus the HTTP endpoint.
+
+A tick never kills the scheduler: LeadershipLost ends the tick quietly (the writes already stop
+at the fence), any other exception is logged and counted, and the next tick runs as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import fields, is_dataclass
+from typing import Protocol
+
+from nightwatch.app.leadership import Leadership
+from nightwatch.app.metrics import Metrics
+from nightwatch.app.watchers import ScheduledWatcher
+from nightwatch.domain.errors import LeadershipLost, RetryableError
+from nightwatch.domain.model import TaskStatus
+from nightwatch.domain.ports import TaskRepository
+
+logger = logging.getLogger(__name__)
+
+
+class Ticker(Protocol):
+    def add(self, name: str, tick: Callable[[], None], *, interval_seconds: float | None, cron: str | None) -> None: ...
+    def start(self) -> None: ...
+    def pause(self, name: str) -> None: ...
+    def resume(self, name: str) -> None: ...
+    def shutdown(self, wait: bool) -> None: ...
+
+
+class Service:
+    def __init__(
+        self, watchers: list[ScheduledWatcher], ticker: Ticker, leadership: Leadership, metrics: Metrics
+    ) -> None:
+        self._watchers = watchers
+        self._ticker = ticker
+        self._leadership = leadership
+        self._metrics = metrics
+        self._leader_only = [w.name for w in watchers if w.leader_only]
+        leadership.on_gain = self._resume_leader_work
+        leadership.on_loss = self._pause_leader_work
+
+    def start(self) -> None:
+        for watcher in self._watchers:
+            self._ticker.add(
+                watcher.name, self._tick_of(watcher), interval_seconds=watcher.interval_seconds, cron=watcher.cron
+            )
+        self._ticker.start()
+        self._pause_leader_work()  # standby until the lease is ours
+        self._leadership.start()
+        logger.info("nightwatch started with watchers: %s", ", ".join(w.name for w in self._watchers))
+
+    def stop(self, grace_seconds: float) -> None:
+        """Stop scheduling, let the tick in flight finish within the grace period, release the lease."""
+        self._pause_leader_work()
+        done = threading.Thread(target=self._ticker.shutdown, kwargs={"wait": True}, daemon=True)
+        done.start()
+        done.join(grace_seconds)
+        if done.is_alive():
+            logger.warning("a tick did not finish within %.1f s; exiting anyway (its writes are fenced)", grace_seconds)
+        self._leadership.stop()
+        logger.info("nightwatch stopped")
+
+    def _tick_of(self, watcher: ScheduledWatcher) -> Callable[[], None]:
+        def tick() -> None:
+            if watcher.leader_only and not self._leadership.is_leader:
+                return
+            started = time.perf_counter()
+            try:
+                report = watcher.run()
+            except LeadershipLost as exc:
+                logger.info("%s tick stopped: %s", watcher.name, exc)
+                return
+            except RetryableError as exc:
+                self._metrics.tick_errors.labels(watcher.name, "retryable").inc()
+                logger.warning("%s tick failed, will retry next tick: %s", watcher.name, exc)
+                return
+            except Exception:
+                self._metrics.tick_errors.labels(watcher.name, "unexpected").inc()
+                logger.exception("%s tick failed unexpectedly; the next tick runs as usual", watcher.name)
+                return
+            finally:
+                self._metrics.tick_seconds.labels(watcher.name).observe(time.perf_counter() - started)
+            self._metrics.record_report(watcher.name, report)
+            summary = _summary(report)
+            if summary:
+                logger.info("%s: %s", watcher.name, summary)
+
+        return tick
+
+    def _pause_leader_work(self) -> None:
+        for name in self._leader_only:
+            self._ticker.pause(name)
+
+    def _resume_leader_work(self) -> None:
+        for name in self._leader_only:
+            self._ticker.resume(name)
+
+
+def _summary(report: object) -> str:
+    """`launched=2 failed=1` from a report's non-zero integer fields; empty for an idle tick."""
+    if not is_dataclass(report) or isinstance(report, type):
+        return ""
+    parts = []
+    for f in fields(report):
+        value = getattr(report, f.name)
+        if isinstance(value, int) and not isinstance(value, bool) and value and f.name != "observed":
+            parts.append(f"{f.name}={value}")
+    return " ".join(parts)
+
+
+class Readiness:
+    """/readyz: the database answers, and a leader's lease is fresh (a standby is ready to take over)."""
+
+    def __init__(self, repository: TaskRepository, leadership: Leadership) -> None:
+        self._repository = repository
+        self._leadership = leadership
+
+    def __call__(self) -> tuple[bool, dict[str, str]]:
+        checks: dict[str, str] = {}
+        try:
+            # An indexed, LIMIT 1 read: cheap whatever the size of the table.
+            self._repository.list_by_status([TaskStatus.NORMAL], limit=1)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"error: {exc}"
+        checks["role"] = "leader" if self._leadership.is_leader else "standby"
+        checks["lease"] = "ok" if self._leadership.lease_fresh() else "expiring"
+        return checks["database"] == "ok" and checks["lease"] == "ok", checks
