@@ -6,13 +6,14 @@
 --
 -- Timestamps are naive UTC. The defaults below use the session time zone: run the server (or the
 -- inserting session) in UTC so hand-inserted rows get UTC `created_at` values too.
+-- `info` is MEDIUMTEXT (the original TEXT capped it at 64 kB).
 -- `status` uses a binary collation so that 'normal' is not 'Normal' (as on SQLite).
 
 CREATE TABLE IF NOT EXISTS task (
     id               BIGINT       NOT NULL AUTO_INCREMENT,
     name             VARCHAR(45)  NOT NULL,
     namespace        VARCHAR(45)  NOT NULL,
-    info             TEXT         NULL,
+    info             MEDIUMTEXT   NULL,
     status           VARCHAR(45)  CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT 'Normal',
     user_id          BIGINT       NULL     DEFAULT 0,
     created_at       DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),

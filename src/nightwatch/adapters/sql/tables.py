@@ -79,7 +79,8 @@ task = sa.Table(
     sa.Column("id", _BIGINT_ID, primary_key=True, autoincrement=True),
     sa.Column("name", sa.String(45), nullable=False),
     sa.Column("namespace", sa.String(45), nullable=False),
-    sa.Column("info", sa.Text(), nullable=True),
+    # MEDIUMTEXT on MySQL: TEXT stops at 64 kB, and people do paste large specs.
+    sa.Column("info", sa.Text().with_variant(mysql.MEDIUMTEXT(), *_MYSQL), nullable=True),
     sa.Column("status", _status_type(), nullable=False, server_default="Normal"),
     sa.Column("user_id", sa.BigInteger(), nullable=True, server_default="0"),
     sa.Column("created_at", UtcDateTime(), nullable=False, server_default=sa.func.current_timestamp()),
