@@ -63,7 +63,8 @@ def read_text(path: Path) -> str | None:
     """A small file's content, or None if it does not exist (other OSErrors propagate)."""
     try:
         return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        # NotADirectoryError: something that is not a Job directory sits at the Job's path.
         return None
 
 

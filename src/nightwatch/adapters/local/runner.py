@@ -66,9 +66,9 @@ class LocalJobRunner:
         if not spec.command and not spec.args:
             raise JobConflict(f"the local runner needs a command: image {spec.image} has no entrypoint here")
         final = self._job_dir(request.namespace, request.job_name)
-        if final.exists():
-            return self._existing(request, final)
         try:
+            if final.exists():
+                return self._existing(request, final)
             return self._create(request, final)
         except OSError as exc:
             raise RetryableError(f"could not start local Job {request.namespace}/{request.job_name}: {exc}") from exc
