@@ -1,0 +1,84 @@
+"""The client-side token bucket: burst, then QPS; thread-safe; qps 0 disables it."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from nightwatch.adapters.kubernetes.ratelimit import TokenBucket
+
+
+class FakeTime:
+    """A monotonic clock that moves only when the bucket sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.lock = threading.Lock()
+
+    def clock(self) -> float:
+        with self.lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        pass  # the wait is computed up front; tests inspect reservations, not wall time
+
+
+def test_burst_then_qps() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(qps=10, burst=3, clock=t.clock, sleep=t.sleep)
+    waits = [bucket.reserve() for _ in range(5)]
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert waits[3:] == pytest.approx([0.1, 0.2])
+    t.now = 10.0  # a long pause refills up to the burst, never beyond
+    assert [bucket.reserve() for _ in range(4)] == pytest.approx([0.0, 0.0, 0.0, 0.1])
+
+
+def test_tokens_accrue_at_qps() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(qps=2, burst=1, clock=t.clock, sleep=t.sleep)
+    assert bucket.reserve() == 0.0
+    t.now = 0.5
+    assert bucket.reserve() == 0.0
+    t.now = 0.75
+    assert bucket.reserve() == pytest.approx(0.25)
+
+
+def test_zero_qps_disables_limiting() -> None:
+    bucket = TokenBucket(qps=0, burst=0)
+    assert not bucket.enabled
+    assert all(bucket.reserve() == 0.0 for _ in range(10_000))
+
+
+def test_thread_safe_reservations_are_spaced_exactly() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(qps=100, burst=10, clock=t.clock, sleep=t.sleep)
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(50):
+            wait = bucket.reserve()
+            with lock:
+                waits.append(wait)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # 400 reservations: 10 free, then one every 10 ms, each exactly once (no token handed out twice).
+    assert sorted(waits) == pytest.approx([0.0] * 10 + [i / 100 for i in range(1, 391)])
+
+
+def test_acquire_sleeps_for_its_reservation() -> None:
+    slept: list[float] = []
+    bucket = TokenBucket(qps=4, burst=1, clock=lambda: 0.0, sleep=slept.append)
+    bucket.acquire()
+    bucket.acquire()
+    assert slept == [0.25]
+
+
+def test_burst_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        TokenBucket(qps=5, burst=0)
