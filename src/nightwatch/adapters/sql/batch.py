@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
 
 from nightwatch.adapters.sql.tables import EPOCH_ROW_ID, UtcDateTime, leader_epoch, task
 from nightwatch.domain.model import StatusChange
@@ -42,34 +43,43 @@ def chunks(changes: Sequence[StatusChange], size: int = CHUNK_ROWS) -> Iterator[
         yield chunk
 
 
-def cas_update(chunk: Sequence[StatusChange], *, epoch: int, now: datetime) -> sa.Update:
-    ids = [c.task_id for c in chunk]
+def cas_update(
+    chunk: Sequence[StatusChange], *, epoch: int, now: datetime, dialect: Dialect
+) -> tuple[str, tuple[Any, ...]]:
+    """The UPDATE as driver SQL and positional parameters.
 
-    def per_row(value_of: Any, type_: Any) -> sa.Case[Any]:
-        return sa.case({c.task_id: sa.bindparam(None, value_of(c), type_=type_) for c in chunk}, value=task.c.id)
+    Written out by hand rather than built from Core expressions: building and compiling a
+    2,500-branch CASE tree cost four times more than running it. Ids, versions and the epoch are
+    ints (rendered with int(), so nothing untrusted is inlined); strings and times are parameters.
+    """
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    stamp = UtcDateTime().process_bind_param
+    params: list[Any] = []
 
-    condition = sa.case(
-        {
-            c.task_id: sa.and_(task.c.status == str(c.expected_status), task.c.version == c.expected_version)
-            for c in chunk
-        },
-        value=task.c.id,
-        else_=sa.false(),
+    def per_row(values: list[Any]) -> str:
+        params.extend(values)
+        return "CASE id " + " ".join(f"WHEN {int(c.task_id)} THEN {mark}" for c in chunk) + " END"
+
+    sets = [
+        f"status = {per_row([str(c.status) for c in chunk])}",
+        f"message = {per_row([c.message for c in chunk])}",
+        f"job_name = {per_row([c.job_name for c in chunk])}",
+        f"started_at = {per_row([stamp(c.started_at, dialect) for c in chunk])}",
+        f"finished_at = {per_row([stamp(c.finished_at, dialect) for c in chunk])}",
+        "version = version + 1",
+        f"updated_at = {mark}",
+    ]
+    params.append(stamp(now, dialect))
+    ids = ", ".join(str(int(c.task_id)) for c in chunk)
+    params.extend(str(c.expected_status) for c in chunk)
+    matches = " ".join(
+        f"WHEN {int(c.task_id)} THEN status = {mark} AND version = {int(c.expected_version)}" for c in chunk
     )
-    epoch_is_ours = sa.exists().where(leader_epoch.c.id == EPOCH_ROW_ID, leader_epoch.c.epoch == epoch)
-    return (
-        sa.update(task)
-        .where(task.c.id.in_(ids), condition, epoch_is_ours)
-        .values(
-            status=per_row(lambda c: str(c.status), sa.String()),
-            message=per_row(lambda c: c.message, sa.Text()),
-            job_name=per_row(lambda c: c.job_name, sa.String()),
-            started_at=per_row(lambda c: c.started_at, UtcDateTime()),
-            finished_at=per_row(lambda c: c.finished_at, UtcDateTime()),
-            version=task.c.version + 1,
-            updated_at=now,
-        )
+    sql = (
+        f"UPDATE task SET {', '.join(sets)} WHERE id IN ({ids}) AND CASE id {matches} ELSE 0 END"
+        f" AND EXISTS (SELECT 1 FROM leader_epoch WHERE id = {EPOCH_ROW_ID} AND epoch = {int(epoch)})"
     )
+    return sql, tuple(params)
 
 
 def outcome_query(chunk: Sequence[StatusChange]) -> sa.Select[Any]:

@@ -140,7 +140,8 @@ class SqlTaskRepository:
             applied: list[TaskId] = []
             lost: list[TaskId] = []
             for chunk in chunks(changes):
-                matched = conn.execute(cas_update(chunk, epoch=epoch, now=now)).rowcount
+                sql, params = cas_update(chunk, epoch=epoch, now=now, dialect=conn.dialect)
+                matched = conn.exec_driver_sql(sql, params).rowcount
                 if matched == len(chunk):
                     applied.extend(c.task_id for c in chunk)
                     continue
