@@ -79,6 +79,6 @@ def test_acquire_sleeps_for_its_reservation() -> None:
     assert slept == [0.25]
 
 
-def test_burst_must_be_positive() -> None:
-    with pytest.raises(ValueError):
-        TokenBucket(qps=5, burst=0)
+def test_a_burst_of_zero_still_lets_requests_through_at_qps() -> None:
+    bucket = TokenBucket(qps=5, burst=0, clock=lambda: 0.0)
+    assert [bucket.reserve() for _ in range(2)] == pytest.approx([0.0, 0.2])

@@ -21,14 +21,15 @@ class TokenBucket:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """`qps` tokens per second, at most `burst` saved up; `qps <= 0` disables limiting."""
-        if burst < 1 and qps > 0:
-            raise ValueError("burst must be at least 1")
+        """`qps` tokens per second, at most `burst` saved up; `qps <= 0` disables limiting.
+
+        A burst below 1 is taken as 1: a bucket that can never hold a token would block forever.
+        """
         self.qps = qps
-        self.burst = burst
+        self.burst = max(1, burst)
         self._clock = clock
         self._sleep = sleep
-        self._tokens = float(burst)
+        self._tokens = float(self.burst)
         self._last = clock()
         self._lock = threading.Lock()
 
