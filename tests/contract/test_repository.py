@@ -163,3 +163,8 @@ def test_count_by_status_uses_the_exact_strings(repo: TaskRepository) -> None:
 def test_epochs_are_strictly_increasing(repo: TaskRepository) -> None:
     epochs = [repo.advance_epoch() for _ in range(3)]
     assert epochs == sorted(epochs) and len(set(epochs)) == 3
+
+
+def test_ping_answers_on_a_working_store(repo: TaskRepository) -> None:
+    add(repo, "pinged")
+    repo.ping()

@@ -100,7 +100,7 @@ def test_metrics_and_readiness(nw: Nightwatch) -> None:
     with db.open("r+b") as f:  # corrupt the header: the file is no longer a readable database
         f.write(b"\0" * 100)
     try:
-        status, body = wait_for(lambda: (r := nw.http("/readyz"))[0] == 503 and r, 10, what="/readyz to fail")
+        _, body = wait_for(lambda: (r := nw.http("/readyz"))[0] == 503 and r, 10, what="/readyz to fail")
         assert '"database": "error' in body
     finally:
         with db.open("r+b") as f:

@@ -124,6 +124,9 @@ class MemoryTaskRepository:
         with self._lock:
             return dict(Counter(str(t.status) for t in self._rows.values()))
 
+    def ping(self) -> None:
+        """Always answers: the store is this process's memory."""
+
 
 def _by_id(task: Task) -> int:
     return task.id

@@ -85,6 +85,12 @@ class TaskRepository(Protocol):
         """Row counts keyed by the raw status string (unknown strings included). Raises RetryableError."""
         ...
 
+    def ping(self) -> None:
+        """Check that the store answers and the task table is readable, over a fresh connection where
+        the technology allows (so a pooled connection cannot hide a broken file). Raises RetryableError.
+        """
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class JobRef:

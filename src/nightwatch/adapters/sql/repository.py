@@ -7,7 +7,9 @@ rules: listings walk the `(status, id)` index in bounded pages, nothing loads th
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -19,7 +21,7 @@ from nightwatch.adapters.sql.batch import cas_update, chunks, outcome_query
 from nightwatch.adapters.sql.retry import RetryPolicy, mysql_code, with_retry
 from nightwatch.adapters.sql.rows import TASK_COLUMNS, to_task, to_tasks
 from nightwatch.adapters.sql.tables import EPOCH_ROW_ID, leader_epoch, task
-from nightwatch.domain.errors import DuplicateTask, InvalidTransition, LeadershipLost, TaskNotFound
+from nightwatch.domain.errors import DuplicateTask, InvalidTransition, LeadershipLost, RetryableError, TaskNotFound
 from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskId, TaskStatus
 from nightwatch.domain.ports import NewTask, WriteResult
 
@@ -57,6 +59,22 @@ class SqlTaskRepository:
         self.engine.dispose()
 
     dispose = close
+
+    def ping(self) -> None:
+        """Read one row over a fresh connection (SQLite) or a pre-pinged pooled one (MySQL).
+
+        A pooled SQLite connection keeps its open file and page cache, so it would still answer
+        after the file was replaced or corrupted; readiness must look at the file as it is now.
+        """
+        if self.engine.dialect.name == "sqlite":
+            database = self.engine.url.database or ""
+            try:
+                with closing(sqlite3.connect(f"file:{database}?mode=rw", uri=True, timeout=2)) as conn:
+                    conn.execute("SELECT id FROM task LIMIT 1").fetchall()
+            except sqlite3.Error as error:
+                raise RetryableError(f"SQLite database {database} is not readable: {error}") from None
+            return
+        self._run(lambda conn: conn.execute(sa.select(task.c.id).limit(1)).all(), "ping")
 
     # -- reads ---------------------------------------------------------------------------------
     def get(self, task_id: TaskId) -> Task:
