@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Sequence
 
 import pytest
 
@@ -19,9 +21,10 @@ from nightwatch.domain.errors import (
     LeadershipLost,
     RetryableError,
 )
-from nightwatch.domain.model import TaskId, TaskStatus
+from nightwatch.domain.jobspec import LaunchRequest
+from nightwatch.domain.model import StatusChange, TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
-from nightwatch.domain.ports import NewTask
+from nightwatch.domain.ports import LaunchResult, NewTask, WriteResult
 
 S = TaskStatus
 SAMPLE_1 = '{"image":"alpine","command":["sleep"],"args":["60"]}'
@@ -234,21 +237,37 @@ def test_a_superseded_epoch_writes_nothing(world: World) -> None:
 
 
 class LosingFence:
-    def __init__(self, allowed_calls: int) -> None:
-        self.calls = 0
-        self.allowed = allowed_calls
+    """Holds epoch 1 until `lose()`; then every check raises LeadershipLost."""
+
+    def __init__(self) -> None:
+        self.lost = False
+
+    def lose(self) -> None:
+        self.lost = True
 
     def epoch(self) -> int:
-        self.calls += 1
-        if self.calls > self.allowed:
+        if self.lost:
             raise LeadershipLost("lease lost")
         return 1
 
 
+class LosesAfterFirstWrite(MemoryTaskRepository):
+    def __init__(self, fence: LosingFence) -> None:
+        super().__init__()
+        self.fence = fence
+
+    def apply(self, changes: Sequence[StatusChange], *, epoch: int) -> WriteResult:
+        result = super().apply(changes, epoch=epoch)
+        self.fence.lose()
+        return result
+
+
 def test_losing_the_lease_mid_tick_stops_writes() -> None:
     world = World(batch_size=50)
+    fence = LosingFence()
+    world.repo = LosesAfterFirstWrite(fence)
+    world.repo.advance_epoch()
     ids = [world.insert(f"l-{i}") for i in range(200)]
-    fence = LosingFence(allowed_calls=2)  # the tick's start, then one write batch
     dispatch = DispatchTasks(
         world.repo, world.runner, world.clock, fence, DispatchSettings(batch_size=50, write_batch_size=50)
     )
@@ -256,6 +275,35 @@ def test_losing_the_lease_mid_tick_stops_writes() -> None:
         dispatch()
     pending = sum(world.status(i) is S.PENDING for i in ids)
     assert pending == 50  # exactly the one batch written before the loss
+
+
+class LosesAfterLaunches(MemoryJobRunner):
+    def __init__(self, fence: LosingFence, after: int) -> None:
+        super().__init__()
+        self.fence, self.after, self.calls = fence, after, 0
+        self._count = threading.Lock()
+
+    def launch(self, request: LaunchRequest) -> LaunchResult:
+        with self._count:
+            self.calls += 1
+            if self.calls >= self.after:
+                self.fence.lose()
+        return super().launch(request)
+
+
+def test_a_leader_that_lost_its_lease_mid_tick_creates_no_more_jobs() -> None:
+    """Launches queued in the worker pool re-check the fence: a leader paused past its lease
+    (SIGSTOP, a long GC) must not create the rest of its batch when it resumes."""
+    world = World()
+    fence = LosingFence()
+    world.runner = LosesAfterLaunches(fence, after=10)
+    for i in range(200):
+        world.insert(f"q-{i}")
+    dispatch = DispatchTasks(world.repo, world.runner, world.clock, fence, DispatchSettings(workers=4))
+    with pytest.raises(LeadershipLost):
+        dispatch()
+    assert world.runner.calls <= 10 + 3  # at most the launches already past their check
+    assert world.repo.count_by_status() == {"Normal": 200}
 
 
 def test_cancel_racing_with_dispatch_leaves_no_orphan_job(world: World) -> None:

@@ -123,10 +123,17 @@ class DispatchTasks:
                 writes.append(task.fail(str(exc), now))
                 report.failed += 1
                 continue
-            future = launcher.submit(self._runner.launch, request)
+            future = launcher.submit(self._launch, request)
             future.add_done_callback(_report_to(done, task, request))
             submitted += 1
         return submitted
+
+    def _launch(self, request: LaunchRequest) -> LaunchResult:
+        # Checked by the worker right before the call, not once per tick: a leader paused (GC, SIGSTOP,
+        # a stalled VM) with launches queued must not create them when it resumes after a successor
+        # took over. The check is local (the lease's validity), so it costs no round trip.
+        self._fence.epoch()
+        return self._runner.launch(request)
 
     def _settle(
         self,
@@ -139,6 +146,8 @@ class DispatchTasks:
         """Turn one launch outcome into a write. True if a Job now exists for the task."""
         try:
             result = future.result()
+        except LeadershipLost:
+            raise  # ends the tick: nothing more is launched or written
         except JobConflict as exc:
             writes.append(task.fail(str(exc), self._clock.now()))
             report.failed += 1
