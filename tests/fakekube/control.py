@@ -9,7 +9,10 @@ POST /_fake/faults                  {"kind": "429|500|503|403|delay", "count", "
                                      "delay_seconds"}
 POST /_fake/forbid                  {"namespaces": [...]}: every request in them answers 403
 GET  /_fake/counters                {"verbs": {...}, "total": N, "jobs": N, "pods": N}
-GET  /_fake/jobs                    [{"namespace", "name", "created_by", "status"}...]
+GET  /_fake/jobs                    [{"namespace", "name", "created_by", "created_wall", "status"}...]
+POST /_fake/jobs                    {"namespace", "jobs": [Job bodies], "state": "pending|active|succeeded|failed"}:
+                                    create many Jobs at once (benchmark set-up), all in that state
+POST /_fake/jobs/state              {"state": ...}: set every Job to that state at once
 POST /_fake/reset                   forget everything (objects, records, faults, controller)
 POST /_fake/reset-counters          forget request records and counters only
 """
@@ -44,12 +47,26 @@ def handle(fake: FakeKubeServer, method: str, path: str, body: dict[str, Any]) -
                     "namespace": ns,
                     "name": name,
                     "created_by": fake.store.created_by.get((ns, name), ""),
+                    "created_wall": fake.store.created_wall.get((ns, name), 0.0),
                     "status": job.get("status", {}),
                 }
                 for (ns, name), job in fake.store.jobs.items()
             ]
     if method != "POST":
         raise StatusError(405, "MethodNotAllowed", f"{method} {path} is not a fake control endpoint")
+    if path == "/_fake/jobs":
+        state = body.get("state", "pending")
+        for job in body.get("jobs", []):
+            created = fake.store.create_job(body.get("namespace", "default"), job, created_by="fakekube-bulk")
+            if state != "pending":
+                fake.set_job_state(body.get("namespace", "default"), created["metadata"]["name"], state)
+        return 201, ok
+    if path == "/_fake/jobs/state":
+        with fake.store.lock:
+            keys = list(fake.store.jobs)
+        for namespace, name in keys:
+            fake.set_job_state(namespace, name, body.get("state", "succeeded"))
+        return 200, {"ok": True, "jobs": len(keys)}
     match = _STATE.match(path)
     if match:
         if "status" in body:

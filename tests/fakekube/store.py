@@ -90,6 +90,8 @@ class Store:
         """time.monotonic() of each Job's creation, for the timed controller."""
         self.created_by: dict[Key, str] = {}
         """The User-Agent that created each Job (kept off the object, so clients never see it)."""
+        self.created_wall: dict[Key, float] = {}
+        """time.time() of each Job's creation: creationTimestamp has 1 s resolution, latency needs better."""
         self._rv = 1000
 
     def reset(self) -> None:
@@ -98,6 +100,7 @@ class Store:
             self.pods.clear()
             self.created_at.clear()
             self.created_by.clear()
+            self.created_wall.clear()
 
     def _next_rv(self) -> str:
         self._rv += 1
@@ -146,6 +149,7 @@ class Store:
             self.jobs[(namespace, name)] = job
             self.created_at[(namespace, name)] = time.monotonic()
             self.created_by[(namespace, name)] = created_by
+            self.created_wall[(namespace, name)] = time.time()
             return copy.deepcopy(job)
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any]:
@@ -213,6 +217,7 @@ class Store:
         with self.lock:
             job = self.jobs.pop((namespace, name), None)
             self.created_at.pop((namespace, name), None)
+            self.created_wall.pop((namespace, name), None)
             if job is None:
                 raise StatusError(404, "NotFound", f'jobs.batch "{name}" not found', _details(name, "jobs"))
             # batch/v1 Jobs deleted through the API orphan their pods unless told otherwise.

@@ -1,0 +1,48 @@
+"""Every benchmark, one command: `.venv/bin/python -m bench [--quick] [--only NAME ...]`.
+
+Runs against the real MariaDB (throwaway databases, dropped at the end) and the project's fake
+Kubernetes API server in its own process (stopped at the end). Prints one JSON line per figure and
+writes docs/benchmarks.md plus docs/benchmarks-scaling.png. Targets are ratios measured side by
+side in the same run, or counts: see docs/benchmarks.md for what each is compared against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from bench import report, targets
+from bench.common import DEFAULT_SERVER, FIGURES, Databases, FakeKube, emit
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for iterating (docs show the full run)")
+    parser.add_argument("--only", nargs="*", choices=targets.ALL, help="run only these benchmarks")
+    parser.add_argument("--server", default=DEFAULT_SERVER, help="MariaDB server URL (no database)")
+    parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument("--profile", action="store_true", help="also record py-spy profiles of dispatch and sync")
+    args = parser.parse_args(argv)
+
+    sizes = targets.QUICK if args.quick else targets.FULL
+    fake, databases = FakeKube(), Databases(args.server)
+    started = time.perf_counter()
+    emit("environment", mode="quick" if args.quick else "full", fake_kube=fake.url, python=sys.version.split()[0])
+    try:
+        bench = targets.Bench(fake, databases, sizes)
+        for name in args.only or targets.ALL:
+            if name == "profile" and not args.profile and not args.only:
+                continue
+            getattr(bench, name.replace("-", "_"))()
+    finally:
+        fake.stop()
+        databases.drop_all()
+    emit("total", seconds=round(time.perf_counter() - started, 1))
+    if not args.no_docs:
+        report.write(FIGURES, quick=args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""One measured run in a fresh interpreter: `python -m bench.child KIND --db URL --kube URL ...`.
+
+Every side of every comparison (nightwatch's tick and the baseline it is compared with) runs in
+its own process like this one, so each starts from the same state and its peak RSS is its own.
+The last stdout line is a JSON object: seconds, statements, max_rss_mb and what the run did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import sqlalchemy as sa
+
+from bench.common import api_client_for, count_statements
+
+WORKERS = 8
+
+
+def _max_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _repository(db: str) -> Any:
+    from nightwatch.adapters.sql import SqlTaskRepository, create_engine_for
+
+    return SqlTaskRepository(create_engine_for(db, pool_size=10))
+
+
+def _runner(kube: str, page_size: int) -> Any:
+    from nightwatch.adapters.kubernetes import KubernetesJobRunner
+
+    return KubernetesJobRunner(api_client_for(kube, pool_maxsize=WORKERS + 4), qps=0, list_page_size=page_size)
+
+
+def run_dispatch(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.common import NAMESPACES
+    from nightwatch.adapters.clock import SystemClock
+    from nightwatch.app.usecases.common import FixedFence
+    from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
+
+    repo, runner = _repository(args.db), _runner(args.kube, args.page_size)
+    settings = DispatchSettings(allowed_namespaces=frozenset(NAMESPACES), workers=WORKERS)
+    dispatch = DispatchTasks(repo, runner, SystemClock(), FixedFence(1), settings)
+    with count_statements(repo.engine) as statements:
+        started = time.perf_counter()
+        report = dispatch()
+        seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "launched": report.launched + report.adopted,
+        "failed": report.failed,
+        "deferred": report.deferred,
+        "statements": len(statements),
+    }
+
+
+def run_bare_create(args: argparse.Namespace) -> dict[str, Any]:
+    """The bare official client: typed V1Job models, create_namespaced_job, 8 threads, no database."""
+    from kubernetes import client
+
+    from bench.common import NAMESPACES
+
+    batch = client.BatchV1Api(api_client_for(args.kube, pool_maxsize=WORKERS + 4))
+
+    def create(i: int) -> None:
+        namespace = NAMESPACES[i % len(NAMESPACES)]
+        labels = {"app.kubernetes.io/managed-by": "nightwatch", "nightwatch.io/task-id": str(i + 1)}
+        job = client.V1Job(
+            api_version="batch/v1",
+            kind="Job",
+            metadata=client.V1ObjectMeta(name=f"t{i}", namespace=namespace, labels=labels),
+            spec=client.V1JobSpec(
+                backoff_limit=1,
+                ttl_seconds_after_finished=3600,
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels={**labels, "app": "task-job"}),
+                    spec=client.V1PodSpec(
+                        restart_policy="Never",
+                        containers=[
+                            client.V1Container(name="task", image="busybox:1.36", command=["sh", "-c", "true"])
+                        ],
+                    ),
+                ),
+            ),
+        )
+        batch.create_namespaced_job(namespace, job, _request_timeout=10)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for _ in pool.map(create, range(args.count)):
+            pass
+    return {"seconds": time.perf_counter() - started, "launched": args.count, "statements": 0}
+
+
+def run_sync(args: argparse.Namespace) -> dict[str, Any]:
+    from nightwatch.adapters.clock import SystemClock
+    from nightwatch.app.usecases.common import FixedFence
+    from nightwatch.app.usecases.sync import SyncTasks
+
+    repo, runner = _repository(args.db), _runner(args.kube, args.page_size)
+    sync = SyncTasks(repo, runner, SystemClock(), FixedFence(1))
+    with count_statements(repo.engine) as statements:
+        started = time.perf_counter()
+        report = sync()
+        seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "observed": report.observed,
+        "changed": report.changed,
+        "lost": report.lost,
+        "statements": len(statements),
+    }
+
+
+def run_sync_baseline(args: argparse.Namespace) -> dict[str, Any]:
+    """The original system's way: one typed GET per task, one UPDATE per task, 8 threads."""
+    from kubernetes import client
+
+    from nightwatch.adapters.sql import create_engine_for
+
+    engine = create_engine_for(args.db, pool_size=WORKERS + 2)
+    batch = client.BatchV1Api(api_client_for(args.kube, pool_maxsize=WORKERS + 4))
+
+    def one(row: Any) -> int:
+        job = batch.read_namespaced_job(row.job_name, row.namespace, _request_timeout=10)
+        status, message = row.status, ""
+        for condition in (job.status and job.status.conditions) or []:
+            if condition.status == "True" and condition.type in ("Complete", "SuccessCriteriaMet"):
+                status, message = "Succeeded", f"{condition.reason}: {condition.message}"
+            elif condition.status == "True" and condition.type in ("Failed", "FailureTarget"):
+                status, message = "Failed", f"{condition.reason}: {condition.message}"
+        if status == row.status and job.status and job.status.active:
+            status = "Running"
+        if status == row.status:
+            return 0
+        with engine.begin() as conn:
+            return int(
+                conn.exec_driver_sql(
+                    "UPDATE task SET status = %s, message = %s, finished_at = UTC_TIMESTAMP(6), "
+                    "version = version + 1, updated_at = UTC_TIMESTAMP(6) "
+                    "WHERE id = %s AND status = %s AND version = %s",
+                    (status, message, row.id, row.status, row.version),
+                ).rowcount
+            )
+
+    with count_statements(engine) as statements:
+        started = time.perf_counter()
+        with engine.begin() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT id, namespace, job_name, status, version FROM task "
+                    "WHERE status IN ('Pending', 'Running') ORDER BY id"
+                )
+            ).all()
+        with ThreadPoolExecutor(WORKERS) as pool:
+            changed = sum(pool.map(one, rows))
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "observed": len(rows), "changed": changed, "statements": len(statements)}
+
+
+def run_idle(args: argparse.Namespace) -> dict[str, Any]:
+    """`ticks` dispatch + sync ticks with nothing to do; statements of the last tick, median time."""
+    from bench.common import NAMESPACES
+    from nightwatch.adapters.clock import SystemClock
+    from nightwatch.app.usecases.common import FixedFence
+    from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
+    from nightwatch.app.usecases.sync import SyncTasks
+
+    repo, runner = _repository(args.db), _runner(args.kube, args.page_size)
+    clock, fence = SystemClock(), FixedFence(1)
+    dispatch = DispatchTasks(repo, runner, clock, fence, DispatchSettings(allowed_namespaces=frozenset(NAMESPACES)))
+    sync = SyncTasks(repo, runner, clock, fence)
+    times, per_tick = [], []
+    for _ in range(args.ticks):
+        with count_statements(repo.engine) as statements:
+            started = time.perf_counter()
+            dispatch()
+            sync()
+            times.append(time.perf_counter() - started)
+        per_tick.append(len(statements))
+    return {"seconds": statistics.median(times), "statements": max(per_tick), "ticks": args.ticks}
+
+
+KINDS = {
+    "dispatch": run_dispatch,
+    "bare-create": run_bare_create,
+    "sync": run_sync,
+    "sync-baseline": run_sync_baseline,
+    "idle": run_idle,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.child")
+    parser.add_argument("kind", choices=sorted(KINDS))
+    parser.add_argument("--db", default="")
+    parser.add_argument("--kube", required=True)
+    parser.add_argument("--count", type=int, default=0)
+    parser.add_argument("--ticks", type=int, default=20)
+    parser.add_argument("--page-size", type=int, default=1000)
+    args = parser.parse_args()
+    result = KINDS[args.kind](args)
+    result["max_rss_mb"] = round(_max_rss_mb(), 1)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

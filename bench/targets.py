@@ -1,0 +1,427 @@
+"""The benchmarks behind issue 7's targets; each method prints its figures with what they were compared to.
+
+dispatch: DispatchTasks vs the bare official client creating the same Jobs (no database).
+sync:     one SyncTasks tick vs the original system's GET-per-task / UPDATE-per-task loop.
+idle:     dispatch + sync ticks over 1k and 100k terminal rows, with EXPLAIN of their queries.
+latency:  `nightwatch run` in a subprocess, tasks submitted through SubmitTask, Job creation times
+          as recorded by the fake server.
+scaling:  dispatch and sync time at three sizes, with the exponent of a log-log fit.
+profile:  py-spy profiles of the dispatch and the sync tick (top costs by own time).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from bench.common import (
+    NAMESPACES,
+    ROOT,
+    Databases,
+    FakeKube,
+    emit,
+    job_bodies,
+    reset_table,
+    run_child,
+    seed,
+)
+
+ALL = ["dispatch", "sync", "idle", "latency", "scaling", "profile"]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    dispatch: int
+    sync: int
+    idle: tuple[int, int]
+    latency_seconds: float
+    latency_rate: float
+    scaling: tuple[int, ...]
+    rounds: int
+
+
+FULL = Sizes(10_000, 10_000, (1_000, 100_000), 60.0, 50.0, (1_000, 10_000, 50_000), 2)
+QUICK = Sizes(2_000, 2_000, (1_000, 10_000), 10.0, 50.0, (500, 2_000, 5_000), 1)
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+class Bench:
+    def __init__(self, fake: FakeKube, databases: Databases, sizes: Sizes) -> None:
+        self.fake = fake
+        self.databases = databases
+        self.sizes = sizes
+        self.db = databases.create()
+        self.engine = sa.create_engine(self.db)
+        self.kube = ["--db", self.db, "--kube", fake.url]
+
+    # -- set-ups -----------------------------------------------------------------------------------
+    def _normal(self, count: int) -> None:
+        self.fake.reset()
+        reset_table(self.engine)
+        seed(self.engine, count, "Normal")
+
+    def _in_flight_all_complete(self, count: int) -> None:
+        """`count` Pending rows, their Jobs created, then every Job set Complete through the control API."""
+        self.fake.reset()
+        reset_table(self.engine)
+        seed(self.engine, count, "Pending", in_flight=True)
+        for namespace in NAMESPACES:
+            self.fake.bulk_create(namespace, job_bodies(0, count, namespace))
+        assert self.fake.set_all("succeeded") == count
+        self.fake.reset_counters()
+
+    def _statuses(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {s: int(n) for s, n in conn.exec_driver_sql("SELECT status, COUNT(*) FROM task GROUP BY status")}
+
+    # -- target 1 ----------------------------------------------------------------------------------
+    def dispatch(self) -> None:
+        n = self.sizes.dispatch
+        bare, ours = [], []
+        for _ in range(self.sizes.rounds):
+            self.fake.reset()
+            result = run_child(["bare-create", "--kube", self.fake.url, "--count", str(n)])
+            assert self.fake.counters()["jobs"] == n
+            bare.append(result["seconds"])
+            self._normal(n)
+            result = run_child(["dispatch", *self.kube])
+            assert self.fake.counters()["jobs"] == n and self._statuses() == {"Pending": n}, self._statuses()
+            ours.append(result["seconds"])
+            statements = result["statements"]
+        b, o = min(bare), min(ours)
+        emit("dispatch.bare_client", tasks=n, seconds=round(b, 3), jobs_per_s=round(n / b, 1), runs=bare)
+        emit(
+            "dispatch.nightwatch",
+            tasks=n,
+            seconds=round(o, 3),
+            jobs_per_s=round(n / o, 1),
+            runs=ours,
+            statements=statements,
+        )
+        ratio = b / o
+        emit(
+            "target1.dispatch_vs_bare_client",
+            value=round(ratio, 3),
+            target=">= 1.0",
+            unit="x throughput",
+            compared_with="bare kubernetes client, typed V1Job, 8 threads, no database",
+            verdict=_verdict(ratio >= 1.0),
+        )
+
+    # -- targets 2 and 5 (sync RSS) ----------------------------------------------------------------
+    def sync(self) -> None:
+        n = self.sizes.sync
+        ours, base = [], []
+        for _ in range(self.sizes.rounds):
+            self._in_flight_all_complete(n)
+            result = run_child(["sync", *self.kube])
+            counters = self.fake.counters()["verbs"]
+            assert result["changed"] == n and self._statuses() == {"Succeeded": n}, (result, self._statuses())
+            ours.append(result)
+            reset_table(self.engine)
+            seed(self.engine, n, "Pending", in_flight=True)
+            self.fake.reset_counters()
+            baseline = run_child(["sync-baseline", *self.kube])
+            assert baseline["changed"] == n, baseline
+            base.append(baseline)
+        best = min(ours, key=lambda r: r["seconds"])
+        slow = min(base, key=lambda r: r["seconds"])
+        lists_per_ns = counters.get("list", 0) / len(NAMESPACES)
+        emit(
+            "sync.nightwatch",
+            tasks=n,
+            seconds=round(best["seconds"], 3),
+            statements=best["statements"],
+            api_calls=counters,
+            runs=[round(r["seconds"], 3) for r in ours],
+        )
+        emit(
+            "sync.original_method",
+            tasks=n,
+            seconds=round(slow["seconds"], 3),
+            statements=slow["statements"],
+            runs=[round(r["seconds"], 3) for r in base],
+        )
+        emit("target2.list_calls_per_namespace", value=lists_per_ns, target="<= 2", verdict=_verdict(lists_per_ns <= 2))
+        gets = counters.get("get", 0)
+        emit("target2.per_task_gets", value=gets, target="0", verdict=_verdict(gets == 0))
+        limit = n / 500 + 10
+        emit(
+            "target2.db_statements",
+            value=best["statements"],
+            target=f"<= {limit:.0f}",
+            verdict=_verdict(best["statements"] <= limit),
+        )
+        ratio = slow["seconds"] / best["seconds"]
+        emit(
+            "target2.sync_vs_original",
+            value=round(ratio, 2),
+            target=">= 15",
+            unit="x faster",
+            compared_with="one typed read_namespaced_job GET + one UPDATE per task, 8 threads",
+            verdict=_verdict(ratio >= 15),
+        )
+        rss = max(r["max_rss_mb"] for r in ours)
+        emit("target5.sync_peak_rss_mb", value=rss, target="< 250", tasks=n, verdict=_verdict(rss < 250))
+
+    # -- targets 3 and 5 (growth) ------------------------------------------------------------------
+    def idle(self) -> None:
+        small, large = self.sizes.idle
+        results = {}
+        self.fake.reset()
+        for n in (small, large):
+            reset_table(self.engine)
+            third = n // 3
+            seed(self.engine, third, "Succeeded")
+            seed(self.engine, third, "Failed", first=third)
+            seed(self.engine, n - 2 * third, "Cancelled", first=2 * third)
+            self.fake.reset_counters()
+            result = run_child(["idle", *self.kube, "--ticks", "30"])
+            result["api_calls"] = self.fake.counters()["total"]
+            results[n] = result
+            emit(
+                f"idle.{n}_terminal_rows",
+                seconds=round(result["seconds"], 5),
+                statements=result["statements"],
+                api_calls=result["api_calls"],
+                max_rss_mb=result["max_rss_mb"],
+            )
+        worst = max(r["statements"] for r in results.values())
+        emit("target3.db_statements_per_idle_tick", value=worst, target="<= 3", verdict=_verdict(worst <= 3))
+        calls = max(r["api_calls"] for r in results.values())
+        emit("target3.api_calls_when_idle", value=calls, target="0", verdict=_verdict(calls == 0))
+        growth = results[large]["seconds"] / results[small]["seconds"]
+        emit(
+            "target3.idle_time_growth",
+            value=round(growth, 2),
+            target="<= 1.5",
+            compared_with=f"{small} vs {large} terminal rows",
+            verdict=_verdict(growth <= 1.5),
+        )
+        rss = results[large]["max_rss_mb"] - results[small]["max_rss_mb"]
+        emit(
+            "target5.rss_growth_mb",
+            value=round(rss, 1),
+            target="<= 20",
+            compared_with=f"{small} vs {large} terminal rows",
+            verdict=_verdict(rss <= 20),
+        )
+        emit("idle.explain", plans=self._explain())
+
+    def _explain(self) -> dict[str, list[dict[str, Any]]]:
+        from nightwatch.adapters.sql.rows import TASK_COLUMNS
+        from nightwatch.adapters.sql.tables import task
+
+        queries = {
+            "dispatch": sa.select(*TASK_COLUMNS)
+            .where(task.c.status == "Normal", task.c.id > 0)
+            .order_by(task.c.id)
+            .limit(500),
+            "sync": sa.select(*TASK_COLUMNS)
+            .where(task.c.status.in_(["Pending", "Running"]), task.c.id > 0)
+            .order_by(task.c.id)
+            .limit(5000),
+        }
+        plans = {}
+        with self.engine.connect() as conn:
+            for name, query in queries.items():
+                sql = str(query.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
+                rows = conn.exec_driver_sql("EXPLAIN " + sql).mappings().all()
+                plans[name] = [{k: v for k, v in row.items()} for row in rows]
+                plans[name + "_sql"] = [{"sql": " ".join(sql.split())}]
+        return plans
+
+    # -- target 4 ----------------------------------------------------------------------------------
+    def latency(self) -> None:
+        from tests.fakekube.fixtures import write_kubeconfig
+
+        from nightwatch.adapters.clock import SystemClock
+        from nightwatch.adapters.sql import SqlTaskRepository, create_engine_for
+        from nightwatch.app.usecases.submit import SubmitTask
+
+        db = self.databases.create()
+        self.fake.reset()
+        seconds, rate = self.sizes.latency_seconds, self.sizes.latency_rate
+        with tempfile.TemporaryDirectory(prefix="nightwatch-bench-") as tmp:
+            kubeconfig = write_kubeconfig(Path(tmp) / "kubeconfig", self.fake.url)
+            env = {
+                **os.environ,
+                "KUBECONFIG": str(kubeconfig),
+                "NIGHTWATCH_DATABASE__URL": db,
+                "NIGHTWATCH_RUNNER__BACKEND": "kubernetes",
+                "NIGHTWATCH_LOCK__BACKEND": "memory",
+                "NIGHTWATCH_HTTP__ENABLED": "false",
+                "NIGHTWATCH_LOG__LEVEL": "WARNING",
+            }
+            service = subprocess.Popen(
+                [str(Path(sys.executable).parent / "nightwatch"), "run"],
+                cwd=tmp,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=open(Path(tmp) / "service.log", "w"),
+            )
+            repo = SqlTaskRepository(create_engine_for(db))
+            try:
+                self._wait_for_leader(repo)
+                submit = SubmitTask(repo, SystemClock(), frozenset({"default"}))
+                submitted: dict[str, float] = {}
+                total = int(seconds * rate)
+                start = time.perf_counter()
+                for i in range(total):
+                    delay = start + i / rate - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                    name = f"lat{i}"
+                    submitted[name] = time.time()
+                    submit(name, "default", {"image": "busybox:1.36", "command": ["true"]})
+                deadline = time.time() + 10
+                created: dict[str, float] = {}
+                while time.time() < deadline:
+                    created = {j["name"]: j["created_wall"] for j in self.fake.jobs()}
+                    if len(created) >= total:
+                        break
+                    time.sleep(0.5)
+            finally:
+                service.terminate()
+                service.wait(30)
+                repo.close()
+        latencies = sorted(created[name] - t for name, t in submitted.items() if name in created)
+        missing = total - len(latencies)
+        p99 = latencies[min(len(latencies) - 1, math.ceil(0.99 * len(latencies)) - 1)] if latencies else float("inf")
+        emit(
+            "latency.submit_to_job_created",
+            tasks=total,
+            submitted_per_s=rate,
+            seconds=seconds,
+            p50=round(statistics.median(latencies), 3) if latencies else None,
+            p99=round(p99, 3),
+            max=round(latencies[-1], 3) if latencies else None,
+            missing=missing,
+        )
+        emit(
+            "target4.latency_p99_s",
+            value=round(p99, 3),
+            target="<= 1.5",
+            compared_with="dispatch interval 1 s (default settings)",
+            verdict=_verdict(p99 <= 1.5 and not missing),
+        )
+
+    @staticmethod
+    def _wait_for_leader(repo: Any) -> None:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            with repo.engine.connect() as conn:
+                if conn.exec_driver_sql("SELECT epoch FROM leader_epoch WHERE id = 1").scalar() or 0:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError("nightwatch run did not become leader within 30 s")
+
+    # -- target 6 ----------------------------------------------------------------------------------
+    def scaling(self) -> None:
+        points: dict[str, list[tuple[int, float]]] = {"dispatch": [], "sync": []}
+        for n in self.sizes.scaling:
+            self._normal(n)
+            result = run_child(["dispatch", *self.kube])
+            assert self._statuses() == {"Pending": n}
+            points["dispatch"].append((n, result["seconds"]))
+            self._in_flight_all_complete(n)
+            result = run_child(["sync", *self.kube])
+            assert result["changed"] == n
+            points["sync"].append((n, result["seconds"]))
+            emit(
+                "scaling.point",
+                tasks=n,
+                dispatch_s=round(points["dispatch"][-1][1], 3),
+                sync_s=round(points["sync"][-1][1], 3),
+                sync_max_rss_mb=result["max_rss_mb"],
+            )
+        for name, pts in points.items():
+            exponent = _loglog_slope(pts)
+            emit(
+                f"target6.{name}_exponent",
+                value=round(exponent, 3),
+                target="<= 1.1 (linear or better)",
+                points=[[n, round(s, 3)] for n, s in pts],
+                verdict=_verdict(exponent <= 1.1),
+            )
+
+    # -- profiles ----------------------------------------------------------------------------------
+    def profile(self) -> None:
+        out = ROOT / "docs" / "profiles"
+        out.mkdir(parents=True, exist_ok=True)
+        n = self.sizes.dispatch
+        for kind in ("dispatch", "sync"):
+            if kind == "dispatch":
+                self._normal(n)
+            else:
+                self._in_flight_all_complete(n)
+            raw = out / f"{kind}.raw.txt"
+            subprocess.run(
+                [
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "--rate",
+                    "250",
+                    "--threads",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(raw),
+                    "--",
+                    sys.executable,
+                    "-m",
+                    "bench.child",
+                    kind,
+                    *self.kube,
+                ],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            own, total = top_costs(raw)
+            emit(
+                f"profile.{kind}",
+                tasks=n,
+                samples=total,
+                top_own_time=[{"function": f, "share": round(c / total, 3)} for f, c in own[:8]],
+            )
+
+
+def top_costs(raw: Path) -> tuple[list[tuple[str, int]], int]:
+    """Own-time samples per function (file:function) from py-spy's raw (collapsed) output."""
+    own: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        leaf = stack.split(";")[-1]
+        name, _, where = leaf.partition(" (")
+        file = where.split(":")[0].rstrip(")")
+        short = "/".join(file.split("/")[-2:])
+        own[f"{short}:{name}"] += int(count)
+        total += int(count)
+    return own.most_common(), total
+
+
+def _loglog_slope(points: list[tuple[int, float]]) -> float:
+    xs = [math.log(n) for n, _ in points]
+    ys = [math.log(s) for _, s in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
