@@ -325,6 +325,8 @@ class Cluster:
         assert self.engine is not None
         with self._seq_lock:
             first, self._seq = self._seq, self._seq + count
+        if count <= 0:
+            return
         rows = [{"name": f"t{n:05d}", "info": TASK_INFO} for n in range(first, first + count)]
         with self.engine.begin() as conn:
             conn.execute(
