@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import signal
+import subprocess
+import sys
 import statistics
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +27,37 @@ import sqlalchemy as sa
 from bench.common import api_client_for, count_statements
 
 WORKERS = 8
+
+
+@contextmanager
+def _profiled() -> Iterator[None]:
+    """With BENCH_PYSPY=FILE: py-spy samples this process (every thread) only while inside."""
+    output = os.environ.get("BENCH_PYSPY")
+    if not output:
+        yield
+        return
+    spy = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(os.getpid()),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            output,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)  # let py-spy attach
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(60)
 
 
 def _max_rss_mb() -> float:
@@ -47,7 +85,7 @@ def run_dispatch(args: argparse.Namespace) -> dict[str, Any]:
     repo, runner = _repository(args.db), _runner(args.kube, args.page_size)
     settings = DispatchSettings(allowed_namespaces=frozenset(NAMESPACES), workers=WORKERS)
     dispatch = DispatchTasks(repo, runner, SystemClock(), FixedFence(1), settings)
-    with count_statements(repo.engine) as statements:
+    with count_statements(repo.engine) as statements, _profiled():
         started = time.perf_counter()
         report = dispatch()
         seconds = time.perf_counter() - started
@@ -92,7 +130,7 @@ def run_bare_create(args: argparse.Namespace) -> dict[str, Any]:
         batch.create_namespaced_job(namespace, job, _request_timeout=10)
 
     started = time.perf_counter()
-    with ThreadPoolExecutor(WORKERS) as pool:
+    with _profiled(), ThreadPoolExecutor(WORKERS) as pool:
         for _ in pool.map(create, range(args.count)):
             pass
     return {"seconds": time.perf_counter() - started, "launched": args.count, "statements": 0}
@@ -105,7 +143,7 @@ def run_sync(args: argparse.Namespace) -> dict[str, Any]:
 
     repo, runner = _repository(args.db), _runner(args.kube, args.page_size)
     sync = SyncTasks(repo, runner, SystemClock(), FixedFence(1))
-    with count_statements(repo.engine) as statements:
+    with count_statements(repo.engine) as statements, _profiled():
         started = time.perf_counter()
         report = sync()
         seconds = time.perf_counter() - started

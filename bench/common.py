@@ -193,9 +193,9 @@ def api_client_for(url: str, *, pool_maxsize: int = 16, user_agent: str = "night
     return api
 
 
-def run_child(args: list[str], timeout: float = 900) -> dict[str, Any]:
+def run_child(args: list[str], timeout: float = 900, env: dict[str, str] | None = None) -> dict[str, Any]:
     """`python -m bench.child ARGS` in a fresh interpreter; its last stdout line is a JSON result."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     done = subprocess.run(
         [sys.executable, "-m", "bench.child", *args],
         cwd=ROOT,

@@ -364,60 +364,49 @@ class Bench:
         out = ROOT / "docs" / "profiles"
         out.mkdir(parents=True, exist_ok=True)
         n = self.sizes.dispatch
-        for kind in ("dispatch", "sync"):
-            if kind == "dispatch":
+        for kind in ("bare-create", "dispatch", "sync"):
+            if kind == "bare-create":
+                self.fake.reset()
+            elif kind == "dispatch":
                 self._normal(n)
             else:
                 self._in_flight_all_complete(n)
             raw = out / f"{kind}.raw.txt"
-            subprocess.run(
-                [
-                    str(Path(sys.executable).parent / "py-spy"),
-                    "record",
-                    "--rate",
-                    "250",
-                    "--threads",
-                    "--format",
-                    "raw",
-                    "--output",
-                    str(raw),
-                    "--",
-                    sys.executable,
-                    "-m",
-                    "bench.child",
-                    kind,
-                    *self.kube,
-                ],
-                cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-                check=True,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            own, total = top_costs(raw)
+            args = ["--kube", self.fake.url, "--count", str(n)] if kind == "bare-create" else self.kube
+            run_child([kind, *args], env={"BENCH_PYSPY": str(raw)})
+            own, inclusive, total = top_costs(raw)
             emit(
                 f"profile.{kind}",
                 tasks=n,
                 samples=total,
-                top_own_time=[{"function": f, "share": round(c / total, 3)} for f, c in own[:8]],
+                top_own_time=[{"function": f, "share": round(c / total, 3)} for f, c in own[:12]],
+                top_inclusive=[{"function": f, "share": round(c / total, 3)} for f, c in inclusive[:30]],
             )
 
 
-def top_costs(raw: Path) -> tuple[list[tuple[str, int]], int]:
-    """Own-time samples per function (file:function) from py-spy's raw (collapsed) output."""
+def _frame_name(frame: str) -> str:
+    name, _, where = frame.partition(" (")
+    file = where.split(":")[0].rstrip(")")
+    return "/".join(file.split("/")[-2:]) + ":" + name
+
+
+def top_costs(raw: Path) -> tuple[list[tuple[str, int]], list[tuple[str, int]], int]:
+    """Own-time and inclusive samples per function (file:function) from py-spy's raw (collapsed) output."""
     own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        leaf = stack.split(";")[-1]
-        name, _, where = leaf.partition(" (")
-        file = where.split(":")[0].rstrip(")")
-        short = "/".join(file.split("/")[-2:])
-        own[f"{short}:{name}"] += int(count)
+        frames = [_frame_name(f) for f in stack.split(";") if " (" in f]
+        if not frames:
+            continue
+        own[frames[-1]] += int(count)
+        for name in set(frames):
+            inclusive[name] += int(count)
         total += int(count)
-    return own.most_common(), total
+    return own.most_common(), inclusive.most_common(), total
 
 
 def _loglog_slope(points: list[tuple[int, float]]) -> float:

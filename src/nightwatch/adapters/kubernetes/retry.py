@@ -77,8 +77,8 @@ class ApiCaller:
         delay = min(self._cap, self._base * float(2 ** (attempt - 1)))
         return delay * (0.5 + self._jitter() / 2)
 
-    def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """`fn(*args, **kwargs)` with retries; returns the parsed JSON body (None if empty).
+    def call(self, what: str, fn: Callable[..., Any], *args: Any, parse: bool = True, **kwargs: Any) -> Any:
+        """`fn(*args, **kwargs)` with retries; returns the parsed JSON body (None if empty, or if not `parse`).
 
         Raises ApiException for a non-retryable HTTP error, RetryableError once attempts run out.
         """
@@ -90,7 +90,7 @@ class ApiCaller:
                     data = response.data
                 finally:
                     response.release_conn()
-                return json.loads(data) if data else None
+                return json.loads(data) if data and parse else None
             except ApiException as exc:
                 if exc.status == 429:
                     delay = _retry_after(exc) or self.backoff(attempt)
