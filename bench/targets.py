@@ -267,12 +267,13 @@ class Bench:
                 "NIGHTWATCH_HTTP__ENABLED": "false",
                 "NIGHTWATCH_LOG__LEVEL": "WARNING",
             }
+            log = (Path(tmp) / "service.log").open("w")  # noqa: SIM115 - closed with the service below
             service = subprocess.Popen(
                 [str(Path(sys.executable).parent / "nightwatch"), "run"],
                 cwd=tmp,
                 env=env,
                 stdout=subprocess.DEVNULL,
-                stderr=open(Path(tmp) / "service.log", "w"),
+                stderr=log,
             )
             repo = SqlTaskRepository(create_engine_for(db))
             try:
@@ -298,6 +299,7 @@ class Bench:
             finally:
                 service.terminate()
                 service.wait(30)
+                log.close()
                 repo.close()
         latencies = sorted(created[name] - t for name, t in submitted.items() if name in created)
         missing = total - len(latencies)

@@ -120,7 +120,7 @@ class KubernetesJobRunner:
         )
         response = self._api.call_api(method, url, header_params=headers, body=body, _request_timeout=_request_timeout)
         if not 200 <= response.status <= 299:
-            response.read()
+            response.read()  # type: ignore[no-untyped-call]
             raise ApiException.from_response(http_resp=response, body=None, data=None)
         return response.response
 
