@@ -267,7 +267,7 @@ class Bench:
                 "NIGHTWATCH_HTTP__ENABLED": "false",
                 "NIGHTWATCH_LOG__LEVEL": "WARNING",
             }
-            log = (Path(tmp) / "service.log").open("w")  # noqa: SIM115 - closed with the service below
+            log = (Path(tmp) / "service.log").open("w")
             service = subprocess.Popen(
                 [str(Path(sys.executable).parent / "nightwatch"), "run"],
                 cwd=tmp,
