@@ -12,9 +12,9 @@ import json
 import os
 import resource
 import signal
+import statistics
 import subprocess
 import sys
-import statistics
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
