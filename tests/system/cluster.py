@@ -466,8 +466,3 @@ def handover(cluster: Cluster, sig: int, *, timeout: float = 20.0) -> dict[str, 
         "seconds": round(first.at - started, 3),
         "gained_seconds": round(gained[0] - started, 3) if gained else None,
     }
-
-
-def restart_masters(cluster: Cluster, indexes: list[int]) -> None:
-    for i in indexes:
-        cluster.redis[i].start()
