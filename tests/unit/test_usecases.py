@@ -341,3 +341,13 @@ def test_submit_validates_before_inserting(world: World) -> None:
         with pytest.raises(InvalidTaskSpec, match=message):
             world.submit(name, ns, info)
     assert world.repo.count_by_status() == {"Normal": 1}
+
+
+def test_a_leader_without_its_lease_deletes_no_job(world: World) -> None:
+    task_id = world.insert("keep-me")
+    world.dispatch()
+    world.request_cancel(task_id)
+    cancel = CancelTasks(world.repo, world.runner, world.clock, LosingFence(allowed_calls=0))
+    with pytest.raises(LeadershipLost):
+        cancel()
+    assert world.runner.deleted == [] and world.status(task_id) is S.PENDING

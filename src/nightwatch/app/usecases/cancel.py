@@ -58,6 +58,8 @@ class CancelTasks:
         changes: list[StatusChange] = []
         for task in tasks:
             if task.status is not TaskStatus.NORMAL:
+                # Like dispatch: a leader that lost its lease must not act on the cluster any more.
+                self._fence.epoch()
                 try:
                     self._runner.delete(job_ref(task))
                 except RetryableError as exc:
