@@ -347,7 +347,9 @@ def test_a_leader_without_its_lease_deletes_no_job(world: World) -> None:
     task_id = world.insert("keep-me")
     world.dispatch()
     world.request_cancel(task_id)
-    cancel = CancelTasks(world.repo, world.runner, world.clock, LosingFence(allowed_calls=0))
+    fence = LosingFence()
+    fence.lose()
+    cancel = CancelTasks(world.repo, world.runner, world.clock, fence)
     with pytest.raises(LeadershipLost):
         cancel()
     assert world.runner.deleted == [] and world.status(task_id) is S.PENDING
