@@ -9,6 +9,7 @@ side in the same run, or counts: see docs/benchmarks.md for what each is compare
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 
@@ -23,9 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server", default=DEFAULT_SERVER, help="MariaDB server URL (no database)")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     parser.add_argument("--profile", action="store_true", help="also record py-spy profiles of dispatch and sync")
+    parser.add_argument("--tasks", type=int, help="override the dispatch/sync/profile size (iteration aid)")
     args = parser.parse_args(argv)
 
     sizes = targets.QUICK if args.quick else targets.FULL
+    if args.tasks:
+        sizes = dataclasses.replace(sizes, dispatch=args.tasks, sync=args.tasks)
     fake, databases = FakeKube(), Databases(args.server)
     started = time.perf_counter()
     emit("environment", mode="quick" if args.quick else "full", fake_kube=fake.url, python=sys.version.split()[0])

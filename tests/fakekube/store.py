@@ -293,7 +293,22 @@ class Store:
         metadata: dict[str, Any] = {"resourceVersion": str(self._rv)}
         if more:
             metadata["continue"] = more
-        return {"kind": kind, "apiVersion": api_version, "metadata": metadata, "items": copy.deepcopy(selected)}
+        return {
+            "kind": kind,
+            "apiVersion": api_version,
+            "metadata": metadata,
+            "items": [_snapshot(i) for i in selected],
+        }
+
+
+def _snapshot(obj: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a stored object safe to serialize outside the lock, without a deep copy per item.
+
+    Stored objects are never changed in place below the top level except `metadata.resourceVersion`
+    (status is replaced whole, patches build new objects), so copying the top level and metadata is
+    enough; a deep copy of every listed item made the fake, not the client, the cost of a big list.
+    """
+    return {**obj, "metadata": dict(obj["metadata"])}
 
 
 def reason_for(code: int) -> str:

@@ -12,6 +12,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from nightwatch.adapters.kubernetes.jobbody import MANAGED_SELECTOR, build_job_b
 from nightwatch.adapters.kubernetes.ratelimit import TokenBucket
 from nightwatch.adapters.kubernetes.retry import ApiCaller, api_message
 from nightwatch.adapters.kubernetes.status import (
+    conditions_of,
     failure_diagnosis,
     is_failed,
     is_stale,
@@ -33,7 +35,7 @@ from nightwatch.adapters.kubernetes.status import (
 from nightwatch.domain.errors import JobConflict, RetryableError
 from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import TaskId
-from nightwatch.domain.observation import JobObservation
+from nightwatch.domain.observation import JobCondition, JobObservation
 from nightwatch.domain.ports import JobRef, LaunchResult
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class KubernetesJobRunner:
         pending_diagnosis_after: timedelta = timedelta(seconds=30),
         max_pod_reads: int = 20,
         list_page_size: int = 1000,
+        list_workers: int = 4,
         request_timeout: float = 10.0,
         max_attempts: int = 4,
         backoff_base: float = 0.2,
@@ -66,6 +69,7 @@ class KubernetesJobRunner:
         `qps`/`burst`: client-side token bucket shared by every call (qps 0 disables it).
         `pending_diagnosis_after`: how long a Job may wait for its first pod before its pods are
         read for a root cause; `max_pod_reads`: pod lists per `observe` call at most.
+        `list_workers`: namespaces listed concurrently by `observe` (the pool must allow as many).
         """
         self._api = api_client
         self._batch = client.BatchV1Api(api_client)
@@ -82,6 +86,7 @@ class KubernetesJobRunner:
         self._pending_after = pending_diagnosis_after.total_seconds()
         self._max_pod_reads = max_pod_reads
         self._page_size = list_page_size
+        self._list_workers = list_workers
         self._now = now
 
     def close(self) -> None:
@@ -171,15 +176,20 @@ class KubernetesJobRunner:
         result: dict[TaskId, JobObservation] = {}
         budget = [self._max_pod_reads]
         now = self._now()
-        for namespace, ns_refs in by_namespace.items():
-            jobs = self._list_jobs(namespace)
-            for ref in ns_refs:
-                job = jobs.get(ref.job_name)
-                # Same name but another task's id: not this task's Job (a reused name), so missing.
-                if job is None or task_id_of(job) != str(ref.task_id):
-                    result[ref.task_id] = JobObservation.missing(ref.namespace, ref.job_name)
-                else:
-                    result[ref.task_id] = observe_job(job, self._diagnose(ref, job, now, budget))
+        namespaces = list(by_namespace)
+        # Namespaces are listed a few at a time, so reading one page overlaps with the server
+        # producing the next; results are consumed in order, and the first failure is raised.
+        with ThreadPoolExecutor(max(1, min(self._list_workers, len(namespaces))), "observe") as pool:
+            for namespace, jobs in zip(namespaces, pool.map(self._list_jobs, namespaces), strict=True):
+                for ref in by_namespace[namespace]:
+                    job = jobs.get(ref.job_name)
+                    # Same name but another task's id: not this task's Job (a reused name), so missing.
+                    if job is None or task_id_of(job) != str(ref.task_id):
+                        result[ref.task_id] = JobObservation.missing(ref.namespace, ref.job_name)
+                    else:
+                        conditions = conditions_of(job)
+                        diagnosis = self._diagnose(ref, job, conditions, now, budget)
+                        result[ref.task_id] = observe_job(job, diagnosis, conditions)
         return result
 
     def _list_jobs(self, namespace: str) -> dict[str, dict[str, Any]]:
@@ -215,11 +225,13 @@ class KubernetesJobRunner:
             if not token:
                 return jobs
 
-    def _diagnose(self, ref: JobRef, job: dict[str, Any], now: datetime, budget: list[int]) -> str:
+    def _diagnose(
+        self, ref: JobRef, job: dict[str, Any], conditions: list[JobCondition], now: datetime, budget: list[int]
+    ) -> str:
         """A pod-level root cause, only for a stale pending or a failed Job, within the call's budget."""
-        if is_failed(job):
+        if is_failed(job, conditions):
             reader = failure_diagnosis
-        elif is_waiting(job) and is_stale(ref.started_at, now, self._pending_after):
+        elif is_waiting(job, conditions) and is_stale(ref.started_at, now, self._pending_after):
             reader = pending_diagnosis
         else:
             return ""

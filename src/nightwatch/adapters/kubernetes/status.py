@@ -55,22 +55,27 @@ def _count(status: Mapping[str, Any], key: str) -> int:
     return value if isinstance(value, int) else 0
 
 
-def is_failed(job: Mapping[str, Any]) -> bool:
-    return any(c.is_true and c.type in FAILURE_CONDITIONS for c in conditions_of(job))
+def is_failed(job: Mapping[str, Any], conditions: list[JobCondition] | None = None) -> bool:
+    """`conditions`: the Job's, if the caller already read them (a big list reads each Job once)."""
+    conditions = conditions_of(job) if conditions is None else conditions
+    return any(c.is_true and c.type in FAILURE_CONDITIONS for c in conditions)
 
 
-def is_waiting(job: Mapping[str, Any]) -> bool:
+def is_waiting(job: Mapping[str, Any], conditions: list[JobCondition] | None = None) -> bool:
     """No active pod and no terminal condition: the Job has not started running yet."""
     status = job.get("status") or {}
     terminal = FAILURE_CONDITIONS + SUCCESS_CONDITIONS
-    return _count(status, "active") == 0 and not any(c.is_true and c.type in terminal for c in conditions_of(job))
+    conditions = conditions_of(job) if conditions is None else conditions
+    return _count(status, "active") == 0 and not any(c.is_true and c.type in terminal for c in conditions)
 
 
-def observe_job(job: Mapping[str, Any], diagnosis: str = "") -> JobObservation:
+def observe_job(
+    job: Mapping[str, Any], diagnosis: str = "", conditions: list[JobCondition] | None = None
+) -> JobObservation:
     """Classify one raw Job through the domain's rule."""
     status = job.get("status") or {}
     return JobObservation.from_job_status(
-        conditions_of(job),
+        conditions_of(job) if conditions is None else conditions,
         active=_count(status, "active"),
         ready=_count(status, "ready"),
         succeeded=_count(status, "succeeded"),
