@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         databases.drop_all()
     emit("total", seconds=round(time.perf_counter() - started, 1))
     if not args.no_docs:
+        report.save(FIGURES)
         report.write(FIGURES, quick=args.quick)
     return 0
 

@@ -105,21 +105,38 @@ class KubernetesJobRunner:
         logger.debug("created Job %s for task %s", where, request.task_id)
         return LaunchResult(request.job_name)
 
-    def _create_job(
-        self, namespace: str, body: dict[str, Any], *, _preload_content: bool, _request_timeout: float
-    ) -> Any:
-        """POST a Job body (a plain dict) through the ApiClient's own request path, skipping the model layer.
+    def _create_job(self, namespace: str, body: dict[str, Any], **options: Any) -> Any:
+        """POST a Job body (a plain dict), skipping the model layer (see `_request`)."""
+        return self._request(
+            "POST", "/apis/batch/v1/namespaces/{namespace}/jobs", {"namespace": namespace}, body=body, **options
+        )
 
-        `BatchV1Api.create_namespaced_job` validates the dict into a `V1Job` (pydantic), serializes
-        it back and builds a `V1Job` from the response: about 15% of a launch's time for nothing,
-        since `build_job_body` already makes the exact JSON. The URL, headers, authentication (token
-        refresh included) and error handling are the client's own: non-2xx raises `ApiException`.
-        Returns the raw urllib3 response, like the generated methods with `_preload_content=False`.
+    def _request(
+        self,
+        method: str,
+        resource_path: str,
+        path_params: dict[str, str],
+        *,
+        query: list[tuple[str, Any]] | None = None,
+        body: dict[str, Any] | None = None,
+        _preload_content: bool = False,
+        _request_timeout: float | None = None,
+    ) -> Any:
+        """One request through the ApiClient's own request path, without the generated methods.
+
+        The generated methods validate their arguments with pydantic (`create_namespaced_job`
+        turns the body dict into a `V1Job` and back: ~15% of a launch; the first call of each
+        method builds its validator) and build models from responses. `build_job_body` already
+        makes the exact JSON, and the adapter reads responses as raw JSON. The URL, headers,
+        authentication (token refresh included) and errors are the client's own: a non-2xx
+        status raises `ApiException`. Returns the raw urllib3 response, like the generated
+        methods with `_preload_content=False`.
         """
         method, url, headers, _, _ = self._api.param_serialize(
-            method="POST",
-            resource_path="/apis/batch/v1/namespaces/{namespace}/jobs",
-            path_params={"namespace": namespace},
+            method=method,
+            resource_path=resource_path,
+            path_params=path_params,
+            query_params=query,
             header_params={"Accept": "application/json", "Content-Type": "application/json"},
             auth_settings=["BearerToken"],
         )
@@ -197,12 +214,17 @@ class KubernetesJobRunner:
         jobs: dict[str, dict[str, Any]] = {}
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"label_selector": MANAGED_SELECTOR, "limit": self._page_size}
+            query: list[tuple[str, Any]] = [("labelSelector", MANAGED_SELECTOR), ("limit", self._page_size)]
             if token:
-                kwargs["_continue"] = token
+                query.append(("continue", token))
             try:
                 page = self._calls.call(
-                    f"list Jobs in {namespace}", self._batch.list_namespaced_job, namespace, **kwargs
+                    f"list Jobs in {namespace}",
+                    self._request,
+                    "GET",
+                    "/apis/batch/v1/namespaces/{namespace}/jobs",
+                    {"namespace": namespace},
+                    query=query,
                 )
             except ApiException as exc:
                 if exc.status == 410 and token:
