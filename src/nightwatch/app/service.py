@@ -82,11 +82,12 @@ class Service:
                 logger.exception("%s tick failed unexpectedly; the next tick runs as usual", watcher.name)
                 return
             finally:
-                self._metrics.tick_seconds.labels(watcher.name).observe(time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                self._metrics.tick_seconds.labels(watcher.name).observe(elapsed)
             self._metrics.record_report(watcher.name, report)
             summary = _summary(report)
             if summary:
-                logger.info("%s: %s", watcher.name, summary)
+                logger.info("%s: %s in %.3f s", watcher.name, summary, elapsed)
 
         return tick
 
