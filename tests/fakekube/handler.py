@@ -153,7 +153,13 @@ class KubeHandler(BaseHTTPRequestHandler):
                 namespace = unquote(pods.group(1))
                 self.fake.check_allowed(namespace)
                 if method == "GET":
-                    return 200, store.list_pods(namespace, query.get("labelSelector"), limit, query.get("continue"))
+                    return 200, store.list_pods(
+                        namespace,
+                        query.get("labelSelector"),
+                        limit,
+                        query.get("continue"),
+                        field_selector=query.get("fieldSelector"),
+                    )
                 if method == "POST":
                     return 201, store.add_pod(namespace, body or {})
         raise StatusError(404, "NotFound", f"the server could not find the requested resource ({method} {path})")

@@ -254,9 +254,16 @@ class Store:
             self.pods[(namespace, meta["name"])] = pod
             return copy.deepcopy(pod)
 
-    def list_pods(self, namespace: str, selector: str | None, limit: int, token: str | None) -> dict[str, Any]:
+    def list_pods(
+        self, namespace: str, selector: str | None, limit: int, token: str | None, *, field_selector: str | None = None
+    ) -> dict[str, Any]:
+        phase = _phase_selector(field_selector)
         with self.lock:
-            items = (p for (ns, _), p in self.pods.items() if ns == namespace)
+            items = (
+                p
+                for (ns, _), p in self.pods.items()
+                if ns == namespace and (phase is None or (p.get("status") or {}).get("phase") == phase)
+            )
             return self._page("PodList", "v1", items, selector, limit, token)
 
     # -- lists --------------------------------------------------------------------------------
@@ -313,3 +320,13 @@ def _snapshot(obj: dict[str, Any]) -> dict[str, Any]:
 
 def reason_for(code: int) -> str:
     return _REASONS.get(code, "InternalError" if code >= 500 else "BadRequest")
+
+
+def _phase_selector(field_selector: str | None) -> str | None:
+    """The one field selector nightwatch uses on pods: `status.phase=X`; anything else is a 400."""
+    if not field_selector:
+        return None
+    key, sep, value = field_selector.partition("=")
+    if key != "status.phase" or not sep or not value:
+        raise StatusError(400, "BadRequest", f"field label not supported by this fake: {field_selector}")
+    return value

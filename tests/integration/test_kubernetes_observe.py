@@ -45,9 +45,12 @@ def launch(runner: KubernetesJobRunner, task_id: int, namespace: str = "default"
     return JobRef(TaskId(task_id), namespace, name)
 
 
+POD_LABELS = {"app.kubernetes.io/managed-by": "nightwatch", "app": "task-job"}
+
+
 def waiting_pod(task_id: int, reason: str, message: str) -> dict[str, Any]:
     return {
-        "metadata": {"name": f"task-{task_id}-p", "labels": {"nightwatch.io/task-id": str(task_id)}},
+        "metadata": {"name": f"task-{task_id}-p", "labels": {**POD_LABELS, "nightwatch.io/task-id": str(task_id)}},
         "status": {
             "phase": "Pending",
             "containerStatuses": [{"name": "task", "state": {"waiting": {"reason": reason, "message": message}}}],
@@ -56,7 +59,15 @@ def waiting_pod(task_id: int, reason: str, message: str) -> dict[str, Any]:
 
 
 def pod_reads(server: FakeKubeServer) -> list[str]:
-    return [r.query.get("labelSelector", "") for r in server.requests if r.path.endswith("/pods")]
+    """Each pod list as `labelSelector [fieldSelector]`."""
+    return [
+        " ".join(filter(None, (r.query.get("labelSelector", ""), r.query.get("fieldSelector"))))
+        for r in server.requests
+        if r.path.endswith("/pods")
+    ]
+
+
+NAMESPACE_PENDING_PODS = "app.kubernetes.io/managed-by=nightwatch status.phase=Pending"
 
 
 def test_a_thousand_tasks_in_four_namespaces_cost_two_lists_each_and_no_get(
@@ -117,7 +128,16 @@ def test_stale_pending_task_gets_its_image_pull_error_and_only_it_reads_pods(
     assert seen[stale.task_id].phase is JobPhase.PENDING
     assert seen[stale.task_id].message == f"ImagePullBackOff: {message}"
     assert seen[fresh.task_id].message == "" and seen[running.task_id].phase is JobPhase.ACTIVE
-    assert pod_reads(server) == ["nightwatch.io/task-id=1"]
+    assert pod_reads(server) == [NAMESPACE_PENDING_PODS]  # one list for the namespace, not one per task
+
+
+def test_no_pod_read_when_no_task_is_stuck(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    server, api = kube
+    runner = make_runner(api, pending_diagnosis_after=timedelta(seconds=30))
+    ref = launch(runner, 1)
+    server.reset_counters()
+    runner.observe([JobRef(ref.task_id, "default", ref.job_name, started_at=NOW - timedelta(seconds=5))])
+    assert pod_reads(server) == []
 
 
 def test_unschedulable_pod_is_the_diagnosis(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
@@ -127,7 +147,7 @@ def test_unschedulable_pod_is_the_diagnosis(kube: tuple[FakeKubeServer, client.A
     server.add_pod(
         "default",
         {
-            "metadata": {"labels": {"nightwatch.io/task-id": "1"}},
+            "metadata": {"labels": {**POD_LABELS, "nightwatch.io/task-id": "1"}},
             "status": {
                 "phase": "Pending",
                 "conditions": [
@@ -146,19 +166,45 @@ def test_unschedulable_pod_is_the_diagnosis(kube: tuple[FakeKubeServer, client.A
     assert seen.message == "Unschedulable: 0/3 nodes are available: 3 Insufficient memory."
 
 
-def test_pod_reads_are_capped_per_observe_call(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+def test_many_stuck_tasks_cost_one_pod_list_per_namespace_and_period(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    # Thousands of tasks waiting for quota must not cost a pod read each per tick: that would
+    # starve the rate limiter and delay every new Job.
+    server, api = kube
+    clock = FakeClock(NOW)
+    runner = make_runner(api, now=clock.now, pending_diagnosis_after=timedelta(seconds=30))
+    refs = []
+    for i in range(1, 31):
+        namespace = "default" if i % 2 else "demo"
+        ref = launch(runner, i, namespace=namespace, image="typo")
+        server.add_pod(namespace, waiting_pod(i, "ErrImagePull", "not found"))
+        refs.append(JobRef(ref.task_id, ref.namespace, ref.job_name, started_at=NOW - timedelta(hours=1)))
+    running_pod = waiting_pod(99, "ErrImagePull", "x")
+    running_pod["status"]["phase"] = "Running"  # not pending: never listed
+    server.add_pod("default", running_pod)
+    server.reset_counters()
+    seen = runner.observe(refs)
+    assert sorted(pod_reads(server)) == [NAMESPACE_PENDING_PODS] * 2
+    assert all(o.phase is JobPhase.PENDING and o.message == "ErrImagePull: not found" for o in seen.values())
+    server.reset_counters()
+    assert runner.observe(refs) == seen and pod_reads(server) == []  # within the period: the last answer
+    clock.advance(31)
+    runner.observe(refs)
+    assert len(pod_reads(server)) == 2
+
+
+def test_failure_pod_reads_are_capped_per_observe_call(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
     server, api = kube
     runner = make_runner(api, max_pod_reads=20)
     refs = []
     for i in range(1, 31):
-        ref = launch(runner, i, image="typo")
-        server.add_pod("default", waiting_pod(i, "ErrImagePull", "not found"))
-        refs.append(JobRef(ref.task_id, ref.namespace, ref.job_name, started_at=NOW - timedelta(hours=1)))
+        refs.append(launch(runner, i))
+        server.set_job_state("default", f"task-{i}", "failed")
     server.reset_counters()
     seen = runner.observe(refs)
     assert len(pod_reads(server)) == 20
-    assert sum(1 for o in seen.values() if o.message.startswith("ErrImagePull")) == 20
-    assert all(o.phase is JobPhase.PENDING for o in seen.values())
+    assert all(o.phase is JobPhase.FAILED for o in seen.values())
 
 
 def test_failed_job_says_backoff_limit_and_the_exit_code(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
@@ -235,3 +281,17 @@ def test_timed_controller_moves_jobs_to_their_end(kube: tuple[FakeKubeServer, cl
         time.sleep(0.02)
     assert seen[ok.task_id].phase is JobPhase.SUCCEEDED
     assert seen[bad.task_id].reason == "BackoffLimitExceeded" and "exited with code 1" in seen[bad.task_id].message
+
+
+def test_a_namespace_that_cannot_be_read_does_not_stop_the_others(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    runner = make_runner(api)
+    ok = launch(runner, 1, namespace="team-a")
+    blocked = launch(runner, 2, namespace="team-b")
+    server.forbidden_namespaces.add("team-b")  # RBAC missing there
+    seen = runner.observe([ok, blocked])
+    assert set(seen) == {ok.task_id}  # team-b's task gets no observation: it stays as it is
+    with pytest.raises(RetryableError, match="team-b"):
+        runner.observe([blocked])  # nothing could be read at all: the whole call fails

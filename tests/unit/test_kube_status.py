@@ -10,7 +10,6 @@ from nightwatch.adapters.kubernetes.retry import ApiCaller
 from nightwatch.adapters.kubernetes.status import (
     failure_diagnosis,
     is_stale,
-    is_waiting,
     observe_job,
     pending_diagnosis,
 )
@@ -33,10 +32,9 @@ def test_observe_job_follows_the_domain_rule() -> None:
     assert observe_job({}).phase is JobPhase.PENDING  # a Job the controller has not touched yet
 
 
-def test_waiting_means_no_pod_and_no_end() -> None:
-    assert is_waiting({"status": {}})
-    assert not is_waiting({"status": {"active": 1}})
-    assert not is_waiting({"status": {"conditions": [cond("Failed")]}})
+def test_an_active_pod_that_is_not_ready_is_pending_and_no_ready_field_trusts_active() -> None:
+    assert observe_job({"status": {"active": 1, "ready": 0}}).phase is JobPhase.PENDING  # ImagePullBackOff
+    assert observe_job({"status": {"active": 1}}).phase is JobPhase.ACTIVE  # a cluster older than 1.24
 
 
 def test_pending_diagnosis_prefers_a_container_reason() -> None:

@@ -60,3 +60,12 @@ def test_pending_carries_the_diagnosis_and_failure_keeps_it() -> None:
 def test_missing_names_the_job() -> None:
     obs = JobObservation.missing("demo", "demo-task-2")
     assert obs.phase is JobPhase.MISSING and "demo/demo-task-2" in obs.summary
+
+
+def test_an_active_pod_that_is_not_ready_is_still_pending() -> None:
+    # Job.status.active counts pending pods too: ImagePullBackOff is active=1, ready=0.
+    stuck = JobObservation.from_job_status([], active=1, ready=0, diagnosis="ImagePullBackOff: not found")
+    assert stuck.phase is JobPhase.PENDING and stuck.reason == "" and "ImagePullBackOff" in stuck.summary
+    assert JobObservation.from_job_status([], active=1, ready=1).phase is JobPhase.ACTIVE
+    # A cluster too old to report `ready` (< 1.24): active pods have to count as running.
+    assert JobObservation.from_job_status([], active=1).phase is JobPhase.ACTIVE

@@ -2,9 +2,10 @@
 
 The rule (pure): a true `Failed` or `FailureTarget` condition means failure; a true `Complete` or
 `SuccessCriteriaMet` condition means success (Kubernetes >= 1.31 sets the *Target/*Met conditions
-first, so they are terminal as soon as they appear); active pods mean running; anything else is
-still pending, possibly with a diagnosis (ImagePullBackOff, Unschedulable...). A Job that does not
-exist at all is `MISSING`.
+first, so they are terminal as soon as they appear); ready pods mean running; anything else is
+still pending, possibly with a diagnosis (ImagePullBackOff, Unschedulable...): a pod that exists but
+is not ready (still pulling its image, unschedulable) does not make a task Running. A Job that does
+not exist at all is `MISSING`.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class JobObservation:
         conditions: Iterable[JobCondition],
         *,
         active: int = 0,
-        ready: int = 0,
+        ready: int | None = None,
         succeeded: int = 0,
         failed: int = 0,
         diagnosis: str = "",
@@ -80,6 +81,8 @@ class JobObservation:
         if "Suspended" in true:
             cond = true["Suspended"]
             return cls(JobPhase.PENDING, cond.reason or "Suspended", cond.message)
-        if active > 0:
-            return cls(JobPhase.ACTIVE, "", f"{active} pod(s) active, {ready} ready")
+        # `active` counts pods that are pending too (an image that cannot be pulled is "active");
+        # `ready` (Kubernetes >= 1.24) says a container really runs. Without it, active must do.
+        if active > 0 and (ready is None or ready > 0):
+            return cls(JobPhase.ACTIVE, "", f"{active} pod(s) active, {ready if ready is not None else '?'} ready")
         return cls(JobPhase.PENDING, "", diagnosis)

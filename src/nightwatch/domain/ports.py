@@ -121,8 +121,9 @@ class JobRunner(Protocol):
     def observe(self, refs: Sequence[JobRef]) -> Mapping[TaskId, JobObservation]:
         """Observe the Jobs of many tasks at once (never one request per task).
 
-        Every ref gets an entry; a Job that does not exist is `JobPhase.MISSING`.
-        Raises RetryableError if the cluster cannot be read (no task is changed then).
+        Every ref gets an entry; a Job that does not exist is `JobPhase.MISSING`. A ref whose
+        namespace could not be read this time (RBAC, a timeout) gets none, so its task stays as it
+        is while the others are observed. Raises RetryableError if nothing could be read at all.
         """
         ...
 

@@ -1,8 +1,10 @@
 """`KubernetesJobRunner`: the JobRunner port on the official Kubernetes client.
 
 Launch is idempotent (a 409 on a Job carrying our task-id label is adoption). Observation lists
-Jobs per namespace by label selector with pagination, never one GET per task, and reads pods only
-for the few tasks that need a root cause (stale pending, or failed), capped per call. Every call is
+Jobs per namespace by label selector with pagination, never one GET per task; a namespace that
+cannot be read leaves only its own tasks unobserved. Pods are read only for a root cause: one list
+of pending pods per namespace with stuck tasks (at most once per diagnosis period, see
+`diagnosis.py`), and the pods of each newly failed task (capped per call). Every call is
 rate-limited, timed out and retried by `ApiCaller`; library exceptions never leave this module.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,23 +21,21 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from nightwatch.adapters.kubernetes.diagnosis import PendingDiagnoses
 from nightwatch.adapters.kubernetes.jobbody import MANAGED_SELECTOR, build_job_body, task_selector
 from nightwatch.adapters.kubernetes.ratelimit import TokenBucket
 from nightwatch.adapters.kubernetes.retry import ApiCaller, api_message
 from nightwatch.adapters.kubernetes.status import (
     conditions_of,
     failure_diagnosis,
-    is_failed,
     is_stale,
-    is_waiting,
     observe_job,
-    pending_diagnosis,
     task_id_of,
 )
 from nightwatch.domain.errors import JobConflict, RetryableError
 from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import TaskId
-from nightwatch.domain.observation import JobCondition, JobObservation
+from nightwatch.domain.observation import JobCondition, JobObservation, JobPhase
 from nightwatch.domain.ports import JobRef, LaunchResult
 
 logger = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ class KubernetesJobRunner:
         self._page_size = list_page_size
         self._list_workers = list_workers
         self._now = now
+        self._pending = PendingDiagnoses(self._list_pending_pods, max(self._pending_after, 1.0), now)
 
     def close(self) -> None:
         self._api.close()  # type: ignore[no-untyped-call]
@@ -194,69 +195,113 @@ class KubernetesJobRunner:
         budget = [self._max_pod_reads]
         now = self._now()
         namespaces = list(by_namespace)
+        failures: list[RetryableError] = []
         # Namespaces are listed a few at a time, so reading one page overlaps with the server
-        # producing the next; results are consumed in order, and the first failure is raised.
+        # producing the next; results are consumed in order.
         with ThreadPoolExecutor(max(1, min(self._list_workers, len(namespaces))), "observe") as pool:
-            for namespace, jobs in zip(namespaces, pool.map(self._list_jobs, namespaces), strict=True):
-                for ref in by_namespace[namespace]:
-                    job = jobs.get(ref.job_name)
-                    # Same name but another task's id: not this task's Job (a reused name), so missing.
-                    if job is None or task_id_of(job) != str(ref.task_id):
-                        result[ref.task_id] = JobObservation.missing(ref.namespace, ref.job_name)
-                    else:
-                        conditions = conditions_of(job)
-                        diagnosis = self._diagnose(ref, job, conditions, now, budget)
-                        result[ref.task_id] = observe_job(job, diagnosis, conditions)
+            for namespace, jobs in zip(namespaces, pool.map(self._list_jobs_or_error, namespaces), strict=True):
+                if isinstance(jobs, RetryableError):
+                    # One namespace that cannot be read (RBAC, a timeout) must not stop the others:
+                    # its tasks get no observation this tick and stay as they are.
+                    logger.warning("not observing %d task(s) in %s: %s", len(by_namespace[namespace]), namespace, jobs)
+                    failures.append(jobs)
+                    continue
+                self._observe_namespace(namespace, by_namespace[namespace], jobs, now, budget, result)
+        if failures and len(failures) == len(namespaces):
+            raise failures[0]
         return result
 
-    def _list_jobs(self, namespace: str) -> dict[str, dict[str, Any]]:
-        """Every nightwatch Job of a namespace by name: one list call per page."""
-        jobs: dict[str, dict[str, Any]] = {}
+    def _observe_namespace(
+        self,
+        namespace: str,
+        refs: list[JobRef],
+        jobs: dict[str, dict[str, Any]],
+        now: datetime,
+        budget: list[int],
+        result: dict[TaskId, JobObservation],
+    ) -> None:
+        stuck: list[tuple[JobRef, dict[str, Any], list[JobCondition]]] = []
+        for ref in refs:
+            job = jobs.get(ref.job_name)
+            # Same name but another task's id: not this task's Job (a reused name), so missing.
+            if job is None or task_id_of(job) != str(ref.task_id):
+                result[ref.task_id] = JobObservation.missing(ref.namespace, ref.job_name)
+                continue
+            conditions = conditions_of(job)
+            observation = observe_job(job, "", conditions)
+            if observation.phase is JobPhase.FAILED:
+                # Each task fails once, so reading its pods for the exit code is not a per-tick cost.
+                observation = observe_job(job, self._failure_diagnosis(ref, budget), conditions)
+            elif observation.phase is JobPhase.PENDING and is_stale(ref.started_at, now, self._pending_after):
+                stuck.append((ref, job, conditions))
+            result[ref.task_id] = observation
+        if stuck:
+            diagnoses = self._pending.for_namespace(namespace)
+            for ref, job, conditions in stuck:
+                diagnosis = diagnoses.get(str(ref.task_id), "")
+                if diagnosis:
+                    result[ref.task_id] = observe_job(job, diagnosis, conditions)
+
+    def _list_jobs_or_error(self, namespace: str) -> dict[str, dict[str, Any]] | RetryableError:
+        try:
+            return {
+                name: job
+                for job in self._list(namespace, "/apis/batch/v1/namespaces/{namespace}/jobs", "Jobs")
+                if isinstance(name := (job.get("metadata") or {}).get("name"), str)
+            }
+        except RetryableError as exc:
+            return exc
+
+    def _list_pending_pods(self, namespace: str) -> list[dict[str, Any]]:
+        try:
+            return list(
+                self._list(
+                    namespace,
+                    "/api/v1/namespaces/{namespace}/pods",
+                    "pods",
+                    field_selector="status.phase=Pending",
+                )
+            )
+        except RetryableError as exc:
+            # A diagnosis is a nicety: never fail the observation because pods could not be read.
+            logger.warning("cannot read the pending pods of %s: %s", namespace, exc)
+            return []
+
+    def _list(
+        self, namespace: str, path: str, what: str, *, field_selector: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every nightwatch object of a kind in a namespace: one list call per page."""
         token: str | None = None
         while True:
             query: list[tuple[str, Any]] = [("labelSelector", MANAGED_SELECTOR), ("limit", self._page_size)]
+            if field_selector:
+                query.append(("fieldSelector", field_selector))
             if token:
                 query.append(("continue", token))
             try:
                 page = self._calls.call(
-                    f"list Jobs in {namespace}",
-                    self._request,
-                    "GET",
-                    "/apis/batch/v1/namespaces/{namespace}/jobs",
-                    {"namespace": namespace},
-                    query=query,
+                    f"list {what} in {namespace}", self._request, "GET", path, {"namespace": namespace}, query=query
                 )
             except ApiException as exc:
                 if exc.status == 410 and token:
-                    # The continue token expired mid-listing: start over rather than miss Jobs.
-                    jobs.clear()
+                    # The continue token expired mid-listing: start over rather than miss objects.
                     token = None
                     continue
                 if exc.status == 403:
                     logger.error(
-                        "listing Jobs forbidden in namespace %s: check nightwatch's RBAC: %s",
+                        "listing %s forbidden in namespace %s: check nightwatch's RBAC: %s",
+                        what,
                         namespace,
                         api_message(exc),
                     )
-                raise RetryableError(f"cannot list Jobs in {namespace}: {api_message(exc)}") from None
-            for job in page.get("items") or ():
-                name = (job.get("metadata") or {}).get("name")
-                if isinstance(name, str):
-                    jobs[name] = job
+                raise RetryableError(f"cannot list {what} in {namespace}: {api_message(exc)}") from None
+            yield from page.get("items") or ()
             token = (page.get("metadata") or {}).get("continue") or None
             if not token:
-                return jobs
+                return
 
-    def _diagnose(
-        self, ref: JobRef, job: dict[str, Any], conditions: list[JobCondition], now: datetime, budget: list[int]
-    ) -> str:
-        """A pod-level root cause, only for a stale pending or a failed Job, within the call's budget."""
-        if is_failed(job, conditions):
-            reader = failure_diagnosis
-        elif is_waiting(job, conditions) and is_stale(ref.started_at, now, self._pending_after):
-            reader = pending_diagnosis
-        else:
-            return ""
+    def _failure_diagnosis(self, ref: JobRef, budget: list[int]) -> str:
+        """How a failed task's container ended, from its pods, within the call's budget."""
         if budget[0] <= 0:
             return ""
         budget[0] -= 1
@@ -268,10 +313,9 @@ class KubernetesJobRunner:
                 label_selector=task_selector(ref.task_id),
             )
         except (ApiException, RetryableError) as exc:
-            # A diagnosis is a nicety: never fail the observation because pods could not be read.
             logger.warning("cannot read pods of task %s in %s: %s", ref.task_id, ref.namespace, exc)
             return ""
-        return reader(pods.get("items") or ())
+        return failure_diagnosis(pods.get("items") or ())
 
     # -- delete -----------------------------------------------------------------------------------
     def delete(self, ref: JobRef) -> None:

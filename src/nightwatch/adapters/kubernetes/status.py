@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from nightwatch.adapters.kubernetes.jobbody import TASK_ID_LABEL
-from nightwatch.domain.observation import FAILURE_CONDITIONS, SUCCESS_CONDITIONS, JobCondition, JobObservation
+from nightwatch.domain.observation import JobCondition, JobObservation
 
 MAX_DIAGNOSIS_CHARS = 300
 """Pod messages (an image pull error, a scheduler explanation) can be long; the row keeps a summary."""
@@ -55,20 +55,6 @@ def _count(status: Mapping[str, Any], key: str) -> int:
     return value if isinstance(value, int) else 0
 
 
-def is_failed(job: Mapping[str, Any], conditions: list[JobCondition] | None = None) -> bool:
-    """`conditions`: the Job's, if the caller already read them (a big list reads each Job once)."""
-    conditions = conditions_of(job) if conditions is None else conditions
-    return any(c.is_true and c.type in FAILURE_CONDITIONS for c in conditions)
-
-
-def is_waiting(job: Mapping[str, Any], conditions: list[JobCondition] | None = None) -> bool:
-    """No active pod and no terminal condition: the Job has not started running yet."""
-    status = job.get("status") or {}
-    terminal = FAILURE_CONDITIONS + SUCCESS_CONDITIONS
-    conditions = conditions_of(job) if conditions is None else conditions
-    return _count(status, "active") == 0 and not any(c.is_true and c.type in terminal for c in conditions)
-
-
 def observe_job(
     job: Mapping[str, Any], diagnosis: str = "", conditions: list[JobCondition] | None = None
 ) -> JobObservation:
@@ -77,7 +63,8 @@ def observe_job(
     return JobObservation.from_job_status(
         conditions_of(job) if conditions is None else conditions,
         active=_count(status, "active"),
-        ready=_count(status, "ready"),
+        # None when the cluster does not report it (< 1.24): the domain then trusts `active` alone.
+        ready=status.get("ready") if isinstance(status.get("ready"), int) else None,
         succeeded=_count(status, "succeeded"),
         failed=_count(status, "failed"),
         diagnosis=diagnosis,

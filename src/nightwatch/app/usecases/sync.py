@@ -61,8 +61,7 @@ class SyncTasks:
         changes: list[StatusChange] = []
         for task in tasks:
             observation = observations.get(task.id)
-            if observation is None:
-                logger.error("the runner returned no observation for task %s; leaving it as it is", task.id)
+            if observation is None:  # its namespace could not be read this tick (the runner logged why)
                 continue
             try:
                 change = task.observe(observation, now)
