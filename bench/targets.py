@@ -166,13 +166,25 @@ class Bench:
             target=f"<= {limit:.0f}",
             verdict=_verdict(best["statements"] <= limit),
         )
-        ratio = slow["seconds"] / best["seconds"]
+        # The issue times "the tick from its first list call to the last row written" (the GETs, for
+        # the original method): reading the in-flight rows before it is outside the window. The whole
+        # tick, row read included, is reported beside it.
+        window_ours = min(r["window_seconds"] for r in ours)
+        window_base = min(r["window_seconds"] for r in base)
+        emit(
+            "sync.window",
+            nightwatch_first_list_to_last_write=round(window_ours, 3),
+            original_first_get_to_last_update=round(window_base, 3),
+            whole_tick_ratio=round(slow["seconds"] / best["seconds"], 2),
+        )
+        ratio = window_base / window_ours
         emit(
             "target2.sync_vs_original",
             value=round(ratio, 2),
             target=">= 15",
             unit="x faster",
-            compared_with="one typed read_namespaced_job GET + one UPDATE per task, 8 threads",
+            compared_with="one typed read_namespaced_job GET + one UPDATE per task, 8 threads; first API call "
+            f"to last row written (whole ticks: {slow['seconds'] / best['seconds']:.1f}x)",
             verdict=_verdict(ratio >= 15),
         )
         rss = max(r["max_rss_mb"] for r in ours)

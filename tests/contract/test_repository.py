@@ -168,3 +168,48 @@ def test_epochs_are_strictly_increasing(repo: TaskRepository) -> None:
 def test_ping_answers_on_a_working_store(repo: TaskRepository) -> None:
     add(repo, "pinged")
     repo.ping()
+
+
+def test_a_mixed_batch_keeps_each_rows_own_job_name_and_times(repo: TaskRepository) -> None:
+    epoch = repo.advance_epoch()
+    started = [repo.get(add(repo, f"mix-{i}")) for i in range(3)]
+    repo.apply([t.start(f"job-{t.name}", NOW) for t in started], epoch=epoch)
+    fresh = [repo.get(add(repo, f"new-{i}")) for i in range(2)]
+    later = NOW.replace(hour=13)
+    running = [repo.get(t.id) for t in started]
+    changes = [
+        running[0].observe(JobObservation(JobPhase.SUCCEEDED, "Completed", "done"), later),
+        running[1].observe(JobObservation(JobPhase.FAILED, "BackoffLimitExceeded", "boom"), later),
+        fresh[0].start("job-new-0", later),
+        running[2].observe(JobObservation(JobPhase.ACTIVE), later),
+        fresh[1].fail("bad info", later),
+    ]
+    result = repo.apply([c for c in changes if c is not None], epoch=epoch)
+    assert len(result.applied) == 5 and result.lost == ()
+    rows = {t.name: repo.get(t.id) for t in started + fresh}
+    assert (rows["mix-0"].status, rows["mix-0"].job_name, rows["mix-0"].started_at) == (
+        TaskStatus.SUCCEEDED,
+        "job-mix-0",
+        NOW,
+    )
+    assert rows["mix-0"].finished_at == later and rows["mix-1"].message == "BackoffLimitExceeded: boom"
+    assert (rows["mix-2"].status, rows["mix-2"].started_at, rows["mix-2"].finished_at) == (
+        TaskStatus.RUNNING,
+        NOW,
+        None,
+    )
+    assert (rows["new-0"].job_name, rows["new-0"].started_at) == ("job-new-0", later)
+    assert (rows["new-1"].status, rows["new-1"].job_name, rows["new-1"].started_at) == (TaskStatus.FAILED, None, None)
+
+
+def test_a_batch_of_identical_moves_stores_each_rows_own_start(repo: TaskRepository) -> None:
+    epoch = repo.advance_epoch()
+    tasks = [repo.get(add(repo, f"same-{i}")) for i in range(4)]
+    for i, task in enumerate(tasks):  # each started at its own time
+        repo.apply([task.start(task.name, NOW.replace(minute=i))], epoch=epoch)
+    done = JobObservation(JobPhase.SUCCEEDED, "Completed", "done")
+    changes = [repo.get(t.id).observe(done, NOW.replace(hour=14)) for t in tasks]
+    repo.apply([c for c in changes if c is not None], epoch=epoch)
+    for i, task in enumerate(tasks):
+        row = repo.get(task.id)
+        assert (row.status, row.job_name, row.started_at) == (TaskStatus.SUCCEEDED, task.name, NOW.replace(minute=i))

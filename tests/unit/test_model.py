@@ -104,3 +104,12 @@ def test_missing_job_fails_with_a_message_naming_it() -> None:
 def test_messages_are_clipped() -> None:
     change = task().fail("x" * (MAX_MESSAGE_CHARS * 2), NOW)
     assert len(change.message) == MAX_MESSAGE_CHARS and change.message.endswith("...")
+
+
+def test_only_a_start_sets_the_job_name_and_start_time() -> None:
+    # A row written as Pending by hand, with no start time: later moves carry that unchanged.
+    t = Task(TaskId(1), "t", "default", "{}", S.PENDING, job_name=None, started_at=None)
+    change = t.observe(JobObservation(JobPhase.PENDING, "ImagePullBackOff", "x"), NOW)
+    assert change is not None and change.started_at is None and change.job_name is None
+    done = t.observe(JobObservation(JobPhase.SUCCEEDED), NOW)
+    assert done is not None and done.started_at is None and done.job_name is None

@@ -145,8 +145,10 @@ class Task:
             expected_version=self.version,
             status=to,
             message=clip(message),
-            job_name=job_name if job_name is not None else self.job_name,
-            started_at=now if to is TaskStatus.PENDING and self.started_at is None else self.started_at,
+            job_name=job_name if job_name is not None and self.status is TaskStatus.NORMAL else self.job_name,
+            # Only a start sets job_name and started_at; every other move carries them unchanged
+            # (the SQL adapter relies on it to leave those columns out of non-start batches).
+            started_at=now if self.status is TaskStatus.NORMAL and to is TaskStatus.PENDING else self.started_at,
             finished_at=now if to.is_terminal else None,
         )
         self.apply(change)

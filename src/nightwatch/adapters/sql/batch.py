@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 from nightwatch.adapters.sql.tables import EPOCH_ROW_ID, UtcDateTime, leader_epoch, task
-from nightwatch.domain.model import StatusChange
+from nightwatch.domain.model import StatusChange, TaskStatus
 
 CHUNK_ROWS = 500
 """Rows per UPDATE: about 14 bound values each, far below SQLite's variable limit (32766) and
@@ -57,14 +57,23 @@ def cas_update(
     params: list[Any] = []
 
     def per_row(values: list[Any]) -> str:
+        # One value for the whole chunk (a sync tick's "Succeeded", its finish time) needs no CASE:
+        # a 500-branch CASE per column is most of what MariaDB spends on the statement.
+        if all(v == values[0] for v in values):
+            params.append(values[0])
+            return mark
         params.extend(values)
         return "CASE id " + " ".join(f"WHEN {int(c.task_id)} THEN {mark}" for c in chunk) + " END"
 
     sets = [
         f"status = {per_row([str(c.status) for c in chunk])}",
         f"message = {per_row([c.message for c in chunk])}",
-        f"job_name = {per_row([c.job_name for c in chunk])}",
-        f"started_at = {per_row([stamp(c.started_at, dialect) for c in chunk])}",
+    ]
+    if any(c.expected_status is TaskStatus.NORMAL for c in chunk):
+        # Only a start (Normal -> Pending) sets these (see Task._move); other moves carry them unchanged.
+        sets.append(f"job_name = {per_row([c.job_name for c in chunk])}")
+        sets.append(f"started_at = {per_row([stamp(c.started_at, dialect) for c in chunk])}")
+    sets += [
         f"finished_at = {per_row([stamp(c.finished_at, dialect) for c in chunk])}",
         "version = version + 1",
         f"updated_at = {mark}",

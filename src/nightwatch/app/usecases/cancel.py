@@ -35,7 +35,8 @@ class CancelReport:
 
 
 def job_ref(task: Task) -> JobRef:
-    return JobRef(task.id, task.namespace, task.job_name or task.name, task.started_at)
+    # A row written as Pending by hand has no started_at; its age still counts for a diagnosis.
+    return JobRef(task.id, task.namespace, task.job_name or task.name, task.started_at or task.created_at)
 
 
 class CancelTasks:
