@@ -33,7 +33,9 @@ for _ in $(seq 1 60); do
     fi
     sleep 1
 done
-echo "== every task is terminal; the service log:"
+echo "== $(date +%T): every task is terminal"
+"$NW" list
+echo "== the service log:"
 kill -TERM $RUN_PID
 wait $RUN_PID || true
 trap - EXIT

@@ -19,6 +19,8 @@ from nightwatch.domain.ports import LeaderLock, TaskRepository
 
 logger = logging.getLogger(__name__)
 
+SHUTTING_DOWN = "shutting down"
+
 
 class Leadership:
     def __init__(
@@ -80,7 +82,7 @@ class Leadership:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._step_down("shutting down")
+        self._step_down(SHUTTING_DOWN)
         self._lock.release()
 
     def _run(self) -> None:
@@ -125,7 +127,8 @@ class Leadership:
         with self._state:
             was_leader, self._epoch = self._epoch is not None, None
         if was_leader:
-            logger.warning("stepping down: %s", why)
+            # Giving the lease up on shutdown is the plan; losing it otherwise is worth a warning.
+            logger.log(logging.INFO if why == SHUTTING_DOWN else logging.WARNING, "stepping down: %s", why)
             self._metrics.leader.set(0)
             self._metrics.epoch.set(0)
             self._metrics.lease_losses.inc()
