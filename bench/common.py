@@ -183,14 +183,10 @@ def count_statements(engine: Engine) -> Iterator[list[str]]:
 
 
 def api_client_for(url: str, *, pool_maxsize: int = 16, user_agent: str = "nightwatch-bench") -> Any:
-    from kubernetes import client
+    """The tests' client for the fake server (urllib3 retries off, as in production), named for the bench."""
+    from tests.fakekube.fixtures import api_client_for as client_for_fake
 
-    configuration = client.Configuration(host=url)
-    configuration.connection_pool_maxsize = pool_maxsize
-    configuration.retries = False
-    api = client.ApiClient(configuration)
-    api.user_agent = user_agent
-    return api
+    return client_for_fake(url, user_agent=user_agent, pool_maxsize=pool_maxsize)
 
 
 def run_child(args: list[str], timeout: float = 900, env: dict[str, str] | None = None) -> dict[str, Any]:
