@@ -1,8 +1,8 @@
 """Every benchmark, one command: `.venv/bin/python -m bench [--quick] [--only NAME ...]`.
 
 Runs against the real MariaDB (throwaway databases, dropped at the end) and the project's fake
-Kubernetes API server in its own process (stopped at the end). Prints one JSON line per figure and
-writes docs/benchmarks.md plus docs/benchmarks-scaling.png. Targets are ratios measured side by
+Kubernetes API server in its own process (stopped at the end). Prints one JSON line per figure; a
+complete full-size run also writes docs/benchmarks.md plus docs/benchmarks-scaling.png. Targets are ratios measured side by
 side in the same run, or counts: see docs/benchmarks.md for what each is compared against.
 """
 
@@ -22,7 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for iterating (docs show the full run)")
     parser.add_argument("--only", nargs="*", choices=targets.ALL, help="run only these benchmarks")
     parser.add_argument("--server", default=DEFAULT_SERVER, help="MariaDB server URL (no database)")
-    parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument(
+        "--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md (partial and quick runs never do)"
+    )
     parser.add_argument("--profile", action="store_true", help="also record py-spy profiles of dispatch and sync")
     parser.add_argument("--tasks", type=int, help="override the dispatch/sync/profile size (iteration aid)")
     args = parser.parse_args(argv)
@@ -43,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         fake.stop()
         databases.drop_all()
     emit("total", seconds=round(time.perf_counter() - started, 1))
-    if not args.no_docs:
+    # Only a complete full-size run may replace the published figures; a partial or quick run says so.
+    complete = not args.quick and not args.only and not args.tasks
+    if complete and not args.no_docs:
         report.save(FIGURES)
         report.write(FIGURES, quick=args.quick)
     return 0
