@@ -1,8 +1,8 @@
 """JobRunner contract harnesses for Kubernetes: the fake API server, and a real cluster if configured.
 
 `kubernetes` runs against `tests.fakekube` (settle() sets the Job's status through the server's
-hook). `kubernetes-real` runs against the cluster of NIGHTWATCH_TEST_KUBECONFIG (skipped when it is
-unset) with tiny busybox Jobs, so the fake is never the only truth; settle() waits for the real Job.
+hook). `kubernetes-real` runs against the cluster of NIGHTWATCH_TEST_KUBECONFIG (a backend only when it is
+set) with tiny busybox Jobs, so the fake is never the only truth; settle() waits for the real Job.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ entry to `RUNNER_BACKENDS`; the tests do not change.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Literal, Protocol
@@ -77,8 +78,11 @@ RUNNER_BACKENDS: dict[str, Callable[[], AbstractContextManager[RunnerHarness]]] 
     "memory": memory_harness,
     "local": local_harness,
     "kubernetes": kubernetes_harness,
-    "kubernetes-real": kubernetes_real_harness,
 }
+if os.environ.get("NIGHTWATCH_TEST_KUBECONFIG"):
+    # A real cluster is optional (there is none on CI machines): the suite gains a backend when one
+    # is configured, so the fake API server is never the only truth, and shows no skips otherwise.
+    RUNNER_BACKENDS["kubernetes-real"] = kubernetes_real_harness
 
 
 @pytest.fixture(params=sorted(RUNNER_BACKENDS))
