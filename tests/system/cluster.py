@@ -197,7 +197,9 @@ class Cluster:
         retry: float = 0.5,
         dispatch_interval: float = 0.3,
         sync_interval: float = 0.5,
+        server_url: str | None = None,
     ) -> None:
+        """`server_url`: a MariaDB server URL without a database (default: the shared MariaDB)."""
         self.base_dir = base_dir
         self.ttl, self.retry, self.tick = ttl, retry, dispatch_interval
         self.sync_interval = sync_interval
@@ -206,7 +208,7 @@ class Cluster:
         self.replica_count = replicas
         self.fake: FakeKubeServer | None = None
         self.store: RecordingStore | None = None
-        self.server_url = ""
+        self.server_url = server_url or ""
         self.db_name = ""
         self.engine: sa.Engine | None = None
         self._seq = 0
@@ -222,7 +224,7 @@ class Cluster:
         return self
 
     def _start(self) -> None:
-        self.server_url = require_mariadb_url()
+        self.server_url = self.server_url or require_mariadb_url()
         self.redis.start()
         self.db_name = f"nightwatch_failover_{secrets.token_hex(4)}"
         admin = sa.create_engine(self.server_url)
