@@ -73,8 +73,9 @@ def failed_pod(job: dict[str, Any], *, exit_code: int = 1, reason: str = "Error"
 class ControllerMode:
     mode: str = "off"
     """off: Jobs move only through hooks; timed: active after `active_after_ms`, terminal after
-    `complete_after_ms`; complete: every Job succeeds at the next tick. In timed and complete
-    modes a Job whose image is `fail_image` fails with BackoffLimitExceeded instead."""
+    `complete_after_ms` (or after N seconds for a Job whose command is `["sleep", "N"]`, so a test can
+    give every task its own duration); complete: every Job succeeds at the next tick. In timed and
+    complete modes a Job whose image is `fail_image` fails with BackoffLimitExceeded instead."""
     active_after_ms: float = 50.0
     complete_after_ms: float = 200.0
     fail_image: str = "fail"
@@ -86,7 +87,10 @@ class AutoController:
         self.settings = ControllerMode()
         self._tick = tick_seconds
         self._stop = threading.Event()
-        self._done: set[tuple[str, str, str]] = set()
+        self._open: dict[tuple[str, str], str] = {}
+        """Jobs not yet terminal, key -> uid; found by set difference against the store's keys so that
+        a step costs per open Job, not per Job ever created (a soak holds 20,000)."""
+        self._known: set[tuple[str, str]] = set()
         self._thread: threading.Thread | None = None
 
     def configure(self, settings: ControllerMode) -> None:
@@ -106,22 +110,38 @@ class AutoController:
                 self.step()
 
     def step(self) -> None:
-        """Move every Job one step along (called by the timer; tests may call it directly)."""
+        """Move every open Job one step along (called by the timer; tests may call it directly)."""
         settings, now = self.settings, time.monotonic()
         with self.store.lock:
-            for key, job in list(self.store.jobs.items()):
-                marker = (*key, job["metadata"]["uid"])
-                if marker in self._done:
-                    continue
+            keys = self.store.jobs.keys()
+            for key in self._known - keys:  # deleted: a Job created again under that name is new
+                self._known.discard(key)
+                self._open.pop(key, None)
+            for key in keys - self._known:
+                self._known.add(key)
+                self._open[key] = self.store.jobs[key]["metadata"]["uid"]
+            for key in list(self._open):
+                job = self.store.jobs[key]
                 age_ms = (now - self.store.created_at.get(key, now)) * 1000
-                terminal = settings.mode == "complete" or age_ms >= settings.complete_after_ms
+                container = job["spec"]["template"]["spec"]["containers"][0]
+                terminal = settings.mode == "complete" or age_ms >= _duration_ms(container, settings)
                 if terminal:
-                    image = job["spec"]["template"]["spec"]["containers"][0].get("image")
-                    if image == settings.fail_image:
+                    if container.get("image") == settings.fail_image:
                         self.store.set_job_status(*key, job_status("failed"))
                         self.store.add_pod(key[0], failed_pod(job))
                     else:
                         self.store.set_job_status(*key, job_status("succeeded"))
-                    self._done.add(marker)
+                    del self._open[key]
                 elif age_ms >= settings.active_after_ms and not job["status"].get("active"):
                     self.store.set_job_status(*key, job_status("active"))
+
+
+def _duration_ms(container: dict[str, Any], settings: ControllerMode) -> float:
+    """`complete_after_ms`, or N seconds for a container whose command is `["sleep", "N"]`."""
+    command = container.get("command") or []
+    if len(command) == 2 and command[0] == "sleep":
+        try:
+            return float(command[1]) * 1000
+        except ValueError:
+            pass
+    return settings.complete_after_ms
