@@ -6,7 +6,8 @@ POST /_fake/pods/{ns}               a Pod object to add
 POST /_fake/controller              {"mode": "off|timed|complete", "active_after_ms", "complete_after_ms",
                                      "fail_image"}
 POST /_fake/faults                  {"kind": "429|500|503|403|delay", "count", "verb", "retry_after",
-                                     "delay_seconds"}
+                                     "delay_seconds", "seconds"}: the next `count` requests, or with
+                                     "seconds" every request for that long
 POST /_fake/forbid                  {"namespaces": [...]}: every request in them answers 403
 GET  /_fake/counters                {"verbs": {...}, "total": N, "jobs": N, "pods": N}
 GET  /_fake/jobs                    [{"namespace", "name", "created_by", "created_wall", "status"}...]

@@ -84,7 +84,11 @@ class KubeHandler(BaseHTTPRequestHandler):
                 self._send(code, result)
                 return
             verb = self._verb(method, path, query)
-            self.fake.record(verb, method, path, query, self.headers.get("User-Agent", ""), body)
+            user_agent = self.headers.get("User-Agent", "")
+            self.fake.record(verb, method, path, query, user_agent, body)
+            hook = self.fake.on_request
+            if hook is not None:
+                hook(verb, user_agent)
             fault = self.fake.faults.take(verb)
             if fault is not None and self._fault(fault):
                 return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from typing import Any
@@ -40,6 +41,9 @@ class FakeKubeServer:
         self.forbidden_namespaces: set[str] = set()
         self.counters: Counter[str] = Counter()
         self.requests: list[RequestRecord] = []
+        self.on_request: Callable[[str, str], None] | None = None
+        """Called with (verb, user agent) by the handler thread of every API request, before it is served:
+        a system test's hook to act at a precise moment of a client's work (e.g. kill it mid-sync)."""
         self._record_lock = threading.Lock()
         handler = type("BoundKubeHandler", (KubeHandler,), {"fake": self})
         self.httpd = ThreadingHTTPServer((host, port), handler)
@@ -100,9 +104,11 @@ class FakeKubeServer:
         verb: str | None = None,
         retry_after: int = 1,
         delay_seconds: float = 0.0,
+        seconds: float = 0.0,
     ) -> None:
-        """The next `count` requests (of `verb`, if given) answer HTTP `kind` or are delayed."""
-        self.faults.add(Fault(str(kind), count, verb, retry_after, delay_seconds))
+        """The next `count` requests (of `verb`, if given) answer HTTP `kind` or are delayed; with
+        `seconds`, every such request does until that many seconds have passed."""
+        self.faults.add(Fault(str(kind), count, verb, retry_after, delay_seconds, seconds))
 
     def set_controller(
         self, mode: str, *, active_after_ms: float = 50.0, complete_after_ms: float = 200.0, fail_image: str = "fail"
