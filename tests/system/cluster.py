@@ -11,6 +11,11 @@ What it records, so a test can judge who did what and when:
   (each replica's connections run `SET @nw_replica = '<id>'`), the fencing epoch current in that
   transaction, the statuses and the wall time;
 - each replica's JSON log (leadership gained with its epoch, stepping down) and its /metrics.
+
+Hooks for crash tests: `RecordingStore.after_create` runs in the fake server's handler thread once a
+Job is stored (or refused with 409) and before the answer leaves, so a test can SIGKILL the creating
+replica between its Job create and its database write; `FakeKubeServer.on_request` sees every request
+(verb and user agent) before it is served, e.g. a sync's list.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,6 +83,9 @@ class RecordingStore(Store):
         super().__init__()
         self.creations: list[Creation] = []
         self._log_lock = threading.Lock()
+        self.after_create: Callable[[Creation], None] | None = None
+        """Called (in the handler thread) with each logged create, after the Job is stored and before
+        the answer is sent: what it does happens between the server's write and the client's."""
 
     def create_job(self, namespace: str, body: Any, *, created_by: str = "") -> dict[str, Any]:
         replica = created_by.split("/", 1)[1] if created_by.startswith("nightwatch/") else created_by
@@ -86,12 +94,17 @@ class RecordingStore(Store):
             job = super().create_job(namespace, body, created_by=created_by)
         except StatusError as exc:
             if exc.code == 409:
-                with self._log_lock:
-                    self.creations.append(Creation(time.time(), replica, namespace, name, False))
+                self._log(Creation(time.time(), replica, namespace, name, False))
             raise
-        with self._log_lock:
-            self.creations.append(Creation(time.time(), replica, namespace, name, True))
+        self._log(Creation(time.time(), replica, namespace, name, True))
         return job
+
+    def _log(self, creation: Creation) -> None:
+        with self._log_lock:
+            self.creations.append(creation)
+        hook = self.after_create
+        if hook is not None:
+            hook(creation)
 
     def snapshot(self) -> list[Creation]:
         with self._log_lock:
@@ -164,6 +177,18 @@ class Replica(Nightwatch):
                     values[sample.name] = sample.value
         return values
 
+    def ticks(self) -> dict[str, int]:
+        """Watcher name -> ticks run by this generation (/metrics; empty when it does not answer)."""
+        code, text = self.http("/metrics")
+        if code != 200:
+            return {}
+        return {
+            sample.labels["watcher"]: int(sample.value)
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "nightwatch_tick_duration_seconds_count" and "watcher" in sample.labels
+        }
+
     def is_leader(self) -> bool | None:
         """/metrics nightwatch_leader, or None when the replica does not answer."""
         value = self.metrics().get("nightwatch_leader")
@@ -198,8 +223,11 @@ class Cluster:
         dispatch_interval: float = 0.3,
         sync_interval: float = 0.5,
         server_url: str | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
-        """`server_url`: a MariaDB server URL without a database (default: the shared MariaDB)."""
+        """`server_url`: a MariaDB server URL without a database (default: the shared MariaDB).
+        `extra_env`: more environment for every replica (e.g. a short Kubernetes request timeout)."""
+        self.extra_env = dict(extra_env or {})
         self.base_dir = base_dir
         self.ttl, self.retry, self.tick = ttl, retry, dispatch_interval
         self.sync_interval = sync_interval
@@ -249,6 +277,7 @@ class Cluster:
             "NIGHTWATCH_LOG__FORMAT": "json",
             "NIGHTWATCH_SHUTDOWN_GRACE_SECONDS": "5",
             "NIGHTWATCH_DATABASE__URL": db_url,
+            **self.extra_env,
         }
         self.replicas = [
             Replica(f"r{i + 1}", self.base_dir / f"r{i + 1}", env, db_url) for i in range(self.replica_count)
@@ -296,6 +325,10 @@ class Cluster:
         assert len(leaders) <= 1, f"two replicas report nightwatch_leader 1: {[r.replica_id for r in leaders]}"
         return leaders[0] if leaders else None
 
+    def replica(self, replica_id: str) -> Replica | None:
+        """The replica whose current generation is `replica_id`."""
+        return next((r for r in self.replicas if r.replica_id == replica_id), None)
+
     def creations(self, since: float = 0.0) -> list[Creation]:
         assert self.store is not None
         return [c for c in self.store.snapshot() if c.at >= since]
@@ -322,14 +355,16 @@ class Cluster:
         return sorted((e for r in self.replicas for e in r.events()), key=lambda e: e["at"])
 
     # -- load -----------------------------------------------------------------------------------
-    def insert_tasks(self, count: int) -> None:
-        """Plain SQL INSERTs of `count` new Normal tasks, as a user would write them."""
+    def insert_tasks(self, count: int, *, info: str | Callable[[int], str] = TASK_INFO) -> None:
+        """Plain SQL INSERTs of `count` new Normal tasks, as a user would write them.
+
+        `info`: the tasks' info JSON, or a function of the task's sequence number that returns it."""
         assert self.engine is not None
         with self._seq_lock:
             first, self._seq = self._seq, self._seq + count
         if count <= 0:
             return
-        rows = [{"name": f"t{n:05d}", "info": TASK_INFO} for n in range(first, first + count)]
+        rows = [{"name": f"t{n:05d}", "info": info(n) if callable(info) else info} for n in range(first, first + count)]
         with self.engine.begin() as conn:
             conn.execute(
                 sa.text("INSERT INTO task (name, namespace, info, status) VALUES (:name, 'default', :info, 'Normal')"),
@@ -341,7 +376,9 @@ class Cluster:
         return self._seq
 
     @contextmanager
-    def feeding(self, rate_per_second: float = 20.0, batch: int = 2) -> Iterator[None]:
+    def feeding(
+        self, rate_per_second: float = 20.0, batch: int = 2, *, info: str | Callable[[int], str] = TASK_INFO
+    ) -> Iterator[None]:
         """Insert tasks in small batches at about `rate_per_second` until the block ends."""
         stop = threading.Event()
         errors: list[BaseException] = []
@@ -349,7 +386,7 @@ class Cluster:
         def feed() -> None:
             try:
                 while not stop.wait(batch / rate_per_second):
-                    self.insert_tasks(batch)
+                    self.insert_tasks(batch, info=info)
             except BaseException as exc:
                 errors.append(exc)
 
