@@ -8,6 +8,8 @@
 -- inserting session) in UTC so hand-inserted rows get UTC `created_at` values too.
 -- `info` is MEDIUMTEXT (the original TEXT capped it at 64 kB).
 -- `status` uses a binary collation so that 'normal' is not 'Normal' (as on SQLite).
+-- The (user_id, id) and (namespace, id) indexes serve the REST API's newest-first listings; on a
+-- table made by an older version, `nightwatch db init` adds any index that is missing.
 
 CREATE TABLE IF NOT EXISTS task (
     id               BIGINT       NOT NULL AUTO_INCREMENT,
@@ -26,7 +28,9 @@ CREATE TABLE IF NOT EXISTS task (
     cancel_requested BOOLEAN      NOT NULL DEFAULT 0,
     PRIMARY KEY (id),
     UNIQUE KEY uq_task_name_namespace (name, namespace),
-    KEY ix_task_status_id (status, id)
+    KEY ix_task_status_id (status, id),
+    KEY ix_task_user_id_id (user_id, id),
+    KEY ix_task_namespace_id (namespace, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 -- One row (id = 1): the fencing epoch. A new leader increments it; every leader write is

@@ -16,7 +16,7 @@ from nightwatch.adapters.memory import MemoryTaskRepository
 from nightwatch.domain.errors import DuplicateTask, InvalidTransition, LeadershipLost, TaskNotFound
 from nightwatch.domain.model import TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
-from nightwatch.domain.ports import NewTask, TaskRepository
+from nightwatch.domain.ports import NewTask, TaskFilter, TaskPage, TaskRepository
 from tests.sql_backends import mariadb_repository, sqlite_repository
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -213,3 +213,65 @@ def test_a_batch_of_identical_moves_stores_each_rows_own_start(repo: TaskReposit
     for i, task in enumerate(tasks):
         row = repo.get(task.id)
         assert (row.status, row.job_name, row.started_at) == (TaskStatus.SUCCEEDED, task.name, NOW.replace(minute=i))
+
+
+def _page_ids(page: TaskPage) -> list[int]:
+    return [t.id for t in page.tasks]
+
+
+def test_list_newest_is_newest_first_and_pages_with_before_id(repo: TaskRepository) -> None:
+    ids = [add(repo, f"n{i}") for i in range(7)]
+    first = repo.list_newest(TaskFilter(), limit=3)
+    assert _page_ids(first) == ids[::-1][:3] and first.next_before_id == ids[4]
+    second = repo.list_newest(TaskFilter(), before_id=first.next_before_id, limit=3)
+    assert _page_ids(second) == ids[::-1][3:6] and second.next_before_id == ids[1]
+    last = repo.list_newest(TaskFilter(), before_id=second.next_before_id, limit=3)
+    assert _page_ids(last) == [ids[0]] and last.next_before_id is None
+    exact = repo.list_newest(TaskFilter(), limit=7)
+    assert len(exact.tasks) == 7 and exact.next_before_id is None
+    assert repo.list_newest(TaskFilter(), limit=0) == TaskPage((), None)
+
+
+def test_list_newest_filters_by_status_namespace_and_user(repo: TaskRepository) -> None:
+    epoch = repo.advance_epoch()
+    mine = [repo.add(NewTask(f"u1-{i}", "default", INFO, user_id=1), NOW).id for i in range(4)]
+    theirs = [repo.add(NewTask(f"u2-{i}", "other", INFO, user_id=2), NOW).id for i in range(3)]
+    repo.apply([repo.get(mine[1]).start("u1-1", NOW), repo.get(theirs[0]).start("u2-0", NOW)], epoch=epoch)
+    repo.apply([repo.get(mine[2]).fail("bad", NOW)], epoch=epoch)
+
+    def ids(where: TaskFilter, limit: int = 50) -> list[int]:
+        return _page_ids(repo.list_newest(where, limit=limit))
+
+    assert ids(TaskFilter(user_id=1)) == mine[::-1]
+    assert ids(TaskFilter(namespace="other")) == theirs[::-1]
+    assert ids(TaskFilter(statuses=frozenset({TaskStatus.PENDING}))) == [theirs[0], mine[1]]
+    both = frozenset({TaskStatus.PENDING, TaskStatus.FAILED})
+    assert ids(TaskFilter(statuses=both)) == [theirs[0], mine[2], mine[1]]
+    assert ids(TaskFilter(statuses=both, user_id=1)) == [mine[2], mine[1]]
+    assert ids(TaskFilter(statuses=both, namespace="other", user_id=2)) == [theirs[0]]
+    assert ids(TaskFilter(statuses=frozenset())) == []
+    assert ids(TaskFilter(user_id=3)) == []
+    # Several statuses merged across pages: no row twice, none missed.
+    page = repo.list_newest(TaskFilter(statuses=both), limit=2)
+    assert _page_ids(page) == [theirs[0], mine[2]]
+    rest = repo.list_newest(TaskFilter(statuses=both), before_id=page.next_before_id, limit=2)
+    assert _page_ids(rest) == [mine[1]] and rest.next_before_id is None
+
+
+def test_list_newest_pages_do_not_shift_when_rows_are_inserted(repo: TaskRepository) -> None:
+    ids = [add(repo, f"s{i}") for i in range(6)]
+    first = repo.list_newest(TaskFilter(), limit=3)
+    newer = [add(repo, f"late{i}") for i in range(3)]
+    second = repo.list_newest(TaskFilter(), before_id=first.next_before_id, limit=3)
+    assert _page_ids(first) + _page_ids(second) == ids[::-1]
+    assert set(newer).isdisjoint(_page_ids(second))
+
+
+def test_count_by_status_of_one_user(repo: TaskRepository) -> None:
+    repo.add(NewTask("a", "default", INFO, user_id=1), NOW)
+    repo.add(NewTask("b", "default", INFO, user_id=1), NOW)
+    repo.add(NewTask("c", "default", INFO, user_id=2), NOW)
+    assert repo.count_by_status(user_id=1) == {"Normal": 2}
+    assert repo.count_by_status(user_id=2) == {"Normal": 1}
+    assert repo.count_by_status(user_id=3) == {}
+    assert repo.count_by_status() == {"Normal": 3}

@@ -23,7 +23,7 @@ from nightwatch.domain.errors import (
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
-from nightwatch.domain.ports import JobRef, LaunchResult, NewTask, WriteResult
+from nightwatch.domain.ports import JobRef, LaunchResult, NewTask, TaskFilter, TaskPage, WriteResult
 
 
 class FakeClock:
@@ -81,6 +81,17 @@ class MemoryTaskRepository:
             rows = sorted((t for t in self._rows.values() if t.status in wanted and t.id > after_id), key=_by_id)
             return [t.copy() for t in rows[:limit]]
 
+    def list_newest(self, where: TaskFilter, *, before_id: int | None = None, limit: int = 50) -> TaskPage:
+        with self._lock:
+            rows = sorted(
+                (t for t in self._rows.values() if _matches(t, where) and (before_id is None or t.id < before_id)),
+                key=_by_id,
+                reverse=True,
+            )
+            page = tuple(t.copy() for t in rows[: max(limit, 0)])
+            more = len(rows) > len(page) and bool(page)
+            return TaskPage(page, page[-1].id if more else None)
+
     def list_cancel_requested(self, *, limit: int = 500) -> list[Task]:
         with self._lock:
             rows = sorted(
@@ -120,9 +131,9 @@ class MemoryTaskRepository:
             self._epoch += 1
             return self._epoch
 
-    def count_by_status(self) -> Mapping[str, int]:
+    def count_by_status(self, *, user_id: int | None = None) -> Mapping[str, int]:
         with self._lock:
-            return dict(Counter(str(t.status) for t in self._rows.values()))
+            return dict(Counter(str(t.status) for t in self._rows.values() if user_id is None or t.user_id == user_id))
 
     def ping(self) -> None:
         """Always answers: the store is this process's memory."""
@@ -130,6 +141,14 @@ class MemoryTaskRepository:
 
 def _by_id(task: Task) -> int:
     return task.id
+
+
+def _matches(task: Task, where: TaskFilter) -> bool:
+    return (
+        (where.statuses is None or task.status in where.statuses)
+        and (where.namespace is None or task.namespace == where.namespace)
+        and (where.user_id is None or task.user_id == where.user_id)
+    )
 
 
 @dataclass

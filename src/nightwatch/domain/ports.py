@@ -36,6 +36,25 @@ class WriteResult:
     """Rows whose status or version had moved on: someone else won; the change was dropped."""
 
 
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    """Which tasks a listing wants; every field left at None matches everything."""
+
+    statuses: frozenset[TaskStatus] | None = None
+    namespace: str | None = None
+    user_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """One page of a newest-first listing."""
+
+    tasks: tuple[Task, ...]
+    next_before_id: int | None
+    """Pass as `before_id` for the next page; None when this page reached the end. It is the id of
+    the last row scanned (not necessarily returned: an unreadable row is skipped, not counted)."""
+
+
 class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware UTC."""
@@ -56,6 +75,14 @@ class TaskRepository(Protocol):
 
         Tasks whose cancellation was requested are included; rows that cannot be read (unknown
         status, undecodable fields) are skipped and logged, never raised. Raises RetryableError.
+        """
+        ...
+
+    def list_newest(self, where: TaskFilter, *, before_id: int | None = None, limit: int = 50) -> TaskPage:
+        """Tasks matching `where` with id < before_id (all when None), newest (highest id) first.
+
+        Rows inserted while someone pages through get higher ids, so they never shift a later page.
+        Rows that cannot be read are skipped quietly. Raises RetryableError.
         """
         ...
 
@@ -81,8 +108,9 @@ class TaskRepository(Protocol):
         """Take the next fencing epoch (atomically increment it) and return it. Raises RetryableError."""
         ...
 
-    def count_by_status(self) -> Mapping[str, int]:
-        """Row counts keyed by the raw status string (unknown strings included). Raises RetryableError."""
+    def count_by_status(self, *, user_id: int | None = None) -> Mapping[str, int]:
+        """Row counts keyed by the raw status string (unknown strings included), of one user's rows
+        when `user_id` is given. Raises RetryableError."""
         ...
 
     def ping(self) -> None:

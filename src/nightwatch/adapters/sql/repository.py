@@ -7,6 +7,7 @@ rules: listings walk the `(status, id)` index in bounded pages, nothing loads th
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
@@ -23,7 +24,7 @@ from nightwatch.adapters.sql.rows import TASK_COLUMNS, to_task, to_tasks
 from nightwatch.adapters.sql.tables import EPOCH_ROW_ID, leader_epoch, task
 from nightwatch.domain.errors import DuplicateTask, InvalidTransition, LeadershipLost, RetryableError, TaskNotFound
 from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskId, TaskStatus
-from nightwatch.domain.ports import NewTask, WriteResult
+from nightwatch.domain.ports import NewTask, TaskFilter, TaskPage, WriteResult
 
 T = TypeVar("T")
 
@@ -97,6 +98,36 @@ class SqlTaskRepository:
         query = sa.select(*TASK_COLUMNS).where(match, task.c.id > after_id).order_by(task.c.id).limit(limit)
         return self._run(lambda conn: to_tasks(conn.execute(query)), "list tasks by status")
 
+    def list_newest(self, where: TaskFilter, *, before_id: int | None = None, limit: int = 50) -> TaskPage:
+        if limit <= 0 or (where.statuses is not None and not where.statuses):
+            return TaskPage((), None)
+        conditions: list[sa.ColumnElement[bool]] = []
+        if where.namespace is not None:
+            conditions.append(task.c.namespace == where.namespace)
+        if where.user_id is not None:
+            conditions.append(_user_is(where.user_id))
+        if before_id is not None:
+            conditions.append(task.c.id < before_id)
+
+        def newest(*extra: sa.ColumnElement[bool]) -> sa.Select[Any]:
+            return sa.select(*TASK_COLUMNS).where(*conditions, *extra).order_by(task.c.id.desc()).limit(limit + 1)
+
+        # One query per status, each walking the (status, id) index backwards and stopping after
+        # limit + 1 rows, merged here: with `status IN (...)` MySQL sorts every matching row first.
+        if where.statuses is None:
+            queries = [newest()]
+        else:
+            queries = [newest(task.c.status == str(status)) for status in sorted(where.statuses)]
+
+        def run(conn: Connection) -> TaskPage:
+            rows = sorted((row for query in queries for row in conn.execute(query)), key=_row_id, reverse=True)
+            scanned = rows[:limit]
+            # A browsing user does not need a warning per unreadable row on every refresh.
+            tasks = to_tasks(scanned, log_level=logging.DEBUG)
+            return TaskPage(tuple(tasks), _row_id(scanned[-1]) if len(rows) > limit else None)
+
+        return self._run(run, "list newest tasks")
+
     def list_cancel_requested(self, *, limit: int = 500) -> list[Task]:
         query = (
             sa.select(*TASK_COLUMNS)
@@ -106,8 +137,10 @@ class SqlTaskRepository:
         )
         return self._run(lambda conn: to_tasks(conn.execute(query)), "list cancel requests")
 
-    def count_by_status(self) -> Mapping[str, int]:
+    def count_by_status(self, *, user_id: int | None = None) -> Mapping[str, int]:
         query = sa.select(task.c.status, sa.func.count()).group_by(task.c.status)
+        if user_id is not None:
+            query = query.where(_user_is(user_id))
         return self._run(lambda conn: {str(s): int(n) for s, n in conn.execute(query)}, "count tasks")
 
     # -- writes --------------------------------------------------------------------------------
@@ -217,6 +250,17 @@ class SqlTaskRepository:
                 return work(conn)
 
         return with_retry(attempt, what=what, policy=self._retry)
+
+
+def _row_id(row: sa.Row[Any]) -> int:
+    return int(row.id)
+
+
+def _user_is(user_id: int) -> sa.ColumnElement[bool]:
+    # A NULL user_id (a row written by hand) reads as user 0, so user 0's filter includes it.
+    if user_id == 0:
+        return sa.or_(task.c.user_id == 0, task.c.user_id.is_(None))
+    return task.c.user_id == user_id
 
 
 def _winners(chunk: Sequence[StatusChange], rows: Sequence[sa.Row[Any]], now: datetime) -> set[int]:

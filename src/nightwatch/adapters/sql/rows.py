@@ -54,14 +54,14 @@ def to_task(row: sa.Row[Any]) -> Task:
     )
 
 
-def to_tasks(rows: Iterable[sa.Row[Any]]) -> list[Task]:
-    """Every readable row as a `Task`, in order; unreadable rows are logged and skipped."""
+def to_tasks(rows: Iterable[sa.Row[Any]], *, log_level: int = logging.WARNING) -> list[Task]:
+    """Every readable row as a `Task`, in order; unreadable rows are logged (at `log_level`) and skipped."""
     tasks: list[Task] = []
     for row in rows:
         try:
             tasks.append(to_task(row))
         except (PermanentError, ValueError, TypeError, KeyError) as error:
-            log.warning("skipping task %s: %s", row._mapping.get("id"), error)
+            log.log(log_level, "skipping task %s: %s", row._mapping.get("id"), error)
     return tasks
 
 

@@ -2,7 +2,8 @@
 
 MySQL/MariaDB get the canonical `schema.sql` (shipped in the package as a copy that a test keeps
 identical to the top-level file); SQLite gets the same schema from the SQLAlchemy metadata,
-which a test keeps in step with `schema.sql`. Both are idempotent.
+which a test keeps in step with `schema.sql`. Both are idempotent, and both add the indexes a
+newer version introduced to a table made by an older one.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def init_database(url: str) -> str:
                 conn.execute(sa.insert(leader_epoch).prefix_with("OR IGNORE").values(id=EPOCH_ROW_ID, epoch=0))
             else:
                 _run_script(conn, schema_sql())
+            _add_missing_indexes(conn)
     except exc.SQLAlchemyError as error:
         raise translate(error, f"cannot initialise {redact(parsed)}") from error
     finally:
@@ -56,6 +58,13 @@ def init_database(url: str) -> str:
     if not created:
         return f"tables {tables} already exist in {redact(parsed)}; nothing to do"
     return f"created tables {', '.join(created)} in {redact(parsed)}"
+
+
+def _add_missing_indexes(conn: Connection) -> None:
+    """Indexes added after a table was first made: `CREATE TABLE IF NOT EXISTS` skips an old table."""
+    for table in metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
 
 
 def _run_script(conn: Connection, script: str) -> None:

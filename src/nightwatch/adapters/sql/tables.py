@@ -93,6 +93,9 @@ task = sa.Table(
     sa.Column("cancel_requested", sa.Boolean(create_constraint=False), nullable=False, server_default="0"),
     sa.UniqueConstraint("name", "namespace", name="uq_task_name_namespace"),
     sa.Index("ix_task_status_id", "status", "id"),
+    # The API's per-user and per-namespace listings (newest first) walk these backwards.
+    sa.Index("ix_task_user_id_id", "user_id", "id"),
+    sa.Index("ix_task_namespace_id", "namespace", "id"),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
 )
