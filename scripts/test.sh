@@ -12,6 +12,7 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 
 bash scripts/ensure-services.sh
+bash scripts/ensure-browser.sh
 
 echo "== ruff";          .venv/bin/ruff check src tests bench
 echo "== mypy (strict)"; .venv/bin/mypy
