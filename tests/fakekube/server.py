@@ -7,6 +7,7 @@ Start it in a thread (`start()`, or the `fake_kube` fixture) or as its own proce
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -33,6 +34,15 @@ class RequestRecord:
     body: Any
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that died or gave up mid-request (a killed replica, a timed-out call) is expected
+        in fault tests: no traceback for a reset connection; anything else still prints one."""
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class FakeKubeServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.store = Store()
@@ -46,7 +56,7 @@ class FakeKubeServer:
         a system test's hook to act at a precise moment of a client's work (e.g. kill it mid-sync)."""
         self._record_lock = threading.Lock()
         handler = type("BoundKubeHandler", (KubeHandler,), {"fake": self})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd = _QuietServer((host, port), handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 

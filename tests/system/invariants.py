@@ -8,6 +8,9 @@ is left Pending/Running without a Job, every failure says why, and no stale lead
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -121,3 +124,14 @@ def replica_problems(cluster: Cluster, *, killed_on_purpose: set[str] | frozense
         for r in cluster.replicas
         if not r.alive and r.replica_id not in killed_on_purpose
     ]
+
+
+def record_figures(test: str, figures: dict[str, object]) -> None:
+    """Print a test's figures (seen with `pytest -s`); append them as one JSON line to the file named by
+    $NIGHTWATCH_RELIABILITY_REPORT when it is set, so the docs can quote the last run."""
+    line = json.dumps({"test": test, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **figures}, default=str)
+    print(f"\n{test}: {line}")
+    path = os.environ.get("NIGHTWATCH_RELIABILITY_REPORT")
+    if path:
+        with open(path, "a", encoding="utf-8") as report:
+            report.write(line + "\n")
