@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -200,6 +201,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stop.set())
     container = _container(settings)
+    clean = True
     try:
         service = container.service()
         http = None
@@ -211,13 +213,18 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         service.start()
         stop.wait()
         logger.info("shutting down")
-        service.stop(settings.shutdown_grace_seconds)
+        clean = service.stop(settings.shutdown_grace_seconds)
         if http is not None:
             http.stop()
     except OSError as exc:  # e.g. the HTTP port is taken
         raise CliError(f"cannot start: {exc}") from None
     finally:
         container.shutdown_resources()
+    if not clean:
+        # Worker threads of the unfinished tick would hold interpreter exit (it joins them) well past
+        # the grace period; the lease is released and their writes are fenced, so leave now.
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 

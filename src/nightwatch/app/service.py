@@ -39,6 +39,7 @@ class Service:
         self._leadership = leadership
         self._metrics = metrics
         self._leader_only = [w.name for w in watchers if w.leader_only]
+        self._stopping = False
         leadership.on_gain = self._resume_leader_work
         leadership.on_loss = self._pause_leader_work
 
@@ -52,16 +53,25 @@ class Service:
         self._leadership.start()
         logger.info("nightwatch started with watchers: %s", ", ".join(w.name for w in self._watchers))
 
-    def stop(self, grace_seconds: float) -> None:
-        """Stop scheduling, let the tick in flight finish within the grace period, release the lease."""
+    def stop(self, grace_seconds: float) -> bool:
+        """Stop scheduling, let the tick in flight finish within the grace period, release the lease.
+
+        Returns False when a tick was still running at the end of the grace period: its threads (a Job
+        create retrying against a hanging API server, say) would keep the interpreter alive, so the
+        caller must end the process itself."""
         self._pause_leader_work()
+        # From here the scheduler is shutting down, and APScheduler holds its job-store lock until the
+        # tick in flight ends: the pause the step-down below triggers would wait for it too.
+        self._stopping = True
         done = threading.Thread(target=self._ticker.shutdown, kwargs={"wait": True}, daemon=True)
         done.start()
         done.join(grace_seconds)
-        if done.is_alive():
+        clean = not done.is_alive()
+        if not clean:
             logger.warning("a tick did not finish within %.1f s; exiting anyway (its writes are fenced)", grace_seconds)
         self._leadership.stop()
         logger.info("nightwatch stopped")
+        return clean
 
     def _tick_of(self, watcher: ScheduledWatcher) -> Callable[[], None]:
         def tick() -> None:
@@ -92,10 +102,14 @@ class Service:
         return tick
 
     def _pause_leader_work(self) -> None:
+        if self._stopping:
+            return
         for name in self._leader_only:
             self._ticker.pause(name)
 
     def _resume_leader_work(self) -> None:
+        if self._stopping:
+            return
         for name in self._leader_only:
             self._ticker.resume(name)
 
