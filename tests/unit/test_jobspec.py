@@ -88,6 +88,7 @@ def test_huge_info_is_refused_before_parsing() -> None:
         ("Demo_Task", "not a DNS-1123 label"),
         ("a" * 64, "64 characters, the limit is 63"),
         ("-start", "not a DNS-1123 label"),
+        ("abc\n", "not a DNS-1123 label"),
         ("", "must not be empty"),
     ],
 )

@@ -7,7 +7,7 @@ import re
 from nightwatch.domain.errors import InvalidTaskSpec
 
 DNS1123_LABEL_MAX = 63
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 def check_dns1123_label(value: str, what: str) -> str:
@@ -16,7 +16,8 @@ def check_dns1123_label(value: str, what: str) -> str:
         raise InvalidTaskSpec(f"{what} must not be empty")
     if len(value) > DNS1123_LABEL_MAX:
         raise InvalidTaskSpec(f"{what} {value[:20]!r}... is {len(value)} characters, the limit is {DNS1123_LABEL_MAX}")
-    if not _DNS1123_LABEL.match(value):
+    # fullmatch, not match with `$`: `$` also matches before a trailing newline, so "abc\n" passed.
+    if not _DNS1123_LABEL.fullmatch(value):
         raise InvalidTaskSpec(
             f"{what} {value!r} is not a DNS-1123 label "
             "(lower-case letters, digits and '-', starting and ending with a letter or digit)"
