@@ -67,14 +67,17 @@ def test_unknown_keys_are_dropped_from_the_spec_but_kept_in_the_row() -> None:
         ('{"image":"a","activeDeadlineSeconds":0}', "activeDeadlineSeconds"),
         ('{"image":"a","env":[{"value":"x"}]}', "env.0.name"),
         ("not json", "info is not valid JSON"),
+        ("[" * 10_000, "info is nested too deeply to parse"),
+        ('{"image":"a","x":' + "[" * 10_000 + "]" * 10_000 + "}", "info is nested too deeply to parse"),
+        (b'{"image":"a"}', "info must be text holding a JSON object, not bytes"),
         ("[1,2]", "info must be a JSON object, not list"),
         ("", "info is empty"),
         (None, "info is empty"),
     ],
 )
-def test_bad_info_is_refused_with_a_message_naming_the_problem(info: str | None, message: str) -> None:
+def test_bad_info_is_refused_with_a_message_naming_the_problem(info: str | bytes | None, message: str) -> None:
     with pytest.raises(InvalidTaskSpec, match=message.replace(".", r"\.").replace("[", r"\[")):
-        JobSpec.from_info(info)
+        JobSpec.from_info(info)  # type: ignore[arg-type]
 
 
 def test_huge_info_is_refused_before_parsing() -> None:

@@ -77,6 +77,9 @@ class JobSpec(BaseModel):
     @classmethod
     def from_info(cls, info: str | None) -> JobSpec:
         """Parse a task's `info` column. Raises InvalidTaskSpec with a message a user can act on."""
+        if info is not None and not isinstance(info, str):
+            # A BLOB written into the column by hand comes back as bytes (SQLite keeps what it is given).
+            raise InvalidTaskSpec(f"info must be text holding a JSON object, not {type(info).__name__}")
         if info is None or not info.strip():
             raise InvalidTaskSpec("info is empty: it must be a JSON object with at least an 'image'")
         size = len(info.encode("utf-8", errors="replace"))
@@ -84,6 +87,9 @@ class JobSpec(BaseModel):
             raise InvalidTaskSpec(f"info is {size} bytes, the limit is {MAX_INFO_BYTES}")
         try:
             data = json.loads(info)
+        except RecursionError:
+            # The parser recurses per level: `[[[[...` a few thousand deep fits well under the size limit.
+            raise InvalidTaskSpec("info is nested too deeply to parse") from None
         except ValueError as exc:
             raise InvalidTaskSpec(f"info is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
