@@ -99,6 +99,7 @@ def test_missing_job_fails_with_a_message_naming_it() -> None:
     t = task(S.RUNNING)
     t.observe(JobObservation.missing("default", "t"), NOW)
     assert t.status is S.FAILED and "default/t does not exist" in t.message
+    assert "deleted" in t.message  # says why it does not exist: nightwatch did create it
 
 
 def test_messages_are_clipped() -> None:

@@ -52,7 +52,13 @@ class JobObservation:
 
     @classmethod
     def missing(cls, namespace: str, job_name: str) -> JobObservation:
-        return cls(JobPhase.MISSING, "JobMissing", f"Job {namespace}/{job_name} does not exist")
+        """A task's Job is gone: someone deleted it (or put another task's Job in its place) before its end
+        was seen. The message says so, since "does not exist" alone reads like nightwatch never created it."""
+        return cls(
+            JobPhase.MISSING,
+            "JobMissing",
+            f"Job {namespace}/{job_name} does not exist: it was deleted before nightwatch saw it finish",
+        )
 
     @classmethod
     def from_job_status(
