@@ -143,6 +143,11 @@ def _run_once(argv: list[str], env: dict[str, str], deadline: float | None) -> t
         except OSError as exc:
             log.write(f"cannot run {argv[0]}: {exc}\n".encode())
             return 126, False, False
+        except ValueError as exc:
+            # A NUL byte, an unencodable character or a '=' in an env name: the argv or environment
+            # cannot be handed to exec at all. Say so, instead of dying with a traceback.
+            log.write(f"cannot run {argv[0]!r}: {exc}\n".encode())
+            return 126, False, False
     jobdir.write_atomically(Path(jobdir.PID), str(proc.pid))
     kill_at: float | None = None
     deadline_hit = cancelled = False

@@ -1,0 +1,183 @@
+"""Hostile input end to end: rows written by plain SQL, real dispatch/sync/cancel ticks, real processes.
+
+SQL: a mix of hostile and good rows goes into SQLite and the real MariaDB by plain INSERT/UPDATE
+(bypassing the repository); the use cases then run against the fake Kubernetes API server for a
+few ticks. Whatever the rows hold, no tick raises, each hostile row runs or fails with a message
+(or, with a status nightwatch does not know, is left exactly as it was and counted in the metric),
+the good rows succeed, and every Job body the API server receives has nightwatch's fixed shape.
+
+Local runner: commands and args full of shell metacharacters reach the process as exactly the argv
+given (nothing goes through a shell), and src/ has no shell=True, os.system or os.popen at all.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nightwatch.adapters.local.runner import LocalJobRunner
+from nightwatch.domain.jobspec import EnvVar, JobSpec, LaunchRequest
+from nightwatch.domain.model import TaskId
+from nightwatch.domain.observation import JobObservation, JobPhase
+from nightwatch.domain.ports import JobRef
+from tests.contract.local_harness import wait_for_phase
+from tests.hostile import ODD_CHARS, PROCESSES, SHELL_METACHARACTERS
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+# -- the local runner: no shell anywhere ------------------------------------------------------------
+ARGV_PRINTER = (sys.executable, "-c", "import json, os, sys; print(json.dumps([sys.argv[1:], os.environ.get('X')]))")
+PROCESS_SECONDS = 60.0
+"""Generous: a Job is two Python start-ups, on a shared 2-core machine."""
+
+
+@pytest.fixture
+def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalJobRunner]:
+    monkeypatch.chdir(tmp_path)  # a shell started anywhere by mistake would write PWNED under tmp_path
+    runner = LocalJobRunner(tmp_path / "state")
+    yield runner
+    runner.close()
+
+
+def run_job(runner: LocalJobRunner, task_id: int, spec: JobSpec, phase: JobPhase) -> tuple[JobObservation, str]:
+    """Launch one Job, wait for `phase`; its observation and its whole output."""
+    request = LaunchRequest(TaskId(task_id), f"job-{task_id}", "default", spec)
+    runner.launch(request)
+    ref = JobRef(request.task_id, request.namespace, request.job_name)
+    wait_for_phase(runner, ref, phase, timeout=PROCESS_SECONDS)
+    output = runner.state_dir / request.namespace / request.job_name / "output.log"
+    return runner.observe([ref])[ref.task_id], output.read_text(encoding="utf-8", errors="replace")
+
+
+def printed_argv(output: str) -> tuple[list[str], str | None]:
+    argv, x = json.loads(output.strip().splitlines()[-1])
+    return argv, x
+
+
+def assert_nothing_pwned(root: Path) -> None:
+    found = [str(p) for p in root.rglob("*PWNED*")]
+    assert not found, f"a shell ran: {found}"
+
+
+NASTY_ARGS = [
+    *SHELL_METACHARACTERS,
+    "&& rm -rf /",
+    "a\nb\nc",
+    "",
+    " ",
+    "--help",
+    "-c",
+    "ünïcödé \u202e \U0001d51e",
+    "'",
+    '"',
+    "\\n",
+]
+
+
+def test_args_with_shell_metacharacters_reach_the_process_as_exactly_the_argv_given(
+    local: LocalJobRunner, tmp_path: Path
+) -> None:
+    spec = JobSpec(
+        image="python",
+        command=(*ARGV_PRINTER, ";", "touch", "PWNED"),
+        args=tuple(NASTY_ARGS),
+        env=(EnvVar(name="X", value="$(touch PWNED) `touch PWNED` ; touch PWNED"),),
+        backoff_limit=0,
+    )
+    _, output = run_job(local, 1, spec, JobPhase.SUCCEEDED)
+    assert printed_argv(output) == ([";", "touch", "PWNED", *NASTY_ARGS], "$(touch PWNED) `touch PWNED` ; touch PWNED")
+    assert_nothing_pwned(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["touch PWNED"], ["$(touch PWNED)"], ["`touch PWNED`"], ["sh -c 'touch PWNED'"], ["true; touch PWNED"]],
+)
+def test_a_command_that_looks_like_a_shell_line_is_one_program_name_and_is_not_found(
+    local: LocalJobRunner, tmp_path: Path, command: list[str]
+) -> None:
+    seen, _ = run_job(local, 2, JobSpec(image="x", command=tuple(command), backoff_limit=0), JobPhase.FAILED)
+    assert "exit code 127" in seen.message and "command not found" in seen.message
+    assert_nothing_pwned(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"args": ["a\x00b"]}, "embedded null byte"),
+        ({"env": [{"name": "X", "value": "a\x00b"}]}, "embedded null byte"),
+        ({"env": [{"name": "A=B", "value": "x"}]}, "illegal environment variable name"),
+        ({"args": ["\ud800"]}, "surrogates not allowed"),
+    ],
+    ids=["nul-in-args", "nul-in-env", "equals-in-env-name", "lone-surrogate"],
+)
+def test_an_argv_exec_cannot_take_fails_the_job_saying_why(
+    local: LocalJobRunner, fields: dict[str, object], problem: str
+) -> None:
+    spec = JobSpec.model_validate({"image": "x", "command": list(ARGV_PRINTER), "backoffLimit": 0, **fields})
+    seen, _ = run_job(local, 3, spec, JobPhase.FAILED)
+    # Not "the local process disappeared": the supervisor must not die with a traceback.
+    assert seen.reason == "Error" and "exit code 126: cannot run" in seen.message and problem in seen.message, seen
+
+
+_argv_items = st.one_of(st.sampled_from(NASTY_ARGS), st.text(ODD_CHARS.filter(lambda c: c != "\x00"), max_size=30))
+
+
+@PROCESSES
+@given(st.lists(_argv_items, max_size=6), st.text(ODD_CHARS.filter(lambda c: c != "\x00"), max_size=30))
+def test_any_args_and_env_value_arrive_unchanged(
+    tmp_path_factory: pytest.TempPathFactory, args: list[str], x: str
+) -> None:
+    root = tmp_path_factory.mktemp("argv")
+    runner = LocalJobRunner(root / "state")
+    try:
+        spec = JobSpec(
+            image="python", command=ARGV_PRINTER, args=tuple(args), env=(EnvVar(name="X", value=x),), backoff_limit=0
+        )
+        _, output = run_job(runner, 4, spec, JobPhase.SUCCEEDED)
+    finally:
+        runner.close()
+    assert printed_argv(output) == (args, x)
+    assert_nothing_pwned(root)
+
+
+def test_src_never_starts_a_process_through_a_shell() -> None:
+    """Static: no shell=True, os.system, os.popen, subprocess.getoutput or create_subprocess_shell in src/."""
+    shell_calls = {
+        ("os", "system"),
+        ("os", "popen"),
+        ("subprocess", "getoutput"),
+        ("subprocess", "getstatusoutput"),
+        ("asyncio", "create_subprocess_shell"),
+    }
+    offences = []
+    files = sorted(SRC.rglob("*.py"))
+    assert len(files) > 20, "src/ was not found"
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            where = f"{path.relative_to(SRC)}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.Call):
+                for keyword in node.keywords:
+                    if keyword.arg == "shell" and not (
+                        isinstance(keyword.value, ast.Constant) and keyword.value.value is False
+                    ):
+                        offences.append(f"{where}: shell={ast.unparse(keyword.value)}")
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and (node.value.id, node.attr) in shell_calls
+            ):
+                offences.append(f"{where}: {node.value.id}.{node.attr}")
+            if isinstance(node, ast.ImportFrom) and node.module in ("os", "subprocess", "asyncio"):
+                for alias in node.names:
+                    if (node.module, alias.name) in shell_calls:
+                        offences.append(f"{where}: from {node.module} import {alias.name}")
+    assert not offences, offences
