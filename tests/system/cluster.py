@@ -177,17 +177,26 @@ class Replica(Nightwatch):
                     values[sample.name] = sample.value
         return values
 
-    def ticks(self) -> dict[str, int]:
-        """Watcher name -> ticks run by this generation (/metrics; empty when it does not answer)."""
+    def by_watcher(self, sample_name: str) -> dict[str, float]:
+        """Watcher name -> the sum of a labelled sample's values (/metrics; empty when it does not answer)."""
         code, text = self.http("/metrics")
         if code != 200:
             return {}
-        return {
-            sample.labels["watcher"]: int(sample.value)
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == "nightwatch_tick_duration_seconds_count" and "watcher" in sample.labels
-        }
+        values: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == sample_name and "watcher" in sample.labels:
+                    watcher = sample.labels["watcher"]
+                    values[watcher] = values.get(watcher, 0.0) + sample.value
+        return values
+
+    def ticks(self) -> dict[str, int]:
+        """Watcher name -> ticks run by this generation."""
+        return {w: int(n) for w, n in self.by_watcher("nightwatch_tick_duration_seconds_count").items()}
+
+    def tick_errors(self) -> dict[str, int]:
+        """Watcher name -> ticks of this generation that raised (and were logged, the scheduler going on)."""
+        return {w: int(n) for w, n in self.by_watcher("nightwatch_tick_errors_total").items()}
 
     def is_leader(self) -> bool | None:
         """/metrics nightwatch_leader, or None when the replica does not answer."""

@@ -12,6 +12,7 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tests.nwprocess import wait_for
@@ -102,6 +103,18 @@ def invariant_problems(cluster: Cluster, *, lost_jobs: set[str] | frozenset[str]
     if fencing:
         problems.append(f"{len(fencing)} fencing violations: {_examples(fencing)}")
     return problems
+
+
+def outcome_problems(rows: list[TaskRow], should_fail: Callable[[TaskRow], bool]) -> list[str]:
+    """Finished tasks whose outcome is not the one their Job called for: a fault (a crash, an API error)
+    must never decide whether a task Succeeded or Failed. `should_fail`: True for a task whose Job fails
+    (or was deleted); Cancelled and unfinished tasks are not judged here."""
+    wrong = [
+        f"{r.name}={r.status} ({r.message})"
+        for r in rows
+        if r.status in ("Succeeded", "Failed") and (r.status == "Failed") != should_fail(r)
+    ]
+    return [f"{len(wrong)} tasks ended against their Job: {_examples(wrong)}"] if wrong else []
 
 
 def wait_all_terminal(cluster: Cluster, timeout: float = 90.0) -> dict[str, int]:

@@ -41,8 +41,10 @@ from tests.redis_servers import redis_server_binary
 from tests.system.cluster import Cluster, Creation, Replica, interleavings
 from tests.system.invariants import (
     invariant_problems,
+    outcome_problems,
     record_figures,
     replica_problems,
+    task_rows,
     wait_all_terminal,
 )
 
@@ -228,6 +230,7 @@ def test_sigkill_of_the_leader_at_any_moment_loses_and_duplicates_nothing(cluste
 
     assert cluster.inserted >= MIN_TASKS
     assert invariant_problems(cluster) == []
+    assert outcome_problems(task_rows(cluster), lambda r: int(r.name.lstrip("t")) % FAIL_EVERY == 0) == []
     assert interleavings(cluster.creations(), cluster.events()) == []
     never_adopted = [name for name in killer.torn if name not in adopted]
     assert never_adopted == [], f"Jobs stored for a killed creator but never adopted by a successor: {never_adopted}"
