@@ -206,9 +206,15 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         service = container.service()
         http = None
         if settings.http.enabled:
-            http = HttpEndpoint(
-                settings.http.host, settings.http.port, container.metrics().registry, container.readiness()
-            )
+            host = settings.api.bind_host(settings.http.host)
+            if not settings.api.tokens:
+                logger.warning(
+                    "no API tokens configured (api.tokens): listening on %s only (http.host is %s) "
+                    "and refusing every write through the API",
+                    host,
+                    settings.http.host,
+                )
+            http = HttpEndpoint(host, settings.http.port, container.web_app())
             http.start()
         service.start()
         stop.wait()

@@ -7,11 +7,12 @@ secrets (passwords in URLs) masked.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -117,6 +118,57 @@ class HttpSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    """One port for the REST API, the web page, /healthz, /readyz and /metrics."""
+
+
+MIN_TOKEN_CHARS = 16
+
+
+class ApiToken(_Section):
+    """One bearer token of the REST API and the user it acts as."""
+
+    token: SecretStr
+    user_id: int = Field(ge=0)
+    admin: bool = False
+    """An admin token sees and cancels every user's tasks; others only their own."""
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, token: SecretStr) -> SecretStr:
+        if len(token.get_secret_value()) < MIN_TOKEN_CHARS:
+            raise ValueError(f"a token must have at least {MIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 32`)")
+        return token
+
+
+class ApiSettings(_Section):
+    tokens: list[ApiToken] = Field(default_factory=list)
+    """Without any token, writes are refused and the server binds to 127.0.0.1 whatever http.host says."""
+    reads: Literal["open", "token"] | None = None
+    """open: anyone who can reach the port reads every task; token: reads need a token too, and a
+    non-admin token reads only its own tasks. Default: open when the server listens on a loopback
+    address only, token otherwise."""
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    """Larger request bodies get 413. The domain caps `info` at 256 KiB; JSON escaping can triple
+    non-ASCII text, so 1 MiB lets every acceptable `info` through."""
+
+    @field_validator("tokens")
+    @classmethod
+    def _distinct_tokens(cls, tokens: list[ApiToken]) -> list[ApiToken]:
+        secrets = [t.token.get_secret_value() for t in tokens]
+        if len(set(secrets)) != len(secrets):
+            raise ValueError("the same token is listed twice (each token maps to one user)")
+        return tokens
+
+    def bind_host(self, configured: str) -> str:
+        """Where the HTTP server listens: `configured`, but only loopback while no token exists
+        (an API nobody can authenticate to has no business on a network interface)."""
+        return configured if self.tokens else "127.0.0.1"
+
+    def reads_are_open(self, bound_host: str) -> bool:
+        """Whether reads need no token: as configured, else open exactly when only loopback listens."""
+        if self.reads is not None:
+            return self.reads == "open"
+        return is_loopback(bound_host)
 
 
 class LogSettings(_Section):
@@ -146,6 +198,7 @@ class Settings(BaseSettings):
     watchers: dict[str, WatcherSettings] = Field(default_factory=_default_watchers)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     replica_id: str | None = None
@@ -217,6 +270,8 @@ def _describe(error: Any) -> str:
         return f"{where}: unknown setting"
     given = error.get("input")
     shown = "" if isinstance(given, dict | list) or given is None else f" (got {mask_secrets(str(given))!r})"
+    if any("token" in str(part) for part in error["loc"]):
+        shown = ""  # never echo a (wrong) API token into a log
     if error["type"] == "value_error":
         shown = ""  # our own messages already name the value, masked
     return f"{where}: {message}{shown}"
@@ -228,6 +283,16 @@ _SECRET_IN_URL = re.compile(r"(?P<scheme>[a-z0-9+]+://)(?P<user>[^:/@]*):(?P<pas
 def mask_secrets(text: str) -> str:
     """Replace passwords in URLs with ***."""
     return _SECRET_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def database_kind(url: str) -> str | None:

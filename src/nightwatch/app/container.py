@@ -17,7 +17,7 @@ from dependency_injector import containers, providers
 from nightwatch.adapters.apscheduler import ApschedulerTicker
 from nightwatch.adapters.clock import SystemClock
 from nightwatch.adapters.memory import MemoryLeaderLock, MemoryTaskRepository
-from nightwatch.app.config import Settings, database_kind
+from nightwatch.app.config import ApiSettings, Settings, database_kind
 from nightwatch.app.leadership import Leadership
 from nightwatch.app.metrics import Metrics
 from nightwatch.app.service import Readiness, Service
@@ -93,6 +93,30 @@ def _dispatch_settings(allowed_namespaces: list[str], dispatch: Mapping[str, Any
 
 def _schedules(watchers: Mapping[str, Mapping[str, Any]]) -> dict[str, WatcherSchedule]:
     return {name: WatcherSchedule(**values) for name, values in watchers.items()}
+
+
+def _web_app(
+    repository: TaskRepository,
+    submit: SubmitTask,
+    cancel: RequestCancel,
+    allowed_namespaces: list[str],
+    api: Mapping[str, Any],
+    http_host: str,
+    metrics: Metrics,
+    readiness: Readiness,
+) -> Any:
+    # Imported here: the CLI's submit/list/show/cancel build a container too, without FastAPI.
+    from nightwatch.app.api import ApiBackend, create_app
+
+    settings = ApiSettings.model_validate(api)
+    backend = ApiBackend(repository, submit, cancel, frozenset(allowed_namespaces))
+    return create_app(
+        backend,
+        settings,
+        reads_open=settings.reads_are_open(settings.bind_host(http_host)),
+        registry=metrics.registry,
+        readiness=readiness,
+    )
 
 
 def _service(
@@ -176,6 +200,19 @@ class Container(containers.DeclarativeContainer):
         allowed_namespaces=providers.Callable(frozenset, config.runner.allowed_namespaces),
     )
     request_cancel = providers.Factory(RequestCancel, repository=repository)
+
+    web_app = providers.Singleton(
+        _web_app,
+        repository=repository,
+        submit=submit_task,
+        cancel=request_cancel,
+        allowed_namespaces=config.runner.allowed_namespaces,
+        api=config.api,
+        http_host=config.http.host,
+        metrics=metrics,
+        readiness=readiness,
+    )
+    """The ASGI application `nightwatch run` serves (REST API, web page, probes, metrics)."""
 
 
 def container_config(settings: Settings, *, load_plugins: bool = True) -> dict[str, Any]:

@@ -1,68 +1,63 @@
-"""The `run` process's HTTP endpoint: /healthz, /readyz and /metrics (Prometheus text format)."""
+"""The `run` process's one HTTP port: the ASGI app (REST API, web page, /healthz, /readyz,
+/metrics) served by uvicorn in a background thread.
+
+The socket is bound in the constructor, so a taken port fails `nightwatch run` at once with an
+OSError, and `port` is known before the server thread starts (port 0 picks a free one).
+"""
 
 from __future__ import annotations
 
-import json
 import logging
+import socket
 import threading
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+import uvicorn
+from starlette.types import ASGIApp
 
 logger = logging.getLogger(__name__)
 
-ReadinessCheck = Callable[[], "tuple[bool, dict[str, str]]"]
+SHUTDOWN_GRACE_SECONDS = 5
+"""How long requests in flight may take to finish once the server is told to stop."""
 
 
 class HttpEndpoint:
-    def __init__(self, host: str, port: int, registry: CollectorRegistry, readiness: ReadinessCheck) -> None:
-        handler = _handler_class(registry, readiness)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+    def __init__(self, host: str, port: int, app: ASGIApp) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._socket.bind((host.strip("[]"), port))
+        except OSError:
+            self._socket.close()
+            raise
+        self._host = host
+        config = uvicorn.Config(
+            app,
+            log_config=None,  # nightwatch's own logging configuration stays in charge
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+            timeout_keep_alive=30,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return int(self._socket.getsockname()[1])
 
     def start(self) -> None:
         self._thread.start()
-        logger.info("serving /healthz, /readyz and /metrics on port %d", self.port)
+        logger.info("serving the API, the web page, /healthz, /readyz and /metrics on %s:%d", self._host, self.port)
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.should_exit = True
+        self._thread.join(SHUTDOWN_GRACE_SECONDS + 5)
+        self._socket.close()
 
-
-def _handler_class(registry: CollectorRegistry, readiness: ReadinessCheck) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        disable_nagle_algorithm = True
-
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/healthz":
-                self._send(200, b"ok\n", "text/plain")
-            elif path == "/readyz":
-                try:
-                    ready, checks = readiness()
-                except Exception as exc:  # a broken check is "not ready", never a 500 without a body
-                    ready, checks = False, {"error": repr(exc)}
-                body = json.dumps({"ready": ready, "checks": checks}).encode() + b"\n"
-                self._send(200 if ready else 503, body, "application/json")
-            elif path == "/metrics":
-                self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
-            else:
-                self._send(404, b"not found\n", "text/plain")
-
-        def _send(self, code: int, body: bytes, content_type: str) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            logger.debug("http: " + format, *args)
-
-    return Handler
+    def _serve(self) -> None:
+        try:
+            self._server.run(sockets=[self._socket])
+        except Exception:
+            logger.exception("the HTTP server stopped unexpectedly")

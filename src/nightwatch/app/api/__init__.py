@@ -1,0 +1,8 @@
+"""The REST API (FastAPI) and the ASGI application that serves it with the web page and probes."""
+
+from __future__ import annotations
+
+from nightwatch.app.api.app import create_app
+from nightwatch.app.api.routes import ApiBackend
+
+__all__ = ["ApiBackend", "create_app"]

@@ -1,0 +1,116 @@
+"""The ASGI application every replica serves: REST API, web page, /healthz, /readyz, /metrics.
+
+Domain errors map to HTTP statuses here, in one place: TaskNotFound 404, DuplicateTask and
+InvalidTransition 409, InvalidTaskSpec 422, RetryableError 503 (with Retry-After), any other
+permanent error 409 with its message. The interactive docs pages are off (they load scripts from
+a CDN); the schema is at /openapi.json.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import importlib.util
+import logging
+from collections.abc import Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from nightwatch import __version__
+from nightwatch.app.api.access import AccessPolicy
+from nightwatch.app.api.guard import RequestGuard
+from nightwatch.app.api.routes import ApiBackend, api_router
+from nightwatch.app.api.submission import field_error
+from nightwatch.app.config import ApiSettings
+from nightwatch.domain.errors import (
+    DuplicateTask,
+    InvalidTaskSpec,
+    InvalidTransition,
+    PermanentError,
+    RetryableError,
+    TaskNotFound,
+)
+
+logger = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], "tuple[bool, dict[str, str]]"]
+
+WEB_PACKAGE = "nightwatch.app.web"
+
+
+def create_app(
+    backend: ApiBackend,
+    settings: ApiSettings,
+    *,
+    reads_open: bool,
+    registry: CollectorRegistry,
+    readiness: ReadinessCheck,
+) -> FastAPI:
+    app = FastAPI(
+        title="nightwatch",
+        version=__version__,
+        description="Submit, list, inspect and cancel tasks. Writes need `Authorization: Bearer <token>`.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    app.include_router(api_router(backend, AccessPolicy(settings, reads_open=reads_open)))
+    _add_operations(app, registry, readiness)
+    _add_error_handlers(app)
+    _add_web_page(app)
+    return app
+
+
+def _add_operations(app: FastAPI, registry: CollectorRegistry, readiness: ReadinessCheck) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok\n")
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> Response:
+        try:
+            ready, checks = readiness()
+        except Exception as exc:  # a broken check is "not ready", never a 500 without a body
+            ready, checks = False, {"error": repr(exc)}
+        body = json.dumps({"ready": ready, "checks": checks}) + "\n"  # the same bytes as before the API
+        return Response(body, status_code=200 if ready else 503, media_type="application/json")
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    def reply(code: int, exc: Exception, headers: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
+
+    async def not_found(_request: Request, exc: Exception) -> JSONResponse:
+        return reply(404, exc)
+
+    async def conflict(_request: Request, exc: Exception) -> JSONResponse:
+        return reply(409, exc)
+
+    async def invalid(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": [field_error("info", str(exc))]}, status_code=422)
+
+    async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        logger.warning("API request failed, the client may retry: %s", exc)
+        return reply(503, exc, {"Retry-After": "5"})
+
+    app.add_exception_handler(TaskNotFound, not_found)
+    app.add_exception_handler(DuplicateTask, conflict)
+    app.add_exception_handler(InvalidTransition, conflict)
+    app.add_exception_handler(InvalidTaskSpec, invalid)
+    app.add_exception_handler(PermanentError, conflict)  # e.g. a row nightwatch cannot read
+    app.add_exception_handler(RetryableError, unavailable)
+
+
+def _add_web_page(app: FastAPI) -> None:
+    # The page is its own package; the API works (and its tests run) without it.
+    if importlib.util.find_spec(WEB_PACKAGE) is None:
+        logger.debug("no %s package: serving the API without the web page", WEB_PACKAGE)
+        return
+    web = importlib.import_module(WEB_PACKAGE)
+    app.include_router(web.web_router())

@@ -1,0 +1,79 @@
+"""The REST API's JSON shapes (request and response models), published in /openapi.json."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from nightwatch.domain.model import Task, TaskStatus
+
+
+class NewTaskIn(BaseModel):
+    """A task to submit. The user is the token's, never the body's (an unknown key is a 422)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Task name = Job name: a DNS-1123 label, unique in its namespace")
+    namespace: str = Field(default="default", description="Must be on the configured allow-list")
+    info: dict[str, Any] = Field(
+        description="The Job spec: image (required), command, args, env, resources, backoffLimit, "
+        "activeDeadlineSeconds, ttlSecondsAfterFinished; other keys are stored but never reach a Job",
+        examples=[{"image": "busybox", "command": ["sh", "-c"], "args": ["echo hello"]}],
+    )
+
+
+class TaskOut(BaseModel):
+    id: int
+    name: str
+    namespace: str
+    user_id: int
+    status: TaskStatus
+    message: str
+    job_name: str | None
+    info: str = Field(description="The stored info JSON, as submitted")
+    cancel_requested: bool
+    version: int = Field(description="Bumped by every status change")
+    created_at: datetime | None = Field(description="ISO-8601, UTC")
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, task: Task) -> TaskOut:
+        return cls(
+            id=task.id,
+            name=task.name,
+            namespace=task.namespace,
+            user_id=task.user_id,
+            status=task.status,
+            message=task.message,
+            job_name=task.job_name,
+            info=task.info,
+            cancel_requested=task.cancel_requested,
+            version=task.version,
+            created_at=task.created_at,
+            started_at=task.started_at,
+            finished_at=task.finished_at,
+        )
+
+
+class TaskPageOut(BaseModel):
+    items: list[TaskOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page; null at the end")
+
+
+class SummaryOut(BaseModel):
+    counts: dict[str, int] = Field(description="Tasks per status string (every known status, 0 included)")
+    total: int
+
+
+class WhoAmIOut(BaseModel):
+    user_id: int | None = Field(description="The token's user; null without a token")
+    admin: bool
+    can_write: bool
+    reads_open: bool = Field(description="Whether reads work without a token")
+
+
+class ErrorOut(BaseModel):
+    detail: str

@@ -1,0 +1,87 @@
+"""A live nightwatch ASGI app for API tests: the container's `web_app` served by the real
+`HttpEndpoint` (uvicorn in a thread) on a free port, over a real SQLite file or MariaDB."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from nightwatch.app.container import Container, build_container
+from nightwatch.app.http import HttpEndpoint
+from nightwatch.domain.ports import TaskRepository
+from tests.sql_backends import empty_mariadb, sqlite_url
+
+ALICE = "alice-token-0123456789abcdef"
+BOB = "bob-token-0123456789abcdef"
+ADMIN = "admin-token-0123456789abcdef"
+TOKENS = [
+    {"token": ALICE, "user_id": 1},
+    {"token": BOB, "user_id": 2},
+    {"token": ADMIN, "user_id": 100, "admin": True},
+]
+ALLOWED_NAMESPACES = ["default", "demo"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class ApiServer:
+    def __init__(self, container: Container, endpoint: HttpEndpoint) -> None:
+        self.container = container
+        self.endpoint = endpoint
+        self.url = f"http://127.0.0.1:{endpoint.port}"
+
+    @property
+    def repository(self) -> TaskRepository:
+        repository: TaskRepository = self.container.repository()
+        return repository
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers=bearer(token) if token else {}, timeout=30)
+
+
+@contextmanager
+def database_url(backend: str) -> Iterator[str]:
+    if backend == "mariadb":
+        yield empty_mariadb()
+    else:
+        with sqlite_url() as url:
+            yield url
+
+
+@contextmanager
+def api_server(database: str, *, api: dict[str, Any] | None = None) -> Iterator[ApiServer]:
+    """Serve the app for `database` (a URL) with the test tokens unless `api` says otherwise."""
+    settings = {
+        "database": {"url": database},
+        "runner": {"allowed_namespaces": ALLOWED_NAMESPACES},
+        "api": {"tokens": TOKENS, **(api or {})},
+    }
+    container = build_container(settings, load_plugins=False)
+    endpoint = HttpEndpoint("127.0.0.1", 0, container.web_app())
+    endpoint.start()
+    server = ApiServer(container, endpoint)
+    try:
+        _wait_until_serving(server.url)
+        yield server
+    finally:
+        endpoint.stop()
+        container.shutdown_resources()
+
+
+def _wait_until_serving(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not answer /healthz within {timeout:.0f} s")
+        time.sleep(0.05)
