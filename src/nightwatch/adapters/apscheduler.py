@@ -2,6 +2,9 @@
 
 Each watcher is one job with `max_instances=1` (a slow tick is never run twice at once) and
 `coalesce=True` (missed runs collapse into one), started at once rather than one interval late.
+A run skipped because the watcher's previous tick is still going is that design at work, so
+APScheduler's warning about it is logged at DEBUG: while a dependency is down and every tick waits
+out its retries, it would otherwise fire every interval, for every watcher.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import logging
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
@@ -28,9 +32,22 @@ def check_cron(spec: str) -> None:
         raise ValueError(f"invalid cron spec {spec!r}: {exc}") from None
 
 
+_SKIPPED_RUN = "maximum number of running instances reached"
+
+
+class _SchedulerLog(logging.LoggerAdapter[logging.Logger]):
+    """APScheduler's own logger, with the skipped-run warning demoted to DEBUG."""
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if isinstance(msg, str) and _SKIPPED_RUN in msg:
+            level = logging.DEBUG
+        super().log(level, msg, *args, **kwargs)
+
+
 class ApschedulerTicker:
     def __init__(self, max_workers: int = 8) -> None:
         self._scheduler = BackgroundScheduler(
+            logger=_SchedulerLog(logging.getLogger("apscheduler.scheduler"), {}),
             executors={"default": ThreadPoolExecutor(max_workers)},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
             timezone=UTC,

@@ -2,6 +2,11 @@
 
 A tick never kills the scheduler: LeadershipLost ends the tick quietly (the writes already stop
 at the fence), any other exception is logged and counted, and the next tick runs as usual.
+
+A dependency that stays down (the database for minutes) fails every tick of a watcher the same
+way. That is logged as an outage, not as a stream of identical warnings: a warning when the
+watcher starts failing, a reminder every `repeat_warning_seconds` while it goes on, and one line
+saying how long it lasted when a tick works again. The error counter still counts every tick.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Protocol
 
 from nightwatch.app.leadership import Leadership
@@ -30,14 +35,33 @@ class Ticker(Protocol):
     def shutdown(self, wait: bool) -> None: ...
 
 
+@dataclass
+class _FailingSince:
+    """A watcher's run of ticks failing with retryable errors: when it began, how many, last warning."""
+
+    started: float
+    ticks: int
+    warned: float
+
+
 class Service:
     def __init__(
-        self, watchers: list[ScheduledWatcher], ticker: Ticker, leadership: Leadership, metrics: Metrics
+        self,
+        watchers: list[ScheduledWatcher],
+        ticker: Ticker,
+        leadership: Leadership,
+        metrics: Metrics,
+        *,
+        repeat_warning_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._watchers = watchers
         self._ticker = ticker
         self._leadership = leadership
         self._metrics = metrics
+        self._repeat_warning_seconds = repeat_warning_seconds
+        self._clock = clock
+        self._failing: dict[str, _FailingSince] = {}
         self._leader_only = [w.name for w in watchers if w.leader_only]
         self._stopping = False
         leadership.on_gain = self._resume_leader_work
@@ -85,7 +109,7 @@ class Service:
                 return
             except RetryableError as exc:
                 self._metrics.tick_errors.labels(watcher.name, "retryable").inc()
-                logger.warning("%s tick failed, will retry next tick: %s", watcher.name, exc)
+                self._log_retryable(watcher.name, exc)
                 return
             except Exception:
                 self._metrics.tick_errors.labels(watcher.name, "unexpected").inc()
@@ -94,12 +118,39 @@ class Service:
             finally:
                 elapsed = time.perf_counter() - started
                 self._metrics.tick_seconds.labels(watcher.name).observe(elapsed)
+            self._log_recovery(watcher.name)
             self._metrics.record_report(watcher.name, report)
             summary = _summary(report)
             if summary:
                 logger.info("%s: %s in %.3f s", watcher.name, summary, elapsed)
 
         return tick
+
+    def _log_retryable(self, name: str, exc: RetryableError) -> None:
+        now = self._clock()
+        failing = self._failing.get(name)
+        if failing is None:
+            self._failing[name] = _FailingSince(now, 1, now)
+            logger.warning("%s tick failed, will retry every tick: %s", name, exc)
+            return
+        failing.ticks += 1
+        if now - failing.warned >= self._repeat_warning_seconds:
+            failing.warned = now
+            logger.warning(
+                "%s ticks still failing after %.0f s (%d ticks): %s", name, now - failing.started, failing.ticks, exc
+            )
+        else:
+            logger.debug("%s tick failed again: %s", name, exc)
+
+    def _log_recovery(self, name: str) -> None:
+        failing = self._failing.pop(name, None)
+        if failing is not None:
+            logger.info(
+                "%s ticks work again after %.1f s (%d failed ticks)",
+                name,
+                self._clock() - failing.started,
+                failing.ticks,
+            )
 
     def _pause_leader_work(self) -> None:
         if self._stopping:

@@ -4,7 +4,8 @@ A service that runs for months sees the server restart, connections dropped by a
 and lock-wait timeouts. Those are retried here with a short exponential backoff (well under ten
 seconds in all) and then raised as `RetryableError`; the caller's next tick tries again. Anything
 else (a missing table, a syntax error) is a `PermanentError`. No SQLAlchemy or driver exception
-leaves the adapter.
+leaves the adapter. Each retry is logged at DEBUG and a success after retries at INFO: an outage
+is reported by the caller once per failed call, not once per attempt.
 
 Whole transactions are retried, including compare-and-set writes whose COMMIT failed: a failed
 COMMIT is ambiguous (it may have committed), and re-running the batch is safe because the
@@ -99,7 +100,7 @@ def with_retry(
     """Run `operation` (a whole transaction), retrying transient failures; raise domain errors only."""
     for attempt in range(policy.attempts):
         try:
-            return operation()
+            result = operation()
         except NightwatchError:
             raise
         except exc.SQLAlchemyError as error:
@@ -108,6 +109,12 @@ def with_retry(
             if attempt + 1 >= policy.attempts:
                 raise translate(error, what) from error
             delay = policy.delay(attempt)
-            log.warning("%s failed (%s); retrying in %.1fs", what, one_line(error), delay)
+            # DEBUG: the caller reports a final failure, and while the server is down every call fails
+            # this way several times; a blip that a retry got past is reported once, below.
+            log.debug("%s failed (%s); retrying in %.1fs", what, one_line(error), delay)
             sleep(delay)
+        else:
+            if attempt:
+                log.info("%s succeeded after %d attempts", what, attempt + 1)
+            return result
     raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover

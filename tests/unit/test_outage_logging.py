@@ -1,0 +1,152 @@
+"""A dependency that stays down is logged as an outage, not as a flood of identical warnings.
+
+Measured on the dependency-fault system test before this was fixed: with the database down, the
+leader logged about 12 warnings a second (every retry attempt, every failed tick, and APScheduler's
+"skipped: maximum number of running instances reached" for every interval a slow tick covered).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import pymysql
+import pytest
+from sqlalchemy import exc
+
+from nightwatch.adapters.apscheduler import ApschedulerTicker
+from nightwatch.adapters.memory import MemoryLeaderLock, MemoryTaskRepository
+from nightwatch.adapters.sql.retry import RetryPolicy, with_retry
+from nightwatch.app.leadership import Leadership
+from nightwatch.app.metrics import Metrics
+from nightwatch.app.service import Service
+from nightwatch.app.watchers import ScheduledWatcher
+from nightwatch.domain.errors import RetryableError
+
+
+class ManualTicker:
+    """Records the ticks; the test runs them by name."""
+
+    def __init__(self) -> None:
+        self.ticks: dict[str, Callable[[], None]] = {}
+
+    def add(self, name: str, tick: Callable[[], None], *, interval_seconds: float | None, cron: str | None) -> None:
+        self.ticks[name] = tick
+
+    def start(self) -> None: ...
+    def pause(self, name: str) -> None: ...
+    def resume(self, name: str) -> None: ...
+    def shutdown(self, wait: bool) -> None: ...
+
+
+class Outage:
+    """A watcher whose run fails with RetryableError while `down` is set."""
+
+    def __init__(self) -> None:
+        self.down = True
+
+    def __call__(self) -> None:
+        if self.down:
+            raise RetryableError("list tasks by status: database unavailable: (2003, connection refused)")
+
+
+def started_service(watcher: Outage, now: list[float]) -> tuple[ManualTicker, Service]:
+    ticker = ManualTicker()
+    leadership = Leadership(
+        MemoryLeaderLock("r1"), MemoryTaskRepository(), renew_interval=1.0, retry_interval=1.0, safety_margin=0.1
+    )
+    service = Service(
+        [ScheduledWatcher("sync", watcher, 0.5, None, leader_only=False)],
+        ticker,
+        leadership,
+        Metrics(),
+        repeat_warning_seconds=60.0,
+        clock=lambda: now[0],
+    )
+    service.start()
+    return ticker, service
+
+
+def messages(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == level and r.name.startswith("nightwatch")]
+
+
+def test_a_watcher_failing_tick_after_tick_warns_once_then_once_a_minute_then_says_it_recovered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="nightwatch.app.service")
+    outage, now = Outage(), [1000.0]
+    ticker, service = started_service(outage, now)
+    try:
+        for _ in range(121):  # a minute of ticks every 0.5 s: t = 1000.0 ... 1060.0
+            ticker.ticks["sync"]()
+            now[0] += 0.5
+        warnings = messages(caplog, logging.WARNING)
+        assert warnings == [
+            "sync tick failed, will retry every tick: list tasks by status: database unavailable: (2003, connection"
+            " refused)",
+            "sync ticks still failing after 60 s (121 ticks): list tasks by status: database unavailable: (2003,"
+            " connection refused)",
+        ]
+        assert len(messages(caplog, logging.DEBUG)) == 119  # every failed tick is still in the DEBUG log
+
+        outage.down = False
+        ticker.ticks["sync"]()
+        ticker.ticks["sync"]()
+        recovered = [m for m in messages(caplog, logging.INFO) if "work again" in m]
+        assert recovered == ["sync ticks work again after 60.5 s (121 failed ticks)"]
+
+        caplog.clear()
+        outage.down = True
+        ticker.ticks["sync"]()  # a new outage warns at once again
+        assert len(messages(caplog, logging.WARNING)) == 1
+    finally:
+        service.stop(grace_seconds=1.0)
+
+
+def test_database_retries_log_at_debug_and_a_retried_success_once_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="nightwatch")
+    refused = exc.OperationalError("SELECT 1", {}, pymysql.err.OperationalError(2003, "Can't connect"))
+
+    def down() -> None:
+        raise refused
+
+    with pytest.raises(RetryableError):
+        with_retry(down, what="ping", policy=RetryPolicy(attempts=4), sleep=lambda _s: None)
+    assert messages(caplog, logging.WARNING) == []
+    assert len(messages(caplog, logging.DEBUG)) == 3
+
+    caplog.clear()
+    attempts = iter([refused, None])
+
+    def blip() -> str:
+        error = next(attempts)
+        if error is not None:
+            raise error
+        return "ok"
+
+    assert with_retry(blip, what="ping", policy=RetryPolicy(), sleep=lambda _s: None) == "ok"
+    assert messages(caplog, logging.INFO) == ["ping succeeded after 2 attempts"]
+
+
+def test_a_run_skipped_because_the_previous_tick_is_still_going_is_not_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="apscheduler.scheduler")  # configure_logging() may have raised it
+    release = threading.Event()
+    ticker = ApschedulerTicker()
+    ticker.add("slow", lambda: release.wait(5), interval_seconds=0.05, cron=None)
+    ticker.start()
+    try:
+        deadline = time.monotonic() + 5
+        skipped: list[logging.LogRecord] = []
+        while not skipped and time.monotonic() < deadline:
+            time.sleep(0.05)
+            skipped = [r for r in caplog.records if "maximum number of running instances" in r.getMessage()]
+    finally:
+        release.set()
+        ticker.shutdown(wait=True)
+    assert skipped, "APScheduler never skipped a run (the test did not exercise the case)"
+    assert {r.levelno for r in skipped} == {logging.DEBUG}
