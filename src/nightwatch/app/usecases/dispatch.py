@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class DispatchTasks:
         writes: list[StatusChange] = []
         launched_by_id: dict[TaskId, Task] = {}
         pending_writes: list[Future[None]] = []
+        write_failed = threading.Event()
         with (
             ThreadPoolExecutor(s.workers, thread_name_prefix="dispatch") as launcher,
             ThreadPoolExecutor(1, thread_name_prefix="dispatch-writer") as writer,
@@ -78,6 +80,11 @@ class DispatchTasks:
             try:
                 after, in_flight, seen, exhausted = 0, 0, 0, False
                 while not exhausted or in_flight:
+                    if write_failed.is_set():
+                        # The database refused a write batch (down, or the fence moved): every Job
+                        # launched from here on could not be recorded either, and would only leave one
+                        # more Job for the next tick to adopt. Stop launching; raise the write's error.
+                        _raise_first_failure(pending_writes)
                     if not exhausted and in_flight < s.batch_size:
                         batch = self._repository.list_by_status([TaskStatus.NORMAL], after_id=after, limit=s.batch_size)
                         exhausted = len(batch) < s.batch_size or seen + len(batch) >= s.max_tasks_per_tick
@@ -90,7 +97,9 @@ class DispatchTasks:
                         if self._settle(task, request, future, writes, report):
                             launched_by_id[task.id] = task
                     if len(writes) >= s.write_batch_size:
-                        pending_writes.append(writer.submit(self._write, writes, launched_by_id, report))
+                        pending_writes.append(
+                            _watched(writer.submit(self._write, writes, launched_by_id, report), write_failed)
+                        )
                         writes = []
                 if writes:
                     pending_writes.append(writer.submit(self._write, writes, launched_by_id, report))
@@ -98,6 +107,7 @@ class DispatchTasks:
                     write.result()  # re-raises LeadershipLost / RetryableError from the writer
             except BaseException:
                 launcher.shutdown(wait=False, cancel_futures=True)
+                writer.shutdown(wait=False, cancel_futures=True)  # queued batches would fail the same way
                 raise
         return report
 
@@ -188,6 +198,24 @@ class DispatchTasks:
         elif current.status is TaskStatus.NORMAL:
             # Should not happen (someone reset the row?); the next tick adopts the existing Job.
             logger.warning("task %s is Normal again after its launch; the next tick will adopt its Job", task.id)
+
+
+def _watched(write: Future[None], failed: threading.Event) -> Future[None]:
+    """`write`, setting `failed` if it raises."""
+
+    def check(done: Future[None]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            failed.set()
+
+    write.add_done_callback(check)
+    return write
+
+
+def _raise_first_failure(writes: list[Future[None]]) -> None:
+    for write in writes:
+        if write.done():
+            write.result()
+    raise AssertionError("unreachable: a write batch failed but none is done")  # pragma: no cover
 
 
 def _report_to(
