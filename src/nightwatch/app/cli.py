@@ -1,7 +1,11 @@
 """The `nightwatch` command: run the service, manage the schema, submit, list, show and cancel tasks.
 
-Exit codes: 0 success; 1 an operational error (database unreachable, startup failed); 2 bad
-usage, configuration or input (the task was not stored); 3 no such task.
+`submit`, `list`, `show` and `cancel` talk to the database directly, or to a running replica's
+REST API with `--server URL` (env NIGHTWATCH_SERVER) and `--token T` (env NIGHTWATCH_TOKEN,
+better than the flag, which other users can see in the process list).
+
+Exit codes: 0 success; 1 an operational error (database or server unreachable, startup failed);
+2 bad usage, configuration or input (the task was not stored; a refused token); 3 no such task.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nightwatch import __version__
+from nightwatch.app.client import ApiClient, ApiRefused
 from nightwatch.app.config import ConfigError, Settings, database_kind, load_settings, mask_secrets
 from nightwatch.app.container import Container, build_container
 from nightwatch.app.logs import configure_logging
@@ -52,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InvalidTaskSpec, InvalidTransition) as exc:
         print(f"nightwatch: {exc}", file=sys.stderr)
         return 2
+    except ApiRefused as exc:  # no or a wrong token, another user's task: bad input, like the above
+        print(f"nightwatch: {exc}", file=sys.stderr)
+        return 2
     except NightwatchError as exc:
         print(f"nightwatch: {mask_secrets(str(exc))}", file=sys.stderr)
         return 1
@@ -71,8 +79,23 @@ def _parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_sub.add_parser("init", help="create the tables if they do not exist").set_defaults(handler=cmd_db_init)
 
+    remote = argparse.ArgumentParser(add_help=False)
+    remote.add_argument(
+        "--server",
+        metavar="URL",
+        default=os.environ.get("NIGHTWATCH_SERVER") or None,
+        help="a nightwatch replica's URL: go through its REST API instead of the database (env NIGHTWATCH_SERVER)",
+    )
+    remote.add_argument(
+        "--token",
+        metavar="T",
+        default=os.environ.get("NIGHTWATCH_TOKEN") or None,
+        help="bearer token for --server (env NIGHTWATCH_TOKEN, which the process list does not show)",
+    )
+
     submit = sub.add_parser(
         "submit",
+        parents=[remote],
         help="submit a task",
         usage="%(prog)s --name NAME [--namespace NS] (--image IMAGE [options] [--] [COMMAND ARGS...] | --info JSON)",
     )
@@ -83,22 +106,22 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     submit.add_argument("--deadline", type=int, metavar="SECONDS", help="activeDeadlineSeconds")
     submit.add_argument("--backoff-limit", type=int, metavar="N")
-    submit.add_argument("--user-id", type=int, default=0)
+    submit.add_argument("--user-id", type=int, help="the task's user (default 0; with --server, the token's)")
     submit.add_argument("cmd", nargs=argparse.REMAINDER, help="command and arguments (after --)")
     submit.set_defaults(handler=cmd_submit)
 
-    lst = sub.add_parser("list", help="list tasks, oldest first")
+    lst = sub.add_parser("list", parents=[remote], help="list tasks, oldest first (with --server: newest first)")
     lst.add_argument("--status", choices=[s.value for s in TaskStatus], action="append")
     lst.add_argument("--limit", type=int, default=100)
-    lst.add_argument("--after", type=int, default=0, metavar="ID", help="only tasks with a larger id")
+    lst.add_argument("--after", type=int, metavar="ID", help="only tasks with a larger id (not with --server)")
     lst.add_argument("--json", action="store_true", help="one JSON object per line")
     lst.set_defaults(handler=cmd_list)
 
-    show = sub.add_parser("show", help="show one task")
+    show = sub.add_parser("show", parents=[remote], help="show one task")
     show.add_argument("id", type=int)
     show.set_defaults(handler=cmd_show)
 
-    cancel = sub.add_parser("cancel", help="request cancellation of a task")
+    cancel = sub.add_parser("cancel", parents=[remote], help="request cancellation of a task")
     cancel.add_argument("id", type=int)
     cancel.set_defaults(handler=cmd_cancel)
 
@@ -124,13 +147,23 @@ def cmd_db_init(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _client(args: argparse.Namespace) -> ApiClient:
+    return ApiClient(args.server, args.token)
+
+
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     info = _info_from_args(args)
-    container = _container(settings)
-    try:
-        task = container.submit_task()(args.name, args.namespace, info, user_id=args.user_id)
-    finally:
-        container.shutdown_resources()
+    if args.server:
+        if args.user_id is not None:
+            raise CliError("--user-id cannot be used with --server: the server takes the user from the token", code=2)
+        with _client(args) as client:
+            task = client.submit(args.name, args.namespace, _info_object(info))
+    else:
+        container = _container(settings)
+        try:
+            task = container.submit_task()(args.name, args.namespace, info, user_id=args.user_id or 0)
+        finally:
+            container.shutdown_resources()
     print(f"submitted task {task.id} ({task.namespace}/{task.name}): {task.status}")
     return 0
 
@@ -158,13 +191,32 @@ def _info_from_args(args: argparse.Namespace) -> str | dict[str, Any]:
     return info
 
 
-def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    statuses = [TaskStatus(s) for s in args.status] if args.status else list(TaskStatus)
-    container = _container(settings)
+def _info_object(info: str | dict[str, Any]) -> dict[str, Any]:
+    """The API takes `info` as a JSON object; --info's text is checked for that here."""
+    if isinstance(info, dict):
+        return info
     try:
-        tasks = container.repository().list_by_status(statuses, after_id=args.after, limit=args.limit)
-    finally:
-        container.shutdown_resources()
+        parsed = json.loads(info)
+    except ValueError as exc:
+        raise InvalidTaskSpec(f"info is not valid JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise InvalidTaskSpec(f"info must be a JSON object, not {type(parsed).__name__}")
+    return parsed
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    if args.server:
+        if args.after is not None:
+            raise CliError("--after cannot be used with --server (the API pages newest first)", code=2)
+        with _client(args) as client:
+            tasks = client.list_tasks([TaskStatus(s) for s in args.status or ()], limit=args.limit)
+    else:
+        statuses = [TaskStatus(s) for s in args.status] if args.status else list(TaskStatus)
+        container = _container(settings)
+        try:
+            tasks = container.repository().list_by_status(statuses, after_id=args.after or 0, limit=args.limit)
+        finally:
+            container.shutdown_resources()
     if args.json:
         for task in tasks:
             print(json.dumps(_as_dict(task)))
@@ -174,21 +226,29 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    container = _container(settings)
-    try:
-        task = container.repository().get(TaskId(args.id))
-    finally:
-        container.shutdown_resources()
+    if args.server:
+        with _client(args) as client:
+            task = client.get(args.id)
+    else:
+        container = _container(settings)
+        try:
+            task = container.repository().get(TaskId(args.id))
+        finally:
+            container.shutdown_resources()
     print(json.dumps(_as_dict(task), indent=2))
     return 0
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    container = _container(settings)
-    try:
-        task = container.request_cancel()(TaskId(args.id))
-    finally:
-        container.shutdown_resources()
+    if args.server:
+        with _client(args) as client:
+            task = client.cancel(args.id)
+    else:
+        container = _container(settings)
+        try:
+            task = container.request_cancel()(TaskId(args.id))
+        finally:
+            container.shutdown_resources()
     print(f"cancellation of task {task.id} ({task.namespace}/{task.name}, {task.status}) requested")
     return 0
 

@@ -9,8 +9,8 @@ a CDN); the schema is at /openapi.json.
 from __future__ import annotations
 
 import importlib
-import json
 import importlib.util
+import json
 import logging
 from collections.abc import Callable
 
