@@ -1,14 +1,18 @@
 """The `LeaderLock` port as a Redlock lease over N independent Redis masters.
 
 Leadership must survive the loss of a minority of Redis masters and must never stall the leader:
-a renewal that waits on a dead master past the lease's end is a renewal that loses the lease.
+a renewal that waits on a dead master past the lease's end is a renewal that loses the lease. Nor
+may a minority's loss be spent for good: masters keep nothing on disk, so a restarted one is empty,
+and a renewal puts the token back on it (and on one that was down when the lease was taken).
+Otherwise a leader that took its lease while one master was down, or lived through one restart,
+holds it on a bare majority, and the next single master to go takes the lease with it.
 
-Why redis-py with three small Lua scripts rather than pottery's `Redlock`: the lease needs precise
+Why redis-py with two small Lua scripts rather than pottery's `Redlock`: the lease needs precise
 control over every network call (one EVAL per master per call, bounded socket timeouts, no client
 retries, masters asked in parallel) and a validity computed locally from when the last successful
 call *started*, so `is_held()` costs no round trip. pottery hides the clients' retry policy, asks
 every master again in `locked()`, and signals a lost extension with exceptions; the whole algorithm
-(SET NX PX on a majority, compare-and-extend, compare-and-delete, drift allowance) is short enough
+(take-or-refresh with PX on a majority, compare-and-delete, drift allowance) is short enough
 to own. See https://redis.io/docs/latest/develop/use/patterns/distributed-locks/.
 
 The token stored under the key is the replica's `owner` id, so it must be unique per process
@@ -35,7 +39,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_KEY = "nightwatch:leader"
 
-# Take the key if it is free, or refresh it if it already holds our token (re-acquire after a lost renewal).
+# Take the key if it is free, or refresh it if it already holds our token. Used to acquire and to renew:
+# a renewal also puts the token back on a master that restarted empty (or was down when we acquired), so
+# the lease keeps surviving the loss of any minority rather than of only the masters it happens to be on.
+# A key holding someone else's token is never touched.
 _ACQUIRE = """
 local current = redis.call('GET', KEYS[1])
 if current == ARGV[1] then
@@ -47,14 +54,6 @@ if current then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
-"""
-
-# Extend only while the key still holds our token: a lease that expired and was taken is not ours.
-_EXTEND = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
 """
 
 # Delete only our own token, never a successor's.
@@ -160,7 +159,9 @@ class RedlockLeaderLock:
                 self._valid_until = None
                 logger.warning("lease %s of %s expired before it was renewed", self.key, self.owner)
                 return False
-            votes = self._on_all(_EXTEND, str(self._ttl_ms))
+            # Only while our lease is still valid (checked above): a majority then holds our token, so
+            # nobody else can hold a majority, and taking a free key on a rejoined master is safe.
+            votes = self._on_all(_ACQUIRE, str(self._ttl_ms))
             if self._won(votes, started):
                 self._valid_until = started + self.ttl_seconds - self.drift_seconds
                 return True
