@@ -125,6 +125,30 @@ def test_every_invalid_field_is_named_with_the_domains_message(server: ApiServer
 _JSON = {"Content-Type": "application/json"}
 
 
+def test_hostile_bodies_get_4xx_never_5xx(server: ApiServer) -> None:
+    bodies = {
+        # Lone surrogates are valid JSON escapes that UTF-8 cannot encode; echoed back, they made a 500.
+        b'{"name": "a", "info": {"image": "x"}, "\\ud800": 1}': 422,
+        b'{"name": 5, "info": {"image": "x"}, "z": "\\udc00"}': 422,
+        b'{"name": "\\ud800", "info": {"image": "x"}}': 422,
+        b'{"name": "a", "info": {"image": "\\ud800"}}': 422,
+        b'{"name": "deep", "info": {"image": "x", "deep": ' + b"[" * 5000 + b"]" * 5000 + b"}}": 400,
+        b"\xff\xfe not even UTF-8": 400,
+        b"[]": 422,
+        b"null": 422,
+    }
+    with server.client(ALICE) as alice:
+        for body, expected in bodies.items():
+            response = alice.post("/api/v1/tasks", content=body, headers=_JSON)
+            assert response.status_code == expected, (body[:60], response.text)
+            assert "detail" in response.json()
+        odd = alice.post(
+            "/api/v1/tasks", content=b'{"name": "odd", "info": {"image": "x", "k\\ud800": "\\u00e9"}}', headers=_JSON
+        )
+        assert odd.status_code == 201  # unknown keys are kept (escaped), never reach a Job
+        assert json.loads(alice.get(f"/api/v1/tasks/{odd.json()['id']}").json()["info"])["k\ud800"] == "\u00e9"
+
+
 def test_a_duplicate_name_in_a_namespace_is_409_and_other_namespaces_are_fine(server: ApiServer) -> None:
     with server.client(ALICE) as alice, server.client(BOB) as bob:
         submit(alice, "twin")

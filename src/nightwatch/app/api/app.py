@@ -13,8 +13,11 @@ import importlib.util
 import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -40,6 +43,14 @@ ReadinessCheck = Callable[[], "tuple[bool, dict[str, str]]"]
 WEB_PACKAGE = "nightwatch.app.web"
 
 
+class AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped. A request may carry lone surrogates (JSON allows
+    `"\\ud800"`) that UTF-8 cannot encode: echoed in an error message, they made a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 def create_app(
     backend: ApiBackend,
     settings: ApiSettings,
@@ -54,6 +65,7 @@ def create_app(
         description="Submit, list, inspect and cancel tasks. Writes need `Authorization: Bearer <token>`.",
         docs_url=None,
         redoc_url=None,
+        default_response_class=AsciiJSONResponse,
     )
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
     app.include_router(api_router(backend, AccessPolicy(settings, reads_open=reads_open)))
@@ -84,7 +96,13 @@ def _add_operations(app: FastAPI, registry: CollectorRegistry, readiness: Readin
 
 def _add_error_handlers(app: FastAPI) -> None:
     def reply(code: int, exc: Exception, headers: dict[str, str] | None = None) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
+        return AsciiJSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
+
+    async def unprocessable(_request: Request, exc: Exception) -> JSONResponse:
+        # FastAPI's shape without `input`: the request's own (possibly 1 MiB) content is not echoed.
+        assert isinstance(exc, RequestValidationError)
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return AsciiJSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     async def not_found(_request: Request, exc: Exception) -> JSONResponse:
         return reply(404, exc)
@@ -93,12 +111,13 @@ def _add_error_handlers(app: FastAPI) -> None:
         return reply(409, exc)
 
     async def invalid(_request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": [field_error("info", str(exc))]}, status_code=422)
+        return AsciiJSONResponse({"detail": [field_error("info", str(exc))]}, status_code=422)
 
     async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
         logger.warning("API request failed, the client may retry: %s", exc)
         return reply(503, exc, {"Retry-After": "5"})
 
+    app.add_exception_handler(RequestValidationError, unprocessable)
     app.add_exception_handler(TaskNotFound, not_found)
     app.add_exception_handler(DuplicateTask, conflict)
     app.add_exception_handler(InvalidTransition, conflict)
