@@ -44,6 +44,21 @@ def test_deployment_runs_three_kubernetes_replicas() -> None:
     assert env["NIGHTWATCH_LOCK__REDIS_URLS"] == '["redis://redis:6379/0"]'
     assert env["NIGHTWATCH_RUNNER__ALLOWED_NAMESPACES"] == '["default"]'
     assert env["NIGHTWATCH_DATABASE__URL"] == {"secretKeyRef": {"name": "nightwatch-db", "key": "url"}}
+    # The image listens on 0.0.0.0, which nightwatch allows only with API tokens (else: loopback only,
+    # and the probes below would fail).
+    assert env["NIGHTWATCH_API__TOKENS"] == {"secretKeyRef": {"name": "nightwatch-api", "key": "tokens"}}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["ports"] == [{"name": "http", "containerPort": 8080}]
+
+
+def test_the_service_reaches_every_replicas_http_port() -> None:
+    (service,) = docs("service.yaml")
+    (deployment,) = docs("deployment.yaml")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
+    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    assert set(kustomization["resources"]) == {p.name for p in DEPLOY.glob("*.yaml")} - {
+        "kustomization.yaml",
+        "clusterrole-multi-namespace.yaml",
+    }
