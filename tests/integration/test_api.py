@@ -372,3 +372,6 @@ def test_probes_metrics_and_schema_share_the_port(server: ApiServer) -> None:
         assert headers["x-content-type-options"] == "nosniff" and headers["cache-control"] == "no-store"
         assert "frame-ancestors 'none'" in headers["content-security-policy"]
         assert "set-cookie" not in headers
+        page = client.get("/")  # the web page sets its own CSP: one policy, not two enforced together
+        assert len(page.headers.get_list("content-security-policy")) == 1
+        assert page.headers.get_list("x-content-type-options") == ["nosniff"]

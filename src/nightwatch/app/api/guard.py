@@ -5,7 +5,8 @@
   JSON, a missing Content-Type included) with 415. Bearer tokens already make cross-site requests powerless; refusing the encodings an HTML
   form can send keeps it that way should anyone ever add a cookie.
 - Every response says nosniff, no framing, no referrer, and a Content-Security-Policy that allows
-  only this origin's scripts and styles (the web page has no inline script).
+  only this origin's scripts and styles (the web page has no inline script), unless the route set
+  its own.
 """
 
 from __future__ import annotations
@@ -83,10 +84,13 @@ def _is_json(content_type: bytes) -> bool:
 def _with_headers(send: Send, *, api: bool) -> Send:
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
-            extra = list(SECURITY_HEADERS)
-            if api:
-                extra.append((b"cache-control", b"no-store"))
-            message = {**message, "headers": [*message.get("headers", []), *extra]}
+            headers = list(message.get("headers", []))
+            present = {name.lower() for name, _ in headers}
+            extra = [*SECURITY_HEADERS, *([(b"cache-control", b"no-store")] if api else [])]
+            # A route that set its own (the web page's CSP, a static file's caching) keeps it: two
+            # CSP headers would both be enforced.
+            headers += [(name, value) for name, value in extra if name not in present]
+            message = {**message, "headers": headers}
         await send(message)
 
     return wrapped
