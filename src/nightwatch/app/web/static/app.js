@@ -101,8 +101,10 @@
     const iso = /[zZ]|[+-]\d\d:?\d\d$/.test(value) ? value : value + "Z";
     const date = new Date(iso);
     if (Number.isNaN(date.getTime())) return String(value);
+    const sameYear = date.getFullYear() === new Date().getFullYear();
     return date.toLocaleString(undefined, {
-      year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+      year: sameYear ? undefined : "numeric", month: "short", day: "numeric",
+      hour: "2-digit", minute: "2-digit", second: "2-digit",
     });
   }
 
@@ -347,6 +349,7 @@
       setText($("submit-result"), "Submitted task " + task.id + " (" + task.name + "): " + task.status + ".");
       fieldInput("name").value = "";
       addSubmitted(task);
+      refreshSummary();
     } catch (err) {
       setText($("submit-result"), "");
       setFieldErrors(serverErrors(err, form.lineOf, form.body));
@@ -409,6 +412,7 @@
   function buildRow(task) {
     const row = el("tr");
     row.dataset.id = String(task.id);
+    row.dataset.name = task.name;
     const open = el("button", "link", task.name);
     open.type = "button";
     open.addEventListener("click", () => openDetail(task.id, open));
