@@ -14,21 +14,39 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
+from nightwatch.adapters.clock import SystemClock
+from nightwatch.adapters.kubernetes import KubernetesJobRunner
 from nightwatch.adapters.local.runner import LocalJobRunner
+from nightwatch.adapters.sql import SqlTaskRepository
+from nightwatch.app.metrics import TaskCountCollector
+from nightwatch.app.usecases.common import FixedFence
+from nightwatch.app.usecases.sync import SyncTasks
 from nightwatch.domain.jobspec import EnvVar, JobSpec, LaunchRequest
-from nightwatch.domain.model import TaskId
+from nightwatch.domain.model import TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
 from nightwatch.domain.ports import JobRef
 from tests.contract.local_harness import wait_for_phase
-from tests.hostile import ODD_CHARS, PROCESSES, SHELL_METACHARACTERS
+from tests.fakekube.fixtures import api_client_for
+from tests.fakekube.server import FakeKubeServer
+from tests.hostile import (
+    KNOWN_STATUSES,
+    ODD_CHARS,
+    PROCESSES,
+    SHELL_METACHARACTERS,
+    HostileRow,
+)
+from tests.sql_backends import empty_mariadb, repository_at, sqlite_url
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -181,3 +199,102 @@ def test_src_never_starts_a_process_through_a_shell() -> None:
                     if (node.module, alias.name) in shell_calls:
                         offences.append(f"{where}: from {node.module} import {alias.name}")
     assert not offences, offences
+
+
+# -- rows written by plain SQL, ticks against the fake API server -----------------------------------
+ALLOWED = frozenset({"default", "demo"})
+GOOD_INFO = '{"image": "busybox", "command": ["true"]}'
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled"})
+IMMUTABLE = ("name", "namespace", "info", "user_id", "created_at")
+"""Columns nightwatch never writes: whatever else happens to a row, these stay as typed."""
+INSERT = sa.text(
+    "INSERT INTO task (id, name, namespace, info, status, user_id, cancel_requested) "
+    "VALUES (:id, :name, :namespace, :info, :status, 1, :cancel)"
+)
+ROUNDS = 3
+
+
+@pytest.fixture(scope="module")
+def kube() -> Iterator[tuple[FakeKubeServer, KubernetesJobRunner]]:
+    server = FakeKubeServer().start()
+    runner = KubernetesJobRunner(api_client_for(server.url), qps=0, request_timeout=10.0)
+    try:
+        yield server, runner
+    finally:
+        runner.close()
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def sqlite_repo() -> Iterator[SqlTaskRepository]:
+    with sqlite_url() as url, repository_at(url) as repo:
+        yield repo
+
+
+@pytest.fixture(scope="module")
+def mariadb_repo() -> Iterator[SqlTaskRepository]:
+    with repository_at(empty_mariadb()) as repo:
+        yield repo
+
+
+def rows_by_id(repo: SqlTaskRepository) -> dict[int, dict[str, Any]]:
+    """Every row as the database holds it, read with plain SQL."""
+    with repo.engine.connect() as conn:
+        return {int(r.id): dict(r._mapping) for r in conn.execute(sa.text("SELECT * FROM task"))}
+
+
+def insert_rows(repo: SqlTaskRepository, rows: list[tuple[int, HostileRow]]) -> list[int]:
+    """Insert by plain SQL, one transaction per row; the ids the database accepted.
+
+    MariaDB refuses some rows outright (a 200-character name in VARCHAR(45), a name equal to
+    another under its case- and accent-insensitive collation): those never become tasks.
+    """
+    accepted = []
+    for task_id, row in rows:
+        values = {"id": task_id, "name": row.name, "namespace": row.namespace, "info": row.info}
+        try:
+            with repo.engine.begin() as conn:
+                conn.execute(INSERT, {**values, "status": row.status, "cancel": row.cancel_requested})
+        except sa.exc.DBAPIError:
+            continue
+        accepted.append(task_id)
+    return accepted
+
+
+def task_counts(repo: SqlTaskRepository) -> tuple[dict[str, float], float]:
+    """What /metrics says: tasks per known status, and rows with a status nightwatch does not know."""
+    families = {family.name: family for family in TaskCountCollector(repo, cache_seconds=0).collect()}
+    known = {sample.labels["status"]: sample.value for sample in families["nightwatch_tasks"].samples}
+    return known, families["nightwatch_tasks_unknown_status"].samples[0].value
+
+
+def assert_counted(repo: SqlTaskRepository, rows: dict[int, dict[str, Any]]) -> None:
+    """The metric counts exact statuses, and every other string as unknown ('Normal ' is not 'Normal')."""
+    known, unknown = task_counts(repo)
+    statuses = [r["status"] for r in rows.values()]
+    assert unknown == sum(1 for s in statuses if s not in KNOWN_STATUSES), statuses
+    assert known == {s.value: statuses.count(s.value) for s in TaskStatus}, statuses
+
+
+@pytest.mark.parametrize("namespace", ["", "a/b", "Default", "x" * 64, "default\n"])
+def test_an_in_flight_row_whose_namespace_no_job_can_have_fails_and_the_tick_goes_on(
+    kube: tuple[FakeKubeServer, KubernetesJobRunner], namespace: str
+) -> None:
+    """Written by hand as Running there, it is the only in-flight task: listing its namespace failed,
+    so the whole observation (and the sync tick) raised on every tick, and the row never ended."""
+    server, runner = kube
+    server.reset()
+    with sqlite_url() as url, repository_at(url) as repo:
+        with repo.engine.begin() as conn:
+            conn.execute(
+                INSERT,
+                {"id": 1, "name": "by-hand", "namespace": namespace, "info": GOOD_INFO}
+                | {"status": "Running", "cancel": False},
+            )
+        fence = FixedFence(repo.advance_epoch())
+        report = SyncTasks(repo, runner, SystemClock(), fence)()
+        task = repo.get(TaskId(1))
+    assert report.changed == 1
+    assert task.status is TaskStatus.FAILED and "no Job can exist for this task: namespace" in task.message
+    assert server.counters["list"] == 0, "nothing to ask the API server about"

@@ -32,9 +32,10 @@ from nightwatch.adapters.kubernetes.status import (
     observe_job,
     task_id_of,
 )
-from nightwatch.domain.errors import JobConflict, RetryableError
+from nightwatch.domain.errors import InvalidTaskSpec, JobConflict, RetryableError
 from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import TaskId
+from nightwatch.domain.names import check_dns1123_label
 from nightwatch.domain.observation import JobCondition, JobObservation, JobPhase
 from nightwatch.domain.ports import JobRef, LaunchResult
 
@@ -189,9 +190,15 @@ class KubernetesJobRunner:
     # -- observe ----------------------------------------------------------------------------------
     def observe(self, refs: Sequence[JobRef]) -> Mapping[TaskId, JobObservation]:
         by_namespace: dict[str, list[JobRef]] = defaultdict(list)
-        for ref in refs:
-            by_namespace[ref.namespace].append(ref)
         result: dict[TaskId, JobObservation] = {}
+        for ref in refs:
+            impossible = _why_no_job_can_exist(ref)
+            if impossible:
+                # A row written by hand as Pending in namespace "" or "a/b": listing there fails
+                # forever (and alone, failed the whole tick). No Job can have that name, so it is missing.
+                result[ref.task_id] = JobObservation(JobPhase.MISSING, "InvalidName", impossible)
+                continue
+            by_namespace[ref.namespace].append(ref)
         budget = [self._max_pod_reads]
         now = self._now()
         namespaces = list(by_namespace)
@@ -319,6 +326,8 @@ class KubernetesJobRunner:
 
     # -- delete -----------------------------------------------------------------------------------
     def delete(self, ref: JobRef) -> None:
+        if _why_no_job_can_exist(ref):
+            return  # nothing to delete: no Job can have that name
         where = f"{ref.namespace}/{ref.job_name}"
         try:
             self._calls.call(
@@ -335,3 +344,13 @@ class KubernetesJobRunner:
                 logger.error("deleting Job %s forbidden: check nightwatch's RBAC in %s", where, ref.namespace)
             raise RetryableError(f"cannot delete Job {where}: {api_message(exc)}") from None
         logger.debug("deleted Job %s", where)
+
+
+def _why_no_job_can_exist(ref: JobRef) -> str:
+    """Why no Job can exist for `ref` (its namespace or name is not a Kubernetes name), or ""."""
+    try:
+        check_dns1123_label(ref.namespace, "namespace")
+        check_dns1123_label(ref.job_name, "Job name")
+    except InvalidTaskSpec as exc:
+        return f"no Job can exist for this task: {exc}"
+    return ""
