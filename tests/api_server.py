@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+from dependency_injector import providers
 
 from nightwatch.app.container import Container, build_container
 from nightwatch.app.http import HttpEndpoint
@@ -55,14 +56,19 @@ def database_url(backend: str) -> Iterator[str]:
 
 
 @contextmanager
-def api_server(database: str, *, api: dict[str, Any] | None = None) -> Iterator[ApiServer]:
-    """Serve the app for `database` (a URL) with the test tokens unless `api` says otherwise."""
+def api_server(
+    database: str, *, api: dict[str, Any] | None = None, repository: TaskRepository | None = None
+) -> Iterator[ApiServer]:
+    """Serve the app for `database` (a URL) with the test tokens unless `api` says otherwise;
+    `repository` replaces the configured one (a hand-written fake, e.g. one that fails)."""
     settings = {
         "database": {"url": database},
         "runner": {"allowed_namespaces": ALLOWED_NAMESPACES},
         "api": {"tokens": TOKENS, **(api or {})},
     }
     container = build_container(settings, load_plugins=False)
+    if repository is not None:
+        container.repository.override(providers.Object(repository))
     endpoint = HttpEndpoint("127.0.0.1", 0, container.web_app())
     endpoint.start()
     server = ApiServer(container, endpoint)

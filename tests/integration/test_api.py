@@ -9,14 +9,18 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
 
+from nightwatch.adapters.memory import MemoryTaskRepository
+from nightwatch.adapters.sql import create_engine_for
+from nightwatch.domain.errors import RetryableError
 from nightwatch.domain.jobspec import MAX_INFO_BYTES
-from nightwatch.domain.model import TaskId, TaskStatus
-from nightwatch.domain.ports import TaskFilter
+from nightwatch.domain.model import Task, TaskId, TaskStatus
+from nightwatch.domain.ports import NewTask, TaskFilter, TaskPage
 from tests.api_server import ADMIN, ALICE, BOB, ApiServer, api_server, bearer, database_url
 
 INFO = {"image": "busybox", "command": ["sh", "-c"], "args": ["echo hi"]}
@@ -353,6 +357,42 @@ def test_cancelling_another_users_task_when_reads_are_open_is_403(server: ApiSer
         assert refused.status_code == 403 and "another user" in refused.json()["detail"]
         assert not server.repository.get(TaskId(theirs["id"])).cancel_requested
         assert admin.post(f"/api/v1/tasks/{theirs['id']}/cancel").status_code == 202
+
+
+class DatabaseDown(MemoryTaskRepository):
+    """Every read and write fails the way the SQL adapter reports an outage (after its retries)."""
+
+    def list_newest(self, where: TaskFilter, *, before_id: int | None = None, limit: int = 50) -> TaskPage:
+        raise RetryableError("database unreachable")
+
+    def add(self, task: NewTask, now: datetime) -> Task:
+        raise RetryableError("database unreachable")
+
+
+def test_a_database_outage_is_503_with_retry_after() -> None:
+    with api_server("memory://", repository=DatabaseDown()) as server, server.client(ALICE) as alice:
+        for response in (alice.get("/api/v1/tasks"), alice.post("/api/v1/tasks", json={"name": "x", "info": INFO})):
+            assert response.status_code == 503 and response.headers["retry-after"] == "5"
+            assert response.json() == {"detail": "database unreachable"}
+        assert alice.get("/api/v1/whoami").status_code == 200
+
+
+def test_a_row_nightwatch_cannot_read_is_409_with_the_reason(database: str) -> None:
+    engine = create_engine_for(database)
+    with api_server(database) as server, server.client() as reader:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO task (name, namespace, info, status, user_id) VALUES ('by-hand', 'default', '{}', 'normal', 1)"
+            )
+            task_id = conn.exec_driver_sql("SELECT id FROM task WHERE name = 'by-hand'").scalar_one()
+        engine.dispose()
+        listed = reader.get("/api/v1/tasks").json()
+        assert listed == {"items": [], "next_cursor": None}  # skipped, not a failed listing
+        response = reader.get(f"/api/v1/tasks/{task_id}")
+        assert (
+            response.status_code == 409
+            and "status 'normal' which nightwatch does not know" in response.json()["detail"]
+        )
 
 
 # -- the rest of the port -----------------------------------------------------------------------
