@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
+import random as random_module
 import re
 import sys
 from collections.abc import Iterator
@@ -22,7 +24,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from nightwatch.adapters.clock import SystemClock
@@ -30,21 +32,28 @@ from nightwatch.adapters.kubernetes import KubernetesJobRunner
 from nightwatch.adapters.local.runner import LocalJobRunner
 from nightwatch.adapters.sql import SqlTaskRepository
 from nightwatch.app.metrics import TaskCountCollector
+from nightwatch.app.usecases.cancel import CancelTasks
 from nightwatch.app.usecases.common import FixedFence
+from nightwatch.app.usecases.dispatch import DispatchReport, DispatchSettings, DispatchTasks
 from nightwatch.app.usecases.sync import SyncTasks
 from nightwatch.domain.jobspec import EnvVar, JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
 from nightwatch.domain.ports import JobRef
 from tests.contract.local_harness import wait_for_phase
+from tests.fakekube.controller import ControllerMode
 from tests.fakekube.fixtures import api_client_for
 from tests.fakekube.server import FakeKubeServer
 from tests.hostile import (
     KNOWN_STATUSES,
+    MARIADB,
     ODD_CHARS,
     PROCESSES,
     SHELL_METACHARACTERS,
+    SQLITE,
     HostileRow,
+    assert_only_allow_listed,
+    hostile_rows,
 )
 from tests.sql_backends import empty_mariadb, repository_at, sqlite_url
 
@@ -298,3 +307,196 @@ def test_an_in_flight_row_whose_namespace_no_job_can_have_fails_and_the_tick_goe
     assert report.changed == 1
     assert task.status is TaskStatus.FAILED and "no Job can exist for this task: namespace" in task.message
     assert server.counters["list"] == 0, "nothing to ask the API server about"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.integration)])
+def fresh_repo(request: pytest.FixtureRequest) -> Iterator[SqlTaskRepository]:
+    if request.param == "mariadb":
+        with repository_at(empty_mariadb()) as repo:
+            yield repo
+    else:
+        with sqlite_url() as url, repository_at(url) as repo:
+            yield repo
+
+
+def test_a_status_padded_with_spaces_is_not_even_read(
+    fresh_repo: SqlTaskRepository, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MariaDB compares 'Normal ' = 'Normal' (PAD SPACE, even under utf8mb4_bin). Selected, such rows
+    would be skipped as unreadable, with a warning, by every tick; they must not match at all."""
+    with fresh_repo.engine.begin() as conn:
+        for task_id, status in enumerate(["Normal ", "Normal  ", "Pending ", "Running   ", "Normal"], start=1):
+            row = {"id": task_id, "name": f"t{task_id}", "namespace": "default", "info": GOOD_INFO}
+            conn.execute(INSERT, {**row, "status": status, "cancel": True})
+    caplog.set_level(logging.DEBUG, logger="nightwatch")
+    assert [t.id for t in fresh_repo.list_by_status([TaskStatus.NORMAL])] == [5]
+    assert fresh_repo.list_by_status([TaskStatus.PENDING, TaskStatus.RUNNING]) == []
+    assert [t.id for t in fresh_repo.list_cancel_requested()] == [5]
+    assert not [r.getMessage() for r in caplog.records if "skipping task" in r.getMessage()]
+    assert dict(fresh_repo.count_by_status()) == {
+        "Normal ": 1,
+        "Normal  ": 1,
+        "Pending ": 1,
+        "Running   ": 1,
+        "Normal": 1,
+    }
+
+
+def run_hostile_rows(
+    repo: SqlTaskRepository,
+    kube: tuple[FakeKubeServer, KubernetesJobRunner],
+    hostile: list[HostileRow],
+    good_count: int,
+    shuffle: random_module.Random,
+) -> None:
+    server, runner = kube
+    with repo.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM task"))
+    server.reset()
+    server.controller.step()  # on the empty store: forgets the Jobs of the previous example
+    server.controller.settings = ControllerMode("complete")  # every Job succeeds when step() is called
+
+    good = [HostileRow(f"good-{i}", "default", GOOD_INFO, "Normal") for i in range(good_count)]
+    order = [*good, *hostile]
+    shuffle.shuffle(order)  # good rows among the hostile ones, so paging past bad rows matters
+    numbered = list(enumerate(order, start=1))
+    # Good rows first, so a hostile row cannot take a good row's name; ids keep the shuffled order.
+    accepted = insert_rows(repo, [(i, row) for i, row in numbered if row in good])
+    assert len(accepted) == good_count
+    accepted += insert_rows(repo, [(i, row) for i, row in numbered if row not in good])
+    row_of = {i: row for i, row in numbered if i in accepted}
+    event(f"hostile rows refused by the database: {len(row_of) < len(hostile) + good_count}")
+    good_ids = {i for i, row in row_of.items() if row in good}
+    frozen = rows_by_id(repo)  # the expected final state of every row nightwatch must leave alone
+    before = dict(frozen)
+    assert_counted(repo, before)
+
+    fence = FixedFence(repo.advance_epoch())
+    clock = SystemClock()
+    # Small batches and pages, so that bad rows sit between good ones in every page.
+    settings = DispatchSettings(ALLOWED, batch_size=3, workers=2, write_batch_size=2)
+    dispatch = DispatchTasks(repo, runner, clock, fence, settings)
+    sync = SyncTasks(repo, runner, clock, fence, page_size=3, write_batch_size=2)
+    cancel = CancelTasks(repo, runner, clock, fence, batch_size=3)
+    dispatched: list[DispatchReport] = []
+    for round_ in range(ROUNDS):
+        dispatched.append(dispatch())
+        if round_ == 0:
+            # People also rewrite statuses by hand while nightwatch runs.
+            with repo.engine.begin() as conn:
+                for task_id, row in row_of.items():
+                    if row.later_status is not None:
+                        conn.execute(
+                            sa.text("UPDATE task SET status = :s WHERE id = :id"),
+                            {"s": row.later_status, "id": task_id},
+                        )
+            frozen |= {i: r for i, r in rows_by_id(repo).items() if row_of[i].later_status is not None}
+        server.controller.step()
+        sync()
+        cancel()
+
+    assert not [e for report in dispatched for e in report.errors]
+    after = rows_by_id(repo)
+    assert set(after) == set(row_of), "rows appeared or disappeared"
+    for task_id, row in row_of.items():
+        final, typed = after[task_id], before[task_id]
+        left_alone = row.later_status is not None or row.status not in KNOWN_STATUSES or row.status in TERMINAL
+        if left_alone:
+            assert final == frozen[task_id], f"row {task_id} ({row!r}) was touched"
+            event("hostile row: left alone")
+            continue
+        assert {c: final[c] for c in IMMUTABLE} == {c: typed[c] for c in IMMUTABLE}, row
+        if task_id in good_ids:
+            assert final["status"] == "Succeeded", (final, row)
+            continue
+        assert final["status"] in TERMINAL, f"row {task_id} ({row!r}) neither ran nor failed: {final}"
+        if final["status"] == "Failed":
+            assert (final["message"] or "").strip(), f"row {task_id} failed without saying why"
+        event(f"hostile row: {final['status']}")
+
+    for body in server.created_bodies():
+        assert_only_allow_listed(body)
+        assert DNS1123_LABEL.fullmatch(body["metadata"]["name"]) and body["metadata"]["namespace"] in ALLOWED
+
+    assert_counted(repo, after)
+
+
+_examples = (st.lists(hostile_rows(), max_size=10), st.integers(1, 4), st.randoms(use_true_random=False))
+
+
+class _Reversed(random_module.Random):
+    """Puts the good rows last, behind every hostile one."""
+
+    def shuffle(self, x: list[Any]) -> None:  # type: ignore[override]
+        x.reverse()
+
+
+_PADDED_BY_HAND = [
+    # MariaDB compares VARCHARs with PAD SPACE even under utf8mb4_bin: 'Normal ' = 'Normal'. Enough of
+    # them ahead of the good rows fill a whole page of the listing.
+    HostileRow("pad-1", "default", GOOD_INFO, "Normal "),
+    HostileRow("pad-2", "default", GOOD_INFO, "Normal  "),
+    HostileRow("pad-3", "demo", GOOD_INFO, "Normal   ", cancel_requested=True),
+    HostileRow("pad-4", "default", GOOD_INFO, "Normal    ", cancel_requested=True),
+    HostileRow("pad-5", "default", GOOD_INFO, "Running "),
+    HostileRow("pad-6", "default", GOOD_INFO, "Pending "),
+    HostileRow("pad-7", "default", GOOD_INFO, "Running  "),
+    HostileRow("lower", "default", GOOD_INFO, "normal"),
+    HostileRow("upper", "default", GOOD_INFO, "RUNNING"),
+    HostileRow("relabelled", "default", GOOD_INFO, "Normal", later_status="pending"),
+    HostileRow("relabelled-pad", "default", GOOD_INFO, "Normal", later_status="Running "),
+]
+_NASTY_BY_HAND = [
+    HostileRow("deep", "default", "[" * 10_000, "Normal"),
+    HostileRow("huge", "default", '{"image":"a","args":["' + "x" * 1_000_000 + '"]}', "Normal"),
+    HostileRow("newline\n", "default", GOOD_INFO, "Normal"),
+    HostileRow("sqli", "default", "'; DROP TABLE task; --", "Normal"),
+    HostileRow("'; DROP TABLE task; --", "default", GOOD_INFO, "Normal"),
+    HostileRow("hand-pending", "default", GOOD_INFO, "Pending"),
+    HostileRow("hand-running", "a/b", GOOD_INFO, "Running"),
+    HostileRow("null-info", "default", None, "Normal"),
+    HostileRow(
+        "extras",
+        "default",
+        json.dumps(
+            {
+                "image": "a",
+                "hostNetwork": True,
+                "serviceAccountName": "admin",
+                "securityContext": {"privileged": True},
+                "volumes": [{"name": "root", "hostPath": {"path": "/"}}],
+                "env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+            }
+        ),
+        "Normal",
+    ),
+]
+
+
+@SQLITE
+@given(*_examples)
+@example(_PADDED_BY_HAND, 2, _Reversed())
+@example(_NASTY_BY_HAND, 2, _Reversed())
+def test_hostile_rows_on_sqlite(
+    sqlite_repo: SqlTaskRepository,
+    kube: tuple[FakeKubeServer, KubernetesJobRunner],
+    hostile: list[HostileRow],
+    good_count: int,
+    shuffle: random_module.Random,
+) -> None:
+    run_hostile_rows(sqlite_repo, kube, hostile, good_count, shuffle)
+
+
+@pytest.mark.integration
+@MARIADB
+@given(*_examples)
+@example(_PADDED_BY_HAND, 2, _Reversed())
+@example(_NASTY_BY_HAND, 2, _Reversed())
+def test_hostile_rows_on_mariadb(
+    mariadb_repo: SqlTaskRepository,
+    kube: tuple[FakeKubeServer, KubernetesJobRunner],
+    hostile: list[HostileRow],
+    good_count: int,
+    shuffle: random_module.Random,
+) -> None:
+    run_hostile_rows(mariadb_repo, kube, hostile, good_count, shuffle)

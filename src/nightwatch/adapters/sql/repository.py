@@ -94,9 +94,12 @@ class SqlTaskRepository:
         if not wanted or limit <= 0:
             return []
         # One status is an equality, so the (status, id) index yields rows already in id order.
-        match = task.c.status == wanted[0] if len(wanted) == 1 else task.c.status.in_(wanted)
-        query = sa.select(*TASK_COLUMNS).where(match, task.c.id > after_id).order_by(task.c.id).limit(limit)
-        return self._run(lambda conn: to_tasks(conn.execute(query)), "list tasks by status")
+        match = _status_is(wanted)
+
+        def page(after: int, size: int) -> sa.Select[Any]:
+            return sa.select(*TASK_COLUMNS).where(match, task.c.id > after).order_by(task.c.id).limit(size)
+
+        return self._run(lambda conn: _readable(conn, page, after_id, limit), "list tasks by status")
 
     def list_newest(self, where: TaskFilter, *, before_id: int | None = None, limit: int = 50) -> TaskPage:
         if limit <= 0 or (where.statuses is not None and not where.statuses):
@@ -129,16 +132,19 @@ class SqlTaskRepository:
         return self._run(run, "list newest tasks")
 
     def list_cancel_requested(self, *, limit: int = 500) -> list[Task]:
-        query = (
-            sa.select(*TASK_COLUMNS)
-            .where(task.c.cancel_requested == sa.true(), task.c.status.in_(_ACTIVE))
-            .order_by(task.c.id)
-            .limit(limit)
-        )
-        return self._run(lambda conn: to_tasks(conn.execute(query)), "list cancel requests")
+        if limit <= 0:
+            return []
+        match = sa.and_(task.c.cancel_requested == sa.true(), _status_is(_ACTIVE))
+
+        def page(after: int, size: int) -> sa.Select[Any]:
+            return sa.select(*TASK_COLUMNS).where(match, task.c.id > after).order_by(task.c.id).limit(size)
+
+        return self._run(lambda conn: _readable(conn, page, 0, limit), "list cancel requests")
 
     def count_by_status(self, *, user_id: int | None = None) -> Mapping[str, int]:
-        query = sa.select(task.c.status, sa.func.count()).group_by(task.c.status)
+        # Grouped by length too: under PAD SPACE a hand-written 'Normal ' would join the 'Normal' group
+        # and hide from the unknown-status metric.
+        query = sa.select(task.c.status, sa.func.count()).group_by(task.c.status, sa.func.length(task.c.status))
         if user_id is not None:
             query = query.where(_user_is(user_id))
         return self._run(lambda conn: {str(s): int(n) for s, n in conn.execute(query)}, "count tasks")
@@ -254,6 +260,32 @@ class SqlTaskRepository:
 
 def _row_id(row: sa.Row[Any]) -> int:
     return int(row.id)
+
+
+def _status_is(statuses: Sequence[str]) -> sa.ColumnElement[bool]:
+    """`status` is exactly one of `statuses`.
+
+    MySQL and MariaDB compare VARCHARs with PAD SPACE, even under utf8mb4_bin: a hand-written
+    'Normal ' equals 'Normal'. Such a row would be selected, found unreadable and skipped, on every
+    tick. The length check makes the comparison exact, and the (status, id) index still serves it.
+    """
+    exact = [sa.and_(task.c.status == s, sa.func.length(task.c.status) == len(s)) for s in sorted(set(statuses))]
+    return exact[0] if len(exact) == 1 else sa.or_(*exact)
+
+
+def _readable(conn: Connection, page: Callable[[int, int], sa.Select[Any]], after_id: int, limit: int) -> list[Task]:
+    """Up to `limit` readable tasks from `page(after, size)` (rows in id order), reading on past
+    rows that cannot be tasks: callers take a short page for the end of the listing, so a page
+    thinned by unreadable rows would hide every row behind them (a page of them, all rows)."""
+    tasks: list[Task] = []
+    after = after_id
+    while True:
+        size = limit - len(tasks)
+        rows = conn.execute(page(after, size)).all()
+        tasks.extend(to_tasks(rows))
+        if len(rows) < size or len(tasks) >= limit:
+            return tasks
+        after = _row_id(rows[-1])
 
 
 def _user_is(user_id: int) -> sa.ColumnElement[bool]:
