@@ -500,3 +500,67 @@ def test_hostile_rows_on_mariadb(
     shuffle: random_module.Random,
 ) -> None:
     run_hostile_rows(mariadb_repo, kube, hostile, good_count, shuffle)
+
+
+# -- hand-written rows only dynamic typing allows (SQLite) -----------------------------------------
+_SQLITE_ODDITIES = [
+    # (what, name, info, status, extra columns): SQL expressions, exactly as someone would type them.
+    ("version-garbage-1", "'v1'", f"'{GOOD_INFO}'", "'Normal'", {"version": "'zz'"}),
+    ("version-garbage-2", "'v2'", f"'{GOOD_INFO}'", "'Normal'", {"version": "'zz'"}),
+    ("version-garbage-3", "'v3'", f"'{GOOD_INFO}'", "'Normal'", {"version": "'zz'", "cancel_requested": "1"}),
+    ("user-garbage", "'u1'", f"'{GOOD_INFO}'", "'Normal'", {"user_id": "'abc'"}),
+    ("info-blob", "'b1'", "X'FF'", "'Normal'", {}),
+    ("info-bad-utf8", "'b2'", "CAST(X'7B22FF' AS TEXT)", "'Normal'", {}),
+    ("name-bad-utf8", "CAST(X'FF' AS TEXT)", f"'{GOOD_INFO}'", "'Normal'", {}),
+    ("status-bad-utf8", "'b3'", f"'{GOOD_INFO}'", "CAST(X'FF' AS TEXT)", {}),
+    ("status-blob", "'b4'", f"'{GOOD_INFO}'", "X'4E6F726D616C'", {}),
+    ("info-integer", "'i1'", "42", "'Normal'", {}),
+    ("name-integer", "42", f"'{GOOD_INFO}'", "'Normal'", {}),
+]
+_LEFT_ALONE = {"version-garbage-1", "version-garbage-2", "version-garbage-3", "user-garbage"}
+_LEFT_ALONE |= {"status-bad-utf8", "status-blob"}  # unknown statuses
+
+
+def test_rows_of_the_wrong_type_on_sqlite_fail_or_are_left_alone_and_block_nobody(
+    kube: tuple[FakeKubeServer, KubernetesJobRunner],
+) -> None:
+    server, runner = kube
+    server.reset()
+    server.controller.step()
+    server.controller.settings = ControllerMode("complete")
+    with sqlite_url() as url, repository_at(url) as repo:
+        with repo.engine.begin() as conn:
+            for task_id, (_, name, info, status, extra) in enumerate(_SQLITE_ODDITIES, start=1):
+                columns = ", ".join(["id", "name", "namespace", "info", "status", *extra])
+                values = ", ".join([str(task_id), name, "'default'", info, status, *extra.values()])
+                conn.exec_driver_sql(f"INSERT INTO task ({columns}) VALUES ({values})")
+            for good in range(2):
+                conn.execute(
+                    INSERT,
+                    {"id": 100 + good, "name": f"good-{good}", "namespace": "default"}
+                    | {"info": GOOD_INFO, "status": "Normal", "cancel": False},
+                )
+        before = rows_by_id(repo)
+        fence, clock = FixedFence(repo.advance_epoch()), SystemClock()
+        settings = DispatchSettings(ALLOWED, batch_size=3, workers=2, write_batch_size=2)
+        dispatch = DispatchTasks(repo, runner, clock, fence, settings)
+        sync = SyncTasks(repo, runner, clock, fence, page_size=3)
+        cancel = CancelTasks(repo, runner, clock, fence, batch_size=3)
+        for _ in range(ROUNDS):
+            dispatch()
+            server.controller.step()
+            sync()
+            cancel()
+        after = rows_by_id(repo)
+        assert_counted(repo, after)
+        _, unknown = task_counts(repo)
+
+    assert [after[100]["status"], after[101]["status"]] == ["Succeeded", "Succeeded"]
+    for task_id, (what, *_) in enumerate(_SQLITE_ODDITIES, start=1):
+        if what in _LEFT_ALONE:
+            assert after[task_id] == before[task_id], what
+        elif what == "name-integer":
+            assert after[task_id]["status"] == "Succeeded", what  # 42 is stored as '42': a fine name
+        else:
+            assert after[task_id]["status"] == "Failed" and after[task_id]["message"].strip(), (what, after[task_id])
+    assert unknown == 2  # the undecodable status and the BLOB one

@@ -77,6 +77,10 @@ def create_engine_for(url: str | URL, *, pool_size: int = 5, echo: bool = False,
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # SQLite stores whatever bytes it is given: `CAST(X'FF' AS TEXT)` typed by hand is invalid UTF-8,
+    # and the default decoder raises on it mid-fetch, so one such row broke every listing it was in.
+    # Decoded with U+FFFD instead, the row reads (and fails validation with a message) like any other.
+    dbapi_connection.text_factory = _decode_lossy
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -84,6 +88,10 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+def _decode_lossy(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
 
 
 def _mysql_on_connect(dbapi_connection: Any, _record: Any) -> None:
