@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -291,3 +292,29 @@ def test_filters_and_screenshots_at_desktop_and_phone_width(page: Any, service: 
     for shot in (desktop, phone):
         assert shot.stat().st_size > 10_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         save_artefact(artefact_dir, shot)
+
+
+def test_load_more_follows_the_cursor_and_refreshes_keep_every_loaded_row(page: Any, service: Nightwatch) -> None:
+    from playwright.sync_api import expect
+
+    # Rows written with plain SQL, as the original system's users do; finished, so no watcher moves them.
+    with sqlite3.connect(service.workdir / "nightwatch.db", timeout=30) as db:
+        db.executemany(
+            "INSERT INTO task (name, namespace, info, status, user_id, message) "
+            "VALUES (?, 'archive', '{\"image\": \"busybox\"}', 'Succeeded', 9, 'inserted with SQL')",
+            [(f"sql-row-{i:02d}",) for i in range(60)],
+        )
+    page.locator("#filter-namespace").fill("archive")  # reads are open: no token needed to look
+    page.locator("#filter-namespace").press("Enter")  # filter now: the list restarts empty, then fills
+    rows = page.locator("#task-rows tr")
+    expect(rows).to_have_count(50)
+    assert set(rows.locator(".col-namespace").all_text_contents()) == {"archive"}
+    expect(rows.first).to_have_attribute("data-name", "sql-row-59")  # newest first
+    page.get_by_role("button", name="Load more").click()
+    expect(rows).to_have_count(60)
+    expect(rows.last).to_have_attribute("data-name", "sql-row-00")
+    expect(page.get_by_role("button", name="Load more")).to_be_hidden()
+
+    updated = page.locator("#refresh-state").text_content()
+    expect(page.locator("#refresh-state")).not_to_have_text(updated or "")  # a refresh after loading more
+    expect(rows).to_have_count(60)

@@ -23,6 +23,7 @@
     timer: null,
     detailId: null,
     detailOpener: null,
+    filterDebounce: null, // typing in the namespace filter restarts the list once the typing pauses
   };
 
   // ---- HTTP ----------------------------------------------------------------------------------
@@ -552,6 +553,7 @@
   }
 
   function restartList() {
+    clearTimeout(state.filterDebounce);
     state.generation += 1;
     state.tasks = [];
     state.nextCursor = null;
@@ -560,12 +562,11 @@
   }
 
   function setupList() {
-    let debounce = null;
     $("filter-status").addEventListener("change", restartList);
     $("filter-mine").addEventListener("change", restartList);
     $("filter-namespace").addEventListener("input", () => {
-      clearTimeout(debounce);
-      debounce = setTimeout(restartList, 300);
+      clearTimeout(state.filterDebounce);
+      state.filterDebounce = setTimeout(restartList, 300);
     });
     $("filters").addEventListener("submit", (event) => {
       event.preventDefault();
