@@ -154,7 +154,7 @@
     const who = state.whoami;
     if (who) {
       if (who.user_id === null || who.user_id === undefined) {
-        setText(out, who.reads_open ? "Not signed in: reading only." : "Not signed in.");
+        setText(out, who.reads_open ? "Not signed in: reading only." : "Not signed in: enter a token to see tasks.");
       } else {
         const rights = who.admin ? "admin" : who.can_write ? "can submit" : "read only";
         setText(out, "Signed in as user " + who.user_id + " (" + rights + ").");
