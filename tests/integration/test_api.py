@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 
 from nightwatch.adapters.memory import MemoryTaskRepository
 from nightwatch.adapters.sql import create_engine_for
+from nightwatch.app.api.routes import SUMMARY_TTL_SECONDS
 from nightwatch.domain.errors import RetryableError
 from nightwatch.domain.jobspec import MAX_INFO_BYTES
 from nightwatch.domain.model import Task, TaskId, TaskStatus
@@ -332,6 +334,27 @@ def test_summary_counts_every_status(server: ApiServer) -> None:
         summary = reader.get("/api/v1/summary").json()
     assert summary["counts"] == {s.value: 0 for s in TaskStatus} | {"Normal": 2, "Failed": 1}
     assert summary["total"] == 3
+
+
+class CountingCounts(MemoryTaskRepository):
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts = 0
+
+    def count_by_status(self, *, user_id: int | None = None) -> Mapping[str, int]:
+        self.counts += 1
+        return super().count_by_status(user_id=user_id)
+
+
+def test_summary_counts_once_per_period_however_many_ask() -> None:
+    repository = CountingCounts()
+    with api_server("memory://", repository=repository) as server, server.client(ALICE) as alice:
+        submit(alice, "counted")
+        answers = [alice.get("/api/v1/summary").json()["total"] for _ in range(20)]
+        assert answers == [1] * 20 and repository.counts == 1
+        time.sleep(SUMMARY_TTL_SECONDS + 0.2)
+        submit(alice, "counted-later")
+        assert alice.get("/api/v1/summary").json()["total"] == 2 and repository.counts == 2
 
 
 # -- cancel -------------------------------------------------------------------------------------
