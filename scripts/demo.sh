@@ -28,7 +28,8 @@ trap 'kill -TERM $RUN_PID 2>/dev/null; wait $RUN_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 60); do
     echo "== $(date +%T)"
     "$NW" list
-    if ! "$NW" list --status Normal --status Pending --status Running --json | grep -q .; then
+    in_flight=$("$NW" list --status Normal --status Pending --status Running --json)
+    if [ -z "$in_flight" ]; then
         break
     fi
     sleep 1
