@@ -123,8 +123,8 @@ def through_an_outage(cluster: Cluster, window: float, **fault: Any) -> dict[str
         wait_for(
             lambda: cluster.first_creation(started, by=leader.replica_id), 15, interval=0.05, what="dispatch to start"
         )
-        opened = time.time()
         cluster.fake.inject(seconds=window, **fault)
+        opened = time.time()  # after: a create admitted between a time taken before and the inject is no fault's
         cluster.insert_tasks(100, info=task_info)  # a batch that meets the outage
         time.sleep(window)
         closed = time.time()
