@@ -10,7 +10,8 @@ in the state its spec asked for (Succeeded, or Failed for the failing image or a
 replicas that lived through most of the soak must show flat RSS, threads and sockets.
 
 CI runs a short soak (`SOAK_SECONDS`, 2,000 tasks); `--long` runs 20,000 tasks for at least 5 minutes.
-Figures are printed, and appended as a JSON line to $NIGHTWATCH_RELIABILITY_REPORT when it is set.
+Figures are printed, and appended as a JSON line to $NIGHTWATCH_RELIABILITY_REPORT when it is set
+(tests/system/invariants.py `record_figures`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,14 @@ from tests.mariadb_server import PrivateMariaDB, private_mariadb
 from tests.nwprocess import wait_for
 from tests.redis_servers import redis_server_binary
 from tests.system.cluster import Cluster, Replica, interleavings
-from tests.system.invariants import invariant_problems, replica_problems, task_rows, wait_all_terminal
+from tests.system.invariants import (
+    TERMINAL,
+    invariant_problems,
+    record_figures,
+    replica_problems,
+    task_rows,
+    wait_all_terminal,
+)
 
 pytestmark = pytest.mark.system
 
@@ -376,7 +384,6 @@ def test_soak_with_random_faults(soak_cluster: SoakCluster, database: PrivateMar
 
     creates = cluster.creations()
     figures = {
-        "test": "soak",
         "long": long_run,
         "seconds_of_faults": round(seconds, 1),
         "seconds_to_all_terminal": round(finished - started, 1),
@@ -390,12 +397,8 @@ def test_soak_with_random_faults(soak_cluster: SoakCluster, database: PrivateMar
         "insert_retries": soak.insert_errors,
         "resource_growth": growth,
         "problems": len(problems),
-        "duplicates": 0 if not any("more than once" in p for p in problems) else -1,
-        "lost": len([p for p in problems if "not terminal" in p]),
+        "duplicates": sum(n - 1 for n in Counter(c.name for c in creates if c.created).values()),
+        "lost": cluster.inserted - sum(cluster.status_counts().get(s, 0) for s in TERMINAL),
     }
-    print(json.dumps(figures, indent=1))
-    report = os.environ.get("NIGHTWATCH_RELIABILITY_REPORT")
-    if report:
-        with open(report, "a") as out:
-            out.write(json.dumps(figures) + "\n")
+    record_figures("soak", figures)
     assert problems == []
