@@ -123,11 +123,13 @@ def through_an_outage(cluster: Cluster, window: float, **fault: Any) -> dict[str
         wait_for(
             lambda: cluster.first_creation(started, by=leader.replica_id), 15, interval=0.05, what="dispatch to start"
         )
+        # The window is the time between `opened` and `closed`, surely inside the fake's own window:
+        # opened after the inject, closed `window` after a time taken before it.
+        injecting = time.time()
         cluster.fake.inject(seconds=window, **fault)
-        opened = time.time()  # after: a create admitted between a time taken before and the inject is no fault's
+        opened, closed = time.time(), injecting + window
         cluster.insert_tasks(100, info=task_info)  # a batch that meets the outage
-        time.sleep(window)
-        closed = time.time()
+        time.sleep(max(0.0, closed - time.time()))
         recovered = wait_for(lambda: cluster.first_creation(closed + 0.2), 60, interval=0.05, what="a create after")
         time.sleep(1.0)
     counts = wait_all_terminal(cluster, timeout=120)
