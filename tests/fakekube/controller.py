@@ -79,6 +79,8 @@ class ControllerMode:
     active_after_ms: float = 50.0
     complete_after_ms: float = 200.0
     fail_image: str = "fail"
+    collect_finished: bool = False
+    """Delete a Job this controller finished once its `ttlSecondsAfterFinished` has passed."""
 
 
 class AutoController:
@@ -91,6 +93,10 @@ class AutoController:
         """Jobs not yet terminal, key -> uid; found by set difference against the store's keys so that
         a step costs per open Job, not per Job ever created (a soak holds 20,000)."""
         self._known: set[tuple[str, str]] = set()
+        self._expiring: dict[tuple[str, str], float] = {}
+        """Jobs it finished that carry `ttlSecondsAfterFinished`: key -> when to delete them."""
+        self.collected: set[tuple[str, str]] = set()
+        """Jobs deleted by their TTL, as the TTL-after-finished controller of a real cluster does."""
         self._thread: threading.Thread | None = None
 
     def configure(self, settings: ControllerMode) -> None:
@@ -132,8 +138,17 @@ class AutoController:
                     else:
                         self.store.set_job_status(*key, job_status("succeeded"))
                     del self._open[key]
+                    ttl = job["spec"].get("ttlSecondsAfterFinished")
+                    if settings.collect_finished and isinstance(ttl, int):
+                        self._expiring[key] = now + ttl
                 elif age_ms >= settings.active_after_ms and not job["status"].get("active"):
                     self.store.set_job_status(*key, job_status("active"))
+            for key, deadline in list(self._expiring.items()):
+                if now >= deadline:
+                    del self._expiring[key]
+                    if key in self.store.jobs:
+                        self.store.delete_job(*key, "Background")
+                        self.collected.add(key)
 
 
 def _duration_ms(container: dict[str, Any], settings: ControllerMode) -> float:
