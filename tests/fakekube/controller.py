@@ -117,8 +117,10 @@ class AutoController:
 
     def step(self) -> None:
         """Move every open Job one step along (called by the timer; tests may call it directly)."""
-        settings, now = self.settings, time.monotonic()
         with self.store.lock:
+            # Settings are read under the lock: once a test has reconfigured and then taken the lock,
+            # no step still runs on the old ones.
+            settings, now = self.settings, time.monotonic()
             keys = self.store.jobs.keys()
             for key in self._known - keys:  # deleted: a Job created again under that name is new
                 self._known.discard(key)

@@ -417,7 +417,11 @@ def test_soak_with_random_faults(soak_cluster: SoakCluster, database: PrivateMar
     finished = time.time()
     soak.sample()
 
-    collected = {name for _, name in cluster.fake.controller.collected}
+    # Every task is terminal: stop the controller so no Job is collected between reading what it
+    # collected and reading what the API server still holds.
+    cluster.fake.controller.configure(ControllerMode("off"))
+    with cluster.fake.store.lock:  # a step in progress holds the lock; after it, none starts
+        collected = {name for _, name in cluster.fake.controller.collected}
     problems = invariant_problems(cluster, lost_jobs=soak.lost_jobs | collected)
     problems += replica_problems(cluster)
     problems += interleavings(cluster.creations(), cluster.events())
