@@ -72,8 +72,20 @@ FAULT_KINDS = (
 )
 FAIL_IMAGE = "fail"
 SEED = int(os.environ.get("NIGHTWATCH_SOAK_SEED", "20261125"))
-JOB_TTL_SECONDS = 30
-"""Finished Jobs live this long: far longer than any outage here, so sync always sees them finish."""
+JOB_TTL_SECONDS = 60
+"""Finished Jobs live this long: far longer than any outage here, so sync always sees them finish
+(a Job collected before that is failed as deleted: docs/reliability.md, known limits)."""
+RSS_GROWTH_LIMIT_MB = 50.0
+"""Median RSS of the last third over the middle third. Not zero: a leader's memory follows the size of
+its ticks (a backlog after an outage, the finished Jobs the cluster still keeps), and the survivor leads
+on and off; one leader fed steadily with no faults climbed to 190 MB in 135 s and stayed there for
+the remaining 165 s. A leak grows with the tasks handled (20,000 here); the figures show the series."""
+LATE_CREATE_SECONDS = 1.0
+"""How soon after being resumed a frozen leader's in-flight creates land (they were on their way)."""
+DISPATCH_WORKERS = 8
+"""The default `dispatch.workers`: at most this many creates can be in flight when a leader freezes."""
+API_FAULT_SECONDS = (2.0, 8.0)
+"""How long a burst of 500s or 429s, or of hanging requests, lasts."""
 REQUEST_TIMEOUT = 2.0
 """The replicas' Kubernetes request timeout: a hang fault delays requests past it."""
 
@@ -154,6 +166,8 @@ class Soak:
     insert_errors: int = 0
     _database_back: threading.Thread | None = None
     _bag: list[str] = field(default_factory=list)
+    thawed: dict[str, list[float]] = field(default_factory=dict)
+    """Replica id -> when it was resumed after a freeze."""
 
     # -- load ------------------------------------------------------------------------------------
     def make_specs(self, count: int) -> list[TaskSpec]:
@@ -236,6 +250,7 @@ class Soak:
         def thaw() -> None:
             with suppress(AssertionError, ProcessLookupError):  # killed meanwhile
                 leader.signal(signal.SIGCONT)
+                self.thawed.setdefault(leader.replica_id, []).append(time.time())
 
         threading.Timer(self.cluster.ttl + self.rng.uniform(0.5, 2.0), thaw).start()
 
@@ -249,17 +264,21 @@ class Soak:
         self._restart_later(leader, self.rng.uniform(0.5, 3.0))
         return None
 
+    # API faults are time windows, not request counts: a count is consumed at the pace of the client's
+    # backoff, so "80 answers 429" with Retry-After 1 s once shut the API for 58 s, past the Jobs' TTL.
     def _fault_api_500(self) -> None:
         assert self.cluster.fake is not None
-        self.cluster.fake.inject(500, count=self.rng.randint(10, 80))
+        self.cluster.fake.inject(500, seconds=self.rng.uniform(*API_FAULT_SECONDS))
 
     def _fault_api_429(self) -> None:
         assert self.cluster.fake is not None
-        self.cluster.fake.inject(429, count=self.rng.randint(10, 80), retry_after=1)
+        self.cluster.fake.inject(429, retry_after=1, seconds=self.rng.uniform(*API_FAULT_SECONDS))
 
     def _fault_api_hang(self) -> None:
         assert self.cluster.fake is not None
-        self.cluster.fake.inject("delay", count=self.rng.randint(2, 10), delay_seconds=REQUEST_TIMEOUT + 1.0)
+        self.cluster.fake.inject(
+            "delay", delay_seconds=REQUEST_TIMEOUT + 1.0, seconds=self.rng.uniform(*API_FAULT_SECONDS)
+        )
 
     def _fault_redis_master(self) -> None:
         server = self.rng.choice(self.cluster.redis.servers)
@@ -424,7 +443,19 @@ def test_soak_with_random_faults(soak_cluster: SoakCluster, database: PrivateMar
         collected = {name for _, name in cluster.fake.controller.collected}
     problems = invariant_problems(cluster, lost_jobs=soak.lost_jobs | collected)
     problems += replica_problems(cluster)
-    problems += interleavings(cluster.creations(), cluster.events())
+    # A leader frozen between its fence check and its request sends that create when it is resumed,
+    # after a successor took over: the fence cannot reach the API server (docs/reliability.md, known
+    # limits). Such a create is harmless (the name is the task's, so never a duplicate; its database
+    # write is fenced) and bounded: at most one per dispatch worker, right after the thaw.
+    after_thaw = [
+        c
+        for c in cluster.creations()
+        if any(t <= c.at <= t + LATE_CREATE_SECONDS for t in soak.thawed.get(c.replica, []))
+    ]
+    late = [c for c in after_thaw if c.created]
+    problems += interleavings([c for c in cluster.creations() if c not in late], cluster.events())
+    if len(late) > DISPATCH_WORKERS * sum(len(t) for t in soak.thawed.values()):
+        problems.append(f"{len(late)} Jobs created right after thaws, more than one per dispatch worker: {late[:5]}")
     wrong = [
         f"{row.name}={row.status} ({row.message})"
         for row in task_rows(cluster)
@@ -448,7 +479,7 @@ def test_soak_with_random_faults(soak_cluster: SoakCluster, database: PrivateMar
     if long_run:  # a short soak is mostly warm-up; its figures are printed, not judged
         if not growth:
             problems.append(f"{survivor} was not sampled through the soak: resource growth not measured")
-        elif growth["rss_mb"] > 30 or growth["threads"] > 4 or growth["sockets"] > 6:
+        elif growth["rss_mb"] > RSS_GROWTH_LIMIT_MB or growth["threads"] > 4 or growth["sockets"] > 6:
             problems.append(f"{survivor} grew over the soak: {growth}")
 
     creates = cluster.creations()
@@ -461,6 +492,8 @@ def test_soak_with_random_faults(soak_cluster: SoakCluster, database: PrivateMar
         "faults": dict(soak.faults),
         "faults_total": sum(soak.faults.values()),
         "lost_jobs": len(soak.lost_jobs),
+        "late_creates_after_thaw": len(late),
+        "answers_409_within_1s_of_thaw": len(after_thaw) - len(late),
         "jobs_collected_by_ttl": len(collected),
         "creates_201": sum(c.created for c in creates),
         "creates_409": sum(not c.created for c in creates),
