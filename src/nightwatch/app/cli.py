@@ -17,7 +17,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -134,6 +135,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _local(settings: Settings) -> Iterator[Container]:
+    """A container for one CLI command on the database directly, its resources released afterwards."""
+    container = _container(settings)
+    try:
+        yield container
+    finally:
+        container.shutdown_resources()
+
+
 def _container(settings: Settings) -> Container:
     """A container whose database is ready: the embedded SQLite file gets its schema on first use."""
     if database_kind(settings.database.url) == "sqlite":
@@ -164,11 +175,8 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
         with _client(args) as client:
             task = client.submit(args.name, args.namespace, _info_object(info))
     else:
-        container = _container(settings)
-        try:
+        with _local(settings) as container:
             task = container.submit_task()(args.name, args.namespace, info, user_id=args.user_id or 0)
-        finally:
-            container.shutdown_resources()
     print(f"submitted task {task.id} ({task.namespace}/{task.name}): {task.status}")
     return 0
 
@@ -217,11 +225,8 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
             tasks = client.list_tasks([TaskStatus(s) for s in args.status or ()], limit=args.limit)
     else:
         statuses = [TaskStatus(s) for s in args.status] if args.status else list(TaskStatus)
-        container = _container(settings)
-        try:
+        with _local(settings) as container:
             tasks = container.repository().list_by_status(statuses, after_id=args.after or 0, limit=args.limit)
-        finally:
-            container.shutdown_resources()
     if args.json:
         for task in tasks:
             print(json.dumps(_as_dict(task)))
@@ -235,11 +240,8 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         with _client(args) as client:
             task = client.get(args.id)
     else:
-        container = _container(settings)
-        try:
+        with _local(settings) as container:
             task = container.repository().get(TaskId(args.id))
-        finally:
-            container.shutdown_resources()
     print(json.dumps(_as_dict(task), indent=2))
     return 0
 
@@ -249,11 +251,8 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
         with _client(args) as client:
             task = client.cancel(args.id)
     else:
-        container = _container(settings)
-        try:
+        with _local(settings) as container:
             task = container.request_cancel()(TaskId(args.id))
-        finally:
-            container.shutdown_resources()
     print(f"cancellation of task {task.id} ({task.namespace}/{task.name}, {task.status}) requested")
     return 0
 
