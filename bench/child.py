@@ -79,12 +79,13 @@ def _runner(kube: str, page_size: int) -> Any:
 def run_dispatch(args: argparse.Namespace) -> dict[str, Any]:
     from bench.common import NAMESPACES
     from nightwatch.adapters.clock import SystemClock
-    from nightwatch.app.usecases.common import FixedFence
+    from nightwatch.adapters.memory import FixedFence
     from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
+    from nightwatch.domain.submission import SubmissionPolicy
 
     repo, runner = _repository(args.db), _runner(args.kube, args.page_size)
-    settings = DispatchSettings(allowed_namespaces=frozenset(NAMESPACES), workers=WORKERS)
-    dispatch = DispatchTasks(repo, runner, SystemClock(), FixedFence(1), settings)
+    settings, policy = DispatchSettings(workers=WORKERS), SubmissionPolicy(frozenset(NAMESPACES))
+    dispatch = DispatchTasks(repo, runner, SystemClock(), FixedFence(1), settings, policy=policy)
     with count_statements(repo.engine) as statements, _profiled():
         started = time.perf_counter()
         report = dispatch()
@@ -138,7 +139,7 @@ def run_bare_create(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_sync(args: argparse.Namespace) -> dict[str, Any]:
     from nightwatch.adapters.clock import SystemClock
-    from nightwatch.app.usecases.common import FixedFence
+    from nightwatch.adapters.memory import FixedFence
     from nightwatch.app.usecases.sync import SyncTasks
 
     repo, runner = _repository(args.db), _runner(args.kube, args.page_size)
@@ -226,13 +227,15 @@ def run_idle(args: argparse.Namespace) -> dict[str, Any]:
     """`ticks` dispatch + sync ticks with nothing to do; statements of the last tick, median time."""
     from bench.common import NAMESPACES
     from nightwatch.adapters.clock import SystemClock
-    from nightwatch.app.usecases.common import FixedFence
+    from nightwatch.adapters.memory import FixedFence
     from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
     from nightwatch.app.usecases.sync import SyncTasks
+    from nightwatch.domain.submission import SubmissionPolicy
 
     repo, runner = _repository(args.db), _runner(args.kube, args.page_size)
     clock, fence = SystemClock(), FixedFence(1)
-    dispatch = DispatchTasks(repo, runner, clock, fence, DispatchSettings(allowed_namespaces=frozenset(NAMESPACES)))
+    policy = SubmissionPolicy(frozenset(NAMESPACES))
+    dispatch = DispatchTasks(repo, runner, clock, fence, DispatchSettings(), policy=policy)
     sync = SyncTasks(repo, runner, clock, fence)
     times, per_tick = [], []
     for _ in range(args.ticks):

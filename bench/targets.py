@@ -270,6 +270,7 @@ class Bench:
         from nightwatch.adapters.clock import SystemClock
         from nightwatch.adapters.sql import SqlTaskRepository, create_engine_for
         from nightwatch.app.usecases.submit import SubmitTask
+        from nightwatch.domain.submission import SubmissionPolicy
 
         db = self.databases.create()
         self.fake.reset()
@@ -298,7 +299,7 @@ class Bench:
             repo = SqlTaskRepository(create_engine_for(db))
             try:
                 self._wait_for_leader(repo)
-                submit = SubmitTask(repo, SystemClock(), frozenset({"default"}))
+                submit = SubmitTask(repo, SystemClock(), SubmissionPolicy())
                 submitted: dict[str, float] = {}
                 total = int(seconds * rate)
                 start = time.perf_counter()

@@ -30,16 +30,17 @@ from hypothesis import strategies as st
 from nightwatch.adapters.clock import SystemClock
 from nightwatch.adapters.kubernetes import KubernetesJobRunner
 from nightwatch.adapters.local.runner import LocalJobRunner
+from nightwatch.adapters.memory import FixedFence
 from nightwatch.adapters.sql import SqlTaskRepository
 from nightwatch.app.metrics import TaskCountCollector
 from nightwatch.app.usecases.cancel import CancelTasks
-from nightwatch.app.usecases.common import FixedFence
 from nightwatch.app.usecases.dispatch import DispatchReport, DispatchSettings, DispatchTasks
 from nightwatch.app.usecases.sync import SyncTasks
 from nightwatch.domain.jobspec import EnvVar, JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
 from nightwatch.domain.ports import JobRef
+from nightwatch.domain.submission import SubmissionPolicy
 from tests.contract.local_harness import wait_for_phase
 from tests.fakekube.controller import ControllerMode
 from tests.fakekube.fixtures import api_client_for
@@ -374,8 +375,8 @@ def run_hostile_rows(
     fence = FixedFence(repo.advance_epoch())
     clock = SystemClock()
     # Small batches and pages, so that bad rows sit between good ones in every page.
-    settings = DispatchSettings(ALLOWED, batch_size=3, workers=2, write_batch_size=2)
-    dispatch = DispatchTasks(repo, runner, clock, fence, settings)
+    settings = DispatchSettings(batch_size=3, workers=2, write_batch_size=2)
+    dispatch = DispatchTasks(repo, runner, clock, fence, settings, policy=SubmissionPolicy(ALLOWED))
     sync = SyncTasks(repo, runner, clock, fence, page_size=3, write_batch_size=2)
     cancel = CancelTasks(repo, runner, clock, fence, batch_size=3)
     dispatched: list[DispatchReport] = []
@@ -542,8 +543,8 @@ def test_rows_of_the_wrong_type_on_sqlite_fail_or_are_left_alone_and_block_nobod
                 )
         before = rows_by_id(repo)
         fence, clock = FixedFence(repo.advance_epoch()), SystemClock()
-        settings = DispatchSettings(ALLOWED, batch_size=3, workers=2, write_batch_size=2)
-        dispatch = DispatchTasks(repo, runner, clock, fence, settings)
+        settings = DispatchSettings(batch_size=3, workers=2, write_batch_size=2)
+        dispatch = DispatchTasks(repo, runner, clock, fence, settings, policy=SubmissionPolicy(ALLOWED))
         sync = SyncTasks(repo, runner, clock, fence, page_size=3)
         cancel = CancelTasks(repo, runner, clock, fence, batch_size=3)
         for _ in range(ROUNDS):

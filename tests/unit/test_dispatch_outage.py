@@ -13,8 +13,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from nightwatch.adapters.memory import FakeClock, MemoryJobRunner, MemoryTaskRepository
-from nightwatch.app.usecases.common import FixedFence
+from nightwatch.adapters.memory import FakeClock, FixedFence, MemoryJobRunner, MemoryTaskRepository
 from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
 from nightwatch.domain.errors import RetryableError
 from nightwatch.domain.jobspec import LaunchRequest

@@ -16,16 +16,16 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from nightwatch.adapters.kubernetes.jobbody import build_job_body
-from nightwatch.adapters.memory import FakeClock, MemoryJobRunner, MemoryTaskRepository
+from nightwatch.adapters.memory import FakeClock, FixedFence, MemoryJobRunner, MemoryTaskRepository
 from nightwatch.app.usecases.cancel import CancelTasks
-from nightwatch.app.usecases.common import FixedFence
 from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
 from nightwatch.app.usecases.sync import SyncTasks
 from nightwatch.domain.errors import DuplicateTask, InvalidTaskSpec, PermanentError
-from nightwatch.domain.jobspec import JobSpec, LaunchRequest, launch_request_for
+from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import Task, TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
 from nightwatch.domain.ports import NewTask
+from nightwatch.domain.submission import SubmissionPolicy, launch_request_for
 from tests.hostile import (
     LEAK,
     MEMORY,
@@ -119,7 +119,7 @@ def test_a_name_or_namespace_is_accepted_only_if_it_is_exactly_a_dns_label_on_th
 ) -> None:
     task = Task(TaskId(1), name, namespace, GOOD_INFO, TaskStatus.NORMAL)
     try:
-        request = launch_request_for(task, ALLOWED)
+        request = launch_request_for(task, SubmissionPolicy(ALLOWED))
     except InvalidTaskSpec as refused:
         assert str(refused).strip()
         return
@@ -130,7 +130,7 @@ def test_a_name_or_namespace_is_accepted_only_if_it_is_exactly_a_dns_label_on_th
 def test_a_trailing_newline_does_not_make_a_name_valid() -> None:
     # `$` in a regex also matches before a final "\n": "abc\n" once passed as a DNS-1123 label.
     with pytest.raises(InvalidTaskSpec, match="not a DNS-1123 label"):
-        launch_request_for(Task(TaskId(1), "abc\n", "default", GOOD_INFO, TaskStatus.NORMAL), ALLOWED)
+        launch_request_for(Task(TaskId(1), "abc\n", "default", GOOD_INFO, TaskStatus.NORMAL), SubmissionPolicy(ALLOWED))
 
 
 # -- a whole tick on the memory adapters ------------------------------------------------------------
@@ -145,7 +145,9 @@ def test_a_tick_over_hostile_rows_fails_each_with_a_message_and_leaves_good_rows
     repo, runner, clock = MemoryTaskRepository(), MemoryJobRunner(), FakeClock()
     fence = FixedFence(repo.advance_epoch())
     # Small batches, so paging past bad rows is exercised.
-    dispatch = DispatchTasks(repo, runner, clock, fence, DispatchSettings(ALLOWED, batch_size=3, workers=2))
+    dispatch = DispatchTasks(
+        repo, runner, clock, fence, DispatchSettings(batch_size=3, workers=2), policy=SubmissionPolicy(ALLOWED)
+    )
     sync = SyncTasks(repo, runner, clock, fence, page_size=3, write_batch_size=2)
     cancel = CancelTasks(repo, runner, clock, fence, batch_size=3)
 

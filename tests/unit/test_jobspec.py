@@ -7,8 +7,9 @@ import json
 import pytest
 
 from nightwatch.domain.errors import InvalidTaskSpec
-from nightwatch.domain.jobspec import MAX_INFO_BYTES, JobSpec, launch_request_for
+from nightwatch.domain.jobspec import MAX_INFO_BYTES, JobSpec
 from nightwatch.domain.model import Task, TaskId, TaskStatus
+from nightwatch.domain.submission import SubmissionPolicy, launch_request_for
 
 ALLOWED = frozenset({"default", "demo"})
 
@@ -51,7 +52,7 @@ def test_unknown_keys_are_dropped_from_the_spec_but_kept_in_the_row() -> None:
     dumped = spec.model_dump()
     assert "securityContext" not in json.dumps(dumped) and "hostPath" not in json.dumps(dumped)
     task = row(info=info)
-    launch_request_for(task, ALLOWED)
+    launch_request_for(task, SubmissionPolicy(ALLOWED))
     assert task.info == info
 
 
@@ -97,14 +98,14 @@ def test_huge_info_is_refused_before_parsing() -> None:
 )
 def test_invalid_task_names_are_refused(name: str, message: str) -> None:
     with pytest.raises(InvalidTaskSpec, match=message):
-        launch_request_for(row(name=name), ALLOWED)
+        launch_request_for(row(name=name), SubmissionPolicy(ALLOWED))
 
 
 def test_a_63_char_name_is_fine() -> None:
-    assert launch_request_for(row(name="a" * 63), ALLOWED).job_name == "a" * 63
+    assert launch_request_for(row(name="a" * 63), SubmissionPolicy(ALLOWED)).job_name == "a" * 63
 
 
 def test_namespace_not_on_the_allow_list_is_refused() -> None:
     with pytest.raises(InvalidTaskSpec, match="namespace 'kube-system' is not allowed"):
-        launch_request_for(row(namespace="kube-system"), ALLOWED)
-    assert launch_request_for(row(namespace="demo"), ALLOWED).namespace == "demo"
+        launch_request_for(row(namespace="kube-system"), SubmissionPolicy(ALLOWED))
+    assert launch_request_for(row(namespace="demo"), SubmissionPolicy(ALLOWED)).namespace == "demo"

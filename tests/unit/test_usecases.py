@@ -8,9 +8,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from nightwatch.adapters.memory import FakeClock, MemoryJobRunner, MemoryTaskRepository
+from nightwatch.adapters.memory import FakeClock, FixedFence, MemoryJobRunner, MemoryTaskRepository
 from nightwatch.app.usecases.cancel import CancelTasks, RequestCancel
-from nightwatch.app.usecases.common import FixedFence
 from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
 from nightwatch.app.usecases.submit import SubmitTask
 from nightwatch.app.usecases.sync import SyncTasks
@@ -25,6 +24,7 @@ from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import StatusChange, TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
 from nightwatch.domain.ports import LaunchResult, NewTask, WriteResult
+from nightwatch.domain.submission import SubmissionPolicy, launch_request_for
 
 S = TaskStatus
 SAMPLE_1 = '{"image":"alpine","command":["sleep"],"args":["60"]}'
@@ -37,9 +37,10 @@ class World:
         self.runner = MemoryJobRunner()
         self.clock = FakeClock()
         self.fence = FixedFence(self.repo.advance_epoch())
-        settings = DispatchSettings(allowed_namespaces=namespaces, batch_size=batch_size, workers=4)
-        self.submit = SubmitTask(self.repo, self.clock, namespaces)
-        self.dispatch = DispatchTasks(self.repo, self.runner, self.clock, self.fence, settings)
+        settings = DispatchSettings(batch_size=batch_size, workers=4)
+        self.policy = SubmissionPolicy(namespaces)
+        self.submit = SubmitTask(self.repo, self.clock, self.policy)
+        self.dispatch = DispatchTasks(self.repo, self.runner, self.clock, self.fence, settings, policy=self.policy)
         self.sync = SyncTasks(self.repo, self.runner, self.clock, self.fence)
         self.cancel = CancelTasks(self.repo, self.runner, self.clock, self.fence)
         self.request_cancel = RequestCancel(self.repo)
@@ -157,9 +158,7 @@ def test_a_foreign_job_fails_the_task_and_a_retryable_error_leaves_it_normal(wor
 def test_adoption_after_a_crash_between_create_and_write(world: World) -> None:
     task_id = world.insert("crashy")
     # The previous leader created the Job, then died before writing Pending.
-    from nightwatch.domain.jobspec import launch_request_for
-
-    world.runner.launch(launch_request_for(world.repo.get(task_id), frozenset({"default"})))
+    world.runner.launch(launch_request_for(world.repo.get(task_id), world.policy))
     report = world.dispatch()
     assert report.adopted == 1 and report.launched == 0
     assert world.status(task_id) is S.PENDING and len(world.runner.jobs) == 1

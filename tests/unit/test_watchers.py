@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nightwatch.adapters.memory import FakeClock, MemoryJobRunner, MemoryTaskRepository
-from nightwatch.app.usecases.common import FixedFence
+from nightwatch.adapters.memory import FakeClock, FixedFence, MemoryJobRunner, MemoryTaskRepository
 from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
 from nightwatch.app.watchers import (
     WatcherContext,
@@ -18,12 +17,13 @@ from nightwatch.app.watchers import (
     WatcherSpec,
     default_registry,
 )
+from nightwatch.domain.submission import SubmissionPolicy
 
 
 @pytest.fixture
 def context() -> WatcherContext:
     repo = MemoryTaskRepository()
-    return WatcherContext(repo, MemoryJobRunner(), FakeClock(), FixedFence(repo.advance_epoch()), DispatchSettings())
+    return WatcherContext(repo, MemoryJobRunner(), FakeClock(), FixedFence(repo.advance_epoch()), DispatchSettings(), SubmissionPolicy())
 
 
 def test_builtins_run_with_their_default_timing(context: WatcherContext) -> None:

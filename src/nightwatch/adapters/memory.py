@@ -227,6 +227,16 @@ class MemoryJobRunner:
             raise self._faults.pop(0)
 
 
+class FixedFence:
+    """The Fence port holding one epoch for good: for single-process tools, tests and demos."""
+
+    def __init__(self, epoch: int) -> None:
+        self._epoch = epoch
+
+    def epoch(self) -> int:
+        return self._epoch
+
+
 class MemoryLockServer:
     """The shared state behind several `MemoryLeaderLock`s (one per simulated replica)."""
 

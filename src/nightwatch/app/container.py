@@ -25,7 +25,8 @@ from nightwatch.app.usecases.cancel import RequestCancel
 from nightwatch.app.usecases.dispatch import DispatchSettings
 from nightwatch.app.usecases.submit import SubmitTask
 from nightwatch.app.watchers import WatcherContext, WatcherSchedule, default_registry
-from nightwatch.domain.ports import JobRunner, TaskRepository
+from nightwatch.domain.ports import JobRunner, TaskQueries, TaskRepository
+from nightwatch.domain.submission import SubmissionPolicy
 
 
 def _sql_repository(url: str, pool_size: int) -> Iterator[TaskRepository]:
@@ -82,9 +83,12 @@ def _kubernetes_runner(runner: Mapping[str, Any], workers: int, replica_id: str)
         adapter.close()
 
 
-def _dispatch_settings(allowed_namespaces: list[str], dispatch: Mapping[str, Any]) -> DispatchSettings:
+def _submission_policy(allowed_namespaces: list[str]) -> SubmissionPolicy:
+    return SubmissionPolicy(allowed_namespaces=frozenset(allowed_namespaces))
+
+
+def _dispatch_settings(dispatch: Mapping[str, Any]) -> DispatchSettings:
     return DispatchSettings(
-        allowed_namespaces=frozenset(allowed_namespaces),
         batch_size=dispatch["batch_size"],
         workers=dispatch["workers"],
         write_batch_size=dispatch["write_batch_size"],
@@ -96,10 +100,9 @@ def _schedules(watchers: Mapping[str, Mapping[str, Any]]) -> dict[str, WatcherSc
 
 
 def _web_app(
-    repository: TaskRepository,
+    repository: TaskQueries,
     submit: SubmitTask,
     cancel: RequestCancel,
-    allowed_namespaces: list[str],
     api: Mapping[str, Any],
     http_host: str,
     metrics: Metrics,
@@ -109,7 +112,7 @@ def _web_app(
     from nightwatch.app.api import ApiBackend, create_app
 
     settings = ApiSettings.model_validate(api)
-    backend = ApiBackend(repository, submit, cancel, frozenset(allowed_namespaces))
+    backend = ApiBackend(repository, submit, cancel)
     return create_app(
         backend,
         settings,
@@ -121,6 +124,7 @@ def _web_app(
 
 def _service(
     context: WatcherContext,
+    queries: TaskQueries,
     schedules: dict[str, WatcherSchedule],
     ticker: ApschedulerTicker,
     leadership: Leadership,
@@ -128,7 +132,7 @@ def _service(
     load_plugins: bool,
 ) -> Service:
     watchers = default_registry(load_plugins=load_plugins).build(context, schedules)
-    metrics.watch_tasks(context.repository)
+    metrics.watch_tasks(queries)
     return Service(watchers, ticker, leadership, metrics)
 
 
@@ -175,16 +179,22 @@ class Container(containers.DeclarativeContainer):
         metrics=metrics,
     )
 
-    dispatch_settings = providers.Singleton(
-        _dispatch_settings, allowed_namespaces=config.runner.allowed_namespaces, dispatch=config.dispatch
-    )
+    submission_policy = providers.Singleton(_submission_policy, allowed_namespaces=config.runner.allowed_namespaces)
+    dispatch_settings = providers.Singleton(_dispatch_settings, dispatch=config.dispatch)
     watcher_context = providers.Singleton(
-        WatcherContext, repository=repository, runner=runner, clock=clock, fence=leadership, dispatch=dispatch_settings
+        WatcherContext,
+        repository=repository,
+        runner=runner,
+        clock=clock,
+        fence=leadership,
+        dispatch=dispatch_settings,
+        policy=submission_policy,
     )
     ticker = providers.Singleton(ApschedulerTicker)
     service = providers.Singleton(
         _service,
         context=watcher_context,
+        queries=repository,
         schedules=providers.Callable(_schedules, config.watchers),
         ticker=ticker,
         leadership=leadership,
@@ -197,7 +207,7 @@ class Container(containers.DeclarativeContainer):
         SubmitTask,
         repository=repository,
         clock=clock,
-        allowed_namespaces=providers.Callable(frozenset, config.runner.allowed_namespaces),
+        policy=submission_policy,
     )
     request_cancel = providers.Factory(RequestCancel, repository=repository)
 
@@ -206,7 +216,6 @@ class Container(containers.DeclarativeContainer):
         repository=repository,
         submit=submit_task,
         cancel=request_cancel,
-        allowed_namespaces=config.runner.allowed_namespaces,
         api=config.api,
         http_host=config.http.host,
         metrics=metrics,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from nightwatch.app.metrics import Metrics
 from nightwatch.domain.errors import LeadershipLost, NightwatchError
-from nightwatch.domain.ports import LeaderLock, TaskRepository
+from nightwatch.domain.ports import LeaderLock, LeaderStore
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class Leadership:
     def __init__(
         self,
         lock: LeaderLock,
-        repository: TaskRepository,
+        repository: LeaderStore,
         *,
         renew_interval: float,
         retry_interval: float,

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from nightwatch.domain.errors import NightwatchError
 from nightwatch.domain.model import TaskStatus
-from nightwatch.domain.ports import TaskRepository
+from nightwatch.domain.ports import TaskQueries
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class Metrics:
         self.lease_losses = Counter("nightwatch_lease_losses_total", "Leases lost or given up", registry=r)
         self.leader_acquisitions = Counter("nightwatch_lease_acquisitions_total", "Leases gained", registry=r)
 
-    def watch_tasks(self, repository: TaskRepository, cache_seconds: float = 5.0) -> None:
+    def watch_tasks(self, repository: TaskQueries, cache_seconds: float = 5.0) -> None:
         self.registry.register(TaskCountCollector(repository, cache_seconds))
 
     def record_report(self, watcher: str, report: object) -> None:
@@ -68,7 +68,7 @@ class Metrics:
 class TaskCountCollector(Collector):
     """`nightwatch_tasks{status=...}`; unknown status strings are counted under their own value."""
 
-    def __init__(self, repository: TaskRepository, cache_seconds: float) -> None:
+    def __init__(self, repository: TaskQueries, cache_seconds: float) -> None:
         self._repository = repository
         self._cache_seconds = cache_seconds
         self._cached: Mapping[str, int] = {}

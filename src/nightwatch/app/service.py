@@ -16,23 +16,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Protocol
 
 from nightwatch.app.leadership import Leadership
 from nightwatch.app.metrics import Metrics
 from nightwatch.app.watchers import ScheduledWatcher
 from nightwatch.domain.errors import LeadershipLost, RetryableError
-from nightwatch.domain.ports import TaskRepository
+from nightwatch.domain.ports import TaskQueries, Ticker
 
 logger = logging.getLogger(__name__)
-
-
-class Ticker(Protocol):
-    def add(self, name: str, tick: Callable[[], None], *, interval_seconds: float | None, cron: str | None) -> None: ...
-    def start(self) -> None: ...
-    def pause(self, name: str) -> None: ...
-    def resume(self, name: str) -> None: ...
-    def shutdown(self, wait: bool) -> None: ...
 
 
 @dataclass
@@ -180,7 +171,7 @@ def _summary(report: object) -> str:
 class Readiness:
     """/readyz: the database answers, and a leader's lease is fresh (a standby is ready to take over)."""
 
-    def __init__(self, repository: TaskRepository, leadership: Leadership) -> None:
+    def __init__(self, repository: TaskQueries, leadership: Leadership) -> None:
         self._repository = repository
         self._leadership = leadership
 

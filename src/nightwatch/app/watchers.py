@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 from nightwatch.app.usecases.cancel import CancelTasks
-from nightwatch.app.usecases.common import Fence
 from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
 from nightwatch.app.usecases.sync import SyncTasks
-from nightwatch.domain.ports import Clock, JobRunner, TaskRepository
+from nightwatch.domain.ports import Clock, Fence, JobRunner, LeaderStore
+from nightwatch.domain.submission import SubmissionPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +29,12 @@ ENTRY_POINT_GROUP = "nightwatch.watchers"
 class WatcherContext:
     """What a watcher may use. Built once by the composition root."""
 
-    repository: TaskRepository
+    repository: LeaderStore
     runner: JobRunner
     clock: Clock
     fence: Fence
     dispatch: DispatchSettings
+    policy: SubmissionPolicy
 
 
 Run = Callable[[], object]
@@ -119,7 +120,7 @@ class WatcherRegistry:
 
 
 def _dispatch(ctx: WatcherContext) -> Run:
-    return DispatchTasks(ctx.repository, ctx.runner, ctx.clock, ctx.fence, ctx.dispatch)
+    return DispatchTasks(ctx.repository, ctx.runner, ctx.clock, ctx.fence, ctx.dispatch, policy=ctx.policy)
 
 
 def _sync(ctx: WatcherContext) -> Run:

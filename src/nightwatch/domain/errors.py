@@ -6,6 +6,9 @@ kubernetes exceptions.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 
 class NightwatchError(Exception):
     """Base of every error nightwatch raises on purpose."""
@@ -23,8 +26,24 @@ class InvalidTransition(PermanentError):
     """A status change the state machine does not allow (e.g. anything out of a terminal state)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a submitted task: where (`loc`, e.g. `("info", "env", 0, "name")`) and why."""
+
+    loc: tuple[str | int, ...]
+    message: str
+
+
 class InvalidTaskSpec(PermanentError):
-    """A task's name, namespace or `info` cannot become a Job; the message says why."""
+    """A task's name, namespace or `info` cannot become a Job; the message says why.
+
+    `problems` has one entry per field that is wrong (the whole message under `info` when the
+    raiser did not say which field).
+    """
+
+    def __init__(self, message: str, problems: Iterable[Problem] = ()) -> None:
+        super().__init__(message)
+        self.problems: tuple[Problem, ...] = tuple(problems) or (Problem(("info",), message),)
 
 
 class JobConflict(PermanentError):

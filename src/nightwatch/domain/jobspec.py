@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
-from nightwatch.domain.errors import InvalidTaskSpec
-from nightwatch.domain.model import Task, TaskId
-from nightwatch.domain.names import check_dns1123_label, check_namespace_allowed
+from nightwatch.domain.errors import InvalidTaskSpec, Problem
+from nightwatch.domain.model import TaskId
 
 MAX_INFO_BYTES = 256 * 1024
 """Larger `info` is refused: a Job object must stay well under etcd's 1.5 MiB limit."""
@@ -97,15 +97,14 @@ class JobSpec(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise InvalidTaskSpec("invalid info: " + _summarise(exc)) from None
+            problems = [_problem(error) for error in exc.errors()]
+            summary = "; ".join(p.message.removeprefix("invalid info: ") for p in problems)
+            raise InvalidTaskSpec("invalid info: " + summary, problems) from None
 
 
-def _summarise(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "info"
-        parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)
+def _problem(error: ErrorDetails) -> Problem:
+    where = ".".join(str(p) for p in error["loc"]) or "info"
+    return Problem(("info", *error["loc"]), f"invalid info: {where}: {error['msg']}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +115,3 @@ class LaunchRequest:
     job_name: str
     namespace: str
     spec: JobSpec
-
-
-def launch_request_for(task: Task, allowed_namespaces: frozenset[str]) -> LaunchRequest:
-    """Validate a task for launch: name, namespace allow-list, then `info`. Pure; raises InvalidTaskSpec."""
-    check_dns1123_label(task.name, "task name")
-    check_namespace_allowed(task.namespace, allowed_namespaces)
-    return LaunchRequest(task.id, task.name, task.namespace, JobSpec.from_info(task.info))

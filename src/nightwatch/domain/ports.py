@@ -1,13 +1,14 @@
 """The ports: what the use cases need from the world, as `typing.Protocol`s.
 
-Each adapter package implements one of these for one technology; `adapters/memory.py` implements
-all of them in memory. Every method documents the domain errors it raises; adapters never let a
+Every port lives here. Each adapter package implements one of these for one technology;
+`adapters/memory.py` implements all of them in memory. The task table has three sides (`LeaderStore`,
+`TaskCommands`, `TaskQueries`), which one adapter class implements together (`TaskRepository`). Every method documents the domain errors it raises; adapters never let a
 library exception escape.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -61,10 +62,11 @@ class Clock(Protocol):
         ...
 
 
-class TaskRepository(Protocol):
-    def add(self, task: NewTask, now: datetime) -> Task:
-        """Insert a `Normal` task. Raises DuplicateTask if (name, namespace) exists; RetryableError."""
-        ...
+class LeaderStore(Protocol):
+    """The leader's unit of work: read what is due, write status changes under the fencing epoch.
+
+    Only the leader's watchers and `Leadership` use it; every write goes through `apply`.
+    """
 
     def get(self, task_id: TaskId) -> Task:
         """One task. Raises TaskNotFound; RetryableError."""
@@ -75,14 +77,6 @@ class TaskRepository(Protocol):
 
         Tasks whose cancellation was requested are included; rows that cannot be read (unknown
         status, undecodable fields) are skipped and logged, never raised. Raises RetryableError.
-        """
-        ...
-
-    def list_newest(self, where: TaskFilter, *, before_id: int | None = None, limit: int = 50) -> TaskPage:
-        """Tasks matching `where` with id < before_id (all when None), newest (highest id) first.
-
-        Rows inserted while someone pages through get higher ids, so they never shift a later page.
-        Rows that cannot be read are skipped quietly. Raises RetryableError.
         """
         ...
 
@@ -97,6 +91,18 @@ class TaskRepository(Protocol):
         """
         ...
 
+    def advance_epoch(self) -> int:
+        """Take the next fencing epoch (atomically increment it) and return it. Raises RetryableError."""
+        ...
+
+
+class TaskCommands(Protocol):
+    """What users change (CLI, REST API): new tasks and cancellation requests. Never a status."""
+
+    def add(self, task: NewTask, now: datetime) -> Task:
+        """Insert a `Normal` task. Raises DuplicateTask if (name, namespace) exists; RetryableError."""
+        ...
+
     def request_cancel(self, task_id: TaskId) -> Task:
         """Flag a task for cancellation (no status change; the leader acts on it).
 
@@ -104,8 +110,20 @@ class TaskRepository(Protocol):
         """
         ...
 
-    def advance_epoch(self) -> int:
-        """Take the next fencing epoch (atomically increment it) and return it. Raises RetryableError."""
+
+class TaskQueries(Protocol):
+    """The read side the REST API, the CLI, metrics and health checks share."""
+
+    def get(self, task_id: TaskId) -> Task:
+        """One task. Raises TaskNotFound; RetryableError."""
+        ...
+
+    def list_newest(self, where: TaskFilter, *, before_id: int | None = None, limit: int = 50) -> TaskPage:
+        """Tasks matching `where` with id < before_id (all when None), newest (highest id) first.
+
+        Rows inserted while someone pages through get higher ids, so they never shift a later page.
+        Rows that cannot be read are skipped quietly. Raises RetryableError.
+        """
         ...
 
     def count_by_status(self, *, user_id: int | None = None) -> Mapping[str, int]:
@@ -120,6 +138,14 @@ class TaskRepository(Protocol):
         ...
 
 
+class TaskRepository(LeaderStore, TaskCommands, TaskQueries, Protocol):
+    """All three sides of the task table: what one storage adapter implements (memory, SQL).
+
+    Only the composition root and the contract suite hold one; everything else asks for the side
+    it uses, so a reader cannot write and a command cannot skip the fence.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class JobRef:
     """Which Job belongs to an in-flight task."""
@@ -128,6 +154,12 @@ class JobRef:
     namespace: str
     job_name: str
     started_at: datetime | None = None
+
+    @classmethod
+    def of(cls, task: Task) -> JobRef:
+        """The Job of an in-flight task. A row written as Pending by hand has no job_name or
+        started_at: its Job is named after the task, and its age still counts for a diagnosis."""
+        return cls(task.id, task.namespace, task.job_name or task.name, task.started_at or task.created_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,3 +217,29 @@ class LeaderLock(Protocol):
     def validity_seconds(self) -> float:
         """Seconds left on the held lease (0.0 if not held)."""
         ...
+
+
+class Fence(Protocol):
+    """Leadership as a use case sees it: the current fencing epoch, or LeadershipLost."""
+
+    def epoch(self) -> int:
+        """The epoch to write under. Raises LeadershipLost when the lease is not (or no longer) held."""
+        ...
+
+
+class Ticker(Protocol):
+    """Runs named ticks on an interval or a cron spec (APScheduler in production)."""
+
+    def add(self, name: str, tick: Callable[[], None], *, interval_seconds: float | None, cron: str | None) -> None:
+        """Register a tick; at most one run of it at a time, missed runs coalesced."""
+        ...
+
+    def start(self) -> None: ...
+
+    def pause(self, name: str) -> None:
+        """Stop starting new runs of `name`; a run already going finishes."""
+        ...
+
+    def resume(self, name: str) -> None: ...
+
+    def shutdown(self, wait: bool) -> None: ...

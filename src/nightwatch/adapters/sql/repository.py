@@ -59,8 +59,6 @@ class SqlTaskRepository:
         """Close every pooled connection (the engine is still usable afterwards)."""
         self.engine.dispose()
 
-    dispose = close
-
     def ping(self) -> None:
         """Read one row over a fresh connection (SQLite) or a pre-pinged pooled one (MySQL).
 

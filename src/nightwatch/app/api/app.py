@@ -25,7 +25,7 @@ from nightwatch import __version__
 from nightwatch.app.api.access import AccessPolicy
 from nightwatch.app.api.guard import RequestGuard
 from nightwatch.app.api.routes import ApiBackend, api_router
-from nightwatch.app.api.submission import field_error
+from nightwatch.app.api.submission import field_errors
 from nightwatch.app.config import ApiSettings
 from nightwatch.domain.errors import (
     DuplicateTask,
@@ -111,7 +111,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         return reply(409, exc)
 
     async def invalid(_request: Request, exc: Exception) -> JSONResponse:
-        return AsciiJSONResponse({"detail": [field_error("info", str(exc))]}, status_code=422)
+        assert isinstance(exc, InvalidTaskSpec)
+        return AsciiJSONResponse({"detail": field_errors(exc.problems)}, status_code=422)
 
     async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
         logger.warning("API request failed, the client may retry: %s", exc)

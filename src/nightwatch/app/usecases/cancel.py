@@ -9,10 +9,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from nightwatch.app.usecases.common import Fence
 from nightwatch.domain.errors import RetryableError
 from nightwatch.domain.model import StatusChange, Task, TaskId, TaskStatus
-from nightwatch.domain.ports import Clock, JobRef, JobRunner, TaskRepository
+from nightwatch.domain.ports import Clock, Fence, JobRef, JobRunner, LeaderStore, TaskCommands
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +19,7 @@ logger = logging.getLogger(__name__)
 class RequestCancel:
     """Raises TaskNotFound, InvalidTransition (already terminal), RetryableError."""
 
-    def __init__(self, repository: TaskRepository) -> None:
+    def __init__(self, repository: TaskCommands) -> None:
         self._repository = repository
 
     def __call__(self, task_id: TaskId) -> Task:
@@ -34,16 +33,11 @@ class CancelReport:
     lost: int = 0
 
 
-def job_ref(task: Task) -> JobRef:
-    # A row written as Pending by hand has no started_at; its age still counts for a diagnosis.
-    return JobRef(task.id, task.namespace, task.job_name or task.name, task.started_at or task.created_at)
-
-
 class CancelTasks:
     """One tick: Normal -> Cancelled directly; Pending/Running -> delete the Job -> Cancelled."""
 
     def __init__(
-        self, repository: TaskRepository, runner: JobRunner, clock: Clock, fence: Fence, batch_size: int = 500
+        self, repository: LeaderStore, runner: JobRunner, clock: Clock, fence: Fence, batch_size: int = 500
     ) -> None:
         self._repository = repository
         self._runner = runner
@@ -62,7 +56,7 @@ class CancelTasks:
                 # Like dispatch: a leader that lost its lease must not act on the cluster any more.
                 self._fence.epoch()
                 try:
-                    self._runner.delete(job_ref(task))
+                    self._runner.delete(JobRef.of(task))
                 except RetryableError as exc:
                     logger.warning("could not delete the Job of task %s yet: %s", task.id, exc)
                     report.deferred += 1

@@ -15,19 +15,17 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from nightwatch.app.usecases.cancel import job_ref
-from nightwatch.app.usecases.common import Fence
 from nightwatch.domain.errors import InvalidTaskSpec, JobConflict, LeadershipLost, RetryableError
-from nightwatch.domain.jobspec import LaunchRequest, launch_request_for
+from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import StatusChange, Task, TaskId, TaskStatus
-from nightwatch.domain.ports import Clock, JobRunner, LaunchResult, TaskRepository
+from nightwatch.domain.ports import Clock, Fence, JobRef, JobRunner, LaunchResult, LeaderStore
+from nightwatch.domain.submission import SubmissionPolicy, launch_request_for
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class DispatchSettings:
-    allowed_namespaces: frozenset[str] = frozenset({"default"})
     batch_size: int = 500
     workers: int = 8
     write_batch_size: int = 200
@@ -52,17 +50,20 @@ _Done = tuple[Task, LaunchRequest, "Future[LaunchResult]"]
 class DispatchTasks:
     def __init__(
         self,
-        repository: TaskRepository,
+        repository: LeaderStore,
         runner: JobRunner,
         clock: Clock,
         fence: Fence,
         settings: DispatchSettings | None = None,
+        *,
+        policy: SubmissionPolicy | None = None,
     ) -> None:
         self._repository = repository
         self._runner = runner
         self._clock = clock
         self._fence = fence
         self._settings = settings or DispatchSettings()
+        self._policy = policy or SubmissionPolicy()
 
     def __call__(self) -> DispatchReport:
         report = DispatchReport()
@@ -128,7 +129,7 @@ class DispatchTasks:
                 report.cancelled += 1
                 continue
             try:
-                request = launch_request_for(task, self._settings.allowed_namespaces)
+                request = launch_request_for(task, self._policy)
             except InvalidTaskSpec as exc:
                 writes.append(task.fail(str(exc), now))
                 report.failed += 1
@@ -192,7 +193,7 @@ class DispatchTasks:
         if current.status is TaskStatus.CANCELLED:
             logger.info("task %s was cancelled while its Job was being created; deleting the Job", task.id)
             try:
-                self._runner.delete(job_ref(task))
+                self._runner.delete(JobRef.of(task))
             except RetryableError as exc:
                 logger.warning("could not delete the Job of cancelled task %s: %s", task.id, exc)
         elif current.status is TaskStatus.NORMAL:

@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from nightwatch.domain.jobspec import JobSpec
 from nightwatch.domain.model import Task
-from nightwatch.domain.names import check_dns1123_label, check_namespace_allowed
-from nightwatch.domain.ports import Clock, NewTask, TaskRepository
+from nightwatch.domain.ports import Clock, NewTask, TaskCommands
+from nightwatch.domain.submission import SubmissionPolicy, validate_submission
 
 
 class SubmitTask:
-    """Validate a task as dispatch will, then insert it as `Normal`.
+    """Validate a task as dispatch will (`validate_submission`), then insert it as `Normal`.
 
-    Raises InvalidTaskSpec (bad name, namespace or info, with a message that says which),
-    DuplicateTask, RetryableError. Nothing is stored when validation fails.
+    Raises InvalidTaskSpec (its `problems` name every bad field), DuplicateTask, RetryableError.
+    Nothing is stored when validation fails.
     """
 
-    def __init__(self, repository: TaskRepository, clock: Clock, allowed_namespaces: frozenset[str]) -> None:
+    def __init__(self, repository: TaskCommands, clock: Clock, policy: SubmissionPolicy) -> None:
         self._repository = repository
         self._clock = clock
-        self._allowed = allowed_namespaces
+        self._policy = policy
 
     def __call__(self, name: str, namespace: str, info: str | Mapping[str, Any], user_id: int = 0) -> Task:
-        check_dns1123_label(name, "task name")
-        check_namespace_allowed(namespace, self._allowed)
-        raw = info if isinstance(info, str) else json.dumps(info, separators=(",", ":"))
-        JobSpec.from_info(raw)
-        return self._repository.add(NewTask(name, namespace, raw, user_id), self._clock.now())
+        valid = validate_submission(name, namespace, info, self._policy)
+        return self._repository.add(NewTask(valid.name, valid.namespace, valid.info, user_id), self._clock.now())

@@ -11,11 +11,9 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from nightwatch.app.usecases.cancel import job_ref
-from nightwatch.app.usecases.common import Fence
 from nightwatch.domain.errors import InvalidTransition
 from nightwatch.domain.model import IN_FLIGHT_STATUSES, StatusChange, Task
-from nightwatch.domain.ports import Clock, JobRunner, TaskRepository, WriteResult
+from nightwatch.domain.ports import Clock, Fence, JobRef, JobRunner, LeaderStore, WriteResult
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +28,7 @@ class SyncReport:
 class SyncTasks:
     def __init__(
         self,
-        repository: TaskRepository,
+        repository: LeaderStore,
         runner: JobRunner,
         clock: Clock,
         fence: Fence,
@@ -55,7 +53,7 @@ class SyncTasks:
         if not tasks:
             return report
         self._fence.epoch()  # do not spend API calls when we are not the leader any more
-        observations = self._runner.observe([job_ref(t) for t in tasks])
+        observations = self._runner.observe([JobRef.of(t) for t in tasks])
         report.observed = len(tasks)
         now = self._clock.now()
         changes: list[StatusChange] = []

@@ -1,0 +1,83 @@
+"""The one validator of a task: name, namespace and `info`, against the deployment's `SubmissionPolicy`.
+
+SubmitTask (the CLI and the REST API) runs it before a row is stored, and dispatch runs it again on
+every row it launches (rows written by plain SQL were never checked), so a task is accepted exactly
+when it can become a Job. It reports every problem at once, each with the field it concerns
+(`loc`), so a form can show them next to their fields and a failed task's message names them all.
+
+JSON edge cases are decided here, once: `info` given as an object is stored as compact JSON;
+NaN and Infinity (which JSON cannot carry) and nesting deeper than the parser can walk are refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nightwatch.domain.errors import InvalidTaskSpec, Problem
+from nightwatch.domain.jobspec import JobSpec, LaunchRequest
+from nightwatch.domain.model import Task
+from nightwatch.domain.names import check_dns1123_label, check_namespace_allowed
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionPolicy:
+    """What this deployment accepts, from configuration."""
+
+    allowed_namespaces: frozenset[str] = frozenset({"default"})
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A task that passed validation: `info` as it is stored, and the Job spec parsed from it."""
+
+    name: str
+    namespace: str
+    info: str
+    spec: JobSpec
+
+
+def encode_info(info: Mapping[str, Any]) -> str:
+    """`info` as the column stores it (compact JSON). Raises InvalidTaskSpec for what JSON cannot carry."""
+    try:
+        return json.dumps(info, separators=(",", ":"), allow_nan=False)
+    except RecursionError:
+        reason = "nesting too deep"
+    except (ValueError, TypeError) as exc:
+        reason = str(exc)
+    message = f"info is not representable as JSON: {reason}"
+    raise InvalidTaskSpec(message, [Problem(("info",), message)])
+
+
+def validate_submission(
+    name: str, namespace: str, info: str | Mapping[str, Any] | None, policy: SubmissionPolicy
+) -> Submission:
+    """The validated task, or InvalidTaskSpec whose `problems` list every field that is wrong."""
+    problems: list[Problem] = []
+    _check(problems, "name", lambda: check_dns1123_label(name, "task name"))
+    _check(problems, "namespace", lambda: check_namespace_allowed(namespace, policy.allowed_namespaces))
+    raw: str | None = None
+    spec: JobSpec | None = None
+    try:
+        raw = encode_info(info) if isinstance(info, Mapping) else info
+        spec = JobSpec.from_info(raw)
+    except InvalidTaskSpec as exc:
+        problems.extend(exc.problems)
+    if problems or spec is None or raw is None:
+        raise InvalidTaskSpec("; ".join(p.message for p in problems), problems)
+    return Submission(name, namespace, raw, spec)
+
+
+def launch_request_for(task: Task, policy: SubmissionPolicy) -> LaunchRequest:
+    """What the runner needs to launch a stored task, validated as at submit. Raises InvalidTaskSpec."""
+    valid = validate_submission(task.name, task.namespace, task.info, policy)
+    return LaunchRequest(task.id, task.name, task.namespace, valid.spec)
+
+
+def _check(problems: list[Problem], field: str, check: Callable[[], object]) -> None:
+    try:
+        check()
+    except InvalidTaskSpec as exc:
+        problems.append(Problem((field,), str(exc)))
