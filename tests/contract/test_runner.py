@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 import pytest
 
 from nightwatch.adapters.memory import MemoryJobRunner
-from nightwatch.domain.errors import JobConflict
+from nightwatch.domain.errors import ForeignJob
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId
 from nightwatch.domain.observation import JobObservation, JobPhase
@@ -125,11 +125,12 @@ def test_launching_twice_adopts_the_same_job(harness: RunnerHarness) -> None:
     harness.runner.delete(ref_of(req))
 
 
-def test_a_foreign_job_of_the_same_name_is_a_conflict(harness: RunnerHarness) -> None:
+def test_a_foreign_job_of_the_same_name_is_a_foreign_job(harness: RunnerHarness) -> None:
     harness.add_foreign_job("default", "contract-foreign")
     req = harness.request(5, "contract-foreign", "succeed")
-    with pytest.raises(JobConflict, match="not created by nightwatch"):
+    with pytest.raises(ForeignJob, match="not created by nightwatch") as caught:
         harness.runner.launch(req)
+    assert type(caught.value) is ForeignJob
 
 
 def test_unknown_job_is_missing_and_every_ref_gets_an_answer(harness: RunnerHarness) -> None:

@@ -1,7 +1,7 @@
 """KubernetesJobRunner.launch and delete over the wire, against the fake API server.
 
-Covers the exact Job body, adoption after a crash, the conflict and refusal paths (foreign Job, 422,
-403), and retries (429 with Retry-After, 5xx, timeouts) ending in RetryableError.
+Covers the exact Job body, adoption after a crash, the refusal paths (ForeignJob, JobInvalid for a 422,
+JobForbidden for a 403, JobRefused for any other permanent answer), and retries (429 with Retry-After, 5xx, timeouts) ending in RetryableError.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from kubernetes import client
 
 from nightwatch.adapters.kubernetes import KubernetesConfigError, KubernetesJobRunner, load_api_client
-from nightwatch.domain.errors import JobConflict, RetryableError
+from nightwatch.domain.errors import ForeignJob, JobForbidden, JobInvalid, JobRefused, RetryableError
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId
 from nightwatch.domain.ports import JobRef
@@ -116,7 +116,7 @@ def test_launching_again_after_a_crash_adopts_the_job(kube: tuple[FakeKubeServer
     assert server.counters["create"] == 2 and server.counters["get"] == 1
 
 
-def test_a_foreign_job_with_the_same_name_is_a_conflict(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+def test_a_foreign_job_with_the_same_name_is_a_foreign_job(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
     server, api = kube
     server.store.create_job(
         "default",
@@ -125,36 +125,60 @@ def test_a_foreign_job_with_the_same_name_is_a_conflict(kube: tuple[FakeKubeServ
             "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "x", "image": "nginx"}]}}},
         },
     )
-    with pytest.raises(JobConflict) as caught:
+    with pytest.raises(ForeignJob) as caught:
         make_runner(api).launch(sample())
+    assert type(caught.value) is ForeignJob
     assert str(caught.value) == ("a Job named demo-task-1 already exists in default and was not created by nightwatch")
 
 
-def test_a_job_of_another_task_with_the_same_name_is_a_conflict(
+def test_a_job_of_another_task_with_the_same_name_is_a_foreign_job(
     kube: tuple[FakeKubeServer, client.ApiClient],
 ) -> None:
     _, api = kube
     runner = make_runner(api)
     runner.launch(sample(task_id=1))
-    with pytest.raises(JobConflict, match="not created by nightwatch"):
+    with pytest.raises(ForeignJob, match="not created by nightwatch") as caught:
         runner.launch(sample(task_id=2))
+    assert type(caught.value) is ForeignJob
 
 
-def test_invalid_job_is_a_conflict_with_the_servers_message(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+def test_invalid_job_is_job_invalid_with_the_servers_message(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
     _, api = kube
-    with pytest.raises(JobConflict, match=r'Job.batch "Not_A_Name" is invalid: metadata.name'):
+    with pytest.raises(JobInvalid, match=r'Job.batch "Not_A_Name" is invalid: metadata.name') as caught:
         make_runner(api).launch(sample(name="Not_A_Name"))
+    assert type(caught.value) is JobInvalid
 
 
-def test_forbidden_is_a_conflict_and_logged_loudly(
+def test_forbidden_is_job_forbidden_and_logged_loudly(
     kube: tuple[FakeKubeServer, client.ApiClient], caplog: pytest.LogCaptureFixture
 ) -> None:
     server, api = kube
     server.forbidden_namespaces.add("team-a")
-    with caplog.at_level(logging.ERROR), pytest.raises(JobConflict, match="forbidden in namespace team-a"):
+    with caplog.at_level(logging.ERROR), pytest.raises(JobForbidden, match="forbidden in namespace team-a") as caught:
         make_runner(api).launch(sample(namespace="team-a"))
+    assert type(caught.value) is JobForbidden
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert errors and "team-a" in errors[0].getMessage() and "RBAC" in errors[0].getMessage()
+
+
+def test_a_403_while_reading_the_job_to_adopt_is_job_forbidden(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    server, api = kube
+    runner = make_runner(api)
+    runner.launch(sample())
+    server.inject(403, verb="get")
+    with pytest.raises(JobForbidden, match="forbidden in namespace default") as caught:
+        runner.launch(sample())
+    assert type(caught.value) is JobForbidden
+
+
+def test_any_other_permanent_answer_is_job_refused_itself(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    server, api = kube
+    server.inject(400, verb="create")
+    with pytest.raises(JobRefused, match=r"^create Job default/demo-task-1: injected fault: HTTP 400$") as caught:
+        make_runner(api).launch(sample())
+    assert type(caught.value) is JobRefused
 
 
 def test_429_waits_for_retry_after_then_succeeds(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:

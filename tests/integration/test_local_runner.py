@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nightwatch.adapters.local.runner import LocalJobRunner
-from nightwatch.domain.errors import JobConflict, PermanentError
+from nightwatch.domain.errors import JobInvalid, PermanentError
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId
 from nightwatch.domain.observation import JobObservation, JobPhase
@@ -148,8 +148,23 @@ def test_a_command_that_does_not_exist_fails_with_127(runner: LocalJobRunner) ->
 
 def test_a_spec_without_command_is_refused_at_launch(runner: LocalJobRunner) -> None:
     request = LaunchRequest(TaskId(8), "no-entrypoint", "default", JobSpec(image="python:3.12"))
-    with pytest.raises(JobConflict, match=r"the local runner needs a command: image python:3\.12 has no entrypoint"):
+    with pytest.raises(
+        JobInvalid, match=r"the local runner needs a command: image python:3\.12 has no entrypoint"
+    ) as caught:
         runner.launch(request)
+    assert type(caught.value) is JobInvalid
+
+
+@pytest.mark.parametrize(("namespace", "job_name"), [("default", ".hidden"), ("a/b", "job"), ("", "job")])
+def test_a_name_that_cannot_be_a_job_directory_is_invalid(
+    runner: LocalJobRunner, namespace: str, job_name: str
+) -> None:
+    request = LaunchRequest(TaskId(18), job_name, namespace, JobSpec(image="busybox", command=("true",)))
+    with pytest.raises(JobInvalid, match="cannot name a local Job directory") as caught:
+        runner.launch(request)
+    assert type(caught.value) is JobInvalid
+    assert runner.observe([ref_of(request)])[request.task_id].phase is JobPhase.MISSING
+    runner.delete(ref_of(request))  # nothing to delete, and no error
 
 
 def test_failures_are_retried_up_to_the_backoff_limit(runner: LocalJobRunner, tmp_path: Path) -> None:

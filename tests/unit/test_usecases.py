@@ -15,8 +15,12 @@ from nightwatch.app.usecases.submit import SubmitTask
 from nightwatch.app.usecases.sync import SyncTasks
 from nightwatch.domain.errors import (
     DuplicateTask,
+    ForeignJob,
     InvalidTaskSpec,
     InvalidTransition,
+    JobForbidden,
+    JobInvalid,
+    JobRefused,
     LeadershipLost,
     RetryableError,
 )
@@ -153,6 +157,15 @@ def test_a_foreign_job_fails_the_task_and_a_retryable_error_leaves_it_normal(wor
     )
     assert world.dispatch().launched == 1
     assert world.status(flaky) is S.PENDING
+
+
+@pytest.mark.parametrize("refusal", [JobRefused, ForeignJob, JobInvalid, JobForbidden])
+def test_every_refusal_fails_the_task_with_its_message(world: World, refusal: type[JobRefused]) -> None:
+    task_id = world.insert("refused")
+    world.runner.fail_next(refusal("the runner said no"))
+    report = world.dispatch()
+    assert (report.launched, report.failed, report.deferred) == (0, 1, 0)
+    assert world.status(task_id) is S.FAILED and world.repo.get(task_id).message == "the runner said no"
 
 
 def test_adoption_after_a_crash_between_create_and_write(world: World) -> None:

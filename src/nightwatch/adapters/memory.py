@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 from nightwatch.domain.errors import (
     DuplicateTask,
+    ForeignJob,
     InvalidTransition,
-    JobConflict,
     LeadershipLost,
     NightwatchError,
     TaskNotFound,
@@ -194,7 +194,7 @@ class MemoryJobRunner:
             existing = self.jobs.get(key)
             if existing is not None:
                 if existing.task_id != request.task_id:
-                    raise JobConflict(
+                    raise ForeignJob(
                         f"a Job named {request.job_name} already exists in {request.namespace} "
                         "and was not created by nightwatch"
                     )

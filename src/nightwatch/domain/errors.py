@@ -46,8 +46,35 @@ class InvalidTaskSpec(PermanentError):
         self.problems: tuple[Problem, ...] = tuple(problems) or (Problem(("info",), message),)
 
 
-class JobConflict(PermanentError):
-    """The API server refused the Job for good (foreign Job of that name, 422 Invalid, 403 Forbidden)."""
+class JobRefused(PermanentError):
+    """The runner refused to create this task's Job for good: retrying the same launch will not help.
+
+    Raised as such for a permanent answer the runner does not classify further (e.g. a 400, or a
+    404 for a namespace that does not exist); the subclasses name the cases it does tell apart.
+    """
+
+
+class ForeignJob(JobRefused):
+    """A Job of that name exists that nightwatch did not create for this task (no or another task-id)."""
+
+
+class JobInvalid(JobRefused):
+    """The Job spec is invalid: the API server answered 422, or the local runner cannot run it.
+
+    `problems` has one entry per cause the API server listed (`loc` is `(field,)`, the API's
+    dotted field path, or `()` when the cause names no field); empty when it listed none.
+    """
+
+    def __init__(self, message: str, problems: Iterable[Problem] = ()) -> None:
+        super().__init__(message)
+        self.problems: tuple[Problem, ...] = tuple(problems)
+
+
+class JobForbidden(JobRefused):
+    """The API server answered 403 Forbidden for this Job: RBAC, or an admission plugin.
+
+    Some admission 403s go away (ResourceQuota's "exceeded quota"); they are not retried yet.
+    """
 
 
 class TaskNotFound(PermanentError, LookupError):

@@ -173,8 +173,9 @@ class JobRunner(Protocol):
     def launch(self, request: LaunchRequest) -> LaunchResult:
         """Create the task's Job, or adopt the one nightwatch already made for this task.
 
-        Raises JobConflict (permanent: a foreign Job of that name, an invalid or forbidden Job)
-        or RetryableError (the task should stay `Normal` and be tried again).
+        Raises JobRefused (permanent; as ForeignJob for a Job of that name nightwatch did not
+        create for this task, JobInvalid for an invalid spec, JobForbidden for a 403) or
+        RetryableError (the task should stay `Normal` and be tried again).
         """
         ...
 

@@ -32,7 +32,7 @@ from nightwatch.adapters.kubernetes.status import (
     observe_job,
     task_id_of,
 )
-from nightwatch.domain.errors import InvalidTaskSpec, JobConflict, RetryableError
+from nightwatch.domain.errors import ForeignJob, InvalidTaskSpec, JobForbidden, JobInvalid, JobRefused, RetryableError
 from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import TaskId
 from nightwatch.domain.names import check_dns1123_label
@@ -149,7 +149,7 @@ class KubernetesJobRunner:
         return response.response
 
     def _adopt(self, request: LaunchRequest) -> LaunchResult:
-        """After a 409: our Job from an earlier attempt (adopt it) or someone else's (conflict)."""
+        """After a 409: our Job from an earlier attempt (adopt it) or someone else's (ForeignJob)."""
         where = f"{request.namespace}/{request.job_name}"
         try:
             job = self._calls.call(
@@ -163,7 +163,7 @@ class KubernetesJobRunner:
         if task_id_of(job) == str(request.task_id):
             logger.info("adopted existing Job %s for task %s", where, request.task_id)
             return LaunchResult(request.job_name, adopted=True)
-        raise JobConflict(
+        raise ForeignJob(
             f"a Job named {request.job_name} already exists in {request.namespace} and was not created by nightwatch"
         )
 
@@ -179,13 +179,13 @@ class KubernetesJobRunner:
                 namespace,
                 message,
             )
-            return JobConflict(f"forbidden in namespace {namespace}: {message}")
+            return JobForbidden(f"forbidden in namespace {namespace}: {message}")
         if exc.status == 401:
             logger.error("%s: the API server rejected nightwatch's credentials: %s", what, message)
             return RetryableError(f"{what}: unauthorized: {message}")
         if exc.status == 422:
-            return JobConflict(f"the API server refused the Job: {message}")
-        return JobConflict(f"{what}: {message}")
+            return JobInvalid(f"the API server refused the Job: {message}")
+        return JobRefused(f"{what}: {message}")
 
     # -- observe ----------------------------------------------------------------------------------
     def observe(self, refs: Sequence[JobRef]) -> Mapping[TaskId, JobObservation]:

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from nightwatch.adapters.local import jobdir
-from nightwatch.domain.errors import JobConflict, PermanentError, RetryableError
+from nightwatch.domain.errors import ForeignJob, JobInvalid, PermanentError, RetryableError
 from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import TaskId
 from nightwatch.domain.observation import JobObservation, JobPhase
@@ -64,7 +64,7 @@ class LocalJobRunner:
     def launch(self, request: LaunchRequest) -> LaunchResult:
         spec = request.spec
         if not spec.command and not spec.args:
-            raise JobConflict(f"the local runner needs a command: image {spec.image} has no entrypoint here")
+            raise JobInvalid(f"the local runner needs a command: image {spec.image} has no entrypoint here")
         final = self._job_dir(request.namespace, request.job_name)
         try:
             if final.exists():
@@ -86,7 +86,7 @@ class LocalJobRunner:
     def delete(self, ref: JobRef) -> None:
         try:
             path = self._job_dir(ref.namespace, ref.job_name)
-        except JobConflict:
+        except JobInvalid:
             return  # no Job can have that name, so there is nothing to delete
         try:
             owner = jobdir.read_text(path / jobdir.TASK_ID)
@@ -115,7 +115,7 @@ class LocalJobRunner:
         for part in (namespace, job_name):
             # Names are DNS-1123 labels by the time they get here; refuse anything that could escape.
             if not part or part.startswith(".") or "/" in part or "\0" in part:
-                raise JobConflict(f"{part!r} cannot name a local Job directory")
+                raise JobInvalid(f"{part!r} cannot name a local Job directory")
         return self.state_dir / namespace / job_name
 
     def _existing(self, request: LaunchRequest, path: Path) -> LaunchResult:
@@ -123,7 +123,7 @@ class LocalJobRunner:
         if owner is not None and owner.strip() == str(request.task_id):
             logger.info("adopting local Job %s/%s of task %s", request.namespace, request.job_name, request.task_id)
             return LaunchResult(request.job_name, adopted=True)
-        raise JobConflict(
+        raise ForeignJob(
             f"a Job named {request.job_name} already exists in {request.namespace} and was not created by nightwatch"
         )
 
@@ -175,7 +175,7 @@ class LocalJobRunner:
     def _observe_one(self, ref: JobRef) -> JobObservation:
         try:
             path = self._job_dir(ref.namespace, ref.job_name)
-        except JobConflict:
+        except JobInvalid:
             return JobObservation.missing(ref.namespace, ref.job_name)
         owner = jobdir.read_text(path / jobdir.TASK_ID)
         if owner is None or owner.strip() != str(ref.task_id):

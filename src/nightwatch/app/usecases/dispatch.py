@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from nightwatch.domain.errors import InvalidTaskSpec, JobConflict, LeadershipLost, RetryableError
+from nightwatch.domain.errors import InvalidTaskSpec, JobRefused, LeadershipLost, RetryableError
 from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import StatusChange, Task, TaskId, TaskStatus
 from nightwatch.domain.ports import Clock, Fence, JobRef, JobRunner, LaunchResult, LeaderStore
@@ -159,7 +159,7 @@ class DispatchTasks:
             result = future.result()
         except LeadershipLost:
             raise  # ends the tick: nothing more is launched or written
-        except JobConflict as exc:
+        except JobRefused as exc:
             writes.append(task.fail(str(exc), self._clock.now()))
             report.failed += 1
             return False
