@@ -142,13 +142,16 @@ def test_a_job_of_another_task_with_the_same_name_is_a_foreign_job(
     assert type(caught.value) is ForeignJob
 
 
-def test_invalid_job_is_job_invalid_with_the_servers_message(
+def test_invalid_job_is_job_invalid_with_the_servers_message_and_causes(
     kube: tuple[FakeKubeServer, client.ApiClient],
 ) -> None:
     _, api = kube
     with pytest.raises(JobInvalid, match=r'Job.batch "Not_A_Name" is invalid: metadata.name') as caught:
         make_runner(api).launch(sample(name="Not_A_Name"))
     assert type(caught.value) is JobInvalid
+    # The fake lists causes without a `field` (the field is in the message), so their loc is ().
+    [cause] = caught.value.problems
+    assert cause.loc == () and cause.message.startswith('metadata.name: Invalid value: "Not_A_Name"')
 
 
 def test_forbidden_is_job_forbidden_and_logged_loudly(

@@ -22,7 +22,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from nightwatch.adapters.kubernetes.ratelimit import TokenBucket
-from nightwatch.domain.errors import RetryableError
+from nightwatch.domain.errors import Problem, RetryableError
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,23 @@ def api_message(exc: ApiException) -> str:
     except ValueError:
         pass
     return f"HTTP {exc.status} {exc.reason or ''}".strip()
+
+
+def api_causes(exc: ApiException) -> tuple[Problem, ...]:
+    """The `details.causes` of a Status body (a 422's field errors), one `Problem` each; () if none."""
+    try:
+        status = json.loads(exc.body or "")
+    except ValueError:
+        return ()
+    details = status.get("details") if isinstance(status, dict) else None
+    causes = details.get("causes") if isinstance(details, dict) else None
+    if not isinstance(causes, list):
+        return ()
+    return tuple(
+        Problem((str(c["field"]),) if c.get("field") else (), str(c.get("message") or c.get("reason") or ""))
+        for c in causes
+        if isinstance(c, dict)
+    )
 
 
 def _retry_after(exc: ApiException) -> float | None:

@@ -24,7 +24,7 @@ from kubernetes.client.exceptions import ApiException
 from nightwatch.adapters.kubernetes.diagnosis import PendingDiagnoses
 from nightwatch.adapters.kubernetes.jobbody import MANAGED_SELECTOR, build_job_body, task_selector
 from nightwatch.adapters.kubernetes.ratelimit import TokenBucket
-from nightwatch.adapters.kubernetes.retry import ApiCaller, api_message
+from nightwatch.adapters.kubernetes.retry import ApiCaller, api_causes, api_message
 from nightwatch.adapters.kubernetes.status import (
     conditions_of,
     failure_diagnosis,
@@ -184,7 +184,7 @@ class KubernetesJobRunner:
             logger.error("%s: the API server rejected nightwatch's credentials: %s", what, message)
             return RetryableError(f"{what}: unauthorized: {message}")
         if exc.status == 422:
-            return JobInvalid(f"the API server refused the Job: {message}")
+            return JobInvalid(f"the API server refused the Job: {message}", api_causes(exc))
         return JobRefused(f"{what}: {message}")
 
     # -- observe ----------------------------------------------------------------------------------
