@@ -71,9 +71,10 @@ def _repository(db: str) -> Any:
 
 
 def _runner(kube: str, page_size: int) -> Any:
-    from nightwatch.adapters.kubernetes import KubernetesJobRunner
+    from nightwatch.adapters.kubernetes import KubernetesJobRunner, KubernetesSettings
 
-    return KubernetesJobRunner(api_client_for(kube, pool_maxsize=WORKERS + 4), qps=0, list_page_size=page_size)
+    settings = KubernetesSettings(qps=0, list_page_size=page_size)
+    return KubernetesJobRunner(api_client_for(kube, pool_maxsize=WORKERS + 4), settings)
 
 
 def run_dispatch(args: argparse.Namespace) -> dict[str, Any]:
@@ -83,8 +84,10 @@ def run_dispatch(args: argparse.Namespace) -> dict[str, Any]:
     from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
 
     repo, runner = _repository(args.db), _runner(args.kube, args.page_size)
-    settings = DispatchSettings(allowed_namespaces=frozenset(NAMESPACES), workers=WORKERS)
-    dispatch = DispatchTasks(repo, runner, SystemClock(), FixedFence(1), settings)
+    settings = DispatchSettings(workers=WORKERS)
+    dispatch = DispatchTasks(
+        repo, runner, SystemClock(), FixedFence(1), settings, allowed_namespaces=frozenset(NAMESPACES)
+    )
     with count_statements(repo.engine) as statements, _profiled():
         started = time.perf_counter()
         report = dispatch()
@@ -232,7 +235,7 @@ def run_idle(args: argparse.Namespace) -> dict[str, Any]:
 
     repo, runner = _repository(args.db), _runner(args.kube, args.page_size)
     clock, fence = SystemClock(), FixedFence(1)
-    dispatch = DispatchTasks(repo, runner, clock, fence, DispatchSettings(allowed_namespaces=frozenset(NAMESPACES)))
+    dispatch = DispatchTasks(repo, runner, clock, fence, DispatchSettings(), allowed_namespaces=frozenset(NAMESPACES))
     sync = SyncTasks(repo, runner, clock, fence)
     times, per_tick = [], []
     for _ in range(args.ticks):

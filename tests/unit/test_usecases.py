@@ -37,9 +37,11 @@ class World:
         self.runner = MemoryJobRunner()
         self.clock = FakeClock()
         self.fence = FixedFence(self.repo.advance_epoch())
-        settings = DispatchSettings(allowed_namespaces=namespaces, batch_size=batch_size, workers=4)
+        settings = DispatchSettings(batch_size=batch_size, workers=4)
         self.submit = SubmitTask(self.repo, self.clock, namespaces)
-        self.dispatch = DispatchTasks(self.repo, self.runner, self.clock, self.fence, settings)
+        self.dispatch = DispatchTasks(
+            self.repo, self.runner, self.clock, self.fence, settings, allowed_namespaces=namespaces
+        )
         self.sync = SyncTasks(self.repo, self.runner, self.clock, self.fence)
         self.cancel = CancelTasks(self.repo, self.runner, self.clock, self.fence)
         self.request_cancel = RequestCancel(self.repo)

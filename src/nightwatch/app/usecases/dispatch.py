@@ -15,6 +15,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from nightwatch.app.usecases.cancel import job_ref
 from nightwatch.app.usecases.common import Fence
 from nightwatch.domain.errors import InvalidTaskSpec, JobConflict, LeadershipLost, RetryableError
@@ -25,13 +27,19 @@ from nightwatch.domain.ports import Clock, JobRunner, LaunchResult, TaskReposito
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class DispatchSettings:
-    allowed_namespaces: frozenset[str] = frozenset({"default"})
-    batch_size: int = 500
-    workers: int = 8
-    write_batch_size: int = 200
-    max_tasks_per_tick: int = 100_000
+class DispatchSettings(BaseModel):
+    """How one dispatch tick reads, launches and writes (the `dispatch:` configuration section)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch_size: int = Field(default=500, gt=0, le=10_000)
+    """Normal tasks read per query."""
+    workers: int = Field(default=8, gt=0, le=256)
+    """Concurrent Job creations."""
+    write_batch_size: int = Field(default=200, gt=0, le=5_000)
+    """Status rows written per statement."""
+    max_tasks_per_tick: int = Field(default=100_000, gt=0)
+    """Tasks read by one tick at most; the next tick goes on."""
 
 
 @dataclass
@@ -57,12 +65,15 @@ class DispatchTasks:
         clock: Clock,
         fence: Fence,
         settings: DispatchSettings | None = None,
+        *,
+        allowed_namespaces: frozenset[str] = frozenset({"default"}),
     ) -> None:
         self._repository = repository
         self._runner = runner
         self._clock = clock
         self._fence = fence
         self._settings = settings or DispatchSettings()
+        self._allowed_namespaces = allowed_namespaces
 
     def __call__(self) -> DispatchReport:
         report = DispatchReport()
@@ -128,7 +139,7 @@ class DispatchTasks:
                 report.cancelled += 1
                 continue
             try:
-                request = launch_request_for(task, self._settings.allowed_namespaces)
+                request = launch_request_for(task, self._allowed_namespaces)
             except InvalidTaskSpec as exc:
                 writes.append(task.fail(str(exc), now))
                 report.failed += 1
