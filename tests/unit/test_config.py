@@ -87,6 +87,11 @@ def test_the_example_file_documents_every_key_and_loads() -> None:
             {"NIGHTWATCH_WATCHERS__SYNC__CRON": "* * * * *", "NIGHTWATCH_WATCHERS__SYNC__INTERVAL_SECONDS": "1"},
             "not both",
         ),
+        (
+            {"NIGHTWATCH_WATCHERS__SYNC__CRON": "61 * * * *"},
+            "watchers.sync.cron: invalid cron spec '61 * * * *'",
+        ),
+        ({"NIGHTWATCH_WATCHERS__CANCEL__CRON": "* * *"}, "watchers.cancel.cron: invalid cron spec '* * *'"),
         ({"NIGHTWATCH_SYNC__PAGE_SIZE": "0"}, "sync.page_size: Input should be greater than 0 (got '0')"),
         ({"NIGHTWATCH_CANCEL__BATCH_SIZE": "-1"}, "cancel.batch_size: Input should be greater than 0 (got '-1')"),
         ({"NIGHTWATCH_BOGUS": "1"}, None),
@@ -133,6 +138,15 @@ def test_helpers() -> None:
         None,
         None,
     ]
+
+
+def test_a_bad_cron_spec_in_yaml_is_one_line_naming_the_field(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("watchers:\n  sync:\n    cron: '*/5 * * *'\n  dispatch:\n    cron: '0 * * * *'\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert len(info.value.lines) == 1, info.value.lines
+    assert info.value.lines[0].startswith("watchers.sync.cron: invalid cron spec '*/5 * * *': "), info.value.lines
 
 
 def test_sections_reach_their_settings_classes(monkeypatch: pytest.MonkeyPatch) -> None:

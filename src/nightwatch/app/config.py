@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +25,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from nightwatch.adapters.apscheduler import check_cron
 from nightwatch.adapters.kubernetes.settings import KubernetesSettings
 from nightwatch.adapters.local.settings import LocalRunnerSettings
 from nightwatch.app.usecases.cancel import CancelSettings
@@ -191,6 +193,23 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     replica_id: str | None = None
     """Defaults to hostname:pid:random."""
+
+    @field_validator("watchers", mode="after")
+    @classmethod
+    def _cron_specs_parse(cls, watchers: dict[str, WatcherTiming]) -> dict[str, WatcherTiming]:
+        # Judged by the scheduler that will run them, now rather than when the service starts.
+        problems = []
+        for name, timing in watchers.items():
+            if timing.cron is None:
+                continue
+            try:
+                check_cron(timing.cron)
+            except ValueError as exc:
+                error = PydanticCustomError("value_error", "{problem}", {"problem": str(exc)})
+                problems.append(InitErrorDetails(type=error, loc=(name, "cron"), input=timing.cron))
+        if problems:
+            raise ValidationError.from_exception_data("watchers", problems)
+        return watchers
 
     @classmethod
     def settings_customise_sources(
