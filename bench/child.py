@@ -71,9 +71,10 @@ def _repository(db: str) -> Any:
 
 
 def _runner(kube: str, page_size: int) -> Any:
-    from nightwatch.adapters.kubernetes import KubernetesJobRunner
+    from nightwatch.adapters.kubernetes import KubernetesJobRunner, KubernetesSettings
 
-    return KubernetesJobRunner(api_client_for(kube, pool_maxsize=WORKERS + 4), qps=0, list_page_size=page_size)
+    settings = KubernetesSettings(qps=0, list_page_size=page_size)
+    return KubernetesJobRunner(api_client_for(kube, pool_maxsize=WORKERS + 4), settings)
 
 
 def run_dispatch(args: argparse.Namespace) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 import pytest
 from kubernetes import client
 
-from nightwatch.adapters.kubernetes import KubernetesJobRunner, load_api_client
+from nightwatch.adapters.kubernetes import KubernetesJobRunner, KubernetesSettings, load_api_client
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId
 from nightwatch.domain.observation import JobPhase
@@ -73,7 +73,7 @@ class FakeKubeHarness:
 @contextmanager
 def kubernetes_harness() -> Iterator[RunnerHarness]:
     server = FakeKubeServer().start()
-    runner = KubernetesJobRunner(api_client_for(server.url), qps=0, request_timeout=5.0)
+    runner = KubernetesJobRunner(api_client_for(server.url), KubernetesSettings(qps=0, request_timeout_seconds=5.0))
     try:
         yield FakeKubeHarness(server, runner)
     finally:
@@ -125,7 +125,7 @@ def kubernetes_real_harness() -> Iterator[RunnerHarness]:
     api = load_api_client(
         kubeconfig, os.environ.get("NIGHTWATCH_TEST_CONTEXT"), pool_maxsize=4, user_agent="nightwatch-contract-tests"
     )
-    runner = KubernetesJobRunner(api, request_timeout=30.0)
+    runner = KubernetesJobRunner(api, KubernetesSettings(request_timeout_seconds=30.0))
     harness = RealClusterHarness(runner, api, os.environ.get("NIGHTWATCH_TEST_NAMESPACE", "default"))
     try:
         yield harness

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from nightwatch.adapters.local.runner import LocalJobRunner
+from nightwatch.adapters.local.settings import LocalRunnerSettings
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId
 from nightwatch.domain.observation import JobPhase
@@ -27,7 +28,7 @@ SETTLE_SECONDS = 10.0
 
 class LocalHarness:
     def __init__(self, state_dir: Path) -> None:
-        self.local = LocalJobRunner(state_dir)
+        self.local = LocalJobRunner(LocalRunnerSettings(local_state_dir=str(state_dir)))
         self.runner: JobRunner = self.local
         self.state_dir = state_dir
         self.launched: list[JobRef] = []

@@ -28,14 +28,15 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from nightwatch.adapters.clock import SystemClock
-from nightwatch.adapters.kubernetes import KubernetesJobRunner
+from nightwatch.adapters.kubernetes import KubernetesJobRunner, KubernetesSettings
 from nightwatch.adapters.local.runner import LocalJobRunner
+from nightwatch.adapters.local.settings import LocalRunnerSettings
 from nightwatch.adapters.memory import FixedFence
 from nightwatch.adapters.sql import SqlTaskRepository
 from nightwatch.app.metrics import TaskCountCollector
-from nightwatch.app.usecases.cancel import CancelTasks
+from nightwatch.app.usecases.cancel import CancelSettings, CancelTasks
 from nightwatch.app.usecases.dispatch import DispatchReport, DispatchSettings, DispatchTasks
-from nightwatch.app.usecases.sync import SyncTasks
+from nightwatch.app.usecases.sync import SyncSettings, SyncTasks
 from nightwatch.domain.jobspec import EnvVar, JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
@@ -69,7 +70,7 @@ PROCESS_SECONDS = 60.0
 @pytest.fixture
 def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalJobRunner]:
     monkeypatch.chdir(tmp_path)  # a shell started anywhere by mistake would write PWNED under tmp_path
-    runner = LocalJobRunner(tmp_path / "state")
+    runner = LocalJobRunner(LocalRunnerSettings(local_state_dir=str(tmp_path / "state")))
     yield runner
     runner.close()
 
@@ -164,7 +165,7 @@ def test_any_args_and_env_value_arrive_unchanged(
     tmp_path_factory: pytest.TempPathFactory, args: list[str], x: str
 ) -> None:
     root = tmp_path_factory.mktemp("argv")
-    runner = LocalJobRunner(root / "state")
+    runner = LocalJobRunner(LocalRunnerSettings(local_state_dir=str(root / "state")))
     try:
         spec = JobSpec(
             image="python", command=ARGV_PRINTER, args=tuple(args), env=(EnvVar(name="X", value=x),), backoff_limit=0
@@ -228,7 +229,7 @@ ROUNDS = 3
 @pytest.fixture(scope="module")
 def kube() -> Iterator[tuple[FakeKubeServer, KubernetesJobRunner]]:
     server = FakeKubeServer().start()
-    runner = KubernetesJobRunner(api_client_for(server.url), qps=0, request_timeout=10.0)
+    runner = KubernetesJobRunner(api_client_for(server.url), KubernetesSettings(qps=0, request_timeout_seconds=10.0))
     try:
         yield server, runner
     finally:
@@ -377,8 +378,8 @@ def run_hostile_rows(
     # Small batches and pages, so that bad rows sit between good ones in every page.
     settings = DispatchSettings(batch_size=3, workers=2, write_batch_size=2)
     dispatch = DispatchTasks(repo, runner, clock, fence, settings, policy=SubmissionPolicy(ALLOWED))
-    sync = SyncTasks(repo, runner, clock, fence, page_size=3, write_batch_size=2)
-    cancel = CancelTasks(repo, runner, clock, fence, batch_size=3)
+    sync = SyncTasks(repo, runner, clock, fence, SyncSettings(page_size=3, write_batch_size=2))
+    cancel = CancelTasks(repo, runner, clock, fence, CancelSettings(batch_size=3))
     dispatched: list[DispatchReport] = []
     for round_ in range(ROUNDS):
         dispatched.append(dispatch())
@@ -545,8 +546,8 @@ def test_rows_of_the_wrong_type_on_sqlite_fail_or_are_left_alone_and_block_nobod
         fence, clock = FixedFence(repo.advance_epoch()), SystemClock()
         settings = DispatchSettings(batch_size=3, workers=2, write_batch_size=2)
         dispatch = DispatchTasks(repo, runner, clock, fence, settings, policy=SubmissionPolicy(ALLOWED))
-        sync = SyncTasks(repo, runner, clock, fence, page_size=3)
-        cancel = CancelTasks(repo, runner, clock, fence, batch_size=3)
+        sync = SyncTasks(repo, runner, clock, fence, SyncSettings(page_size=3))
+        cancel = CancelTasks(repo, runner, clock, fence, CancelSettings(batch_size=3))
         for _ in range(ROUNDS):
             dispatch()
             server.controller.step()

@@ -17,7 +17,12 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from nightwatch.adapters.kubernetes import KubernetesConfigError, KubernetesJobRunner, load_api_client
+from nightwatch.adapters.kubernetes import (
+    KubernetesConfigError,
+    KubernetesJobRunner,
+    KubernetesSettings,
+    load_api_client,
+)
 from nightwatch.domain.errors import ForeignJob, JobForbidden, JobInvalid, JobRefused, RetryableError
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId
@@ -42,9 +47,10 @@ class Sleeps(list[float]):
 
 
 def make_runner(api: client.ApiClient, **kwargs: Any) -> KubernetesJobRunner:
-    kwargs.setdefault("qps", 0)
-    kwargs.setdefault("request_timeout", 5.0)
-    return KubernetesJobRunner(api, **kwargs)
+    """A runner on `api`: keywords naming a `KubernetesSettings` field go there, the rest to the runner."""
+    settings = {"qps": 0, "request_timeout_seconds": 5.0}
+    settings |= {key: kwargs.pop(key) for key in list(kwargs) if key in KubernetesSettings.model_fields}
+    return KubernetesJobRunner(api, KubernetesSettings(**settings), **kwargs)
 
 
 def sample(task_id: int = 1, name: str = "demo-task-1", namespace: str = "default") -> LaunchRequest:
@@ -216,7 +222,7 @@ def test_a_server_slower_than_the_timeout_is_retried_then_retryable(
 ) -> None:
     server, api = kube
     server.inject("delay", count=3, verb="create", delay_seconds=0.6)
-    runner = make_runner(api, sleep=Sleeps(), max_attempts=3, request_timeout=0.15)
+    runner = make_runner(api, sleep=Sleeps(), max_attempts=3, request_timeout_seconds=0.15)
     started = time.monotonic()
     with pytest.raises(RetryableError, match="ReadTimeoutError"):
         runner.launch(sample())

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from nightwatch.adapters.kubernetes import KubernetesJobRunner
+from nightwatch.adapters.kubernetes import KubernetesJobRunner, KubernetesSettings
 from nightwatch.adapters.memory import FakeClock
 from nightwatch.domain.errors import RetryableError
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
@@ -32,11 +32,12 @@ def kube() -> Iterator[tuple[FakeKubeServer, client.ApiClient]]:
 
 
 def make_runner(api: client.ApiClient, **kwargs: Any) -> KubernetesJobRunner:
+    """A runner on `api`: keywords naming a `KubernetesSettings` field go there, the rest to the runner."""
     clock = FakeClock(NOW)
-    kwargs.setdefault("qps", 0)
+    settings = {"qps": 0} | {key: kwargs.pop(key) for key in list(kwargs) if key in KubernetesSettings.model_fields}
     kwargs.setdefault("now", clock.now)
     kwargs.setdefault("sleep", lambda _: None)
-    return KubernetesJobRunner(api, **kwargs)
+    return KubernetesJobRunner(api, KubernetesSettings(**settings), **kwargs)
 
 
 def launch(runner: KubernetesJobRunner, task_id: int, namespace: str = "default", image: str = "alpine") -> JobRef:
@@ -108,7 +109,7 @@ def test_stale_pending_task_gets_its_image_pull_error_and_only_it_reads_pods(
     kube: tuple[FakeKubeServer, client.ApiClient],
 ) -> None:
     server, api = kube
-    runner = make_runner(api, pending_diagnosis_after=timedelta(seconds=30))
+    runner = make_runner(api, pending_diagnosis_after_seconds=30)
     stale = launch(runner, 1, image="no-such-image")
     fresh = launch(runner, 2, image="no-such-image")
     running = launch(runner, 3)
@@ -133,7 +134,7 @@ def test_stale_pending_task_gets_its_image_pull_error_and_only_it_reads_pods(
 
 def test_no_pod_read_when_no_task_is_stuck(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
     server, api = kube
-    runner = make_runner(api, pending_diagnosis_after=timedelta(seconds=30))
+    runner = make_runner(api, pending_diagnosis_after_seconds=30)
     ref = launch(runner, 1)
     server.reset_counters()
     runner.observe([JobRef(ref.task_id, "default", ref.job_name, started_at=NOW - timedelta(seconds=5))])
@@ -173,7 +174,7 @@ def test_many_stuck_tasks_cost_one_pod_list_per_namespace_and_period(
     # starve the rate limiter and delay every new Job.
     server, api = kube
     clock = FakeClock(NOW)
-    runner = make_runner(api, now=clock.now, pending_diagnosis_after=timedelta(seconds=30))
+    runner = make_runner(api, now=clock.now, pending_diagnosis_after_seconds=30)
     refs = []
     for i in range(1, 31):
         namespace = "default" if i % 2 else "demo"

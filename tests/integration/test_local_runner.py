@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from nightwatch.adapters.local.runner import LocalJobRunner
+from nightwatch.adapters.local.settings import LocalRunnerSettings
 from nightwatch.domain.errors import JobInvalid, PermanentError
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId
@@ -26,7 +27,7 @@ def state_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def runner(state_dir: Path) -> Iterator[LocalJobRunner]:
-    runner = LocalJobRunner(state_dir)
+    runner = LocalJobRunner(LocalRunnerSettings(local_state_dir=str(state_dir)))
     yield runner
     runner.close()
 
@@ -124,12 +125,12 @@ def test_delete_kills_a_running_task_and_frees_the_name(runner: LocalJobRunner, 
 def test_a_restarted_runner_sees_and_adopts_what_the_old_one_started(state_dir: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     request = shell(6, "survivor", f"echo run >> {runs}; sleep 1")
-    old = LocalJobRunner(state_dir)
+    old = LocalJobRunner(LocalRunnerSettings(local_state_dir=str(state_dir)))
     assert not old.launch(request).adopted
     wait_for_phase(old, ref_of(request), JobPhase.ACTIVE)
     old.close()
 
-    new = LocalJobRunner(state_dir)
+    new = LocalJobRunner(LocalRunnerSettings(local_state_dir=str(state_dir)))
     assert new.observe([ref_of(request)])[request.task_id].phase is JobPhase.ACTIVE
     assert new.launch(request).adopted
     wait_for_phase(new, ref_of(request), JobPhase.SUCCEEDED)
@@ -188,7 +189,7 @@ def test_an_unusable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(PermanentError, match=r"state directory .* is not usable"):
-        LocalJobRunner(blocker / "state")
+        LocalJobRunner(LocalRunnerSettings(local_state_dir=str(blocker / "state")))
 
 
 def test_a_job_of_another_task_is_missing_and_not_deleted(runner: LocalJobRunner) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nightwatch.adapters.sql import RetryPolicy, SqlTaskRepository, create_engine_for, init_database
+from nightwatch.adapters.sql import DbRetry, SqlTaskRepository, create_engine_for, init_database
 from nightwatch.domain.errors import RetryableError
 from nightwatch.domain.model import TaskStatus
 from nightwatch.domain.ports import NewTask
@@ -37,7 +37,7 @@ def private_mariadb(tmp_path: Path) -> Iterator[PrivateMariaDB]:
 def test_the_repository_survives_a_server_restart(private_mariadb: PrivateMariaDB) -> None:
     url = private_mariadb.url("nightwatch")
     init_database(url)
-    repo = SqlTaskRepository(create_engine_for(url), retry=RetryPolicy(attempts=3, base_delay=0.1))
+    repo = SqlTaskRepository(create_engine_for(url), retry=DbRetry(attempts=3, base_delay=0.1))
     try:
         task = repo.add(NewTask("survivor", "default", "{}"), NOW)
         epoch = repo.advance_epoch()

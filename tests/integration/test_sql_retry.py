@@ -11,7 +11,7 @@ import pymysql
 import pytest
 from sqlalchemy import exc
 
-from nightwatch.adapters.sql.retry import RetryPolicy, with_retry
+from nightwatch.adapters.sql.retry import DbRetry, with_retry
 from nightwatch.domain.errors import PermanentError, RetryableError
 from tests.services import require_service
 
@@ -39,7 +39,7 @@ def test_transient_errors_are_retried_then_raised_as_retryable(orig: Exception) 
         calls.append(1)
         raise _wrapped(orig)
 
-    policy = RetryPolicy(attempts=4, base_delay=0.2, max_delay=2.0)
+    policy = DbRetry(attempts=4, base_delay=0.2, max_delay=2.0)
     with pytest.raises(RetryableError) as raised:
         with_retry(fail, what="probe", policy=policy, sleep=sleeps.append)
     assert len(calls) == 4 and sleeps == [0.2, 0.4, 0.8]
@@ -55,7 +55,7 @@ def test_a_transient_error_then_success_returns_the_result() -> None:
             raise error
         return "ok"
 
-    assert with_retry(flaky, what="probe", policy=RetryPolicy(), sleep=lambda _s: None) == "ok"
+    assert with_retry(flaky, what="probe", policy=DbRetry(), sleep=lambda _s: None) == "ok"
 
 
 def test_permanent_errors_are_not_retried() -> None:
@@ -66,7 +66,7 @@ def test_permanent_errors_are_not_retried() -> None:
         raise exc.ProgrammingError("SELECT 1", {}, pymysql.err.ProgrammingError(1146, "Table 'x.task' doesn't exist"))
 
     with pytest.raises(PermanentError):
-        with_retry(fail, what="probe", policy=RetryPolicy(), sleep=lambda _s: None)
+        with_retry(fail, what="probe", policy=DbRetry(), sleep=lambda _s: None)
     assert calls == [1]
 
 

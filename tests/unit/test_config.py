@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from nightwatch.app.config import ConfigError, Settings, database_kind, load_settings, mask_secrets
+from nightwatch.app.watchers import WatcherTiming, default_registry
 
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "nightwatch.example.yaml"
 
@@ -21,11 +22,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
+def timing(s: Settings) -> dict[str, WatcherTiming]:
+    """Each built-in watcher's effective timing under these settings (configured, else its own)."""
+    return default_registry(load_plugins=False).effective_timing(s.watchers)
+
+
 def test_defaults_need_no_configuration() -> None:
     s = load_settings()
     assert s.database.url.startswith("sqlite:///") and s.lock.backend == "memory" and s.runner.backend == "local"
     assert s.runner.allowed_namespaces == ["default"]
-    assert s.watchers["dispatch"].interval_seconds == 1.0 and s.watchers["sync"].interval_seconds == 2.0
+    assert timing(s)["dispatch"].interval_seconds == 1.0 and timing(s)["sync"].interval_seconds == 2.0
     assert s.lock.renew_interval == pytest.approx(s.lock.ttl_seconds / 3)
 
 
@@ -36,7 +42,7 @@ def test_environment_variables_nest_and_take_json_lists(monkeypatch: pytest.Monk
     monkeypatch.setenv("NIGHTWATCH_RUNNER__QPS", "0")
     s = load_settings()
     assert s.lock.redis_urls == ["redis://a:6379/0", "redis://b:6379/0"]
-    assert s.watchers["sync"].interval_seconds == 5 and s.watchers["dispatch"].interval_seconds == 1.0
+    assert timing(s)["sync"].interval_seconds == 5 and timing(s)["dispatch"].interval_seconds == 1.0
     assert s.runner.qps == 0
 
 
@@ -47,6 +53,8 @@ def test_environment_wins_over_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     s = load_settings(config)
     assert (s.dispatch.workers, s.dispatch.batch_size) == (5, 50)
     assert s.watchers["sync"].cron == "*/5 * * * *" and s.watchers["sync"].interval_seconds is None
+    assert (timing(s)["sync"].cron, timing(s)["sync"].interval_seconds) == ("*/5 * * * *", None)
+    assert timing(s)["cancel"].interval_seconds == 1.0  # configuring one watcher keeps the others' timing
 
 
 def test_the_example_file_documents_every_key_and_loads() -> None:
@@ -79,6 +87,13 @@ def test_the_example_file_documents_every_key_and_loads() -> None:
             {"NIGHTWATCH_WATCHERS__SYNC__CRON": "* * * * *", "NIGHTWATCH_WATCHERS__SYNC__INTERVAL_SECONDS": "1"},
             "not both",
         ),
+        (
+            {"NIGHTWATCH_WATCHERS__SYNC__CRON": "61 * * * *"},
+            "watchers.sync.cron: invalid cron spec '61 * * * *'",
+        ),
+        ({"NIGHTWATCH_WATCHERS__CANCEL__CRON": "* * *"}, "watchers.cancel.cron: invalid cron spec '* * *'"),
+        ({"NIGHTWATCH_SYNC__PAGE_SIZE": "0"}, "sync.page_size: Input should be greater than 0 (got '0')"),
+        ({"NIGHTWATCH_CANCEL__BATCH_SIZE": "-1"}, "cancel.batch_size: Input should be greater than 0 (got '-1')"),
         ({"NIGHTWATCH_BOGUS": "1"}, None),
     ],
 )
@@ -123,3 +138,22 @@ def test_helpers() -> None:
         None,
         None,
     ]
+
+
+def test_a_bad_cron_spec_in_yaml_is_one_line_naming_the_field(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("watchers:\n  sync:\n    cron: '*/5 * * *'\n  dispatch:\n    cron: '0 * * * *'\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert len(info.value.lines) == 1, info.value.lines
+    assert info.value.lines[0].startswith("watchers.sync.cron: invalid cron spec '*/5 * * *': "), info.value.lines
+
+
+def test_sections_reach_their_settings_classes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NIGHTWATCH_SYNC__WRITERS", "3")
+    monkeypatch.setenv("NIGHTWATCH_CANCEL__BATCH_SIZE", "50")
+    monkeypatch.setenv("NIGHTWATCH_DISPATCH__MAX_TASKS_PER_TICK", "1000")
+    monkeypatch.setenv("NIGHTWATCH_RUNNER__LOCAL_STATE_DIR", "/tmp/jobs")
+    s = load_settings()
+    assert (s.sync.writers, s.sync.page_size, s.cancel.batch_size) == (3, 5000, 50)
+    assert s.dispatch.max_tasks_per_tick == 1000 and s.runner.local_state_dir == "/tmp/jobs"

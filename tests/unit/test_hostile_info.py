@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from nightwatch.adapters.kubernetes.jobbody import build_job_body
 from nightwatch.adapters.memory import FakeClock, FixedFence, MemoryJobRunner, MemoryTaskRepository
-from nightwatch.app.usecases.cancel import CancelTasks
+from nightwatch.app.usecases.cancel import CancelSettings, CancelTasks
 from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
-from nightwatch.app.usecases.sync import SyncTasks
+from nightwatch.app.usecases.sync import SyncSettings, SyncTasks
 from nightwatch.domain.errors import DuplicateTask, InvalidTaskSpec, PermanentError
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import Task, TaskId, TaskStatus
@@ -148,8 +148,8 @@ def test_a_tick_over_hostile_rows_fails_each_with_a_message_and_leaves_good_rows
     dispatch = DispatchTasks(
         repo, runner, clock, fence, DispatchSettings(batch_size=3, workers=2), policy=SubmissionPolicy(ALLOWED)
     )
-    sync = SyncTasks(repo, runner, clock, fence, page_size=3, write_batch_size=2)
-    cancel = CancelTasks(repo, runner, clock, fence, batch_size=3)
+    sync = SyncTasks(repo, runner, clock, fence, SyncSettings(page_size=3, write_batch_size=2))
+    cancel = CancelTasks(repo, runner, clock, fence, CancelSettings(batch_size=3))
 
     # The memory store holds only known statuses: a row's status and later status are SQL-level
     # hostility, covered by the SQL tests; here every row is Normal (and maybe being cancelled).

@@ -18,7 +18,7 @@ from sqlalchemy import exc
 
 from nightwatch.adapters.apscheduler import ApschedulerTicker
 from nightwatch.adapters.memory import MemoryLeaderLock, MemoryTaskRepository
-from nightwatch.adapters.sql.retry import RetryPolicy, with_retry
+from nightwatch.adapters.sql.retry import DbRetry, with_retry
 from nightwatch.app.leadership import Leadership
 from nightwatch.app.metrics import Metrics
 from nightwatch.app.service import Service
@@ -114,7 +114,7 @@ def test_database_retries_log_at_debug_and_a_retried_success_once_at_info(caplog
         raise refused
 
     with pytest.raises(RetryableError):
-        with_retry(down, what="ping", policy=RetryPolicy(attempts=4), sleep=lambda _s: None)
+        with_retry(down, what="ping", policy=DbRetry(attempts=4), sleep=lambda _s: None)
     assert messages(caplog, logging.WARNING) == []
     assert len(messages(caplog, logging.DEBUG)) == 3
 
@@ -127,7 +127,7 @@ def test_database_retries_log_at_debug_and_a_retried_success_once_at_info(caplog
             raise error
         return "ok"
 
-    assert with_retry(blip, what="ping", policy=RetryPolicy(), sleep=lambda _s: None) == "ok"
+    assert with_retry(blip, what="ping", policy=DbRetry(), sleep=lambda _s: None) == "ok"
     assert messages(caplog, logging.INFO) == ["ping succeeded after 2 attempts"]
 
 

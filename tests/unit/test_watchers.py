@@ -13,8 +13,8 @@ from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
 from nightwatch.app.watchers import (
     WatcherContext,
     WatcherRegistry,
-    WatcherSchedule,
     WatcherSpec,
+    WatcherTiming,
     default_registry,
 )
 from nightwatch.domain.submission import SubmissionPolicy
@@ -36,9 +36,9 @@ def test_builtins_run_with_their_default_timing(context: WatcherContext) -> None
 
 def test_configuration_disables_and_retimes(context: WatcherContext) -> None:
     schedules = {
-        "cancel": WatcherSchedule(enabled=False),
-        "sync": WatcherSchedule(cron="*/5 * * * *"),
-        "dispatch": WatcherSchedule(interval_seconds=0.25),
+        "cancel": WatcherTiming(enabled=False),
+        "sync": WatcherTiming(cron="*/5 * * * *"),
+        "dispatch": WatcherTiming(interval_seconds=0.25),
     }
     built = {w.name: w for w in default_registry(load_plugins=False).build(context, schedules)}
     assert set(built) == {"dispatch", "sync"}
@@ -48,7 +48,7 @@ def test_configuration_disables_and_retimes(context: WatcherContext) -> None:
 
 def test_unknown_watcher_names_in_configuration_are_an_error(context: WatcherContext) -> None:
     with pytest.raises(ValueError, match="unknown watchers: dispatchh"):
-        default_registry(load_plugins=False).build(context, {"dispatchh": WatcherSchedule()})
+        default_registry(load_plugins=False).build(context, {"dispatchh": WatcherTiming()})
 
 
 def test_a_spec_needs_exactly_one_timing_and_a_unique_name() -> None:

@@ -3,6 +3,10 @@
 Everything has a default, so `nightwatch run` needs no configuration at all: a SQLite file, the
 in-process lock and the local process runner. Invalid values are reported one line each, with
 secrets (passwords in URLs) masked.
+
+A use case's or an adapter's settings are defined next to it, with their defaults (`DispatchSettings`
+in `usecases/dispatch.py`, `KubernetesSettings` in `adapters/kubernetes/settings.py`, `WatcherTiming`
+in `watchers.py`...); this module only gathers them into sections and adds what no single one owns.
 """
 
 from __future__ import annotations
@@ -13,12 +17,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from nightwatch.adapters.apscheduler import check_cron
+from nightwatch.adapters.kubernetes.settings import KubernetesSettings
+from nightwatch.adapters.local.settings import LocalRunnerSettings
+from nightwatch.app.usecases.cancel import CancelSettings
+from nightwatch.app.usecases.dispatch import DispatchSettings
+from nightwatch.app.usecases.sync import SyncSettings
+from nightwatch.app.watchers import WatcherTiming
 
 DEFAULT_DATABASE_URL = "sqlite:///nightwatch.db"
 
@@ -42,6 +55,14 @@ class DatabaseSettings(_Section):
                 "or memory://"
             )
         return url
+
+    @property
+    def kind(self) -> str:
+        """`sqlite`, `mysql` or `memory` (the validator refused anything else)."""
+        kind = database_kind(self.url)
+        if kind is None:  # pragma: no cover - `_known_scheme` refused the URL already
+            raise ValueError(f"unsupported database URL {mask_secrets(self.url)!r}")
+        return kind
 
 
 class LockSettings(_Section):
@@ -80,38 +101,12 @@ class LockSettings(_Section):
         return self.safety_margin_seconds if self.safety_margin_seconds is not None else self.ttl_seconds / 5
 
 
-class RunnerSettings(_Section):
+class RunnerSettings(KubernetesSettings, LocalRunnerSettings):
+    """The `runner:` section: which runner, where tasks may run, and each runner's own settings
+    (flat, so NIGHTWATCH_RUNNER__QPS and NIGHTWATCH_RUNNER__LOCAL_STATE_DIR work as they always did)."""
+
     backend: Literal["local", "kubernetes"] = "local"
     allowed_namespaces: list[str] = Field(default_factory=lambda: ["default"])
-    qps: float = Field(default=50.0, ge=0)
-    """Client-side rate limit for the Kubernetes API; 0 turns the limiter off."""
-    burst: int = Field(default=100, ge=0)
-    kubeconfig: str | None = None
-    """Path of a kubeconfig; unset: in-cluster config, then KUBECONFIG / ~/.kube/config."""
-    context: str | None = None
-    request_timeout_seconds: float = Field(default=10.0, gt=0)
-    ttl_seconds_after_finished: int = Field(default=3600, ge=0)
-    pending_diagnosis_after_seconds: float = Field(default=30.0, ge=0)
-    list_page_size: int = Field(default=1000, gt=0)
-    local_state_dir: str = ".nightwatch/jobs"
-
-
-class WatcherSettings(_Section):
-    enabled: bool = True
-    interval_seconds: float | None = Field(default=None, gt=0)
-    cron: str | None = None
-
-    @model_validator(mode="after")
-    def _one_timing(self) -> WatcherSettings:
-        if self.interval_seconds is not None and self.cron is not None:
-            raise ValueError("set interval_seconds or cron, not both")
-        return self
-
-
-class DispatchSettings(_Section):
-    batch_size: int = Field(default=500, gt=0, le=10_000)
-    workers: int = Field(default=8, gt=0, le=256)
-    write_batch_size: int = Field(default=200, gt=0, le=5_000)
 
 
 class HttpSettings(_Section):
@@ -181,22 +176,17 @@ class LogSettings(_Section):
         return value.upper() if isinstance(value, str) else value
 
 
-def _default_watchers() -> dict[str, WatcherSettings]:
-    return {
-        "dispatch": WatcherSettings(interval_seconds=1.0),
-        "sync": WatcherSettings(interval_seconds=2.0),
-        "cancel": WatcherSettings(interval_seconds=1.0),
-    }
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NIGHTWATCH_", env_nested_delimiter="__", extra="forbid")
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     lock: LockSettings = Field(default_factory=LockSettings)
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
-    watchers: dict[str, WatcherSettings] = Field(default_factory=_default_watchers)
+    watchers: dict[str, WatcherTiming] = Field(default_factory=dict)
+    """Per watcher: enabled, and interval_seconds or cron; what is unset keeps the watcher's own timing."""
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    cancel: CancelSettings = Field(default_factory=CancelSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     log: LogSettings = Field(default_factory=LogSettings)
@@ -206,16 +196,20 @@ class Settings(BaseSettings):
 
     @field_validator("watchers", mode="after")
     @classmethod
-    def _keep_default_watchers(cls, value: dict[str, WatcherSettings]) -> dict[str, WatcherSettings]:
-        # Configuring one watcher must not drop the defaults of the others.
-        merged = _default_watchers()
-        for name, settings in value.items():
-            base = merged.get(name, WatcherSettings())
-            fields = settings.model_dump(exclude_unset=True)
-            if "cron" in fields and "interval_seconds" not in fields:
-                fields["interval_seconds"] = None
-            merged[name] = base.model_copy(update=fields)
-        return merged
+    def _cron_specs_parse(cls, watchers: dict[str, WatcherTiming]) -> dict[str, WatcherTiming]:
+        # Judged by the scheduler that will run them, now rather than when the service starts.
+        problems = []
+        for name, timing in watchers.items():
+            if timing.cron is None:
+                continue
+            try:
+                check_cron(timing.cron)
+            except ValueError as exc:
+                error = PydanticCustomError("value_error", "{problem}", {"problem": str(exc)})
+                problems.append(InitErrorDetails(type=error, loc=(name, "cron"), input=timing.cron))
+        if problems:
+            raise ValidationError.from_exception_data("watchers", problems)
+        return watchers
 
     @classmethod
     def settings_customise_sources(

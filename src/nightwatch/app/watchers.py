@@ -4,19 +4,22 @@ A watcher is a named periodic unit of work: a `WatcherSpec` says how to build it
 the ports (`WatcherContext`) and when to run it (an interval or a cron spec). dispatch, sync and
 cancel are built-in watchers; a third-party package adds one by exposing a `WatcherSpec` (or a
 zero-argument callable returning one) under the `nightwatch.watchers` entry-point group. Each
-watcher can be disabled or re-timed by configuration without code changes.
+watcher can be disabled or re-timed by configuration (a `WatcherTiming` under `watchers.<name>`)
+without code changes; what configuration leaves unset keeps the timing its spec declares.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
-from nightwatch.app.usecases.cancel import CancelTasks
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from nightwatch.app.usecases.cancel import CancelSettings, CancelTasks
 from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
-from nightwatch.app.usecases.sync import SyncTasks
+from nightwatch.app.usecases.sync import SyncSettings, SyncTasks
 from nightwatch.domain.ports import Clock, Fence, JobRunner, LeaderStore
 from nightwatch.domain.submission import SubmissionPolicy
 
@@ -33,8 +36,11 @@ class WatcherContext:
     runner: JobRunner
     clock: Clock
     fence: Fence
-    dispatch: DispatchSettings
-    policy: SubmissionPolicy
+    dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
+    cancel: CancelSettings = field(default_factory=CancelSettings)
+    policy: SubmissionPolicy = field(default_factory=SubmissionPolicy)
+    """What dispatch accepts (`runner.allowed_namespaces`), as SubmitTask does."""
 
 
 Run = Callable[[], object]
@@ -50,13 +56,21 @@ class WatcherSpec:
     """Leader-only watchers run only while this replica holds the lease."""
 
 
-@dataclass(frozen=True)
-class WatcherSchedule:
-    """Per-watcher configuration; None keeps the watcher's own default."""
+class WatcherTiming(BaseModel):
+    """When one watcher runs, as configured under `watchers.<name>`; None keeps its spec's timing."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     enabled: bool = True
-    interval_seconds: float | None = None
+    interval_seconds: float | None = Field(default=None, gt=0)
     cron: str | None = None
+    """A crontab spec ("*/5 * * * *", UTC); checked by the configuration, which knows the scheduler."""
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> WatcherTiming:
+        if self.interval_seconds is not None and self.cron is not None:
+            raise ValueError("set interval_seconds or cron, not both")
+        return self
 
 
 @dataclass(frozen=True)
@@ -99,23 +113,35 @@ class WatcherRegistry:
                 logger.exception("could not load watcher entry point %r (%s)", ep.name, ep.value)
         return loaded
 
-    def build(self, context: WatcherContext, schedules: Mapping[str, WatcherSchedule]) -> list[ScheduledWatcher]:
-        """The enabled watchers with their effective timing. Raises ValueError on an unknown name."""
-        unknown = set(schedules) - set(self._specs)
+    def effective_timing(self, timings: Mapping[str, WatcherTiming]) -> dict[str, WatcherTiming]:
+        """The enabled watchers, each with exactly one of interval and cron: the configured one,
+        else its spec's. Raises ValueError on a configured name that no watcher has."""
+        unknown = set(timings) - set(self._specs)
         if unknown:
             raise ValueError(f"configuration names unknown watchers: {', '.join(sorted(unknown))}")
-        built = []
+        effective = {}
         for name in self.names():
             spec = self._specs[name]
-            schedule = schedules.get(name, WatcherSchedule())
-            if not schedule.enabled:
+            configured = timings.get(name, WatcherTiming())
+            if not configured.enabled:
                 continue
             interval, cron = spec.interval_seconds, spec.cron
-            if schedule.cron is not None:
-                interval, cron = None, schedule.cron
-            elif schedule.interval_seconds is not None:
-                interval, cron = schedule.interval_seconds, None
-            built.append(ScheduledWatcher(name, spec.build(context), interval, cron, spec.leader_only))
+            if configured.cron is not None:
+                interval, cron = None, configured.cron
+            elif configured.interval_seconds is not None:
+                interval, cron = configured.interval_seconds, None
+            # Not re-validated: a spec's own timing was checked by `register`, the configured one by config.
+            effective[name] = WatcherTiming.model_construct(interval_seconds=interval, cron=cron)
+        return effective
+
+    def build(self, context: WatcherContext, timings: Mapping[str, WatcherTiming]) -> list[ScheduledWatcher]:
+        """The enabled watchers with their effective timing. Raises ValueError on an unknown name."""
+        built = []
+        for name, timing in self.effective_timing(timings).items():
+            spec = self._specs[name]
+            built.append(
+                ScheduledWatcher(name, spec.build(context), timing.interval_seconds, timing.cron, spec.leader_only)
+            )
         return built
 
 
@@ -124,13 +150,14 @@ def _dispatch(ctx: WatcherContext) -> Run:
 
 
 def _sync(ctx: WatcherContext) -> Run:
-    return SyncTasks(ctx.repository, ctx.runner, ctx.clock, ctx.fence)
+    return SyncTasks(ctx.repository, ctx.runner, ctx.clock, ctx.fence, ctx.sync)
 
 
 def _cancel(ctx: WatcherContext) -> Run:
-    return CancelTasks(ctx.repository, ctx.runner, ctx.clock, ctx.fence)
+    return CancelTasks(ctx.repository, ctx.runner, ctx.clock, ctx.fence, ctx.cancel)
 
 
+# The built-in watchers' timing, written here only: configuration overrides it per watcher.
 BUILTIN_WATCHERS = (
     WatcherSpec("dispatch", _dispatch, interval_seconds=1.0),
     WatcherSpec("sync", _sync, interval_seconds=2.0),

@@ -15,7 +15,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
@@ -25,6 +25,7 @@ from nightwatch.adapters.kubernetes.diagnosis import PendingDiagnoses
 from nightwatch.adapters.kubernetes.jobbody import MANAGED_SELECTOR, build_job_body, task_selector
 from nightwatch.adapters.kubernetes.ratelimit import TokenBucket
 from nightwatch.adapters.kubernetes.retry import ApiCaller, api_causes, api_message
+from nightwatch.adapters.kubernetes.settings import KubernetesSettings
 from nightwatch.adapters.kubernetes.status import (
     conditions_of,
     failure_diagnosis,
@@ -50,15 +51,10 @@ class KubernetesJobRunner:
     def __init__(
         self,
         api_client: client.ApiClient,
+        settings: KubernetesSettings | None = None,
         *,
-        qps: float = 50.0,
-        burst: int = 100,
-        default_ttl_seconds_after_finished: int | None = 3600,
-        pending_diagnosis_after: timedelta = timedelta(seconds=30),
         max_pod_reads: int = 20,
-        list_page_size: int = 1000,
         list_workers: int = 4,
-        request_timeout: float = 10.0,
         max_attempts: int = 4,
         backoff_base: float = 0.2,
         backoff_cap: float = 5.0,
@@ -67,26 +63,26 @@ class KubernetesJobRunner:
     ) -> None:
         """`api_client` from `load_api_client` (its pool must be at least the launch worker count).
 
-        `qps`/`burst`: client-side token bucket shared by every call (qps 0 disables it).
-        `pending_diagnosis_after`: how long a Job may wait for its first pod before its pods are
-        read for a root cause; `max_pod_reads`: pod lists per `observe` call at most.
+        `settings`: rate limit (qps 0 disables it), timeouts, Job TTL, diagnosis delay and page size,
+        as configured under `runner:`. `max_pod_reads`: pod lists per `observe` call at most.
         `list_workers`: namespaces listed concurrently by `observe` (the pool must allow as many).
         """
+        settings = settings or KubernetesSettings()
         self._api = api_client
         self._batch = client.BatchV1Api(api_client)
         self._core = client.CoreV1Api(api_client)
         self._calls = ApiCaller(
-            TokenBucket(qps, burst, sleep=sleep),
-            request_timeout=request_timeout,
+            TokenBucket(settings.qps, settings.burst, sleep=sleep),
+            request_timeout=settings.request_timeout_seconds,
             max_attempts=max_attempts,
             backoff_base=backoff_base,
             backoff_cap=backoff_cap,
             sleep=sleep,
         )
-        self._default_ttl = default_ttl_seconds_after_finished
-        self._pending_after = pending_diagnosis_after.total_seconds()
+        self._default_ttl = settings.ttl_seconds_after_finished or None  # 0: keep finished Jobs
+        self._pending_after = settings.pending_diagnosis_after_seconds
         self._max_pod_reads = max_pod_reads
-        self._page_size = list_page_size
+        self._page_size = settings.list_page_size
         self._list_workers = list_workers
         self._now = now
         self._pending = PendingDiagnoses(self._list_pending_pods, max(self._pending_after, 1.0), now)

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from nightwatch.adapters.local import jobdir
+from nightwatch.adapters.local.settings import LocalRunnerSettings
 from nightwatch.domain.errors import ForeignJob, JobInvalid, PermanentError, RetryableError
 from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import TaskId
@@ -43,10 +44,10 @@ STALE_STAGING_SECONDS = 60.0
 
 
 class LocalJobRunner:
-    """A `JobRunner` whose Jobs are supervised local processes, with their state in `state_dir`."""
+    """A `JobRunner` whose Jobs are supervised local processes, with their state in `local_state_dir`."""
 
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = Path(state_dir)
+    def __init__(self, settings: LocalRunnerSettings) -> None:
+        self.state_dir = Path(settings.local_state_dir)
         self._staging = self.state_dir / jobdir.STAGING
         self._trash = self.state_dir / jobdir.TRASH
         try:

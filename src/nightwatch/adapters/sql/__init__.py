@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from nightwatch.adapters.sql.engine import create_engine_for, redact
 from nightwatch.adapters.sql.repository import SqlTaskRepository
-from nightwatch.adapters.sql.retry import RetryPolicy
+from nightwatch.adapters.sql.retry import DbRetry
 from nightwatch.adapters.sql.rows import UnreadableTask
 from nightwatch.adapters.sql.schema import init_database
 
-__all__ = ["RetryPolicy", "SqlTaskRepository", "UnreadableTask", "create_engine_for", "init_database", "redact"]
+__all__ = ["DbRetry", "SqlTaskRepository", "UnreadableTask", "create_engine_for", "init_database", "redact"]

@@ -19,7 +19,7 @@ from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Engine
 
 from nightwatch.adapters.sql.batch import cas_update, chunks, outcome_query
-from nightwatch.adapters.sql.retry import RetryPolicy, mysql_code, with_retry
+from nightwatch.adapters.sql.retry import DbRetry, mysql_code, with_retry
 from nightwatch.adapters.sql.rows import TASK_COLUMNS, to_task, to_tasks
 from nightwatch.adapters.sql.tables import EPOCH_ROW_ID, leader_epoch, task
 from nightwatch.domain.errors import DuplicateTask, InvalidTransition, LeadershipLost, RetryableError, TaskNotFound
@@ -48,11 +48,11 @@ class SqlTaskRepository:
         self,
         engine: Engine,
         *,
-        retry: RetryPolicy | None = None,
+        retry: DbRetry | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.engine = engine
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or DbRetry()
         self._clock = clock
 
     def close(self) -> None:

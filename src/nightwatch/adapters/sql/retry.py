@@ -45,7 +45,7 @@ TRANSIENT_MYSQL_CODES = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class DbRetry:
     """How hard to try: `attempts` tries, sleeping base, 2*base, 4*base ... (capped) in between."""
 
     attempts: int = 4
@@ -94,7 +94,7 @@ def with_retry(
     operation: Callable[[], T],
     *,
     what: str,
-    policy: RetryPolicy,
+    policy: DbRetry,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Run `operation` (a whole transaction), retrying transient failures; raise domain errors only."""

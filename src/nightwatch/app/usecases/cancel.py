@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from nightwatch.domain.errors import RetryableError
 from nightwatch.domain.model import StatusChange, Task, TaskId, TaskStatus
 from nightwatch.domain.ports import Clock, Fence, JobRef, JobRunner, LeaderStore, TaskCommands
@@ -33,21 +35,35 @@ class CancelReport:
     lost: int = 0
 
 
+class CancelSettings(BaseModel):
+    """How much one cancel tick takes on (the `cancel:` configuration section)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch_size: int = Field(default=500, gt=0)
+    """Cancellation requests handled per tick; the next tick takes the rest."""
+
+
 class CancelTasks:
     """One tick: Normal -> Cancelled directly; Pending/Running -> delete the Job -> Cancelled."""
 
     def __init__(
-        self, repository: LeaderStore, runner: JobRunner, clock: Clock, fence: Fence, batch_size: int = 500
+        self,
+        repository: LeaderStore,
+        runner: JobRunner,
+        clock: Clock,
+        fence: Fence,
+        settings: CancelSettings | None = None,
     ) -> None:
         self._repository = repository
         self._runner = runner
         self._clock = clock
         self._fence = fence
-        self._batch_size = batch_size
+        self._settings = settings or CancelSettings()
 
     def __call__(self) -> CancelReport:
         report = CancelReport()
-        tasks = self._repository.list_cancel_requested(limit=self._batch_size)
+        tasks = self._repository.list_cancel_requested(limit=self._settings.batch_size)
         if not tasks:
             return report
         changes: list[StatusChange] = []

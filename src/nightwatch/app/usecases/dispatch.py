@@ -15,6 +15,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from nightwatch.domain.errors import InvalidTaskSpec, JobRefused, LeadershipLost, RetryableError
 from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import StatusChange, Task, TaskId, TaskStatus
@@ -24,12 +26,19 @@ from nightwatch.domain.submission import SubmissionPolicy, launch_request_for
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class DispatchSettings:
-    batch_size: int = 500
-    workers: int = 8
-    write_batch_size: int = 200
-    max_tasks_per_tick: int = 100_000
+class DispatchSettings(BaseModel):
+    """How one dispatch tick reads, launches and writes (the `dispatch:` configuration section)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch_size: int = Field(default=500, gt=0, le=10_000)
+    """Normal tasks read per query."""
+    workers: int = Field(default=8, gt=0, le=256)
+    """Concurrent Job creations."""
+    write_batch_size: int = Field(default=200, gt=0, le=5_000)
+    """Status rows written per statement."""
+    max_tasks_per_tick: int = Field(default=100_000, gt=0)
+    """Tasks read by one tick at most; the next tick goes on."""
 
 
 @dataclass

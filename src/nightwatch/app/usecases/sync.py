@@ -11,11 +11,28 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from nightwatch.domain.errors import InvalidTransition
 from nightwatch.domain.model import IN_FLIGHT_STATUSES, StatusChange, Task
 from nightwatch.domain.ports import Clock, Fence, JobRef, JobRunner, LeaderStore, WriteResult
 
 logger = logging.getLogger(__name__)
+
+
+class SyncSettings(BaseModel):
+    """How one sync tick reads and writes (the `sync:` configuration section)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    page_size: int = Field(default=5000, gt=0)
+    """In-flight tasks read per query."""
+    write_batch_size: int = Field(default=1000, gt=0)
+    """Status rows written per statement."""
+    writers: int = Field(default=2, gt=0)
+    """Write batches in flight at once."""
+    max_tasks_per_tick: int = Field(default=200_000, gt=0)
+    """In-flight tasks observed by one tick at most."""
 
 
 @dataclass
@@ -32,20 +49,13 @@ class SyncTasks:
         runner: JobRunner,
         clock: Clock,
         fence: Fence,
-        *,
-        page_size: int = 5000,
-        write_batch_size: int = 1000,
-        writers: int = 2,
-        max_tasks_per_tick: int = 200_000,
+        settings: SyncSettings | None = None,
     ) -> None:
         self._repository = repository
         self._runner = runner
         self._clock = clock
         self._fence = fence
-        self._page_size = page_size
-        self._write_batch_size = write_batch_size
-        self._writers = writers
-        self._max_tasks = max_tasks_per_tick
+        self._settings = settings or SyncSettings()
 
     def __call__(self) -> SyncReport:
         report = SyncReport()
@@ -70,10 +80,10 @@ class SyncTasks:
                 changes.append(change)
         # Two writers: one chunk's statement is built while the database runs the other's. The
         # chunks touch disjoint rows, and each checks the fence just before it is sent.
-        with ThreadPoolExecutor(self._writers, thread_name_prefix="sync-writer") as writers:
+        with ThreadPoolExecutor(self._settings.writers, thread_name_prefix="sync-writer") as writers:
             pending = [
-                writers.submit(self._write, changes[start : start + self._write_batch_size])
-                for start in range(0, len(changes), self._write_batch_size)
+                writers.submit(self._write, changes[start : start + self._settings.write_batch_size])
+                for start in range(0, len(changes), self._settings.write_batch_size)
             ]
             for future in pending:
                 result = future.result()  # re-raises LeadershipLost / RetryableError from a writer
@@ -88,10 +98,10 @@ class SyncTasks:
         """Every in-flight task, except those being cancelled (CancelTasks owns them)."""
         tasks: list[Task] = []
         after = 0
-        while len(tasks) < self._max_tasks:
-            page = self._repository.list_by_status(IN_FLIGHT_STATUSES, after_id=after, limit=self._page_size)
+        while len(tasks) < self._settings.max_tasks_per_tick:
+            page = self._repository.list_by_status(IN_FLIGHT_STATUSES, after_id=after, limit=self._settings.page_size)
             tasks.extend(t for t in page if not t.cancel_requested)
-            if len(page) < self._page_size:
+            if len(page) < self._settings.page_size:
                 break
             after = page[-1].id
         return tasks

@@ -1,0 +1,27 @@
+"""`KubernetesSettings`: how the Kubernetes runner reaches and treats the cluster, with its defaults.
+
+Plain pydantic, no client import: the configuration (`runner:` section) builds it from YAML and
+environment variables without loading the Kubernetes library, and the runner takes it whole.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class KubernetesSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    qps: float = Field(default=50.0, ge=0)
+    """Client-side rate limit for the Kubernetes API; 0 turns the limiter off."""
+    burst: int = Field(default=100, ge=0)
+    kubeconfig: str | None = None
+    """Path of a kubeconfig; unset: in-cluster config, then KUBECONFIG / ~/.kube/config."""
+    context: str | None = None
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+    ttl_seconds_after_finished: int = Field(default=3600, ge=0)
+    """Finished Jobs are garbage-collected after this; 0 keeps them."""
+    pending_diagnosis_after_seconds: float = Field(default=30.0, ge=0)
+    """How long a Job may wait for its first pod before its pods are read for a root cause."""
+    list_page_size: int = Field(default=1000, gt=0)
+    """Jobs per list page when observing."""
