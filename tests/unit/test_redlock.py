@@ -177,11 +177,11 @@ def _contend(lock: RedlockLeaderLock, start: threading.Barrier, won: list[str]) 
 
 def test_rejects_nonsense_configuration() -> None:
     with pytest.raises(ValueError):
-        RedlockLeaderLock([], owner="a")
+        RedlockLeaderLock([], owner="a", key=KEY, ttl_seconds=1.0)
     with pytest.raises(ValueError):
-        RedlockLeaderLock(["redis://127.0.0.1:1/0"], owner="")
+        RedlockLeaderLock(["redis://127.0.0.1:1/0"], owner="", key=KEY, ttl_seconds=1.0)
     with pytest.raises(ValueError):
-        RedlockLeaderLock(["redis://127.0.0.1:1/0"], owner="a", ttl_seconds=0)
+        RedlockLeaderLock(["redis://127.0.0.1:1/0"], owner="a", key=KEY, ttl_seconds=0)
 
 
 def test_default_replica_ids_are_unique_per_call() -> None:

@@ -37,7 +37,6 @@ from redis.retry import Retry
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_KEY = "nightwatch:leader"
 
 # Take the key if it is free, or refresh it if it already holds our token. Used to acquire and to renew:
 # a renewal also puts the token back on a master that restarted empty (or was down when we acquired), so
@@ -98,8 +97,8 @@ class RedlockLeaderLock:
         masters: Sequence[redis.Redis | str],
         *,
         owner: str,
-        key: str = DEFAULT_KEY,
-        ttl_seconds: float = 10.0,
+        key: str,
+        ttl_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not masters:
@@ -127,7 +126,7 @@ class RedlockLeaderLock:
 
     @classmethod
     def from_urls(
-        cls, urls: Sequence[str], *, owner: str, key: str = DEFAULT_KEY, ttl_seconds: float = 10.0
+        cls, urls: Sequence[str], *, owner: str, key: str, ttl_seconds: float
     ) -> RedlockLeaderLock:
         return cls(list(urls), owner=owner, key=key, ttl_seconds=ttl_seconds)
 
