@@ -439,7 +439,12 @@ JOB_SHAPE: dict[str, Any] = {
         "ttlSecondsAfterFinished": LEAF,
         "template": {
             "metadata": {"labels": {**_JOB_LABELS, POD_APP_LABEL: LEAF}},
-            "spec": {"restartPolicy": LEAF, "containers": [_CONTAINER]},
+            "spec": {
+                "restartPolicy": LEAF,
+                "automountServiceAccountToken": False,  # always exactly False: no token, no service links
+                "enableServiceLinks": False,
+                "containers": [_CONTAINER],
+            },
         },
     },
 }
@@ -447,6 +452,8 @@ JOB_SHAPE: dict[str, Any] = {
 
 def shape_violations(value: Any, shape: Any = JOB_SHAPE, path: str = "") -> list[str]:
     """Where `value` leaves `shape`: keys nightwatch never sets, or a type where another belongs."""
+    if shape is False:
+        return [] if value is False else [f"{path}: {value!r} where false belongs"]
     if shape is LEAF:
         ok = isinstance(value, str | int) and not isinstance(value, bool)
         return [] if ok else [f"{path}: {type(value).__name__} where a scalar belongs"]
@@ -473,6 +480,7 @@ def assert_only_allow_listed(body: Mapping[str, Any]) -> None:
     assert not violations, violations
     pod = body["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
+    assert pod["automountServiceAccountToken"] is False and pod["enableServiceLinks"] is False
     assert len(pod["containers"]) == 1 and pod["containers"][0]["name"] == CONTAINER_NAME
     assert (body["apiVersion"], body["kind"]) == ("batch/v1", "Job")
     assert LEAK not in json.dumps(body, ensure_ascii=False), "a value from outside the allow-list reached the Job"

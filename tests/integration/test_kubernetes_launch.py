@@ -74,6 +74,8 @@ def test_the_sample_task_sends_exactly_this_job(kube: tuple[FakeKubeServer, clie
                     "metadata": {"labels": {**labels, "app": "task-job"}},
                     "spec": {
                         "restartPolicy": "Never",
+                        "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
                         "containers": [{"name": "task", "image": "alpine", "command": ["sleep"], "args": ["60"]}],
                     },
                 },

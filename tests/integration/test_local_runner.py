@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from nightwatch.adapters.local.runner import LocalJobRunner
 from nightwatch.adapters.local.settings import LocalRunnerSettings
+from nightwatch.adapters.local.supervisor import TASK_ENV_ALLOWLIST
 from nightwatch.domain.errors import JobInvalid, PermanentError
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId
@@ -92,6 +94,57 @@ def test_success_is_completed_with_the_output(runner: LocalJobRunner) -> None:
 def test_env_from_the_spec_reaches_the_process(runner: LocalJobRunner) -> None:
     request = shell(3, "env", 'echo "GREETING=$GREETING"', env={"GREETING": "hello world"})
     assert "GREETING=hello world" in run_to_end(runner, request, JobPhase.SUCCEEDED).message
+
+
+NIGHTWATCH_SECRETS = {
+    "NIGHTWATCH_API__TOKENS": '[{"token":"tok-0123456789abcdef-admin","user_id":1,"admin":true}]',
+    "NIGHTWATCH_DATABASE__URL": "mysql+pymysql://nightwatch:db-password-s3cret@mysql:3306/nightwatch",
+    "KUBECONFIG": "/etc/nightwatch/kubeconfig-secret",
+}
+
+
+@pytest.fixture
+def secret_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """nightwatch's configuration in the runner's own environment, plus a random secret."""
+    secrets = {**NIGHTWATCH_SECRETS, "SOME_SECRET": f"secret-{uuid.uuid4().hex}"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    return secrets
+
+
+def full_output(state_dir: Path, request: LaunchRequest) -> str:
+    """The whole output file (the message only carries its tail)."""
+    return (state_dir / request.namespace / request.job_name / "output.log").read_text()
+
+
+def test_a_task_sees_the_allow_list_and_its_env_and_no_secret(
+    runner: LocalJobRunner, state_dir: Path, secret_env: dict[str, str]
+) -> None:
+    request = LaunchRequest(
+        TaskId(30),
+        "printenv",
+        "default",
+        JobSpec.model_validate({"image": "busybox", "command": ["env"], "env": {"MY_SETTING": "mine"}}),
+    )
+    run_to_end(runner, request, JobPhase.SUCCEEDED)
+    text = full_output(state_dir, request)
+    for name, value in secret_env.items():
+        assert name not in text and value not in text
+    names = {line.split("=", 1)[0] for line in text.splitlines() if "=" in line}
+    assert "MY_SETTING=mine" in text.splitlines() and "PATH" in names
+    assert names <= {*TASK_ENV_ALLOWLIST, "MY_SETTING"}, names
+
+
+def test_the_tasks_supervisor_holds_no_secret_either(
+    runner: LocalJobRunner, state_dir: Path, secret_env: dict[str, str]
+) -> None:
+    # The supervisor is the task's parent, running as the same user: its environment is readable.
+    request = shell(31, "parent-env", "tr '\\0' '\\n' < /proc/$PPID/environ")
+    run_to_end(runner, request, JobPhase.SUCCEEDED)
+    text = full_output(state_dir, request)
+    assert "PATH=" in text
+    for name, value in secret_env.items():
+        assert name not in text and value not in text
 
 
 def test_the_deadline_kills_the_whole_process_group(runner: LocalJobRunner, tmp_path: Path) -> None:

@@ -40,6 +40,8 @@ def test_every_allowed_field_lands_in_its_place() -> None:
     assert spec["template"]["metadata"]["labels"]["nightwatch.io/task-id"] == "42"
     assert spec["template"]["spec"] == {
         "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
         "containers": [
             {
                 "name": "task",
@@ -81,3 +83,12 @@ def test_nothing_dangerous_from_info_reaches_the_job() -> None:
 
 def test_the_builder_is_pure() -> None:
     assert body_for({"image": "a"}) == body_for({"image": "a"})
+
+
+def test_task_pods_get_no_service_account_token_and_no_service_links() -> None:
+    # Neither can be switched back on from info: a task must not call the API server as its
+    # namespace's service account, nor learn every Service's address from its environment.
+    body = body_for({"image": "a", "automountServiceAccountToken": True, "enableServiceLinks": True})
+    pod = body["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["enableServiceLinks"] is False

@@ -1,7 +1,11 @@
 """The Job object nightwatch sends for a task: a pure function from a LaunchRequest to a dict.
 
 Only allow-listed fields reach the Job (see `JobSpec`): one container named `task`, `restartPolicy:
-Never`, no security context, volumes, service account or host access. The labels make every Job
+Never`, no security context, volumes, service account or host access. No secret reaches a task: the
+pod gets no service-account token (`automountServiceAccountToken: false`: a task cannot call the API
+server as its namespace's default account) and no service links (`enableServiceLinks: false`: no
+`REDIS_PORT=tcp://...`-style variables naming every Service in the namespace); its environment is the
+image's plus the spec's `env`. The labels make every Job
 findable by one label-selector list and tie it to its task (idempotent launch, adoption).
 """
 
@@ -51,7 +55,12 @@ def build_job_body(request: LaunchRequest, *, default_ttl_seconds_after_finished
         "backoffLimit": spec.backoff_limit,
         "template": {
             "metadata": {"labels": {**job_labels(request.task_id), POD_APP_LABEL: POD_APP_VALUE}},
-            "spec": {"restartPolicy": "Never", "containers": [container]},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "containers": [container],
+            },
         },
     }
     if spec.active_deadline_seconds is not None:

@@ -3,7 +3,10 @@
 Each Job is a directory under `state_dir` (see `jobdir`) looked after by a detached supervisor
 process (see `supervisor`), so Jobs outlive nightwatch restarts and a restarted nightwatch adopts
 them instead of running a task twice. The image is recorded, never pulled: the task's `command`
-and `args` run directly on this machine, with nightwatch's environment plus the spec's `env`.
+and `args` run directly on this machine, as nightwatch's user, with an allow-list of the machine's
+environment (PATH, HOME, locale, TZ, TMPDIR: `supervisor.TASK_ENV_ALLOWLIST`) plus the spec's `env`,
+never nightwatch's tokens or URLs. Running as the same user, a task can still read what that user can
+read: this runner is for single-tenant use (docs/security.md).
 
 A command that cannot be found is not refused at launch (PATH is resolved by the process that
 execs it, with the task's env); the Job fails with "exit code 127: command not found: X".
@@ -29,6 +32,7 @@ from pathlib import Path
 
 from nightwatch.adapters.local import jobdir
 from nightwatch.adapters.local.settings import LocalRunnerSettings
+from nightwatch.adapters.local.supervisor import supervisor_environment
 from nightwatch.domain.errors import ForeignJob, JobInvalid, PermanentError, RetryableError
 from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import TaskId
@@ -168,6 +172,7 @@ class LocalJobRunner:
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 pass_fds=(lock_fd,),
+                env=supervisor_environment(os.environ),  # the task is its child: no secret here either
                 start_new_session=True,  # detached: survives nightwatch and its terminal
             )
         with self._lock:

@@ -7,6 +7,12 @@ own session, so tasks keep running and their results are recorded while nightwat
 
 It inherits from the launcher an open, already flock-ed descriptor of `supervisor.lock` and keeps
 it open (never touching it) until it exits: the lock is how nightwatch tells a live Job from one whose process vanished.
+
+No secret reaches a task: the command's environment is `TASK_ENV_ALLOWLIST` taken from the
+supervisor's own, plus the spec's `env` (which wins), never nightwatch's configuration (API tokens,
+the database URL, Redis URLs, KUBECONFIG). The supervisor itself is started with the same
+allow-list plus `SUPERVISOR_ENV_EXTRA` (see `supervisor_environment`), since the task, its child,
+could read its environment in /proc.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +40,34 @@ GRACE_SECONDS = 2.0
 """Between SIGTERM and SIGKILL when the deadline passes or the Job is deleted."""
 RETRY_PAUSE_SECONDS = 1.0
 """Between attempts. Shorter than Kubernetes' 10 s exponential back-off: nothing here needs to cool down."""
+
+TASK_ENV_ALLOWLIST = (
+    "PATH",  # the supervisor resolves the command with the env's PATH; tasks' tools expect one
+    "HOME",  # where tools look for their dotfiles and caches (an image sets it too)
+    "LANG",  # the locale: text encoding of the task's output
+    "LC_ALL",  # overrides LANG when the machine sets it
+    "TZ",  # the time zone the task's timestamps are in
+    "TMPDIR",  # where temporary files go (a read-only /tmp elsewhere)
+)
+"""The only variables a task inherits from the machine; everything else it gets comes from its `env`.
+Nothing of nightwatch's own configuration is in it (NIGHTWATCH_*, KUBECONFIG, database or Redis URLs)."""
+SUPERVISOR_ENV_EXTRA = ("PYTHONPATH",)
+"""What the supervisor needs besides the allow-list to start: nightwatch's import path (a source checkout).
+It is never passed on to the task."""
+
+
+def task_environment(inherited: Mapping[str, str], spec_env: Iterable[Mapping[str, str]]) -> dict[str, str]:
+    """A task's whole environment: the allow-listed part of `inherited`, then the spec's `env` items."""
+    env = {name: inherited[name] for name in TASK_ENV_ALLOWLIST if name in inherited}
+    env.setdefault("PATH", os.defpath)
+    env.update({item["name"]: item.get("value", "") for item in spec_env})
+    return env
+
+
+def supervisor_environment(inherited: Mapping[str, str]) -> dict[str, str]:
+    """The environment to start a supervisor with: the task allow-list plus what Python needs to import us."""
+    names = (*TASK_ENV_ALLOWLIST, *SUPERVISOR_ENV_EXTRA)
+    return {name: inherited[name] for name in names if name in inherited}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +126,7 @@ def main(argv: list[str]) -> int:
 def supervise(spec: dict[str, Any]) -> Outcome:
     """Run the attempts; return how the Job ended. Raises _Stop when the Job was deleted."""
     argv = [*spec.get("command", ()), *spec.get("args", ())]
-    env = {**os.environ, **{item["name"]: item.get("value", "") for item in spec.get("env", ())}}
+    env = task_environment(os.environ, spec.get("env", ()))
     deadline_seconds = spec.get("activeDeadlineSeconds")
     started = time.monotonic()
     deadline = started + deadline_seconds if deadline_seconds else None
