@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.nwprocess import wait_for
-from tests.system.cluster import Cluster, duplicate_problems, fencing_violations, handover, interleavings
+from tests.support.cluster import Cluster, duplicate_problems, fencing_violations, handover, interleavings
+from tests.support.nwprocess import wait_for
 
 
 def main(argv: list[str] | None = None) -> int:

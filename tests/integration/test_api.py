@@ -23,8 +23,8 @@ from nightwatch.domain.errors import RetryableError
 from nightwatch.domain.jobspec import MAX_INFO_BYTES
 from nightwatch.domain.model import Task, TaskId, TaskStatus
 from nightwatch.domain.ports import NewTask, TaskFilter, TaskPage
-from tests.api_server import ADMIN, ALICE, BOB, ApiServer, api_server, bearer, database_url
-from tests.nwprocess import wait_for
+from tests.support.api_server import ADMIN, ALICE, BOB, ApiServer, api_server, bearer, database_url
+from tests.support.nwprocess import wait_for
 
 INFO = {"image": "busybox", "command": ["sh", "-c"], "args": ["echo hi"]}
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
 
-from tests.api_server import ADMIN, ALICE, ApiServer, api_server, bearer, database_url
+from tests.support.api_server import ADMIN, ALICE, ApiServer, api_server, bearer, database_url
 
 EXAMPLES = 40
 

@@ -40,11 +40,10 @@ from nightwatch.domain.jobspec import EnvVar, JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
 from nightwatch.domain.ports import JobRef
-from tests.contract.local_harness import wait_for_phase
 from tests.fakekube.controller import ControllerMode
 from tests.fakekube.fixtures import api_client_for
 from tests.fakekube.server import FakeKubeServer
-from tests.hostile import (
+from tests.support.hostile import (
     KNOWN_STATUSES,
     MARIADB,
     ODD_CHARS,
@@ -55,7 +54,8 @@ from tests.hostile import (
     assert_only_allow_listed,
     hostile_rows,
 )
-from tests.sql_backends import empty_mariadb, repository_at, sqlite_url
+from tests.support.local_harness import wait_for_phase
+from tests.support.sql_backends import empty_mariadb, repository_at, sqlite_url
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 

@@ -17,7 +17,7 @@ from nightwatch.adapters.sql import SqlTaskRepository, init_database
 from nightwatch.adapters.sql.tables import task
 from nightwatch.domain.model import TaskStatus
 from nightwatch.domain.ports import TaskFilter
-from tests.sql_backends import empty_mariadb, repository_at, sqlite_url
+from tests.support.sql_backends import empty_mariadb, repository_at, sqlite_url
 
 INFO = '{"image": "alpine"}'
 

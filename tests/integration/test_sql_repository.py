@@ -18,7 +18,7 @@ from nightwatch.adapters.sql import SqlTaskRepository, UnreadableTask, create_en
 from nightwatch.domain.errors import LeadershipLost, PermanentError, TaskNotFound
 from nightwatch.domain.model import Task, TaskId, TaskStatus
 from nightwatch.domain.ports import NewTask, WriteResult
-from tests.sql_backends import empty_mariadb, repository_at, sqlite_url
+from tests.support.sql_backends import empty_mariadb, repository_at, sqlite_url
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 INFO = '{"image": "alpine", "command": ["true"]}'

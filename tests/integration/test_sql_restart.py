@@ -19,8 +19,8 @@ from nightwatch.adapters.sql import RetryPolicy, SqlTaskRepository, create_engin
 from nightwatch.domain.errors import RetryableError
 from nightwatch.domain.model import TaskStatus
 from nightwatch.domain.ports import NewTask
-from tests.mariadb_server import PrivateMariaDB
-from tests.mariadb_server import private_mariadb as private_mariadb_server
+from tests.support.mariadb_server import PrivateMariaDB
+from tests.support.mariadb_server import private_mariadb as private_mariadb_server
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 

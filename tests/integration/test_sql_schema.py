@@ -20,8 +20,8 @@ from nightwatch.adapters.sql.schema import schema_sql, split_statements
 from nightwatch.adapters.sql.tables import metadata
 from nightwatch.domain.errors import PermanentError, RetryableError
 from nightwatch.domain.model import TaskStatus
-from tests.services import require_mariadb_url
-from tests.sql_backends import sqlite_url
+from tests.support.services import require_mariadb_url
+from tests.support.sql_backends import sqlite_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_INSERTS = [

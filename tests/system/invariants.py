@@ -15,8 +15,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tests.nwprocess import wait_for
-from tests.system.cluster import Cluster, fencing_violations
+from tests.support.cluster import Cluster, fencing_violations
+from tests.support.nwprocess import wait_for
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled"})
 IN_FLIGHT = frozenset({"Pending", "Running"})

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from tests.nwprocess import wait_for
-from tests.redis_servers import redis_server_binary
-from tests.system.cluster import Cluster, Replica, interleavings
+from tests.support.cluster import Cluster, Replica, interleavings
+from tests.support.nwprocess import wait_for
+from tests.support.redis_servers import redis_server_binary
 from tests.system.invariants import (
     TaskRow,
     invariant_problems,

@@ -10,7 +10,7 @@ import pytest
 
 from nightwatch.adapters.sql import SqlTaskRepository, create_engine_for, init_database
 from nightwatch.domain.ports import NewTask
-from tests.nwprocess import NIGHTWATCH, Nightwatch
+from tests.support.nwprocess import NIGHTWATCH, Nightwatch
 
 pytestmark = pytest.mark.system
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.nwprocess import Nightwatch
+from tests.support.nwprocess import Nightwatch
 
 pytestmark = pytest.mark.system
 

@@ -36,9 +36,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.nwprocess import wait_for
-from tests.redis_servers import redis_server_binary
-from tests.system.cluster import Cluster, Creation, Replica, interleavings
+from tests.support.cluster import Cluster, Creation, Replica, interleavings
+from tests.support.nwprocess import wait_for
+from tests.support.redis_servers import redis_server_binary
 from tests.system.invariants import (
     invariant_problems,
     outcome_problems,

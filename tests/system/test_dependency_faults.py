@@ -28,10 +28,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.mariadb_server import PrivateMariaDB, private_mariadb
-from tests.nwprocess import wait_for
-from tests.redis_servers import redis_server_binary
-from tests.system.cluster import TASK_INFO, Cluster, interleavings
+from tests.support.cluster import TASK_INFO, Cluster, interleavings
+from tests.support.mariadb_server import PrivateMariaDB, private_mariadb
+from tests.support.nwprocess import wait_for
+from tests.support.redis_servers import redis_server_binary
 from tests.system.invariants import invariant_problems, replica_problems, wait_all_terminal
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]

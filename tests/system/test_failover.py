@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.nwprocess import wait_for
-from tests.redis_servers import redis_server_binary
-from tests.system.cluster import (
+from tests.support.cluster import (
     Cluster,
     duplicate_problems,
     fencing_violations,
     handover,
     interleavings,
 )
+from tests.support.nwprocess import wait_for
+from tests.support.redis_servers import redis_server_binary
 
 pytestmark = pytest.mark.system
 

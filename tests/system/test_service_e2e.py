@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.nwprocess import Nightwatch, wait_for
+from tests.support.nwprocess import Nightwatch, wait_for
 
 pytestmark = pytest.mark.system
 

@@ -16,7 +16,7 @@ import pytest
 
 from tests.fakekube.fixtures import write_kubeconfig
 from tests.fakekube.server import FakeKubeServer
-from tests.nwprocess import Nightwatch, wait_for
+from tests.support.nwprocess import Nightwatch, wait_for
 
 pytestmark = pytest.mark.system
 

@@ -38,10 +38,10 @@ import pytest
 import sqlalchemy as sa
 
 from tests.fakekube.controller import ControllerMode
-from tests.mariadb_server import PrivateMariaDB, private_mariadb
-from tests.nwprocess import wait_for
-from tests.redis_servers import redis_server_binary
-from tests.system.cluster import Cluster, Replica, interleavings
+from tests.support.cluster import Cluster, Replica, interleavings
+from tests.support.mariadb_server import PrivateMariaDB, private_mariadb
+from tests.support.nwprocess import wait_for
+from tests.support.redis_servers import redis_server_binary
 from tests.system.invariants import (
     TERMINAL,
     invariant_problems,

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from tests.nwprocess import Nightwatch
-from tests.services import in_ci
+from tests.support.nwprocess import Nightwatch
+from tests.support.services import in_ci
 
 pytestmark = pytest.mark.system
 

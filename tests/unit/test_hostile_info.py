@@ -26,7 +26,7 @@ from nightwatch.domain.jobspec import JobSpec, LaunchRequest, launch_request_for
 from nightwatch.domain.model import Task, TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
 from nightwatch.domain.ports import NewTask
-from tests.hostile import (
+from tests.support.hostile import (
     LEAK,
     MEMORY,
     UNIT,

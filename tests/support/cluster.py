@@ -40,9 +40,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.fakekube.fixtures import write_kubeconfig
 from tests.fakekube.server import FakeKubeServer
 from tests.fakekube.store import StatusError, Store
-from tests.nwprocess import Nightwatch, wait_for
-from tests.redis_servers import RedisServers
-from tests.services import require_mariadb_url
+from tests.support.nwprocess import Nightwatch, wait_for
+from tests.support.redis_servers import RedisServers
+from tests.support.services import require_mariadb_url
 
 TASK_INFO = json.dumps({"image": "busybox", "command": ["true"]})
 
