@@ -37,8 +37,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.cluster import Cluster, Creation, Replica, interleavings
-from tests.support.nwprocess import wait_for
 from tests.support.redis_servers import redis_server_binary
+from tests.support.waiting import wait_until
 from tests.system.invariants import (
     invariant_problems,
     outcome_problems,
@@ -181,7 +181,7 @@ def test_sigkill_of_the_leader_at_any_moment_loses_and_duplicates_nothing(cluste
     with cluster.feeding(rate_per_second=FEED_PER_SECOND, info=task_info):
         for i in range(iterations):
             kind = KINDS[i % len(KINDS)]
-            leader = wait_for(cluster.leader, 30, interval=0.1, what="a leader")
+            leader = wait_until(cluster.leader, 30, interval=0.1, what="a leader")
             cluster.insert_tasks(rng.randint(20, 80), info=task_info)  # a batch to launch (and later sync)
             killer.arm(kind, leader)
             if not killer.fired.wait(20):
@@ -196,7 +196,7 @@ def test_sigkill_of_the_leader_at_any_moment_loses_and_duplicates_nothing(cluste
             old = leader.replica_id
             leader.kill()  # reaps it
             leader.start()
-            successor = wait_for(
+            successor = wait_until(
                 lambda since=killed_at, old=old: cluster.first_creation(since, not_by=old),
                 30,
                 interval=0.05,
@@ -236,9 +236,9 @@ def test_sigkill_of_the_leader_at_any_moment_loses_and_duplicates_nothing(cluste
     assert never_adopted == [], f"Jobs stored for a killed creator but never adopted by a successor: {never_adopted}"
     assert killer.torn, "no kill landed between a Job create and its database write"
     assert replica_problems(cluster) == []
-    leader = wait_for(cluster.leader, 30, what="a leader after the last kill")
+    leader = wait_until(cluster.leader, 30, what="a leader after the last kill")
     before = leader.ticks()
-    wait_for(
+    wait_until(
         lambda: all(leader.ticks().get(w, 0) > before.get(w, 0) for w in ("dispatch", "sync")),
         15,
         what=f"{leader.replica_id} to go on ticking",
