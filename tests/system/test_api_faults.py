@@ -20,13 +20,11 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.cluster import Cluster, Replica, interleavings
-from tests.support.redis_servers import redis_server_binary
 from tests.support.waiting import wait_until
 from tests.system.invariants import (
     TaskRow,
@@ -62,18 +60,8 @@ def sequence(name: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    redis_server_binary()  # fail under CI=true, skip elsewhere, when it is missing (MariaDB: in start())
-    running = Cluster(
-        Path(tmp_path_factory.mktemp("api-faults")),
-        replicas=2,
-        extra_env={"NIGHTWATCH_RUNNER__REQUEST_TIMEOUT_SECONDS": str(REQUEST_TIMEOUT)},
-    )
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
+def cluster_options() -> dict[str, Any]:
+    return {"replicas": 2, "extra_env": {"NIGHTWATCH_RUNNER__REQUEST_TIMEOUT_SECONDS": str(REQUEST_TIMEOUT)}}
 
 
 @pytest.fixture

@@ -30,14 +30,13 @@ import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support.cluster import Cluster, Creation, Replica, interleavings
-from tests.support.redis_servers import redis_server_binary
 from tests.support.waiting import wait_until
 from tests.system.invariants import (
     invariant_problems,
@@ -152,21 +151,8 @@ class Killer:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    redis_server_binary()  # fail under CI=true, skip elsewhere, when it is missing (MariaDB: in start())
-    running = Cluster(
-        Path(tmp_path_factory.mktemp("crash")),
-        replicas=2,
-        ttl=TTL,
-        retry=RETRY,
-        dispatch_interval=TICK,
-        sync_interval=SYNC,
-    )
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
+def cluster_options() -> dict[str, Any]:
+    return {"replicas": 2, "ttl": TTL, "retry": RETRY, "dispatch_interval": TICK, "sync_interval": SYNC}
 
 
 def test_sigkill_of_the_leader_at_any_moment_loses_and_duplicates_nothing(cluster: Cluster, long_run: bool) -> None:

@@ -30,7 +30,6 @@ import sqlalchemy as sa
 
 from tests.support.cluster import TASK_INFO, Cluster, interleavings
 from tests.support.mariadb_server import PrivateMariaDB, private_mariadb
-from tests.support.redis_servers import redis_server_binary
 from tests.support.waiting import wait_until
 from tests.system.invariants import invariant_problems, replica_problems, wait_all_terminal
 
@@ -154,25 +153,18 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateMariaDB
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, mariadb: PrivateMariaDB) -> Iterator[Cluster]:
-    redis_server_binary()  # fail under CI=true, skip elsewhere, when it is missing
-    running = Cluster(
-        Path(tmp_path_factory.mktemp("faults")),
-        ttl=TTL,
-        retry=RETRY,
-        dispatch_interval=TICK,
-        server_url=mariadb.server_url,
-    )
-    running.start()
-    try:
-        running.insert_tasks(1)
-        assert running.engine is not None
-        with running.engine.connect() as conn:
-            names = [str(n) for (n,) in conn.exec_driver_sql("SELECT name FROM task")]
-        assert names == [task_name(0)], f"Cluster.insert_tasks names tasks {names}, not like task_name()"
-        yield running
-    finally:
-        running.stop()
+def cluster_options(mariadb: PrivateMariaDB) -> dict[str, Any]:
+    return {"ttl": TTL, "retry": RETRY, "dispatch_interval": TICK, "server_url": mariadb.server_url}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tasks_named_like_task_name(cluster: Cluster) -> None:
+    """Once, on the fresh cluster: Cluster.insert_tasks names its rows as task_name() does."""
+    cluster.insert_tasks(1)
+    assert cluster.engine is not None
+    with cluster.engine.connect() as conn:
+        names = [str(n) for (n,) in conn.exec_driver_sql("SELECT name FROM task")]
+    assert names == [task_name(0)], f"Cluster.insert_tasks names tasks {names}, not like task_name()"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +23,6 @@ from tests.support.cluster import (
     handover,
     interleavings,
 )
-from tests.support.redis_servers import redis_server_binary
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.system
@@ -39,14 +38,8 @@ DISPATCH_WORKERS = 8
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    redis_server_binary()  # fail under CI=true, skip elsewhere, when it is missing (MariaDB: in start())
-    running = Cluster(Path(tmp_path_factory.mktemp("failover")), ttl=TTL, retry=RETRY, dispatch_interval=TICK)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
+def cluster_options() -> dict[str, Any]:
+    return {"ttl": TTL, "retry": RETRY, "dispatch_interval": TICK}
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,13 +14,6 @@ from tests.support.nwprocess import Nightwatch
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.system
-
-
-@pytest.fixture
-def nw(tmp_path: Path) -> Iterator[Nightwatch]:
-    instance = Nightwatch(tmp_path)
-    yield instance
-    instance.kill()
 
 
 def process_gone(pid: int) -> bool:
