@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from nightwatch.adapters.kubernetes.ratelimit import TokenBucket
-from nightwatch.adapters.kubernetes.retry import ApiCaller
 from nightwatch.adapters.kubernetes.status import (
     failure_diagnosis,
     is_stale,
@@ -79,12 +77,3 @@ def test_is_stale() -> None:
     assert is_stale(now - timedelta(seconds=31), now, 30)
     assert not is_stale(now - timedelta(seconds=5), now, 30)
     assert not is_stale(None, now, 30)
-
-
-def test_backoff_is_exponential_and_capped() -> None:
-    caller = ApiCaller(
-        TokenBucket(0, 0), request_timeout=1, max_attempts=4, backoff_base=0.5, backoff_cap=3.0, jitter=lambda: 1.0
-    )
-    assert [caller.backoff(n) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
-    low = ApiCaller(TokenBucket(0, 0), request_timeout=1, max_attempts=4, backoff_base=0.5, jitter=lambda: 0.0)
-    assert low.backoff(1) == 0.25  # jitter keeps at least half the delay
