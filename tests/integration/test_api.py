@@ -29,7 +29,7 @@ from tests.support.waiting import wait_until
 INFO = {"image": "busybox", "command": ["sh", "-c"], "args": ["echo hi"]}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.integration)])
+@pytest.fixture(params=["sqlite", "mariadb"])
 def database(request: pytest.FixtureRequest) -> Iterator[str]:
     with database_url(request.param) as url:
         yield url

@@ -57,6 +57,8 @@ from tests.support.hostile import (
 from tests.support.local_harness import wait_for_phase
 from tests.support.sql_backends import empty_mariadb, repository_at, sqlite_url
 
+pytestmark = pytest.mark.hostile
+
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 # -- the local runner: no shell anywhere ------------------------------------------------------------
@@ -309,7 +311,7 @@ def test_an_in_flight_row_whose_namespace_no_job_can_have_fails_and_the_tick_goe
     assert server.counters["list"] == 0, "nothing to ask the API server about"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.integration)])
+@pytest.fixture(params=["sqlite", "mariadb"])
 def fresh_repo(request: pytest.FixtureRequest) -> Iterator[SqlTaskRepository]:
     if request.param == "mariadb":
         with repository_at(empty_mariadb()) as repo:
@@ -487,7 +489,6 @@ def test_hostile_rows_on_sqlite(
     run_hostile_rows(sqlite_repo, kube, hostile, good_count, shuffle)
 
 
-@pytest.mark.integration
 @MARIADB
 @given(*_examples)
 @example(_PADDED_BY_HAND, 2, _Reversed())

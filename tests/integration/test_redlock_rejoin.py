@@ -17,8 +17,6 @@ import redis
 from nightwatch.adapters.redlock import RedlockLeaderLock
 from tests.support.redis_servers import RedisServers, redis_servers
 
-pytestmark = pytest.mark.integration
-
 TTL = 2.0
 KEY = "nightwatch:test:rejoin"
 

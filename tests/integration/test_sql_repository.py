@@ -24,7 +24,7 @@ NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 INFO = '{"image": "alpine", "command": ["true"]}'
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.integration)])
+@pytest.fixture(params=["sqlite", "mariadb"])
 def url(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "mariadb":
         yield empty_mariadb()

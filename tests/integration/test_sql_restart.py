@@ -24,7 +24,7 @@ from tests.support.mariadb_server import private_mariadb as private_mariadb_serv
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from tests.system.invariants import (
     wait_all_terminal,
 )
 
-pytestmark = [pytest.mark.system, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
 REQUEST_TIMEOUT = 2.0
 """NIGHTWATCH_RUNNER__REQUEST_TIMEOUT_SECONDS of the replicas; a hang lasts longer than this."""

@@ -10,8 +10,6 @@ import pytest
 
 from tests.support.nwprocess import Nightwatch
 
-pytestmark = pytest.mark.system
-
 TOKEN = "cli-test-token-0123456789abcdef"
 
 

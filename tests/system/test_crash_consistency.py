@@ -47,7 +47,7 @@ from tests.system.invariants import (
     wait_all_terminal,
 )
 
-pytestmark = [pytest.mark.system, pytest.mark.timeout(420)]
+pytestmark = pytest.mark.timeout(420)
 
 TTL = 1.5
 RETRY = 0.3

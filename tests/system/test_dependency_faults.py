@@ -33,7 +33,7 @@ from tests.support.mariadb_server import PrivateMariaDB, private_mariadb
 from tests.support.waiting import wait_until
 from tests.system.invariants import invariant_problems, replica_problems, wait_all_terminal
 
-pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)
 
 TTL = 3.0
 RETRY = 0.5

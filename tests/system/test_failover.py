@@ -25,8 +25,6 @@ from tests.support.cluster import (
 )
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.system
-
 TTL = 3.0
 RETRY = 0.5
 TICK = 0.3

@@ -13,8 +13,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.nwprocess import Nightwatch
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.system
-
 
 def process_gone(pid: int) -> bool:
     try:

@@ -19,8 +19,6 @@ from tests.fakekube.server import FakeKubeServer
 from tests.support.nwprocess import Nightwatch
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.system
-
 GRACE = 1.0
 REQUEST_TIMEOUT = 4.0
 """Four attempts per create, each hanging this long: ~16 s of retries without the fix."""

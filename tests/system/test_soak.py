@@ -51,8 +51,6 @@ from tests.system.invariants import (
     wait_all_terminal,
 )
 
-pytestmark = pytest.mark.system
-
 SOAK_SECONDS = 50.0
 SOAK_TASKS = 2_000
 LONG_SOAK_SECONDS = 330.0

@@ -26,8 +26,6 @@ import pytest
 from tests.support.nwprocess import Nightwatch
 from tests.support.services import in_ci
 
-pytestmark = pytest.mark.system
-
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
     "--no-sandbox",
