@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.nwprocess import wait_for
-from tests.system.cluster import Cluster, duplicate_problems, fencing_violations, handover, interleavings
+from tests.support.cluster import Cluster, duplicate_problems, fencing_violations, handover, interleavings
+from tests.support.waiting import wait_until
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
                 for run in range(args.runs):
                     for sig in (signal.SIGKILL, signal.SIGTERM):
                         cluster.restart_dead()
-                        wait_for(cluster.leader, 15, what="a leader")
+                        wait_until(cluster.leader, 15, what="a leader")
                         time.sleep(args.ttl / 3 * 1.5)  # the new replica is up; let a renewal or two pass
                         result = handover(cluster, sig)
                         result.update(run=run + 1, ttl=args.ttl, retry=args.retry, tick=args.tick)

@@ -18,7 +18,7 @@ import redis
 
 from nightwatch.adapters.redlock import RedlockLeaderLock
 from nightwatch.domain.ports import LeaderLock
-from tests.redis_servers import RedisServers, redis_server_binary, require_shared_redis
+from tests.support.redis_servers import RedisServers, redis_server_binary, require_shared_redis
 
 LockPair = tuple[LeaderLock, LeaderLock]
 

@@ -17,7 +17,7 @@ from nightwatch.domain.errors import DuplicateTask, InvalidTransition, Leadershi
 from nightwatch.domain.model import TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
 from nightwatch.domain.ports import NewTask, TaskFilter, TaskPage, TaskRepository
-from tests.sql_backends import mariadb_repository, sqlite_repository
+from tests.support.sql_backends import mariadb_repository, sqlite_repository
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 INFO = '{"image": "alpine", "command": ["sleep"], "args": ["1"]}'

@@ -21,7 +21,7 @@ from nightwatch.domain.model import TaskId
 from nightwatch.domain.observation import JobObservation, JobPhase
 from nightwatch.domain.ports import JobRef, JobRunner
 from tests.contract.kube_harness import kubernetes_harness, kubernetes_real_harness
-from tests.contract.local_harness import local_harness
+from tests.support.local_harness import local_harness
 
 Outcome = Literal["succeed", "fail", "run"]
 

@@ -23,13 +23,13 @@ from nightwatch.domain.errors import RetryableError
 from nightwatch.domain.jobspec import MAX_INFO_BYTES
 from nightwatch.domain.model import Task, TaskId, TaskStatus
 from nightwatch.domain.ports import NewTask, TaskFilter, TaskPage
-from tests.api_server import ADMIN, ALICE, BOB, ApiServer, api_server, bearer, database_url
-from tests.nwprocess import wait_for
+from tests.support.api_server import ADMIN, ALICE, BOB, ApiServer, api_server, bearer, database_url
+from tests.support.waiting import wait_until
 
 INFO = {"image": "busybox", "command": ["sh", "-c"], "args": ["echo hi"]}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.integration)])
+@pytest.fixture(params=["sqlite", "mariadb"])
 def database(request: pytest.FixtureRequest) -> Iterator[str]:
     with database_url(request.param) as url:
         yield url
@@ -319,7 +319,7 @@ def test_pages_are_stable_while_tasks_are_inserted(server: ApiServer) -> None:
             while cursor is not None:
                 # Every page is read after more rows went in, whatever the relative speeds.
                 before = len(inserted)
-                wait_for(lambda before=before: len(inserted) > before, 30, interval=0.005, what="an insert")
+                wait_until(lambda before=before: len(inserted) > before, 30, interval=0.005, what="an insert")
                 page = reader.get("/api/v1/tasks", params={"limit": 5, "cursor": cursor}).json()
                 seen += [t["id"] for t in page["items"]]
                 cursor = page["next_cursor"]

@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
 
-from tests.api_server import ADMIN, ALICE, ApiServer, api_server, bearer, database_url
+from tests.support.api_server import ADMIN, ALICE, ApiServer, api_server, bearer, database_url
 
 EXAMPLES = 40
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("mariadb", marks=pytest.mark.integration)])
+@pytest.fixture(scope="module", params=["sqlite", "mariadb"])
 def server(request: pytest.FixtureRequest) -> Iterator[ApiServer]:
     with database_url(request.param) as url, api_server(url) as running:
         with running.client(ALICE) as alice:  # a few rows, so ids and cancels sometimes hit something

@@ -42,11 +42,10 @@ from nightwatch.domain.model import TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
 from nightwatch.domain.ports import JobRef
 from nightwatch.domain.submission import SubmissionPolicy
-from tests.contract.local_harness import wait_for_phase
 from tests.fakekube.controller import ControllerMode
 from tests.fakekube.fixtures import api_client_for
 from tests.fakekube.server import FakeKubeServer
-from tests.hostile import (
+from tests.support.hostile import (
     KNOWN_STATUSES,
     MARIADB,
     ODD_CHARS,
@@ -57,7 +56,10 @@ from tests.hostile import (
     assert_only_allow_listed,
     hostile_rows,
 )
-from tests.sql_backends import empty_mariadb, repository_at, sqlite_url
+from tests.support.local_harness import wait_for_phase
+from tests.support.sql_backends import empty_mariadb, repository_at, sqlite_url
+
+pytestmark = pytest.mark.hostile
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -311,7 +313,7 @@ def test_an_in_flight_row_whose_namespace_no_job_can_have_fails_and_the_tick_goe
     assert server.counters["list"] == 0, "nothing to ask the API server about"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.integration)])
+@pytest.fixture(params=["sqlite", "mariadb"])
 def fresh_repo(request: pytest.FixtureRequest) -> Iterator[SqlTaskRepository]:
     if request.param == "mariadb":
         with repository_at(empty_mariadb()) as repo:
@@ -489,7 +491,6 @@ def test_hostile_rows_on_sqlite(
     run_hostile_rows(sqlite_repo, kube, hostile, good_count, shuffle)
 
 
-@pytest.mark.integration
 @MARIADB
 @given(*_examples)
 @example(_PADDED_BY_HAND, 2, _Reversed())

@@ -19,7 +19,7 @@ from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId
 from nightwatch.domain.observation import JobObservation, JobPhase
 from nightwatch.domain.ports import JobRef
-from tests.contract.local_harness import wait_for_phase
+from tests.support.local_harness import wait_for_phase
 
 
 @pytest.fixture

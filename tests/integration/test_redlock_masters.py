@@ -15,9 +15,7 @@ import pytest
 import redis
 
 from nightwatch.adapters.redlock import RedlockLeaderLock
-from tests.redis_servers import RedisServers, redis_servers
-
-pytestmark = pytest.mark.integration
+from tests.support.redis_servers import RedisServers, redis_servers
 
 TTL = 2.0
 BUDGET = 0.5  # seconds a call may take with masters down: a quarter of the TTL

@@ -15,9 +15,7 @@ import pytest
 import redis
 
 from nightwatch.adapters.redlock import RedlockLeaderLock
-from tests.redis_servers import RedisServers, redis_servers
-
-pytestmark = pytest.mark.integration
+from tests.support.redis_servers import RedisServers, redis_servers
 
 TTL = 2.0
 KEY = "nightwatch:test:rejoin"

@@ -17,12 +17,12 @@ from nightwatch.adapters.sql import SqlTaskRepository, init_database
 from nightwatch.adapters.sql.tables import task
 from nightwatch.domain.model import TaskStatus
 from nightwatch.domain.ports import TaskFilter
-from tests.sql_backends import empty_mariadb, repository_at, sqlite_url
+from tests.support.sql_backends import empty_mariadb, repository_at, sqlite_url
 
 INFO = '{"image": "alpine"}'
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.integration)])
+@pytest.fixture(params=["sqlite", "mariadb"])
 def repo(request: pytest.FixtureRequest) -> Iterator[SqlTaskRepository]:
     if request.param == "mariadb":
         with repository_at(empty_mariadb()) as repository:
@@ -64,7 +64,6 @@ def test_a_null_user_id_reads_as_user_0_in_filters_and_counts(repo: SqlTaskRepos
     assert repo.count_by_status(user_id=0) == {"Normal": 2}
 
 
-@pytest.mark.integration
 def test_listing_queries_walk_an_index_without_sorting_on_mariadb() -> None:
     with repository_at(empty_mariadb()) as repo:
         statuses = ["Succeeded", "Failed", "Running", "Normal"]

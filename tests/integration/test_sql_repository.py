@@ -18,13 +18,13 @@ from nightwatch.adapters.sql import SqlTaskRepository, UnreadableTask, create_en
 from nightwatch.domain.errors import LeadershipLost, PermanentError, TaskNotFound
 from nightwatch.domain.model import Task, TaskId, TaskStatus
 from nightwatch.domain.ports import NewTask, WriteResult
-from tests.sql_backends import empty_mariadb, repository_at, sqlite_url
+from tests.support.sql_backends import empty_mariadb, repository_at, sqlite_url
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 INFO = '{"image": "alpine", "command": ["true"]}'
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.integration)])
+@pytest.fixture(params=["sqlite", "mariadb"])
 def url(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "mariadb":
         yield empty_mariadb()

@@ -19,12 +19,12 @@ from nightwatch.adapters.sql import DbRetry, SqlTaskRepository, create_engine_fo
 from nightwatch.domain.errors import RetryableError
 from nightwatch.domain.model import TaskStatus
 from nightwatch.domain.ports import NewTask
-from tests.mariadb_server import PrivateMariaDB
-from tests.mariadb_server import private_mariadb as private_mariadb_server
+from tests.support.mariadb_server import PrivateMariaDB
+from tests.support.mariadb_server import private_mariadb as private_mariadb_server
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from sqlalchemy import exc
 
 from nightwatch.adapters.sql.retry import DbRetry, with_retry
 from nightwatch.domain.errors import PermanentError, RetryableError
-from tests.services import require_service
+from tests.support.services import require_service
 
 
 def _wrapped(orig: Exception) -> exc.DBAPIError:

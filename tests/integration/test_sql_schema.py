@@ -20,8 +20,8 @@ from nightwatch.adapters.sql.schema import schema_sql, split_statements
 from nightwatch.adapters.sql.tables import metadata
 from nightwatch.domain.errors import PermanentError, RetryableError
 from nightwatch.domain.model import TaskStatus
-from tests.services import require_mariadb_url
-from tests.sql_backends import sqlite_url
+from tests.support.services import require_mariadb_url
+from tests.support.sql_backends import sqlite_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_INSERTS = [
@@ -73,7 +73,6 @@ def _default(value: Any) -> str | None:
     return str(value).strip("'").lower().replace("(6)", "").replace("()", "")
 
 
-@pytest.mark.integration
 def test_schema_sql_matches_the_metadata_column_by_column(fresh_mariadb: sa.Engine) -> None:
     run_schema_sql(fresh_mariadb)
     run_schema_sql(fresh_mariadb)  # twice: harmless
@@ -120,7 +119,6 @@ def test_schema_sql_matches_the_metadata_column_by_column(fresh_mariadb: sa.Engi
     assert [tuple(r) for r in epochs] == [(1, 0)]
 
 
-@pytest.mark.integration
 def test_sample_inserts_run_unchanged_and_lowercase_status_is_not_dispatched_on_mariadb(
     fresh_mariadb: sa.Engine,
 ) -> None:
@@ -166,7 +164,6 @@ def test_metadata_creates_the_sqlite_schema_and_init_is_idempotent(tmp_path: Pat
         engine.dispose()
 
 
-@pytest.mark.integration
 def test_init_database_on_mariadb_describes_what_it_did(fresh_mariadb: sa.Engine) -> None:
     url = fresh_mariadb.url.render_as_string(hide_password=False)
     first = init_database(url)

@@ -15,8 +15,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tests.nwprocess import wait_for
-from tests.system.cluster import Cluster, fencing_violations
+from tests.support.cluster import Cluster, fencing_violations
+from tests.support.waiting import wait_until
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled"})
 IN_FLIGHT = frozenset({"Pending", "Running"})
@@ -125,7 +125,7 @@ def wait_all_terminal(cluster: Cluster, timeout: float = 90.0) -> dict[str, int]
         return counts if sum(counts.get(s, 0) for s in TERMINAL) == cluster.inserted else None
 
     try:
-        return dict(wait_for(done, timeout, interval=0.5, what="every task to be terminal"))
+        return dict(wait_until(done, timeout, interval=0.5, what="every task to be terminal"))
     except AssertionError:
         raise AssertionError(f"tasks not all terminal: {cluster.status_counts()} of {cluster.inserted}") from None
 

@@ -20,14 +20,12 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.nwprocess import wait_for
-from tests.redis_servers import redis_server_binary
-from tests.system.cluster import Cluster, Replica, interleavings
+from tests.support.cluster import Cluster, Replica, interleavings
+from tests.support.waiting import wait_until
 from tests.system.invariants import (
     TaskRow,
     invariant_problems,
@@ -38,7 +36,7 @@ from tests.system.invariants import (
     wait_all_terminal,
 )
 
-pytestmark = [pytest.mark.system, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
 REQUEST_TIMEOUT = 2.0
 """NIGHTWATCH_RUNNER__REQUEST_TIMEOUT_SECONDS of the replicas; a hang lasts longer than this."""
@@ -62,18 +60,8 @@ def sequence(name: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    redis_server_binary()  # fail under CI=true, skip elsewhere, when it is missing (MariaDB: in start())
-    running = Cluster(
-        Path(tmp_path_factory.mktemp("api-faults")),
-        replicas=2,
-        extra_env={"NIGHTWATCH_RUNNER__REQUEST_TIMEOUT_SECONDS": str(REQUEST_TIMEOUT)},
-    )
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
+def cluster_options() -> dict[str, Any]:
+    return {"replicas": 2, "extra_env": {"NIGHTWATCH_RUNNER__REQUEST_TIMEOUT_SECONDS": str(REQUEST_TIMEOUT)}}
 
 
 @pytest.fixture
@@ -83,7 +71,7 @@ def steady(cluster: Cluster) -> Iterator[Cluster]:
     cluster.fake.faults.clear()
     cluster.fake.set_controller("timed", active_after_ms=50.0, complete_after_ms=300.0)
     cluster.restart_dead()
-    wait_for(cluster.leader, 15, what="a leader")
+    wait_until(cluster.leader, 15, what="a leader")
     yield cluster
     cluster.fake.faults.clear()
     assert interleavings(cluster.creations(), cluster.events()) == []
@@ -101,7 +89,7 @@ def wrongly_failed(rows: list[TaskRow], lost_jobs: set[str], *, other_info: set[
 def ticking(leader: Replica, timeout: float = 20.0) -> None:
     """The leader's dispatch and sync watchers tick again (after an outage)."""
     before = leader.ticks()
-    wait_for(
+    wait_until(
         lambda: all(leader.ticks().get(w, 0) > before.get(w, 0) for w in ("dispatch", "sync")),
         timeout,
         interval=0.2,
@@ -114,13 +102,13 @@ def through_an_outage(cluster: Cluster, window: float, **fault: Any) -> dict[str
 
     Returns figures; asserts what holds for every kind of outage."""
     assert cluster.fake is not None
-    leader = wait_for(cluster.leader, 15, what="a leader")
+    leader = wait_until(cluster.leader, 15, what="a leader")
     started = time.time()
     fired_before = cluster.fake.faults.fired
     acquisitions = leader.metrics().get("nightwatch_lease_acquisitions_total")
     with cluster.feeding(rate_per_second=10, info=task_info):
         cluster.insert_tasks(40, info=task_info)
-        wait_for(
+        wait_until(
             lambda: cluster.first_creation(started, by=leader.replica_id), 15, interval=0.05, what="dispatch to start"
         )
         # The window is the time between `opened` and `closed`, surely inside the fake's own window:
@@ -130,7 +118,7 @@ def through_an_outage(cluster: Cluster, window: float, **fault: Any) -> dict[str
         opened, closed = time.time(), injecting + window
         cluster.insert_tasks(100, info=task_info)  # a batch that meets the outage
         time.sleep(max(0.0, closed - time.time()))
-        recovered = wait_for(lambda: cluster.first_creation(closed + 0.2), 60, interval=0.05, what="a create after")
+        recovered = wait_until(lambda: cluster.first_creation(closed + 0.2), 60, interval=0.05, what="a create after")
         time.sleep(1.0)
     counts = wait_all_terminal(cluster, timeout=120)
     ticking(leader)
@@ -211,9 +199,9 @@ def test_jobs_deleted_behind_nightwatchs_back_fail_their_tasks(steady: Cluster) 
             first = cluster.inserted
             cluster.insert_tasks(30, info=long_job)
             names = {f"t{n:05d}" for n in range(first, first + 30)}
-            pending = wait_for(lambda: len(rows := ours("Pending")) == 30 and rows, 20, what="30 Pending tasks")
+            pending = wait_until(lambda: len(rows := ours("Pending")) == 30 and rows, 20, what="30 Pending tasks")
             delete(pending[:10], "Pending")
-            running = wait_for(lambda: len(rows := ours("Running")) == 20 and rows, 20, what="20 Running tasks")
+            running = wait_until(lambda: len(rows := ours("Running")) == 20 and rows, 20, what="20 Running tasks")
             delete(running[:10], "Running")
             time.sleep(1.0)
         counts = wait_all_terminal(cluster, timeout=120)
@@ -241,5 +229,5 @@ def test_jobs_deleted_behind_nightwatchs_back_fail_their_tasks(steady: Cluster) 
     assert invariant_problems(cluster, lost_jobs=set(lost)) == []
     assert wrongly_failed(list(rows.values()), set(lost), other_info=names) == []
     assert replica_problems(cluster) == []
-    leader = wait_for(cluster.leader, 15, what="a leader")
+    leader = wait_until(cluster.leader, 15, what="a leader")
     ticking(leader)

@@ -6,13 +6,9 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from nightwatch.adapters.sql import SqlTaskRepository, create_engine_for, init_database
 from nightwatch.domain.ports import NewTask
-from tests.nwprocess import NIGHTWATCH, Nightwatch
-
-pytestmark = pytest.mark.system
+from tests.support.nwprocess import NIGHTWATCH, Nightwatch
 
 
 def test_list_into_a_closed_pipe_exits_quietly(tmp_path: Path) -> None:

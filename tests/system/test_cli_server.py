@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.nwprocess import Nightwatch
-
-pytestmark = pytest.mark.system
+from tests.support.nwprocess import Nightwatch
 
 TOKEN = "cli-test-token-0123456789abcdef"
 
 
 @pytest.fixture
-def nw(tmp_path: Path) -> Iterator[Nightwatch]:
-    instance = Nightwatch(tmp_path, env={"NIGHTWATCH_API__TOKENS": json.dumps([{"token": TOKEN, "user_id": 5}])})
-    yield instance
-    instance.kill()
+def nw_env() -> dict[str, str]:
+    return {"NIGHTWATCH_API__TOKENS": json.dumps([{"token": TOKEN, "user_id": 5}])}
 
 
 def test_submit_list_show_cancel_through_the_api(nw: Nightwatch) -> None:

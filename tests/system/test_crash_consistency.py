@@ -30,15 +30,14 @@ import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.nwprocess import wait_for
-from tests.redis_servers import redis_server_binary
-from tests.system.cluster import Cluster, Creation, Replica, interleavings
+from tests.support.cluster import Cluster, Creation, Replica, interleavings
+from tests.support.waiting import wait_until
 from tests.system.invariants import (
     invariant_problems,
     outcome_problems,
@@ -48,7 +47,7 @@ from tests.system.invariants import (
     wait_all_terminal,
 )
 
-pytestmark = [pytest.mark.system, pytest.mark.timeout(420)]
+pytestmark = pytest.mark.timeout(420)
 
 TTL = 1.5
 RETRY = 0.3
@@ -152,21 +151,8 @@ class Killer:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    redis_server_binary()  # fail under CI=true, skip elsewhere, when it is missing (MariaDB: in start())
-    running = Cluster(
-        Path(tmp_path_factory.mktemp("crash")),
-        replicas=2,
-        ttl=TTL,
-        retry=RETRY,
-        dispatch_interval=TICK,
-        sync_interval=SYNC,
-    )
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
+def cluster_options() -> dict[str, Any]:
+    return {"replicas": 2, "ttl": TTL, "retry": RETRY, "dispatch_interval": TICK, "sync_interval": SYNC}
 
 
 def test_sigkill_of_the_leader_at_any_moment_loses_and_duplicates_nothing(cluster: Cluster, long_run: bool) -> None:
@@ -181,7 +167,7 @@ def test_sigkill_of_the_leader_at_any_moment_loses_and_duplicates_nothing(cluste
     with cluster.feeding(rate_per_second=FEED_PER_SECOND, info=task_info):
         for i in range(iterations):
             kind = KINDS[i % len(KINDS)]
-            leader = wait_for(cluster.leader, 30, interval=0.1, what="a leader")
+            leader = wait_until(cluster.leader, 30, interval=0.1, what="a leader")
             cluster.insert_tasks(rng.randint(20, 80), info=task_info)  # a batch to launch (and later sync)
             killer.arm(kind, leader)
             if not killer.fired.wait(20):
@@ -196,7 +182,7 @@ def test_sigkill_of_the_leader_at_any_moment_loses_and_duplicates_nothing(cluste
             old = leader.replica_id
             leader.kill()  # reaps it
             leader.start()
-            successor = wait_for(
+            successor = wait_until(
                 lambda since=killed_at, old=old: cluster.first_creation(since, not_by=old),
                 30,
                 interval=0.05,
@@ -236,9 +222,9 @@ def test_sigkill_of_the_leader_at_any_moment_loses_and_duplicates_nothing(cluste
     assert never_adopted == [], f"Jobs stored for a killed creator but never adopted by a successor: {never_adopted}"
     assert killer.torn, "no kill landed between a Job create and its database write"
     assert replica_problems(cluster) == []
-    leader = wait_for(cluster.leader, 30, what="a leader after the last kill")
+    leader = wait_until(cluster.leader, 30, what="a leader after the last kill")
     before = leader.ticks()
-    wait_for(
+    wait_until(
         lambda: all(leader.ticks().get(w, 0) > before.get(w, 0) for w in ("dispatch", "sync")),
         15,
         what=f"{leader.replica_id} to go on ticking",

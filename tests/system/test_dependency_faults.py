@@ -28,13 +28,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.mariadb_server import PrivateMariaDB, private_mariadb
-from tests.nwprocess import wait_for
-from tests.redis_servers import redis_server_binary
-from tests.system.cluster import TASK_INFO, Cluster, interleavings
+from tests.support.cluster import TASK_INFO, Cluster, interleavings
+from tests.support.mariadb_server import PrivateMariaDB, private_mariadb
+from tests.support.waiting import wait_until
 from tests.system.invariants import invariant_problems, replica_problems, wait_all_terminal
 
-pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)
 
 TTL = 3.0
 RETRY = 0.5
@@ -117,7 +116,7 @@ class TolerantFeeder:
         if self._errors:
             raise self._errors[0]
         if self._backlog:
-            wait_for(self._flush_backlog, timeout, interval=0.5, what="the feeder's failed inserts to commit")
+            wait_until(self._flush_backlog, timeout, interval=0.5, what="the feeder's failed inserts to commit")
 
     def _flush_backlog(self) -> bool:
         try:
@@ -154,25 +153,18 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateMariaDB
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, mariadb: PrivateMariaDB) -> Iterator[Cluster]:
-    redis_server_binary()  # fail under CI=true, skip elsewhere, when it is missing
-    running = Cluster(
-        Path(tmp_path_factory.mktemp("faults")),
-        ttl=TTL,
-        retry=RETRY,
-        dispatch_interval=TICK,
-        server_url=mariadb.server_url,
-    )
-    running.start()
-    try:
-        running.insert_tasks(1)
-        assert running.engine is not None
-        with running.engine.connect() as conn:
-            names = [str(n) for (n,) in conn.exec_driver_sql("SELECT name FROM task")]
-        assert names == [task_name(0)], f"Cluster.insert_tasks names tasks {names}, not like task_name()"
-        yield running
-    finally:
-        running.stop()
+def cluster_options(mariadb: PrivateMariaDB) -> dict[str, Any]:
+    return {"ttl": TTL, "retry": RETRY, "dispatch_interval": TICK, "server_url": mariadb.server_url}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tasks_named_like_task_name(cluster: Cluster) -> None:
+    """Once, on the fresh cluster: Cluster.insert_tasks names its rows as task_name() does."""
+    cluster.insert_tasks(1)
+    assert cluster.engine is not None
+    with cluster.engine.connect() as conn:
+        names = [str(n) for (n,) in conn.exec_driver_sql("SELECT name FROM task")]
+    assert names == [task_name(0)], f"Cluster.insert_tasks names tasks {names}, not like task_name()"
 
 
 @pytest.fixture
@@ -182,7 +174,7 @@ def steady(cluster: Cluster, mariadb: PrivateMariaDB) -> Iterator[Cluster]:
     for server in cluster.redis.servers:
         server.start()
     cluster.restart_dead()
-    wait_for(cluster.leader, 20, what="a leader")
+    wait_until(cluster.leader, 20, what="a leader")
     yield cluster
     mariadb.start()  # a failed test must not leave the next one without its database
     for server in cluster.redis.servers:
@@ -218,20 +210,20 @@ def duplicates(cluster: Cluster) -> int:
 def test_mariadb_stopped_and_restarted(steady: Cluster, mariadb: PrivateMariaDB, long_run: bool) -> None:
     outage = 20.0 if long_run else 8.0
     generations = replica_ids(steady)
-    leader = wait_for(steady.leader, 10, what="a leader")
+    leader = wait_until(steady.leader, 10, what="a leader")
     leader_id = leader.replica_id
     assert ready_codes(steady) == [200, 200, 200]
     with feeding(steady) as feeder:
-        wait_for(lambda: steady.first_creation(time.time() - 1.0, by=leader_id), 15, what="dispatch to flow")
+        wait_until(lambda: steady.first_creation(time.time() - 1.0, by=leader_id), 15, what="dispatch to flow")
         # A burst, so the database goes away in the middle of a dispatch tick: Jobs created whose rows
         # cannot be written (the next tick after the outage must adopt them, not create them again).
         burst_at = time.time()
         steady.insert_tasks(BURST)
-        wait_for(lambda: len(steady.creations(burst_at)) >= BURST // 10, 30, interval=0.01, what="the burst to start")
+        wait_until(lambda: len(steady.creations(burst_at)) >= BURST // 10, 30, interval=0.01, what="the burst to start")
         down_at = time.time()
         mariadb.stop()
         stopped_at = time.time()
-        not_ready = wait_for(
+        not_ready = wait_until(
             lambda: all(code == 503 for code in ready_codes(steady)),
             DB_RETRY_SECONDS * 3 + 10,
             interval=0.2,
@@ -247,8 +239,8 @@ def test_mariadb_stopped_and_restarted(steady: Cluster, mariadb: PrivateMariaDB,
         up_at = time.time()
         assert steady.engine is not None
         steady.engine.dispose()  # the test's own pool holds connections the restart killed
-        resumed = wait_for(lambda: steady.first_creation(up_at), 30, interval=0.05, what="a Job created after restart")
-        ready_again = wait_for(
+        resumed = wait_until(lambda: steady.first_creation(up_at), 30, interval=0.05, what="a Job created after restart")
+        ready_again = wait_until(
             lambda: ready_codes(steady) == [200, 200, 200], 30, interval=0.2, what="every replica ready"
         )
         ready_after = time.time() - up_at
@@ -317,14 +309,14 @@ def test_all_redis_masters_stopped_and_restarted(steady: Cluster, long_run: bool
     outage = 20.0 if long_run else 5.0
     assert outage > TTL, "Redlock: masters without persistence may come back only after one TTL"
     generations = replica_ids(steady)
-    leader = wait_for(steady.leader, 10, what="a leader")
+    leader = wait_until(steady.leader, 10, what="a leader")
     leader_id = leader.replica_id
     with feeding(steady) as feeder:
-        wait_for(lambda: steady.first_creation(time.time() - 1.0, by=leader_id), 15, what="dispatch to flow")
+        wait_until(lambda: steady.first_creation(time.time() - 1.0, by=leader_id), 15, what="dispatch to flow")
         down_at = time.time()
         for server in steady.redis.servers:
             server.stop()
-        wait_for(lambda: leader_ids(steady) == [], TTL + TOLERANCE, interval=0.05, what="the leader to step down")
+        wait_until(lambda: leader_ids(steady) == [], TTL + TOLERANCE, interval=0.05, what="the leader to step down")
         stepped_down_at = time.time()
         # Nobody leads while there is no quorum: check all through the outage, not once.
         while time.time() < down_at + outage:
@@ -333,10 +325,10 @@ def test_all_redis_masters_stopped_and_restarted(steady: Cluster, long_run: bool
         up_at = time.time()
         for server in steady.redis.servers:
             server.start()  # empty: these masters keep nothing on disk
-        resumed = wait_for(
+        resumed = wait_until(
             lambda: steady.first_creation(up_at), RETRY + TICK + 10, interval=0.05, what="a Job created after restart"
         )
-        new_leader = wait_for(lambda: leader_ids(steady), 10, interval=0.05, what="a leader again")
+        new_leader = wait_until(lambda: leader_ids(steady), 10, interval=0.05, what="a leader again")
         time.sleep(2.0)
     # In-flight launches that passed their fence check just before the step-down may still land; nothing
     # after that. The step-down itself is bounded by the lease (TTL) from the last renewal.
@@ -375,7 +367,7 @@ def test_one_redis_master_at_a_time_stopped_and_restarted(steady: Cluster, long_
     the master that came back: otherwise the second stop would take the lease with it)."""
     outage = 20.0 if long_run else 3.0
     generations = replica_ids(steady)
-    leader = wait_for(steady.leader, 10, what="a leader")
+    leader = wait_until(steady.leader, 10, what="a leader")
     leader_id = leader.replica_id
     losses_before = len([e for e in steady.events() if e["message"].startswith("stepping down")])
     leaders_seen: set[str] = set()
@@ -387,7 +379,7 @@ def test_one_redis_master_at_a_time_stopped_and_restarted(steady: Cluster, long_
             time.sleep(0.2)
 
     with feeding(steady) as feeder:
-        wait_for(lambda: steady.first_creation(time.time() - 1.0, by=leader_id), 15, what="dispatch to flow")
+        wait_until(lambda: steady.first_creation(time.time() - 1.0, by=leader_id), 15, what="dispatch to flow")
         for server in steady.redis.servers:
             down_at = time.time()
             server.stop()
@@ -396,7 +388,7 @@ def test_one_redis_master_at_a_time_stopped_and_restarted(steady: Cluster, long_
             server.start()  # empty: it keeps nothing on disk
             windows.append((down_at, up_at))
             watch_leaders(up_at + TTL)  # at least two renewals before the next master goes
-        resumed = wait_for(
+        resumed = wait_until(
             lambda: steady.first_creation(windows[-1][1]), 10, interval=0.05, what="a Job created after the restarts"
         )
     counts = check_promise(steady, generations)

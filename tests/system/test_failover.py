@@ -12,21 +12,18 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.nwprocess import wait_for
-from tests.redis_servers import redis_server_binary
-from tests.system.cluster import (
+from tests.support.cluster import (
     Cluster,
     duplicate_problems,
     fencing_violations,
     handover,
     interleavings,
 )
-
-pytestmark = pytest.mark.system
+from tests.support.waiting import wait_until
 
 TTL = 3.0
 RETRY = 0.5
@@ -39,14 +36,8 @@ DISPATCH_WORKERS = 8
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    redis_server_binary()  # fail under CI=true, skip elsewhere, when it is missing (MariaDB: in start())
-    running = Cluster(Path(tmp_path_factory.mktemp("failover")), ttl=TTL, retry=RETRY, dispatch_interval=TICK)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
+def cluster_options() -> dict[str, Any]:
+    return {"ttl": TTL, "retry": RETRY, "dispatch_interval": TICK}
 
 
 @pytest.fixture
@@ -55,7 +46,7 @@ def steady(cluster: Cluster) -> Iterator[Cluster]:
     for server in cluster.redis.servers:
         server.start()
     cluster.restart_dead()
-    wait_for(cluster.leader, 15, what="a leader")
+    wait_until(cluster.leader, 15, what="a leader")
     yield cluster
     assert interleavings(cluster.creations(), cluster.events()) == []
     assert fencing_violations(cluster.audit()) == []
@@ -92,21 +83,21 @@ def test_sigterm_of_the_leader_hands_over_at_once(steady: Cluster) -> None:
 
 
 def test_a_leader_frozen_past_its_lease_is_fenced(steady: Cluster) -> None:
-    old = wait_for(steady.leader, 10, what="a leader")
+    old = wait_until(steady.leader, 10, what="a leader")
     old_id = old.replica_id
     with steady.feeding(rate_per_second=40):
         # Freeze it in the middle of a big dispatch tick: launches queued in its worker pool.
         steady.insert_tasks(400)
-        wait_for(lambda: steady.first_creation(time.time() - 0.5, by=old_id), 10, interval=0.01, what="dispatch")
+        wait_until(lambda: steady.first_creation(time.time() - 0.5, by=old_id), 10, interval=0.01, what="dispatch")
         frozen_at = time.time()
         old.signal(signal.SIGSTOP)
-        successor = wait_for(
+        successor = wait_until(
             lambda: steady.first_creation(frozen_at, not_by=old_id), TTL + RETRY + TICK + 10, what="a successor"
         )
         time.sleep(max(0.0, frozen_at + TTL + 1.0 - time.time()))
         resumed_at = time.time()
         old.signal(signal.SIGCONT)
-        wait_for(lambda: old.is_leader() is False, 5, interval=0.05, what=f"{old_id} to report nightwatch_leader 0")
+        wait_until(lambda: old.is_leader() is False, 5, interval=0.05, what=f"{old_id} to report nightwatch_leader 0")
         time.sleep(2.0)  # room for anything the old leader had queued to show up
     print(f"\nfrozen {old_id} at {frozen_at:.3f}; {successor.replica} took over after {successor.at - frozen_at:.3f} s")
     # A worker that had passed its fence check when the process froze sends its one request on resume
@@ -130,7 +121,7 @@ def test_a_leader_frozen_past_its_lease_is_fenced(steady: Cluster) -> None:
 
 
 def test_redis_masters_lost_and_back(steady: Cluster) -> None:
-    leader = wait_for(steady.leader, 10, what="a leader")
+    leader = wait_until(steady.leader, 10, what="a leader")
     with steady.feeding(rate_per_second=30):
         # One master down: the quorum (2 of 3) holds; the same leader goes on dispatching.
         steady.redis[0].kill()
@@ -140,7 +131,7 @@ def test_redis_masters_lost_and_back(steady: Cluster) -> None:
         # Two down: no quorum; the leader steps down within the TTL and nobody dispatches.
         steady.redis[1].kill()
         lost_at = time.time()
-        wait_for(lambda: leader.is_leader() is False, TTL, interval=0.05, what="the leader to step down")
+        wait_until(lambda: leader.is_leader() is False, TTL, interval=0.05, what="the leader to step down")
         stepped_down = time.time()
         print(f"\nno quorum: {leader.replica_id} stepped down after {stepped_down - lost_at:.3f} s")
         time.sleep(TTL)  # Redlock: wait one TTL before a master without persistence comes back
@@ -150,7 +141,7 @@ def test_redis_masters_lost_and_back(steady: Cluster) -> None:
         back_at = time.time()
         steady.redis[0].start()
         steady.redis[1].start()
-        resumed = wait_for(
+        resumed = wait_until(
             lambda: steady.first_creation(back_at), TTL + RETRY + TICK + TOLERANCE, interval=0.05, what="dispatch"
         )
     print(f"quorum back: {resumed.replica} dispatched after {resumed.at - back_at:.3f} s")

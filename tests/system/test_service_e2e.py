@@ -5,22 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.nwprocess import Nightwatch, wait_for
-
-pytestmark = pytest.mark.system
-
-
-@pytest.fixture
-def nw(tmp_path: Path) -> Iterator[Nightwatch]:
-    instance = Nightwatch(tmp_path)
-    yield instance
-    instance.kill()
+from tests.support.nwprocess import Nightwatch
+from tests.support.waiting import wait_until
 
 
 def process_gone(pid: int) -> bool:
@@ -46,12 +37,12 @@ def test_tasks_run_to_every_end_state(nw: Nightwatch) -> None:
     assert "DeadlineExceeded" in deadline["message"]
 
     nw.wait_status(long, {"Running"})
-    pid = int(wait_for(lambda: next(nw.workdir.glob("jobs/default/long-task/pid"), None), 10, what="pid").read_text())
+    pid = int(wait_until(lambda: next(nw.workdir.glob("jobs/default/long-task/pid"), None), 10, what="pid").read_text())
     assert not process_gone(pid)
     assert "requested" in nw.cli("cancel", str(long)).stdout
     cancelled = nw.wait_status(long, {"Cancelled"})
     assert cancelled["finished_at"] is not None
-    wait_for(lambda: process_gone(pid), 10, what="the cancelled process to exit")
+    wait_until(lambda: process_gone(pid), 10, what="the cancelled process to exit")
 
     assert nw.stop() == 0
 
@@ -77,7 +68,7 @@ def test_metrics_and_readiness(nw: Nightwatch) -> None:
     for i in range(3):
         nw.submit(f"m-{i}", "true")
     nw.start()
-    wait_for(lambda: all(t["status"] == "Succeeded" for t in nw.tasks()), 30, what="all tasks to succeed")
+    wait_until(lambda: all(t["status"] == "Succeeded" for t in nw.tasks()), 30, what="all tasks to succeed")
 
     def metrics() -> dict[str, float]:
         text = nw.http("/metrics")[1]
@@ -88,7 +79,7 @@ def test_metrics_and_readiness(nw: Nightwatch) -> None:
                 values[f"{sample.name}{{{labels}}}"] = sample.value
         return values
 
-    seen = wait_for(lambda: (m := metrics()).get("nightwatch_tasks{status=Succeeded}") == 3 and m, 15, what="metrics")
+    seen = wait_until(lambda: (m := metrics()).get("nightwatch_tasks{status=Succeeded}") == 3 and m, 15, what="metrics")
     assert seen["nightwatch_leader{}"] == 1
     assert seen["nightwatch_jobs_created_total{}"] == 3
     assert seen["nightwatch_tick_duration_seconds_count{watcher=dispatch}"] > 0
@@ -100,19 +91,19 @@ def test_metrics_and_readiness(nw: Nightwatch) -> None:
     with db.open("r+b") as f:  # corrupt the header: the file is no longer a readable database
         f.write(b"\0" * 100)
     try:
-        _, body = wait_for(lambda: (r := nw.http("/readyz"))[0] == 503 and r, 10, what="/readyz to fail")
+        _, body = wait_until(lambda: (r := nw.http("/readyz"))[0] == 503 and r, 10, what="/readyz to fail")
         assert '"database": "error' in body
     finally:
         with db.open("r+b") as f:
             f.write(original)
-    wait_for(lambda: nw.http("/readyz")[0] == 200, 10, what="/readyz to recover")
+    wait_until(lambda: nw.http("/readyz")[0] == 200, 10, what="/readyz to recover")
     assert nw.stop() == 0
 
 
 def test_sigterm_during_work_exits_cleanly_and_a_restart_finishes_the_work(nw: Nightwatch) -> None:
     ids = [nw.submit(f"w-{i}", "sleep", "1") for i in range(20)]
     nw.start()
-    wait_for(lambda: any(t["status"] != "Normal" for t in nw.tasks()), 20, what="dispatch to start")
+    wait_until(lambda: any(t["status"] != "Normal" for t in nw.tasks()), 20, what="dispatch to start")
     started = time.monotonic()
     assert nw.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 10
@@ -121,7 +112,7 @@ def test_sigterm_during_work_exits_cleanly_and_a_restart_finishes_the_work(nw: N
         assert task["status"] in {"Normal", "Pending", "Running", "Succeeded"}
         assert task["status"] == "Normal" or task["job_name"] == task["name"]
     nw.start()
-    wait_for(
+    wait_until(
         lambda: all(nw.task(i)["status"] == "Succeeded" for i in ids), 40, interval=0.5, what="all tasks to succeed"
     )
     # Each task ran exactly once, across the restart.

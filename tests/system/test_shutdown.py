@@ -16,9 +16,8 @@ import pytest
 
 from tests.fakekube.fixtures import write_kubeconfig
 from tests.fakekube.server import FakeKubeServer
-from tests.nwprocess import Nightwatch, wait_for
-
-pytestmark = pytest.mark.system
+from tests.support.nwprocess import Nightwatch
+from tests.support.waiting import wait_until
 
 GRACE = 1.0
 REQUEST_TIMEOUT = 4.0
@@ -48,7 +47,7 @@ def test_sigterm_during_hanging_creates_exits_within_the_grace_period(tmp_path: 
         nw.submit(f"hang-{n}", "true")
     nw.start()
     try:
-        wait_for(lambda: fake.counters.get("create", 0) > 0, 20, what="a Job create in flight")
+        wait_until(lambda: fake.counters.get("create", 0) > 0, 20, what="a Job create in flight")
         assert nw.process is not None
         started = time.monotonic()
         nw.process.send_signal(signal.SIGTERM)

@@ -38,10 +38,10 @@ import pytest
 import sqlalchemy as sa
 
 from tests.fakekube.controller import ControllerMode
-from tests.mariadb_server import PrivateMariaDB, private_mariadb
-from tests.nwprocess import wait_for
-from tests.redis_servers import redis_server_binary
-from tests.system.cluster import Cluster, Replica, interleavings
+from tests.support.cluster import Cluster, Replica, interleavings
+from tests.support.mariadb_server import PrivateMariaDB, private_mariadb
+from tests.support.redis_servers import redis_server_binary
+from tests.support.waiting import wait_until
 from tests.system.invariants import (
     TERMINAL,
     invariant_problems,
@@ -50,8 +50,6 @@ from tests.system.invariants import (
     task_rows,
     wait_all_terminal,
 )
-
-pytestmark = pytest.mark.system
 
 SOAK_SECONDS = 50.0
 SOAK_TASKS = 2_000
@@ -431,7 +429,7 @@ def test_soak_with_random_faults(soak_cluster: SoakCluster, database: PrivateMar
     soak.wait_database()
     for server in cluster.redis.servers:
         server.start()
-    wait_for(lambda: all(r.alive for r in cluster.replicas), 30, what="every replica restarted")
+    wait_until(lambda: all(r.alive for r in cluster.replicas), 30, what="every replica restarted")
     wait_all_terminal(cluster, timeout=180 if long_run else 120)
     finished = time.time()
     soak.sample()

@@ -23,10 +23,8 @@ from typing import Any
 
 import pytest
 
-from tests.nwprocess import Nightwatch
-from tests.services import in_ci
-
-pytestmark = pytest.mark.system
+from tests.support.nwprocess import Nightwatch
+from tests.support.services import in_ci
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [

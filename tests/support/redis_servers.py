@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.services import in_ci, require_service
+from tests.support.services import in_ci, require_service
 
 SHARED_REDIS_HOST = "127.0.0.1"
 SHARED_REDIS_PORT = 6379

@@ -12,6 +12,7 @@ from nightwatch.adapters.memory import MemoryJobRunner, MemoryLeaderLock, Memory
 from nightwatch.app.container import build_container
 from nightwatch.domain.model import TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
+from tests.support.waiting import wait_until
 
 FAST = {
     "database": {"url": "memory://"},
@@ -23,13 +24,6 @@ FAST = {
         "cancel": {"interval_seconds": 0.05},
     },
 }
-
-
-def wait_until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_selectors_follow_configuration(tmp_path: Path) -> None:
@@ -66,9 +60,9 @@ def test_the_service_runs_a_task_life_on_overridden_adapters() -> None:
     service.start()
     try:
         task = container.submit_task()("life", "default", {"image": "busybox", "command": ["true"]})
-        wait_until(lambda: repo.get(task.id).status is TaskStatus.PENDING)
+        wait_until(lambda: repo.get(task.id).status is TaskStatus.PENDING, 5.0)
         runner.set_observation("default", "life", JobObservation(JobPhase.SUCCEEDED, "Completed", "ok"))
-        wait_until(lambda: repo.get(task.id).status is TaskStatus.SUCCEEDED)
+        wait_until(lambda: repo.get(task.id).status is TaskStatus.SUCCEEDED, 5.0)
         assert container.leadership().is_leader
         ready, checks = container.readiness()()
         assert ready and checks["role"] == "leader"
@@ -88,7 +82,7 @@ def test_a_standby_does_nothing_until_the_leader_goes() -> None:
         c.lock.override(providers.Object(MemoryLeaderLock(owner, ttl_seconds=1.0, server=server)))
     first = leader.service()
     first.start()
-    wait_until(lambda: leader.leadership().is_leader)
+    wait_until(lambda: leader.leadership().is_leader, 5.0)
     second = standby.service()
     second.start()
     try:
@@ -98,7 +92,7 @@ def test_a_standby_does_nothing_until_the_leader_goes() -> None:
         wait_until(lambda: standby.leadership().is_leader, timeout=2)
         assert standby.leadership().current_epoch == 2
         task = standby.submit_task()("after-failover", "default", {"image": "b", "command": ["true"]})
-        wait_until(lambda: shared_repo.get(task.id).status is TaskStatus.PENDING)
+        wait_until(lambda: shared_repo.get(task.id).status is TaskStatus.PENDING, 5.0)
     finally:
         second.stop(grace_seconds=5)
 
@@ -119,8 +113,8 @@ def test_a_tick_that_raises_does_not_stop_the_next_ticks() -> None:
     service.start()
     try:
         task = container.submit_task()("boom", "default", {"image": "b", "command": ["true"]})
-        wait_until(lambda: repo.get(task.id).status is TaskStatus.PENDING)
-        wait_until(lambda: Exploding.calls >= 3)
+        wait_until(lambda: repo.get(task.id).status is TaskStatus.PENDING, 5.0)
+        wait_until(lambda: Exploding.calls >= 3, 5.0)
     finally:
         service.stop(grace_seconds=5)
     errors = container.metrics().tick_errors.labels("sync", "unexpected")._value.get()

@@ -8,11 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from tests.support.waiting import wait_until
 
 NIGHTWATCH = [sys.executable, "-m", "nightwatch.app.cli"]
 
@@ -21,17 +22,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 class Nightwatch:
@@ -77,7 +67,7 @@ class Nightwatch:
         self.process = subprocess.Popen(
             [*NIGHTWATCH, "run"], cwd=self.workdir, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT
         )
-        wait_for(lambda: self.http("/healthz")[0] == 200, 20, what="/healthz")
+        wait_until(lambda: self.http("/healthz")[0] == 200, 20, what="/healthz")
 
     def http(self, path: str) -> tuple[int, str]:
         try:
@@ -103,7 +93,7 @@ class Nightwatch:
 
     def wait_status(self, task_id: int, statuses: set[str], timeout: float = 30) -> dict[str, Any]:
         return dict(
-            wait_for(
+            wait_until(
                 lambda: (t := self.task(task_id))["status"] in statuses and t,
                 timeout,
                 interval=0.2,

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.redis_servers import free_port
-from tests.services import in_ci, port_open
+from tests.support.redis_servers import free_port
+from tests.support.services import in_ci, port_open
 
 
 def mariadb_binary(name: str, *fallbacks: str) -> str:

@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 
 from nightwatch.app.web import PAGE_CSP, STATIC_FILES, web_router
 
-WEB_DIR = Path(__file__).parents[2] / "src" / "nightwatch" / "app" / "web"
-PYPROJECT = Path(__file__).parents[2] / "pyproject.toml"
+WEB_DIR = Path(__file__).parents[4] / "src" / "nightwatch" / "app" / "web"
+PYPROJECT = Path(__file__).parents[4] / "pyproject.toml"
 
 
 class Element:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from nightwatch.adapters.kubernetes.jobbody import build_job_body
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId
+from tests.support.hostile import body_of, shape_violations
 
 
 def body_for(info: dict[str, Any], **kwargs: int | None) -> dict[str, Any]:
@@ -92,3 +95,12 @@ def test_task_pods_get_no_service_account_token_and_no_service_links() -> None:
     pod = body["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
     assert pod["enableServiceLinks"] is False
+@pytest.mark.hostile
+def test_the_shape_walker_sees_a_key_nightwatch_never_sets() -> None:
+    body = body_of(JobSpec(image="a"))
+    body["spec"]["template"]["spec"]["hostNetwork"] = True  # type: ignore[index]
+    body["spec"]["template"]["spec"]["containers"][0]["securityContext"] = {"privileged": True}  # type: ignore[index]
+    assert shape_violations(body) == [
+        ".spec.template.spec.hostNetwork: not a field nightwatch sets",
+        ".spec.template.spec.containers[0].securityContext: not a field nightwatch sets",
+    ]

@@ -1,4 +1,4 @@
-"""A dependency that stays down is logged as an outage, not as a flood of identical warnings.
+"""Service: a dependency that stays down is logged as an outage, not as a flood of identical warnings.
 
 Measured on the dependency-fault system test before this was fixed: with the database down, the
 leader logged about 12 warnings a second (every retry attempt, every failed tick, and APScheduler's
@@ -8,22 +8,17 @@ leader logged about 12 warnings a second (every retry attempt, every failed tick
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 
-import pymysql
 import pytest
-from sqlalchemy import exc
 
-from nightwatch.adapters.apscheduler import ApschedulerTicker
 from nightwatch.adapters.memory import MemoryLeaderLock, MemoryTaskRepository
-from nightwatch.adapters.sql.retry import DbRetry, with_retry
 from nightwatch.app.leadership import Leadership
 from nightwatch.app.metrics import Metrics
 from nightwatch.app.service import Service
 from nightwatch.app.watchers import ScheduledWatcher
 from nightwatch.domain.errors import RetryableError
+from tests.support.logs import messages
 
 
 class ManualTicker:
@@ -69,10 +64,7 @@ def started_service(watcher: Outage, now: list[float]) -> tuple[ManualTicker, Se
     return ticker, service
 
 
-def messages(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno == level and r.name.startswith("nightwatch")]
-
-
+@pytest.mark.outage
 def test_a_watcher_failing_tick_after_tick_warns_once_then_once_a_minute_then_says_it_recovered(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -104,49 +96,3 @@ def test_a_watcher_failing_tick_after_tick_warns_once_then_once_a_minute_then_sa
         assert len(messages(caplog, logging.WARNING)) == 1
     finally:
         service.stop(grace_seconds=1.0)
-
-
-def test_database_retries_log_at_debug_and_a_retried_success_once_at_info(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="nightwatch")
-    refused = exc.OperationalError("SELECT 1", {}, pymysql.err.OperationalError(2003, "Can't connect"))
-
-    def down() -> None:
-        raise refused
-
-    with pytest.raises(RetryableError):
-        with_retry(down, what="ping", policy=DbRetry(attempts=4), sleep=lambda _s: None)
-    assert messages(caplog, logging.WARNING) == []
-    assert len(messages(caplog, logging.DEBUG)) == 3
-
-    caplog.clear()
-    attempts = iter([refused, None])
-
-    def blip() -> str:
-        error = next(attempts)
-        if error is not None:
-            raise error
-        return "ok"
-
-    assert with_retry(blip, what="ping", policy=DbRetry(), sleep=lambda _s: None) == "ok"
-    assert messages(caplog, logging.INFO) == ["ping succeeded after 2 attempts"]
-
-
-def test_a_run_skipped_because_the_previous_tick_is_still_going_is_not_a_warning(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.DEBUG, logger="apscheduler.scheduler")  # configure_logging() may have raised it
-    release = threading.Event()
-    ticker = ApschedulerTicker()
-    ticker.add("slow", lambda: release.wait(5), interval_seconds=0.05, cron=None)
-    ticker.start()
-    try:
-        deadline = time.monotonic() + 5
-        skipped: list[logging.LogRecord] = []
-        while not skipped and time.monotonic() < deadline:
-            time.sleep(0.05)
-            skipped = [r for r in caplog.records if "maximum number of running instances" in r.getMessage()]
-    finally:
-        release.set()
-        ticker.shutdown(wait=True)
-    assert skipped, "APScheduler never skipped a run (the test did not exercise the case)"
-    assert {r.levelno for r in skipped} == {logging.DEBUG}

@@ -40,9 +40,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.fakekube.fixtures import write_kubeconfig
 from tests.fakekube.server import FakeKubeServer
 from tests.fakekube.store import StatusError, Store
-from tests.nwprocess import Nightwatch, wait_for
-from tests.redis_servers import RedisServers
-from tests.services import require_mariadb_url
+from tests.support.nwprocess import Nightwatch
+from tests.support.redis_servers import RedisServers
+from tests.support.services import require_mariadb_url
+from tests.support.waiting import wait_until
 
 TASK_INFO = json.dumps({"image": "busybox", "command": ["true"]})
 
@@ -298,7 +299,7 @@ class Cluster:
                 conn.exec_driver_sql(ddl)
         for replica in self.replicas:
             replica.start()
-        wait_for(lambda: self.leader() is not None, 15, what="a leader")
+        wait_until(lambda: self.leader() is not None, 15, what="a leader")
 
     def stop(self) -> None:
         """Stop everything this cluster started, by PID; go on past any failure."""
@@ -415,7 +416,7 @@ class Cluster:
             return counts if counts.get("Succeeded", 0) == self.inserted else None
 
         try:
-            return dict(wait_for(done, timeout, interval=0.3, what="every task to succeed"))
+            return dict(wait_until(done, timeout, interval=0.3, what="every task to succeed"))
         except AssertionError:
             raise AssertionError(f"tasks not all Succeeded: {self.status_counts()} of {self.inserted}") from None
 
@@ -490,15 +491,15 @@ def handover(cluster: Cluster, sig: int, *, timeout: float = 20.0) -> dict[str, 
     Returns the old and new replica ids, `seconds` (signal to the first Job created by the new leader)
     and `gained_seconds` (signal to the new leader's `became the leader` log line).
     """
-    leader = wait_for(cluster.leader, 15, what="a leader")
+    leader = wait_until(cluster.leader, 15, what="a leader")
     old = leader.replica_id
-    wait_for(lambda: cluster.first_creation(time.time() - 1.0, by=old), 10, what=f"{old} to be dispatching")
+    wait_until(lambda: cluster.first_creation(time.time() - 1.0, by=old), 10, what=f"{old} to be dispatching")
     started = time.time()
     if sig == signal.SIGKILL:
         leader.kill()
     else:
         leader.signal(sig)
-    first = wait_for(
+    first = wait_until(
         lambda: cluster.first_creation(started, not_by=old), timeout, interval=0.02, what="another replica to dispatch"
     )
     if sig != signal.SIGKILL:

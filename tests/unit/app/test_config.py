@@ -10,7 +10,7 @@ import yaml
 from nightwatch.app.config import ConfigError, Settings, database_kind, load_settings, mask_secrets
 from nightwatch.app.watchers import WatcherTiming, default_registry
 
-EXAMPLE = Path(__file__).parents[2] / "deploy" / "nightwatch.example.yaml"
+EXAMPLE = Path(__file__).parents[3] / "deploy" / "nightwatch.example.yaml"
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from dependency_injector import providers
 from nightwatch.app.container import Container, build_container
 from nightwatch.app.http import HttpEndpoint
 from nightwatch.domain.ports import TaskRepository
-from tests.sql_backends import empty_mariadb, sqlite_url
+from tests.support.sql_backends import empty_mariadb, sqlite_url
 
 ALICE = "alice-token-0123456789abcdef"
 BOB = "bob-token-0123456789abcdef"

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from nightwatch.adapters.sql import SqlTaskRepository, create_engine_for, init_database
 from nightwatch.domain.ports import TaskRepository
-from tests.services import require_mariadb_url
+from tests.support.services import require_mariadb_url
 
 _session_db_url: str | None = None
 

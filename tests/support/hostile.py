@@ -22,9 +22,10 @@ from nightwatch.adapters.kubernetes.jobbody import (
     MANAGED_BY_LABEL,
     POD_APP_LABEL,
     TASK_ID_LABEL,
+    build_job_body,
 )
-from nightwatch.domain.jobspec import MAX_INFO_BYTES
-from nightwatch.domain.model import TaskStatus
+from nightwatch.domain.jobspec import MAX_INFO_BYTES, JobSpec, LaunchRequest
+from nightwatch.domain.model import TaskId, TaskStatus
 
 # -- hypothesis profiles ----------------------------------------------------------------------------
 # derandomize: the same examples on every run, so CI is reproducible and a red run can be re-run;
@@ -484,3 +485,12 @@ def assert_only_allow_listed(body: Mapping[str, Any]) -> None:
     assert len(pod["containers"]) == 1 and pod["containers"][0]["name"] == CONTAINER_NAME
     assert (body["apiVersion"], body["kind"]) == ("batch/v1", "Job")
     assert LEAK not in json.dumps(body, ensure_ascii=False), "a value from outside the allow-list reached the Job"
+
+
+# -- shared by the unit tests of several modules (domain/jobspec, kubernetes/jobbody, usecases/dispatch)
+ALLOWED = frozenset({"default", "demo"})
+GOOD_INFO = '{"image": "busybox", "command": ["true"]}'
+
+
+def body_of(spec: JobSpec) -> dict[str, object]:
+    return build_job_body(LaunchRequest(TaskId(7), "task", "default", spec))
