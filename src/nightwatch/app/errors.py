@@ -63,7 +63,9 @@ def problems_of(detail: object) -> tuple[Problem, ...]:
             problems.append(Problem(("request",), str(error)))
             continue
         loc = [part if isinstance(part, int) else str(part) for part in error.get("loc", [])]
-        problems.append(Problem(tuple(loc[1:] if loc[:1] == ["body"] else loc) or ("request",), str(error.get("msg", ""))))
+        problems.append(
+            Problem(tuple(loc[1:] if loc[:1] == ["body"] else loc) or ("request",), str(error.get("msg", "")))
+        )
     return tuple(problems)
 
 

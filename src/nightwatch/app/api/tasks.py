@@ -40,7 +40,9 @@ def submit_task(body: NewTaskIn, response: Response, who: Writer, state: State) 
 def list_tasks(
     who: Reader,
     state: State,
-    status_: Annotated[list[TaskStatus] | None, Query(alias="status", description="Repeat for several statuses")] = None,
+    status_: Annotated[
+        list[TaskStatus] | None, Query(alias="status", description="Repeat for several statuses")
+    ] = None,
     namespace: Annotated[str | None, Query(max_length=253)] = None,
     user_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
