@@ -18,7 +18,7 @@ import pytest
 
 from nightwatch.adapters.memory import MemoryTaskRepository
 from nightwatch.adapters.sql import create_engine_for
-from nightwatch.app.api.routes import SUMMARY_TTL_SECONDS
+from nightwatch.app.api.summary import SUMMARY_TTL_SECONDS
 from nightwatch.domain.errors import RetryableError
 from nightwatch.domain.jobspec import MAX_INFO_BYTES
 from nightwatch.domain.model import Task, TaskId, TaskStatus

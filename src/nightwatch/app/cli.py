@@ -2,7 +2,10 @@
 
 `submit`, `list`, `show` and `cancel` talk to the database directly, or to a running replica's
 REST API with `--server URL` (env NIGHTWATCH_SERVER) and `--token T` (env NIGHTWATCH_TOKEN,
-better than the flag, which other users can see in the process list).
+better than the flag, which other users can see in the process list). Each command picks one
+`TaskGateway` (`app/gateway.py`) for that and prints the same either way: `list` shows the newest
+`--limit` tasks, newest first, below `--before ID` if given (`--after` is gone: it paged oldest
+first); a refused submission prints one `nightwatch: <field>: <message>` line per problem.
 
 Exit codes: 0 success; 1 an operational error (database or server unreachable, startup failed);
 2 bad usage, configuration or input (the task was not stored; a refused token); 3 no such task.
@@ -26,9 +29,12 @@ from nightwatch import __version__
 from nightwatch.app.client import ApiClient, ApiRefused
 from nightwatch.app.config import ConfigError, Settings, database_kind, load_settings, mask_secrets
 from nightwatch.app.container import Container, build_container
+from nightwatch.app.cursor import MAX_ID
+from nightwatch.app.errors import problem_line
+from nightwatch.app.gateway import LocalGateway, TaskGateway
 from nightwatch.app.logs import configure_logging
 from nightwatch.domain.errors import InvalidTaskSpec, InvalidTransition, NightwatchError, TaskNotFound
-from nightwatch.domain.model import Task, TaskId, TaskStatus
+from nightwatch.domain.model import Task, TaskStatus
 
 logger = logging.getLogger("nightwatch")
 
@@ -55,7 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TaskNotFound as exc:
         print(f"nightwatch: {exc}", file=sys.stderr)
         return 3
-    except (InvalidTaskSpec, InvalidTransition) as exc:
+    except InvalidTaskSpec as exc:
+        for problem in exc.problems:
+            print(f"nightwatch: {problem_line(problem)}", file=sys.stderr)
+        return 2
+    except InvalidTransition as exc:
         print(f"nightwatch: {exc}", file=sys.stderr)
         return 2
     except ApiRefused as exc:  # no or a wrong token, another user's task: bad input, like the above
@@ -116,10 +126,11 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("cmd", nargs=argparse.REMAINDER, help="command and arguments (after --)")
     submit.set_defaults(handler=cmd_submit)
 
-    lst = sub.add_parser("list", parents=[remote], help="list tasks, oldest first (with --server: newest first)")
+    lst = sub.add_parser("list", parents=[remote], help="list tasks, newest first")
     lst.add_argument("--status", choices=[s.value for s in TaskStatus], action="append")
     lst.add_argument("--limit", type=int, default=100)
-    lst.add_argument("--after", type=int, metavar="ID", help="only tasks with a larger id (not with --server)")
+    lst.add_argument("--before", type=_task_id, metavar="ID", help="only tasks with a smaller id (the next page)")
+    lst.add_argument("--after", help=argparse.SUPPRESS)  # replaced by --before: refused with a message
     lst.add_argument("--json", action="store_true", help="one JSON object per line")
     lst.set_defaults(handler=cmd_list)
 
@@ -163,20 +174,36 @@ def cmd_db_init(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _client(args: argparse.Namespace) -> ApiClient:
-    return ApiClient(args.server, args.token)
+@contextmanager
+def _gateway(args: argparse.Namespace, settings: Settings) -> Iterator[TaskGateway]:
+    """The one place that knows whether a command goes to a server (--server) or to the database."""
+    if args.server:
+        if getattr(args, "user_id", None) is not None:
+            raise CliError("--user-id cannot be used with --server: the server takes the user from the token", code=2)
+        with ApiClient(args.server, args.token) as client:
+            yield client
+    else:
+        with _local(settings) as container:
+            queries = container.repository()
+            user_id = getattr(args, "user_id", None) or 0
+            yield LocalGateway(container.submit_task(), container.request_cancel(), queries, user_id=user_id)
+
+
+def _task_id(text: str) -> int:
+    """A task id as an option's value: a whole number from 1 to BIGINT's maximum."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"not a task id: {text!r}")
+    return value
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     info = _info_from_args(args)
-    if args.server:
-        if args.user_id is not None:
-            raise CliError("--user-id cannot be used with --server: the server takes the user from the token", code=2)
-        with _client(args) as client:
-            task = client.submit(args.name, args.namespace, _info_object(info))
-    else:
-        with _local(settings) as container:
-            task = container.submit_task()(args.name, args.namespace, info, user_id=args.user_id or 0)
+    with _gateway(args, settings) as gateway:
+        task = gateway.submit(args.name, args.namespace, info)
     print(f"submitted task {task.id} ({task.namespace}/{task.name}): {task.status}")
     return 0
 
@@ -204,29 +231,12 @@ def _info_from_args(args: argparse.Namespace) -> str | dict[str, Any]:
     return info
 
 
-def _info_object(info: str | dict[str, Any]) -> dict[str, Any]:
-    """The API takes `info` as a JSON object; --info's text is checked for that here."""
-    if isinstance(info, dict):
-        return info
-    try:
-        parsed = json.loads(info)
-    except ValueError as exc:
-        raise InvalidTaskSpec(f"info is not valid JSON: {exc}") from None
-    if not isinstance(parsed, dict):
-        raise InvalidTaskSpec(f"info must be a JSON object, not {type(parsed).__name__}")
-    return parsed
-
-
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    if args.server:
-        if args.after is not None:
-            raise CliError("--after cannot be used with --server (the API pages newest first)", code=2)
-        with _client(args) as client:
-            tasks = client.list_tasks([TaskStatus(s) for s in args.status or ()], limit=args.limit)
-    else:
-        statuses = [TaskStatus(s) for s in args.status] if args.status else list(TaskStatus)
-        with _local(settings) as container:
-            tasks = container.repository().list_by_status(statuses, after_id=args.after or 0, limit=args.limit)
+    if args.after is not None:
+        raise CliError("--after is replaced by --before ID: list shows the newest tasks first", code=2)
+    statuses = [TaskStatus(s) for s in args.status or ()]
+    with _gateway(args, settings) as gateway:
+        tasks = gateway.list_tasks(statuses, before_id=args.before, limit=args.limit)
     if args.json:
         for task in tasks:
             print(json.dumps(_as_dict(task)))
@@ -236,23 +246,15 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    if args.server:
-        with _client(args) as client:
-            task = client.get(args.id)
-    else:
-        with _local(settings) as container:
-            task = container.repository().get(TaskId(args.id))
+    with _gateway(args, settings) as gateway:
+        task = gateway.get(args.id)
     print(json.dumps(_as_dict(task), indent=2))
     return 0
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    if args.server:
-        with _client(args) as client:
-            task = client.cancel(args.id)
-    else:
-        with _local(settings) as container:
-            task = container.request_cancel()(TaskId(args.id))
+    with _gateway(args, settings) as gateway:
+        task = gateway.cancel(args.id)
     print(f"cancellation of task {task.id} ({task.namespace}/{task.name}, {task.status}) requested")
     return 0
 

@@ -1,31 +1,36 @@
 """A small client of the REST API, for the CLI's `--server URL --token T` mode.
 
-It speaks in the domain's terms: tasks come back as `Task` entities and HTTP errors become the
-domain errors the CLI already turns into exit codes (404 TaskNotFound, 422 InvalidTaskSpec, 409
-DuplicateTask or InvalidTransition, 5xx and network failures RetryableError).
+It speaks in the domain's terms and implements the CLI's `TaskGateway` (`app/gateway.py`): tasks
+come back as `Task` entities, and HTTP statuses become domain errors through the server's own table
+(`app/errors.py`): 404 TaskNotFound, 422 InvalidTaskSpec with its problems, 409 DuplicateTask for a
+submit and InvalidTransition for a cancel, 503 (and any other 5xx, 429, network failures)
+RetryableError; anything else the server refused is ApiRefused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+from nightwatch.app.cursor import encode_cursor
+from nightwatch.app.errors import error_for, problem_line, problems_of
+from nightwatch.app.gateway import newest_first
 from nightwatch.domain.errors import (
     DuplicateTask,
     InvalidTaskSpec,
     InvalidTransition,
+    NightwatchError,
     PermanentError,
     RetryableError,
-    TaskNotFound,
 )
+from nightwatch.domain.jobspec import parse_info
 from nightwatch.domain.model import Task, TaskId, TaskStatus
 
 API = "/api/v1"
-PAGE_LIMIT = 500
 
 
 class ApiRefused(PermanentError):
@@ -49,27 +54,28 @@ class ApiClient:
     def close(self) -> None:
         self._http.close()
 
-    def submit(self, name: str, namespace: str, info: dict[str, Any]) -> Task:
-        """Raises InvalidTaskSpec (every bad field, one line each), DuplicateTask, ApiRefused, RetryableError."""
-        body = {"name": name, "namespace": namespace, "info": info}
+    def submit(self, name: str, namespace: str, info: str | Mapping[str, Any]) -> Task:
+        """As the token's user. `info` text is parsed into the object the API takes, by the domain's
+        rules. Raises InvalidTaskSpec (every bad field), DuplicateTask, ApiRefused, RetryableError."""
+        body = {"name": name, "namespace": namespace, "info": parse_info(info) if isinstance(info, str) else info}
         return _task(self._call("POST", f"{API}/tasks", json=body, conflict=DuplicateTask))
 
-    def list_tasks(self, statuses: Sequence[TaskStatus] = (), *, limit: int = 100) -> list[Task]:
-        """The newest `limit` tasks in any of `statuses` (all when empty), newest first, page by page."""
-        tasks: list[Task] = []
-        cursor: str | None = None
-        while len(tasks) < limit:
-            params: dict[str, Any] = {"limit": min(PAGE_LIMIT, limit - len(tasks))}
+    def list_tasks(
+        self, statuses: Sequence[TaskStatus] = (), *, before_id: int | None = None, limit: int = 100
+    ) -> list[Task]:
+        """The newest `limit` tasks in any of `statuses` (all when empty) with an id below `before_id`,
+        newest first, page by page (the first page's cursor built as the API builds its own)."""
+
+        def page(cursor: str | None, size: int) -> tuple[Sequence[Task], str | None]:
+            params: dict[str, Any] = {"limit": size}
             if statuses:
                 params["status"] = [str(s) for s in statuses]
             if cursor is not None:
                 params["cursor"] = cursor
-            page = self._call("GET", f"{API}/tasks", params=params)
-            tasks += [_task(item) for item in page["items"]]
-            cursor = page["next_cursor"]
-            if cursor is None:
-                break
-        return tasks
+            found = self._call("GET", f"{API}/tasks", params=params)
+            return [_task(item) for item in found["items"]], found["next_cursor"]
+
+        return newest_first(page, encode_cursor(before_id) if before_id is not None else None, limit)
 
     def get(self, task_id: int) -> Task:
         return _task(self._call("GET", f"{API}/tasks/{task_id}"))
@@ -84,35 +90,28 @@ class ApiClient:
             raise RetryableError(f"cannot reach {self.server}: {exc}") from None
         if response.is_success:
             return response.json()
-        detail = _detail(response)
+        raise self._error(response, conflict)
+
+    def _error(self, response: httpx.Response, conflict: type[PermanentError]) -> NightwatchError:
         code = response.status_code
-        if code == 404:
-            raise TaskNotFound(detail)
-        if code == 409:
-            raise conflict(detail)
+        detail = _detail(response)
         if code == 422:
-            raise InvalidTaskSpec(detail)
+            problems = problems_of(detail)
+            return InvalidTaskSpec("\n".join(problem_line(p) for p in problems), problems)
+        text = str(detail)
         if code >= 500 or code == 429:
-            raise RetryableError(f"{self.server} answered {code}: {detail}")
-        raise ApiRefused(f"{self.server} refused the request ({code}): {detail}")
+            return RetryableError(f"{self.server} answered {code}: {text}")
+        return error_for(code, text, expected=conflict) or ApiRefused(
+            f"{self.server} refused the request ({code}): {text}"
+        )
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(response: httpx.Response) -> object:
+    """The body's `detail` (a message, or a 422's list of field errors); the text of any other body."""
     try:
-        detail = response.json()["detail"]
+        return response.json()["detail"]
     except (ValueError, KeyError, TypeError):
         return response.text.strip() or response.reason_phrase
-    if isinstance(detail, list):  # 422: one line per field, named as in the request body
-        return "\n".join(_field_line(error) for error in detail)
-    return str(detail)
-
-
-def _field_line(error: Any) -> str:
-    if not isinstance(error, dict):
-        return str(error)
-    loc = [str(part) for part in error.get("loc", [])]
-    where = ".".join(loc[1:] if loc[:1] == ["body"] else loc) or "request"
-    return f"{where}: {error.get('msg', '')}"
 
 
 def _task(data: dict[str, Any]) -> Task:

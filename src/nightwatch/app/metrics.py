@@ -1,14 +1,12 @@
 """Prometheus metrics, on a registry owned by the running service (no global state).
 
-Task counts are read from the repository when scraped (and cached briefly), never per tick,
-so an idle leader costs the database nothing for them.
+Task counts are read from the repository when scraped (through the `CachedCounts` the API's summary
+uses too, 5 s here), never per tick, so an idle leader costs the database nothing for them.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import fields, is_dataclass
 
@@ -16,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from nightwatch.app.counts import CachedCounts
 from nightwatch.domain.errors import NightwatchError
 from nightwatch.domain.model import TaskStatus
 from nightwatch.domain.ports import TaskQueries
@@ -69,11 +68,8 @@ class TaskCountCollector(Collector):
     """`nightwatch_tasks{status=...}`; unknown status strings are counted under their own value."""
 
     def __init__(self, repository: TaskQueries, cache_seconds: float) -> None:
-        self._repository = repository
-        self._cache_seconds = cache_seconds
-        self._cached: Mapping[str, int] = {}
-        self._cached_at = 0.0
-        self._lock = threading.Lock()
+        self._counts_of = CachedCounts(repository, cache_seconds)
+        self._last: Mapping[str, int] = {}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         counts = self._counts()
@@ -88,11 +84,10 @@ class TaskCountCollector(Collector):
         yield unknown
 
     def _counts(self) -> Mapping[str, int]:
-        with self._lock:
-            if time.monotonic() - self._cached_at > self._cache_seconds:
-                try:
-                    self._cached = dict(self._repository.count_by_status())
-                    self._cached_at = time.monotonic()
-                except NightwatchError as exc:
-                    logger.warning("cannot count tasks for /metrics: %s", exc)
-            return self._cached
+        """The cached counts; during an outage the last ones seen (a scrape never fails), counted
+        again at the next scrape."""
+        try:
+            self._last = self._counts_of()
+        except NightwatchError as exc:
+            logger.warning("cannot count tasks for /metrics: %s", exc)
+        return self._last

@@ -77,29 +77,39 @@ class JobSpec(BaseModel):
     @classmethod
     def from_info(cls, info: str | None) -> JobSpec:
         """Parse a task's `info` column. Raises InvalidTaskSpec with a message a user can act on."""
-        if info is not None and not isinstance(info, str):
-            # A BLOB written into the column by hand comes back as bytes (SQLite keeps what it is given).
-            raise InvalidTaskSpec(f"info must be text holding a JSON object, not {type(info).__name__}")
-        if info is None or not info.strip():
-            raise InvalidTaskSpec("info is empty: it must be a JSON object with at least an 'image'")
-        size = len(info.encode("utf-8", errors="replace"))
-        if size > MAX_INFO_BYTES:
-            raise InvalidTaskSpec(f"info is {size} bytes, the limit is {MAX_INFO_BYTES}")
-        try:
-            data = json.loads(info)
-        except RecursionError:
-            # The parser recurses per level: `[[[[...` a few thousand deep fits well under the size limit.
-            raise InvalidTaskSpec("info is nested too deeply to parse") from None
-        except ValueError as exc:
-            raise InvalidTaskSpec(f"info is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise InvalidTaskSpec(f"info must be a JSON object, not {type(data).__name__}")
+        data = parse_info(info)
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
             problems = [_problem(error) for error in exc.errors()]
             summary = "; ".join(p.message.removeprefix("invalid info: ") for p in problems)
             raise InvalidTaskSpec("invalid info: " + summary, problems) from None
+
+
+def parse_info(info: str | None) -> dict[str, Any]:
+    """`info` text as the JSON object it must hold (not yet checked as a Job spec).
+
+    Raises InvalidTaskSpec when it is not text, empty, over MAX_INFO_BYTES, nested too deeply to
+    parse, not JSON, or JSON but not an object.
+    """
+    if info is not None and not isinstance(info, str):
+        # A BLOB written into the column by hand comes back as bytes (SQLite keeps what it is given).
+        raise InvalidTaskSpec(f"info must be text holding a JSON object, not {type(info).__name__}")
+    if info is None or not info.strip():
+        raise InvalidTaskSpec("info is empty: it must be a JSON object with at least an 'image'")
+    size = len(info.encode("utf-8", errors="replace"))
+    if size > MAX_INFO_BYTES:
+        raise InvalidTaskSpec(f"info is {size} bytes, the limit is {MAX_INFO_BYTES}")
+    try:
+        data = json.loads(info)
+    except RecursionError:
+        # The parser recurses per level: `[[[[...` a few thousand deep fits well under the size limit.
+        raise InvalidTaskSpec("info is nested too deeply to parse") from None
+    except ValueError as exc:
+        raise InvalidTaskSpec(f"info is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidTaskSpec(f"info must be a JSON object, not {type(data).__name__}")
+    return data
 
 
 def _problem(error: ErrorDetails) -> Problem:

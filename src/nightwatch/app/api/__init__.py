@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from nightwatch.app.api.app import create_app
-from nightwatch.app.api.routes import ApiBackend
+from nightwatch.app.api.deps import ApiBackend
 
 __all__ = ["ApiBackend", "create_app"]

@@ -1,9 +1,11 @@
 """The ASGI application every replica serves: REST API, web page, /healthz, /readyz, /metrics.
 
-Domain errors map to HTTP statuses here, in one place: TaskNotFound 404, DuplicateTask and
-InvalidTransition 409, InvalidTaskSpec 422, RetryableError 503 (with Retry-After), any other
-permanent error 409 with its message. The interactive docs pages are off (they load scripts from
-a CDN); the schema is at /openapi.json.
+Domain errors become HTTP statuses here, one handler per row of `app/errors.py` (the table the
+client reads back): TaskNotFound 404, DuplicateTask and InvalidTransition 409, InvalidTaskSpec 422
+(every problem as a field error), RetryableError 503 (with Retry-After), any other permanent error
+409 with its message. The routes are one module per resource (`tasks.py`, `summary.py`) over the
+dependencies in `deps.py`. The interactive docs pages are off (they load scripts from a CDN); the
+schema is at /openapi.json.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import importlib
 import importlib.util
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,19 +24,14 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from nightwatch import __version__
+from nightwatch.app.api import summary, tasks
 from nightwatch.app.api.access import AccessPolicy
+from nightwatch.app.api.deps import ApiBackend, ApiState
 from nightwatch.app.api.guard import RequestGuard
-from nightwatch.app.api.routes import ApiBackend, api_router
-from nightwatch.app.api.submission import field_errors
 from nightwatch.app.config import ApiSettings
-from nightwatch.domain.errors import (
-    DuplicateTask,
-    InvalidTaskSpec,
-    InvalidTransition,
-    PermanentError,
-    RetryableError,
-    TaskNotFound,
-)
+from nightwatch.app.counts import CachedCounts
+from nightwatch.app.errors import ERRORS, ErrorRow, field_errors
+from nightwatch.domain.errors import InvalidTaskSpec
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +65,10 @@ def create_app(
         default_response_class=AsciiJSONResponse,
     )
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
-    app.include_router(api_router(backend, AccessPolicy(settings, reads_open=reads_open)))
+    policy = AccessPolicy(settings, reads_open=reads_open)
+    app.state.api = ApiState(backend, policy, CachedCounts(backend.queries, summary.SUMMARY_TTL_SECONDS))
+    app.include_router(tasks.router)
+    app.include_router(summary.router)
     _add_operations(app, registry, readiness)
     _add_error_handlers(app)
     _add_web_page(app)
@@ -95,36 +95,27 @@ def _add_operations(app: FastAPI, registry: CollectorRegistry, readiness: Readin
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    def reply(code: int, exc: Exception, headers: dict[str, str] | None = None) -> JSONResponse:
-        return AsciiJSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
-
     async def unprocessable(_request: Request, exc: Exception) -> JSONResponse:
         # FastAPI's shape without `input`: the request's own (possibly 1 MiB) content is not echoed.
         assert isinstance(exc, RequestValidationError)
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return AsciiJSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
-    async def not_found(_request: Request, exc: Exception) -> JSONResponse:
-        return reply(404, exc)
-
-    async def conflict(_request: Request, exc: Exception) -> JSONResponse:
-        return reply(409, exc)
-
-    async def invalid(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, InvalidTaskSpec)
-        return AsciiJSONResponse({"detail": field_errors(exc.problems)}, status_code=422)
-
-    async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
-        logger.warning("API request failed, the client may retry: %s", exc)
-        return reply(503, exc, {"Retry-After": "5"})
-
     app.add_exception_handler(RequestValidationError, unprocessable)
-    app.add_exception_handler(TaskNotFound, not_found)
-    app.add_exception_handler(DuplicateTask, conflict)
-    app.add_exception_handler(InvalidTransition, conflict)
-    app.add_exception_handler(InvalidTaskSpec, invalid)
-    app.add_exception_handler(PermanentError, conflict)  # e.g. a row nightwatch cannot read
-    app.add_exception_handler(RetryableError, unavailable)
+    for row in ERRORS:
+        app.add_exception_handler(row.error, _domain_error_handler(row))
+
+
+def _domain_error_handler(row: ErrorRow) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    headers = dict(row.headers) or None
+
+    async def handle(_request: Request, exc: Exception) -> JSONResponse:
+        if row.status >= 500:
+            logger.warning("API request failed, the client may retry: %s", exc)
+        detail: object = field_errors(exc.problems) if isinstance(exc, InvalidTaskSpec) else str(exc)
+        return AsciiJSONResponse({"detail": detail}, status_code=row.status, headers=headers)
+
+    return handle
 
 
 def _add_web_page(app: FastAPI) -> None:
