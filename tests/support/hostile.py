@@ -166,30 +166,63 @@ _extra_keys = st.one_of(
 )
 _extras = st.dictionaries(_extra_keys, _leaky_values, max_size=6)
 
-_quantity = st.one_of(st.integers(0, 10**6), st.sampled_from(["100m", "1", "64Mi", "1Gi", "0.5"]), odd_text)
+# Values JobSpec accepts (its bounds are in domain/jobspec.py): hostile within the rules, never outside them.
+_quantity = st.one_of(
+    st.integers(0, 10**6),
+    st.floats(0, 1e6, allow_nan=False),
+    st.sampled_from(["100m", "1", "64Mi", "1Gi", "0.5", ".5", "1e3", "2E+2", "+1", "9223372036854775"]),
+    st.from_regex(r"[0-9]{1,8}(\.[0-9]{0,3})?(Ki|Mi|Gi|m|k|M|G)?", fullmatch=True),
+)
+_resource_names = st.sampled_from(["cpu", "memory", "ephemeral-storage", "hugepages-2Mi", "kubernetes.io/x"])
+# An extended resource (vendor.com/name) is counted in whole units.
+_extended_resources = st.dictionaries(
+    st.sampled_from(["nvidia.com/gpu", "a.b/c"]), st.integers(0, 8) | st.just("2"), max_size=1
+)
+IMAGES = [
+    "busybox",
+    "alpine",
+    "busybox:1.36",
+    "python:3.12",
+    "registry.example.com:5000/team/app:v1.2",
+    "ghcr.io/x/y@sha256:" + "0123456789abcdef" * 4,
+    "localhost/a__b--c.d:Latest_1.x-y",
+    "[::1]:5000/a/b",
+]
+_images = st.one_of(
+    st.sampled_from(IMAGES),
+    st.from_regex(
+        r"([a-z0-9]([a-z0-9-]{0,6}[a-z0-9])?\.[a-z]{2,4}(:[0-9]{1,5})?/)?[a-z0-9]{1,8}([._-][a-z0-9]{1,8}){0,3}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,20})?",
+        fullmatch=True,
+    ),
+)
+# Env names: any printable ASCII but '=' (Kubernetes' relaxed rule), shell metacharacters included.
+_env_names = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E, blacklist_characters="="), min_size=1, max_size=20
+)
+_process_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=60)
+_process_strings = st.one_of(_process_text, st.sampled_from(SHELL_METACHARACTERS))
 
 
 @st.composite
 def valid_info(draw: st.DrawFn, *, with_extras: bool = False) -> dict[str, Any]:
     """An object JobSpec accepts: allow-listed fields with hostile but well-typed values, and
     (with_extras) keys outside the allow-list at every level, each carrying LEAK."""
-    info: dict[str, Any] = {"image": draw(st.text(ODD_CHARS, min_size=1, max_size=40))}
+    info: dict[str, Any] = {"image": draw(_images)}
     if draw(st.booleans()):
-        info["command"] = draw(st.lists(st.one_of(odd_text, st.sampled_from(SHELL_METACHARACTERS)), max_size=4))
+        info["command"] = draw(st.lists(_process_strings, max_size=4))
     if draw(st.booleans()):
-        info["args"] = draw(st.lists(st.one_of(odd_text, st.sampled_from(SHELL_METACHARACTERS)), max_size=4))
+        info["args"] = draw(st.lists(_process_strings, max_size=4))
     if draw(st.booleans()):
-        names = st.text(ODD_CHARS, min_size=1, max_size=20)
         if draw(st.booleans()):
-            info["env"] = draw(st.dictionaries(names, odd_text, max_size=3))
+            info["env"] = draw(st.dictionaries(_env_names, _process_text, max_size=3))
         else:
-            items = st.fixed_dictionaries({"name": names, "value": odd_text})
+            items = st.fixed_dictionaries({"name": _env_names, "value": _process_text})
             if with_extras:
                 items = st.builds(lambda item, extra: {**extra, **item}, items, _extras)
             info["env"] = draw(st.lists(items, max_size=3))
     if draw(st.booleans()):
         resources: dict[str, Any] = {
-            part: draw(st.dictionaries(st.text(ODD_CHARS, max_size=15), _quantity, max_size=3))
+            part: draw(st.dictionaries(_resource_names, _quantity, max_size=3)) | draw(_extended_resources)
             for part in draw(st.sets(st.sampled_from(["requests", "limits"])))
         }
         if with_extras:
@@ -198,9 +231,9 @@ def valid_info(draw: st.DrawFn, *, with_extras: bool = False) -> dict[str, Any]:
     if draw(st.booleans()):
         info["backoffLimit"] = draw(st.integers(0, 100))
     if draw(st.booleans()):
-        info["activeDeadlineSeconds"] = draw(st.integers(1, 10**12))
+        info["activeDeadlineSeconds"] = draw(st.integers(1, 2**31 - 1))
     if draw(st.booleans()):
-        info["ttlSecondsAfterFinished"] = draw(st.integers(0, 10**9))
+        info["ttlSecondsAfterFinished"] = draw(st.integers(0, 2**31 - 1))
     if with_extras:
         info = {**draw(_extras), **info}
     return info
@@ -275,6 +308,92 @@ _BROKEN_JSON = [
 ]
 
 
+# Values at and around every bound of domain/jobspec.py, and strings one character outside its grammars.
+INT32_MAX = 2**31 - 1
+_near_bounds = st.one_of(
+    st.sampled_from([0, 1, 100, 101, INT32_MAX, INT32_MAX + 1, 2**63 - 1, 2**63, int("9" * 400), -1, 1e20, 0.5]),
+    st.integers(INT32_MAX - 2, INT32_MAX + 2),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+_almost_images = st.one_of(
+    st.sampled_from(
+        [
+            "Busybox",
+            "busybox ",
+            " busybox",
+            "busy box",
+            "busybox\n",
+            "<script>alert(1)</script>",
+            "busybox:",
+            "busybox@",
+            "busybox:-tag",
+            "a//b",
+            "a/-b",
+            "a..b",
+            "a___b",
+            "-a",
+            "a:" + "t" * 129,
+            "a" * 256,
+            "a@sha256:" + "0" * 31,
+            "a\x00",
+            "\u0430lpine",  # Cyrillic a
+        ]
+    ),
+    st.builds(lambda image, i, c: image[:i] + c + image[i:], _images, st.integers(0, 40), ODD_CHARS),
+)
+_almost_env_names = st.one_of(
+    _env_names, st.text(ODD_CHARS, max_size=20), st.sampled_from(["", "A=B", "=", "A\x00", "\x7f", "é", "A\nB"])
+)
+_almost_quantities = st.one_of(
+    _quantity,
+    odd_text,
+    _near_bounds,
+    st.sampled_from(
+        [
+            "",
+            "-1",
+            "1K",
+            "1ki",
+            "1e",
+            "1e1.5",
+            "1.2.3",
+            "NaN",
+            "inf",
+            "0x10",
+            "1 Gi",
+            "1Gi ",
+            "9223372036854776",
+            "1e16",
+            "8Ei",
+            "1e9999999999",
+            "1" * 65,
+        ]
+    ),
+)
+
+
+@st.composite
+def near_bound_info(draw: st.DrawFn) -> dict[str, Any]:
+    """An object whose values sit at, just inside or just outside the bounds JobSpec documents."""
+    info: dict[str, Any] = {"image": draw(st.one_of(_images, _almost_images))}
+    strings = st.one_of(_process_strings, odd_text, st.sampled_from(["\x00", "a\x00b", "=", "A=B"]))
+    for key in ("command", "args"):
+        if draw(st.booleans()):
+            info[key] = draw(st.lists(strings, max_size=3))
+    if draw(st.booleans()):
+        info["env"] = draw(st.lists(st.fixed_dictionaries({"name": _almost_env_names, "value": strings}), max_size=3))
+    if draw(st.booleans()):
+        names = st.one_of(
+            _resource_names, st.sampled_from(["CPU", "gpu", "nvidia.com/gpu", "a/b/c", "/cpu", "hugepages-"]), odd_text
+        )
+        info["resources"] = {"limits": draw(st.dictionaries(names, _almost_quantities, max_size=3))}
+    for key in ("backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"):
+        if draw(st.booleans()):
+            info[key] = draw(_near_bounds)
+    return info
+
+
 def hostile_info() -> st.SearchStrategy[str | None]:
     """Anything a person might put in `info` (NULL included)."""
     return st.one_of(
@@ -286,6 +405,7 @@ def hostile_info() -> st.SearchStrategy[str | None]:
         wrong_typed_info().map(json.dumps),
         valid_info().map(lambda info: json.dumps(info, ensure_ascii=False)),
         valid_info(with_extras=True).map(json.dumps),
+        near_bound_info().map(json.dumps),
     )
 
 

@@ -1,18 +1,38 @@
-"""`JobSpec`: the allow-listed subset of a Job that a task's `info` JSON may set.
+"""`JobSpec`: the allow-listed subset of a Job that a task's `info` JSON may set, and its bounds.
 
 `info` is user input. Only the fields below can ever reach a Job; unknown keys stay in the row
 (nightwatch never rewrites `info`) but are dropped here, so nothing in `info` can make a Job
 privileged, mount host paths or pick a service account.
+
+Every value that does reach a Job is bounded here, and only here, by a rule the Job API itself
+accepts (so a spec refused by the API server, or one that crashes the local supervisor, is refused at
+submit instead, with a message naming the field). Submit and dispatch both parse through `JobSpec`.
+
+| field                      | rule                                                        | source                              |
+|----------------------------|-------------------------------------------------------------|-------------------------------------|
+| `image`                    | image reference grammar; name <= 255, whole <= 1024 chars    | distribution/reference regexp.go    |
+| `command`, `args` items    | no NUL, no lone surrogate                                   | execve(2) cannot pass them          |
+| `env[].name`               | 1..1024 printable ASCII characters (0x20-0x7E), no `=`      | validation.IsRelaxedEnvVarName      |
+| `env[].value`              | no NUL, no lone surrogate                                   | execve(2) cannot pass them          |
+| `resources.*` keys         | `cpu`, `memory`, `ephemeral-storage`, `hugepages-<q>`, or a  | core validation                     |
+|                            | prefixed qualified name such as `nvidia.com/gpu`            | validateContainerResourceName       |
+| `resources.*` values       | quantity grammar, 0 <= value <= INT64_MAX / 1000; integral   | apimachinery resource/quantity.go;  |
+|                            | for extended resources (`vendor/name`)                      | ValidateResourceQuantityValue       |
+| `backoffLimit`             | 0..100                                                      | int32 in the API; nightwatch's cap  |
+| `activeDeadlineSeconds`    | 1..2147483647                                               | int64 in the API; capped at int32   |
+| `ttlSecondsAfterFinished`  | 0..2147483647                                               | int32 in the API                    |
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
-from typing import Any
+from fractions import Fraction
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_core import ErrorDetails
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from nightwatch.domain.errors import InvalidTaskSpec, Problem
 from nightwatch.domain.model import TaskId
@@ -20,28 +40,217 @@ from nightwatch.domain.model import TaskId
 MAX_INFO_BYTES = 256 * 1024
 """Larger `info` is refused: a Job object must stay well under etcd's 1.5 MiB limit."""
 
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+MAX_BACKOFF_LIMIT = 100
+"""The API takes an int32, but every retry is a new pod (a new process on the local runner): 100 keeps
+one task from churning a node for ever, and is what nightwatch has always accepted."""
+
+MAX_ACTIVE_DEADLINE_SECONDS = INT32_MAX
+"""The API takes an int64 (> 0). nightwatch caps it at int32 max (68 years, longer than any Job lives):
+the local supervisor computes `time.monotonic() + deadline` and sleeps towards it, and 400 nines
+overflowed the float conversion there; every timeout API (threading.TIMEOUT_MAX is ~9.2e9 s) takes 2**31-1."""
+
+MAX_TTL_SECONDS_AFTER_FINISHED = INT32_MAX
+"""The API stores an int32 (0 and up)."""
+
+MAX_IMAGE_CHARS = 1024
+"""No real reference comes close (name 255 + tag 128 + a sha512 digest is about 520); it also bounds the regex's work."""
+
+MAX_IMAGE_NAME_CHARS = 255
+"""distribution/reference's NameTotalLengthMax: registries and container runtimes refuse longer names."""
+
+MAX_ENV_NAME_CHARS = 1024
+"""Kubernetes sets no length limit; nightwatch's own sanity bound, far above any real variable name."""
+
+MAX_QUANTITY_CHARS = 64
+MAX_QUANTITY = INT64_MAX // 1000
+"""Kubernetes reads quantities as int64 milli-units (MilliValue): anything larger overflows there."""
+
+# -- grammars ---------------------------------------------------------------------------------------
+# The image reference grammar of distribution/reference (regexp.go), rewritten for Python's backtracking
+# engine: the separator `[-]*` may match nothing there, which makes `[a-z0-9]+(sep[a-z0-9]+)*` the classic
+# exponential pattern here; `-+` accepts the same names without the ambiguity. `\w` is spelled out in ASCII.
+_ALNUM = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|-+)"
+_PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
+_DOMAIN_COMPONENT = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+IMAGE_REFERENCE = re.compile(
+    rf"(?P<name>(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)(?::{_TAG})?(?:@{_DIGEST})?", re.ASCII
+)
+"""`[domain[:port]/]path[/path...][:tag][@algorithm:hex]`, path components lower-case."""
+
+# apimachinery/pkg/api/resource/quantity.go: <signedNumber><suffix>, suffix one of the binary SI
+# (Ki..Ei), the decimal SI (n u m "" k M G T P E) or an exponent (e/E and a signed integer). No sign:
+# a container's requests and limits must not be negative.
+QUANTITY = re.compile(r"\+?(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?P<suffix>[KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?")
+_SUFFIX_FACTORS: dict[str, Fraction] = {
+    **{s: Fraction(1024) ** (i + 1) for i, s in enumerate(["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"])},
+    **{s: Fraction(10) ** e for s, e in [("n", -9), ("u", -6), ("m", -3), ("k", 3), ("M", 6), ("G", 9)]},
+    **{s: Fraction(10) ** e for s, e in [("T", 12), ("P", 15), ("E", 18)]},
+}
+
+# validation.IsQualifiedName: [DNS-1123 subdomain prefix "/"] name, the name at most 63 characters.
+_QUALIFIED_NAME_PART = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?", re.ASCII)
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*", re.ASCII)
+STANDARD_CONTAINER_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage"})
+
+
+def _refuse(rule: str) -> PydanticCustomError:
+    # PydanticCustomError formats its template: rules carry no braces.
+    return PydanticCustomError("info_bound", rule)
+
+
+def _int_in(low: int, high: int, why: str) -> AfterValidator:
+    def check(value: int) -> int:
+        if value < low:
+            raise _refuse(f"must be at least {low}")
+        if value > high:
+            raise _refuse(f"must be at most {high} ({why})")
+        return value
+
+    return AfterValidator(check)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _process_string(value: str) -> str:
+    # What execve(2) passes: bytes up to a NUL, so no NUL; UTF-8, so no lone surrogate (JSON's "\ud800").
+    if "\x00" in value:
+        raise _refuse("must not contain NUL (a process cannot be passed one)")
+    if _SURROGATE.search(value):
+        raise _refuse("must be valid Unicode text (a lone surrogate cannot be encoded)")
+    return value
+
+
+def _image(value: str) -> str:
+    if not value:
+        raise _refuse("must not be empty")
+    if len(value) > MAX_IMAGE_CHARS:
+        raise _refuse(f"is {len(value)} characters, the limit is {MAX_IMAGE_CHARS}")
+    match = IMAGE_REFERENCE.fullmatch(value)
+    if match is None:
+        raise _refuse(
+            "is not an image reference: [registry[:port]/]name[:tag][@digest], the name in lower-case "
+            "letters, digits and . _ __ - separators, no spaces (e.g. busybox, python:3.12, ghcr.io/org/app@sha256:...)"
+        )
+    if len(match["name"]) > MAX_IMAGE_NAME_CHARS:
+        raise _refuse(f"has a name of {len(match['name'])} characters, the limit is {MAX_IMAGE_NAME_CHARS}")
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not value:
+        raise _refuse("must not be empty")
+    if len(value) > MAX_ENV_NAME_CHARS:
+        raise _refuse(f"is {len(value)} characters, the limit is {MAX_ENV_NAME_CHARS}")
+    if "=" in value or not all(" " <= c <= "~" for c in value):
+        raise _refuse("must consist only of printable ASCII characters other than '=' (Kubernetes' env var name rule)")
+    return value
+
+
+def _is_qualified_name(value: str) -> bool:
+    prefix, slash, name = value.rpartition("/")
+    if slash and not (len(prefix) <= 253 and _DNS1123_SUBDOMAIN.fullmatch(prefix)):
+        return False
+    return len(name) <= 63 and _QUALIFIED_NAME_PART.fullmatch(name) is not None
+
+
+def _resource_name(value: str) -> str:
+    if not _is_qualified_name(value):
+        raise _refuse("is not a resource name: a qualified name such as cpu, memory or nvidia.com/gpu")
+    if "/" not in value:
+        if value not in STANDARD_CONTAINER_RESOURCES and not _is_hugepages(value):
+            raise _refuse("must be cpu, memory, ephemeral-storage, hugepages-<size> or prefixed (vendor.com/name)")
+    elif not _is_native(value) and (value.startswith("requests.") or not _is_qualified_name("requests." + value)):
+        raise _refuse("does not follow the extended resource name rule (vendor.com/name, not requests.*)")
+    return value
+
+
+def _is_hugepages(value: str) -> bool:
+    size = value.removeprefix("hugepages-")
+    return size != value and (amount := quantity_value(size)) is not None and amount > 0
+
+
+def _is_native(value: str) -> bool:
+    return "/" not in value or "kubernetes.io/" in value
+
+
+def quantity_value(text: str) -> Fraction | None:
+    """The exact value of a Kubernetes quantity string, or None if it does not follow the grammar."""
+    match = QUANTITY.fullmatch(text) if len(text) <= MAX_QUANTITY_CHARS else None
+    if match is None:
+        return None
+    number, suffix = Fraction(match["number"]), match["suffix"] or ""
+    if suffix not in _SUFFIX_FACTORS and suffix:  # an exponent: e or E and a signed integer
+        exponent = int(suffix[1:])
+        if number == 0 or exponent < -MAX_QUANTITY_CHARS:
+            return Fraction(0) if number == 0 else Fraction(1, 10**9)  # Kubernetes rounds up to 1n
+        if exponent > MAX_QUANTITY_CHARS:
+            return Fraction(10) ** MAX_QUANTITY_CHARS  # above any bound, without computing 10**huge
+        return number * Fraction(10) ** exponent
+    return number * _SUFFIX_FACTORS.get(suffix, 1)
+
+
+def _quantity_text(value: Any) -> Any:
+    # Quantities such as `cpu: 1` arrive as JSON numbers; Kubernetes accepts both spellings. Checked for
+    # size before str(): a float's str() may use an exponent, and an int's may not fit str() at all.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if value != value or value in (float("inf"), float("-inf")):
+        raise _refuse("must be a finite number")
+    if value > MAX_QUANTITY:
+        raise _refuse(_TOO_LARGE)
+    return str(value) if isinstance(value, int) or not value.is_integer() else str(int(value))
+
+
+_TOO_LARGE = f"must be at most {MAX_QUANTITY} (Kubernetes reads quantities as int64 milli-units)"
+
+
+def _quantity(value: str) -> str:
+    amount = quantity_value(value)
+    if amount is None:
+        raise _refuse(
+            "is not a Kubernetes quantity: a non-negative number with an optional suffix (m, k, M, G, Ki, Mi, "
+            f"Gi, ... or e and an exponent), at most {MAX_QUANTITY_CHARS} characters"
+        )
+    if amount > MAX_QUANTITY:
+        raise _refuse(_TOO_LARGE)
+    return value
+
+
+ImageReference = Annotated[str, AfterValidator(_image)]
+ProcessString = Annotated[str, AfterValidator(_process_string)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+ResourceName = Annotated[str, AfterValidator(_resource_name)]
+Quantity = Annotated[str, BeforeValidator(_quantity_text), AfterValidator(_quantity)]
+
 
 class EnvVar(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
-    name: str = Field(min_length=1)
-    value: str = ""
+    name: EnvName
+    value: ProcessString = ""
 
 
 class Resources(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    requests: dict[str, str] = Field(default_factory=dict)
-    limits: dict[str, str] = Field(default_factory=dict)
+    requests: dict[ResourceName, Quantity] = Field(default_factory=dict)
+    limits: dict[ResourceName, Quantity] = Field(default_factory=dict)
 
-    @field_validator("requests", "limits", mode="before")
+    @field_validator("requests", "limits")
     @classmethod
-    def _quantities_as_strings(cls, value: Any) -> Any:
-        # Quantities such as `cpu: 1` arrive as JSON numbers; Kubernetes accepts both spellings.
-        if isinstance(value, dict):
-            return {
-                k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for k, v in value.items()
-            }
+    def _extended_resources_are_whole(cls, value: dict[str, str]) -> dict[str, str]:
+        # ValidateResourceQuantityValue: an extended resource (vendor.com/name) is counted in whole units.
+        for name, quantity in value.items():
+            if not _is_native(name) and (quantity_value(quantity) or 0).denominator != 1:
+                raise _refuse(f"{name}: must be a whole number (an extended resource is counted in units)")
         return value
 
 
@@ -50,14 +259,30 @@ class JobSpec(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
-    image: str = Field(min_length=1)
-    command: tuple[str, ...] = ()
-    args: tuple[str, ...] = ()
+    image: ImageReference
+    command: tuple[ProcessString, ...] = ()
+    args: tuple[ProcessString, ...] = ()
     env: tuple[EnvVar, ...] = ()
     resources: Resources | None = None
-    backoff_limit: int = Field(default=1, alias="backoffLimit", ge=0, le=100, strict=True)
-    active_deadline_seconds: int | None = Field(default=None, alias="activeDeadlineSeconds", gt=0, strict=True)
-    ttl_seconds_after_finished: int | None = Field(default=None, alias="ttlSecondsAfterFinished", ge=0, strict=True)
+    backoff_limit: Annotated[int, Field(strict=True), _int_in(0, MAX_BACKOFF_LIMIT, "nightwatch's retry cap")] = Field(
+        default=1, alias="backoffLimit"
+    )
+    active_deadline_seconds: (
+        Annotated[
+            int,
+            Field(strict=True),
+            _int_in(
+                1, MAX_ACTIVE_DEADLINE_SECONDS, "int32 max: about 68 years, as far as the local runner's timers reach"
+            ),
+        ]
+        | None
+    ) = Field(default=None, alias="activeDeadlineSeconds")
+    ttl_seconds_after_finished: (
+        Annotated[
+            int, Field(strict=True), _int_in(0, MAX_TTL_SECONDS_AFTER_FINISHED, "int32, as the Job API stores it")
+        ]
+        | None
+    ) = Field(default=None, alias="ttlSecondsAfterFinished")
 
     @field_validator("command", "args", mode="before")
     @classmethod
