@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from nightwatch.domain.errors import InvalidTaskSpec
 from nightwatch.domain.jobspec import JobSpec
 from nightwatch.domain.submission import SubmissionPolicy, validate_submission
-from tests.hostile import IMAGES, UNIT, hostile_info, near_bound_info, valid_info
+from tests.support.hostile import IMAGES, UNIT, hostile_info, near_bound_info, valid_info
 
 INT32_MAX = 2_147_483_647
 MAX_QUANTITY = 9_223_372_036_854_775  # int64 max / 1000: Kubernetes reads quantities as milli-units
