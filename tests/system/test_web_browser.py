@@ -188,7 +188,8 @@ def test_submitted_task_appears_as_normal_and_reaches_succeeded(page: Any, servi
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
 
-    stored = next(t for t in service.tasks() if t["name"] == "web-hello")
+    listed = next(t for t in service.tasks() if t["name"] == "web-hello")
+    stored = service.task(listed["id"])  # `list` shows summaries; `show` has info
     assert stored["status"] == "Succeeded" and stored["user_id"] == USER_ID
     assert json.loads(stored["info"])["command"] == ["sh", "-c", 'echo "<b>$GREETING</b> from the page"; sleep 1']
 
