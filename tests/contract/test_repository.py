@@ -14,9 +14,17 @@ import pytest
 
 from nightwatch.adapters.memory import MemoryTaskRepository
 from nightwatch.domain.errors import DuplicateTask, InvalidTransition, LeadershipLost, TaskNotFound
-from nightwatch.domain.model import TaskId, TaskStatus
+from nightwatch.domain.model import MAX_MESSAGE_CHARS, TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
-from nightwatch.domain.ports import NewTask, TaskFilter, TaskPage, TaskRepository
+from nightwatch.domain.ports import (
+    LISTED_CUT_MARK,
+    MAX_LISTED_MESSAGE_CHARS,
+    NewTask,
+    TaskFilter,
+    TaskPage,
+    TaskRepository,
+    TaskSummary,
+)
 from tests.support.sql_backends import mariadb_repository, sqlite_repository
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -265,6 +273,35 @@ def test_list_newest_pages_do_not_shift_when_rows_are_inserted(repo: TaskReposit
     second = repo.list_newest(TaskFilter(), before_id=first.next_before_id, limit=3)
     assert _page_ids(first) + _page_ids(second) == ids[::-1]
     assert set(newer).isdisjoint(_page_ids(second))
+
+
+def test_list_newest_lists_summaries_without_info_and_with_a_bounded_message(repo: TaskRepository) -> None:
+    big_info = '{"image": "alpine", "x": "' + "\u00e9" * 200_000 + '"}'
+    long_id, short_id, exact_id = add(repo, "long", info=big_info), add(repo, "short"), add(repo, "exact")
+    # Non-ASCII on purpose: the bound is in characters, and MySQL's SUBSTR must count them, not bytes.
+    long_message = "\u00fc" * MAX_MESSAGE_CHARS
+    exact_message = "\U0001f600" * MAX_LISTED_MESSAGE_CHARS
+    epoch = repo.advance_epoch()
+    repo.apply(
+        [
+            repo.get(long_id).fail(long_message, NOW),
+            repo.get(short_id).fail("short and whole", NOW),
+            repo.get(exact_id).fail(exact_message, NOW),
+        ],
+        epoch=epoch,
+    )
+    page = repo.list_newest(TaskFilter(), limit=10)
+    assert all(type(item) is TaskSummary and not hasattr(item, "info") for item in page.tasks)
+    by_id = {item.id: item for item in page.tasks}
+    cut = by_id[long_id].message
+    assert (
+        len(cut) == MAX_LISTED_MESSAGE_CHARS and cut == long_message[: MAX_LISTED_MESSAGE_CHARS - 1] + LISTED_CUT_MARK
+    )
+    assert by_id[short_id].message == "short and whole"
+    assert by_id[exact_id].message == exact_message  # exactly at the bound: whole, no mark
+    assert (by_id[long_id].name, by_id[long_id].status, by_id[long_id].user_id) == ("long", TaskStatus.FAILED, 7)
+    whole = repo.get(long_id)  # get keeps the whole task
+    assert (whole.info, whole.message) == (big_info, long_message)
 
 
 def test_count_by_status_of_one_user(repo: TaskRepository) -> None:

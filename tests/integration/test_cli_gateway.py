@@ -23,13 +23,17 @@ TOKEN = "gateway-test-token-0123456789"
 Outcome = tuple[int, str, str]
 
 
-def finish(url: str, task_id: int) -> None:
+LONG_MESSAGE = "boom " * 400
+"""Longer than a listed message may be: `list` cuts it the same in both modes, `show` has it all."""
+
+
+def finish(url: str, task_id: int, message: str = "boom") -> None:
     """Fail a task as the leader would, so cancelling it is refused."""
     engine = create_engine_for(url)
     repository = SqlTaskRepository(engine)
     task = repository.get(TaskId(task_id))
     assert task.created_at is not None
-    repository.apply([task.fail("boom", task.created_at)], epoch=repository.advance_epoch())
+    repository.apply([task.fail(message, task.created_at)], epoch=repository.advance_epoch())
     engine.dispose()
 
 
@@ -117,8 +121,8 @@ def scenario(cli: Cli) -> list[Outcome]:
         cli("show", "424242"),
         cli("list", "--after", "1"),
     ]
-    finish(cli.url, 1)
-    return [*outcomes, cli("cancel", "1"), cli("list", "--json", "--status", "Failed")]
+    finish(cli.url, 1, LONG_MESSAGE)
+    return [*outcomes, cli("cancel", "1"), cli("list", "--json", "--status", "Failed"), cli("show", "1")]
 
 
 def test_the_same_scenario_prints_the_same_in_both_modes(
@@ -131,15 +135,21 @@ def test_the_same_scenario_prints_the_same_in_both_modes(
     for step, (local, remote) in enumerate(zip(results["local"], results["server"], strict=True)):
         assert local == remote, f"step {step}"
     codes = [code for code, _, _ in results["local"]]
-    assert codes == [0, 0, 0, 2, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 3, 2, 2, 0]
+    assert codes == [0, 0, 0, 2, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 3, 2, 2, 0, 0]
     assert results["local"][3][2].splitlines() == [
         "nightwatch: name: task name 'Bad_Name' is not a DNS-1123 label (lower-case letters, digits and '-', "
         "starting and ending with a letter or digit)",
         "nightwatch: info.image: invalid info: image: Field required",
         "nightwatch: info.command: invalid info: command: Value error, must be a list of strings",
     ]
-    listed = [json.loads(line)["name"] for line in results["local"][6][1].splitlines()]
-    assert listed == ["third", "second", "first"]  # newest first
+    listed = [json.loads(line) for line in results["local"][6][1].splitlines()]
+    assert [item["name"] for item in listed] == ["third", "second", "first"]  # newest first
+    # Listings are summaries: no info, the message cut to 1024 characters; `show` has both whole.
+    assert all("info" not in item for item in listed)
+    (failed,) = [json.loads(line) for line in results["local"][17][1].splitlines()]
+    assert "info" not in failed and failed["message"] == LONG_MESSAGE[:1023] + "\u2026"
+    shown = json.loads(results["local"][18][1])
+    assert shown["message"] == LONG_MESSAGE and json.loads(shown["info"])["image"] == "busybox"
 
 
 def test_list_is_newest_first_and_before_pages_in_both_modes(cli: Cli) -> None:

@@ -188,7 +188,8 @@ def test_submitted_task_appears_as_normal_and_reaches_succeeded(page: Any, servi
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
 
-    stored = next(t for t in service.tasks() if t["name"] == "web-hello")
+    listed = next(t for t in service.tasks() if t["name"] == "web-hello")
+    stored = service.task(listed["id"])  # `list` shows summaries; `show` has info
     assert stored["status"] == "Succeeded" and stored["user_id"] == USER_ID
     assert json.loads(stored["info"])["command"] == ["sh", "-c", 'echo "<b>$GREETING</b> from the page"; sleep 1']
 
@@ -292,6 +293,10 @@ def test_filters_and_screenshots_at_desktop_and_phone_width(page: Any, service: 
         save_artefact(artefact_dir, shot)
 
 
+LONG_MESSAGE = "tail-" * 600
+"""Longer than a listed message (1024 characters)."""
+
+
 def test_load_more_follows_the_cursor_and_refreshes_keep_every_loaded_row(page: Any, service: Nightwatch) -> None:
     from playwright.sync_api import expect
 
@@ -302,12 +307,21 @@ def test_load_more_follows_the_cursor_and_refreshes_keep_every_loaded_row(page: 
             "VALUES (?, 'archive', '{\"image\": \"busybox\"}', 'Succeeded', 9, 'inserted with SQL')",
             [(f"sql-row-{i:02d}",) for i in range(60)],
         )
+        db.execute("UPDATE task SET message = ? WHERE name = 'sql-row-59'", (LONG_MESSAGE,))
     page.locator("#filter-namespace").fill("archive")  # reads are open: no token needed to look
     page.locator("#filter-namespace").press("Enter")  # filter now: the list restarts empty, then fills
     rows = page.locator("#task-rows tr")
     expect(rows).to_have_count(50)
     assert set(rows.locator(".col-namespace").all_text_contents()) == {"archive"}
     expect(rows.first).to_have_attribute("data-name", "sql-row-59")  # newest first
+    # List items are summaries (message cut, no info); the detail view fetches the whole task.
+    expect(rows.first.locator(".col-message")).to_have_text(LONG_MESSAGE[:1023] + "\u2026")
+    rows.first.get_by_role("button", name="sql-row-59").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.locator("#d-message")).to_have_text(LONG_MESSAGE)
+    expect(dialog.locator("#d-info")).to_contain_text('"busybox"')
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
     page.get_by_role("button", name="Load more").click()
     expect(rows).to_have_count(60)
     expect(rows.last).to_have_attribute("data-name", "sql-row-00")

@@ -23,7 +23,7 @@ from nightwatch.domain.errors import (
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
-from nightwatch.domain.ports import JobRef, LaunchResult, NewTask, TaskFilter, TaskPage, WriteResult
+from nightwatch.domain.ports import JobRef, LaunchResult, NewTask, TaskFilter, TaskPage, TaskSummary, WriteResult
 
 
 class FakeClock:
@@ -88,7 +88,7 @@ class MemoryTaskRepository:
                 key=_by_id,
                 reverse=True,
             )
-            page = tuple(t.copy() for t in rows[: max(limit, 0)])
+            page = tuple(TaskSummary.of(t) for t in rows[: max(limit, 0)])
             more = len(rows) > len(page) and bool(page)
             return TaskPage(page, page[-1].id if more else None)
 

@@ -5,7 +5,7 @@ REST API with `--server URL` (env NIGHTWATCH_SERVER) and `--token T` (env NIGHTW
 better than the flag, which other users can see in the process list). Each command picks one
 `TaskGateway` (`app/gateway.py`) for that and prints the same either way: `list` shows the newest
 `--limit` tasks, newest first, below `--before ID` if given (`--after` is gone: it paged oldest
-first); a refused submission prints one `nightwatch: <field>: <message>` line per problem.
+first), as summaries (no `info`, the message cut to 1 KiB; `show ID` has the whole task); a refused submission prints one `nightwatch: <field>: <message>` line per problem.
 
 Exit codes: 0 success; 1 an operational error (database or server unreachable, startup failed);
 2 bad usage, configuration or input (the task was not stored; a refused token); 3 no such task.
@@ -35,6 +35,7 @@ from nightwatch.app.gateway import LocalGateway, TaskGateway
 from nightwatch.app.logs import configure_logging
 from nightwatch.domain.errors import InvalidTaskSpec, InvalidTransition, NightwatchError, TaskNotFound
 from nightwatch.domain.model import Task, TaskStatus
+from nightwatch.domain.ports import TaskSummary
 
 logger = logging.getLogger("nightwatch")
 
@@ -126,12 +127,14 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("cmd", nargs=argparse.REMAINDER, help="command and arguments (after --)")
     submit.set_defaults(handler=cmd_submit)
 
-    lst = sub.add_parser("list", parents=[remote], help="list tasks, newest first")
+    lst = sub.add_parser("list", parents=[remote], help="list tasks, newest first (no info: see show)")
     lst.add_argument("--status", choices=[s.value for s in TaskStatus], action="append")
     lst.add_argument("--limit", type=int, default=100)
     lst.add_argument("--before", type=_task_id, metavar="ID", help="only tasks with a smaller id (the next page)")
     lst.add_argument("--after", help=argparse.SUPPRESS)  # replaced by --before: refused with a message
-    lst.add_argument("--json", action="store_true", help="one JSON object per line")
+    lst.add_argument(
+        "--json", action="store_true", help="one JSON object per line (every field but info; message cut to 1 KiB)"
+    )
     lst.set_defaults(handler=cmd_list)
 
     show = sub.add_parser("show", parents=[remote], help="show one task")
@@ -300,8 +303,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _as_dict(task: Task) -> dict[str, Any]:
-    return {
+def _as_dict(task: Task | TaskSummary) -> dict[str, Any]:
+    """A task as `show` prints it, or a listed summary as `list --json` prints it (without `info`)."""
+    fields: dict[str, Any] = {
         "id": task.id,
         "name": task.name,
         "namespace": task.namespace,
@@ -314,8 +318,10 @@ def _as_dict(task: Task) -> dict[str, Any]:
         "created_at": _iso(task.created_at),
         "started_at": _iso(task.started_at),
         "finished_at": _iso(task.finished_at),
-        "info": task.info,
     }
+    if isinstance(task, Task):
+        fields["info"] = task.info
+    return fields
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -332,7 +338,7 @@ def _age(value: datetime | None) -> str:
     return f"{max(seconds, 0)}s"
 
 
-def _table(tasks: list[Task]) -> str:
+def _table(tasks: Sequence[TaskSummary]) -> str:
     rows = [("ID", "NAME", "NAMESPACE", "STATUS", "AGE", "MESSAGE")]
     for t in tasks:
         message = t.message.replace("\n", " ")

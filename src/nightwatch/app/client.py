@@ -1,7 +1,7 @@
 """A small client of the REST API, for the CLI's `--server URL --token T` mode.
 
 It speaks in the domain's terms and implements the CLI's `TaskGateway` (`app/gateway.py`): tasks
-come back as `Task` entities, and HTTP statuses become domain errors through the server's own table
+come back as `Task` entities (listed ones as `TaskSummary`s, as the API lists them), and HTTP statuses become domain errors through the server's own table
 (`app/errors.py`): 404 TaskNotFound, 422 InvalidTaskSpec with its problems, 409 DuplicateTask for a
 submit and InvalidTransition for a cancel, 503 (and any other 5xx, 429, network failures)
 RetryableError; anything else the server refused is ApiRefused.
@@ -29,6 +29,7 @@ from nightwatch.domain.errors import (
 )
 from nightwatch.domain.jobspec import parse_info
 from nightwatch.domain.model import Task, TaskId, TaskStatus
+from nightwatch.domain.ports import TaskSummary
 
 API = "/api/v1"
 
@@ -62,18 +63,18 @@ class ApiClient:
 
     def list_tasks(
         self, statuses: Sequence[TaskStatus] = (), *, before_id: int | None = None, limit: int = 100
-    ) -> list[Task]:
-        """The newest `limit` tasks in any of `statuses` (all when empty) with an id below `before_id`,
-        newest first, page by page (the first page's cursor built as the API builds its own)."""
+    ) -> list[TaskSummary]:
+        """Summaries of the newest `limit` tasks in any of `statuses` (all when empty) with an id below
+        `before_id`, newest first, page by page (the first page's cursor built as the API builds its own)."""
 
-        def page(cursor: str | None, size: int) -> tuple[Sequence[Task], str | None]:
+        def page(cursor: str | None, size: int) -> tuple[Sequence[TaskSummary], str | None]:
             params: dict[str, Any] = {"limit": size}
             if statuses:
                 params["status"] = [str(s) for s in statuses]
             if cursor is not None:
                 params["cursor"] = cursor
             found = self._call("GET", f"{API}/tasks", params=params)
-            return [_task(item) for item in found["items"]], found["next_cursor"]
+            return [_summary(item) for item in found["items"]], found["next_cursor"]
 
         return newest_first(page, encode_cursor(before_id) if before_id is not None else None, limit)
 
@@ -120,6 +121,23 @@ def _task(data: dict[str, Any]) -> Task:
         name=data["name"],
         namespace=data["namespace"],
         info=data["info"],
+        status=TaskStatus(data["status"]),
+        user_id=int(data["user_id"]),
+        message=data["message"],
+        job_name=data["job_name"],
+        version=int(data.get("version", 0)),
+        cancel_requested=bool(data["cancel_requested"]),
+        created_at=_when(data["created_at"]),
+        started_at=_when(data["started_at"]),
+        finished_at=_when(data["finished_at"]),
+    )
+
+
+def _summary(data: dict[str, Any]) -> TaskSummary:
+    return TaskSummary(
+        id=TaskId(int(data["id"])),
+        name=data["name"],
+        namespace=data["namespace"],
         status=TaskStatus(data["status"]),
         user_id=int(data["user_id"]),
         message=data["message"],

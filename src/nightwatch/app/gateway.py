@@ -2,8 +2,8 @@
 
 `TaskGateway` is that small protocol. `LocalGateway` serves it from the container's use cases and
 read side (the database directly); `ApiClient` (`app/client.py`) from a replica's REST API. Both
-list newest first through the same pages (`TaskQueries.list_newest`, which the API serves too), and
-both raise the same domain errors, so the CLI's output and exit codes do not depend on the mode.
+list newest first through the same pages of summaries (`TaskQueries.list_newest`, which the API
+serves too: no `info`, bounded text; `get` has the whole task), and both raise the same domain errors, so the CLI's output and exit codes do not depend on the mode.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeVar
 from nightwatch.app.usecases.cancel import RequestCancel
 from nightwatch.app.usecases.submit import SubmitTask
 from nightwatch.domain.model import Task, TaskId, TaskStatus
-from nightwatch.domain.ports import TaskFilter, TaskQueries
+from nightwatch.domain.ports import TaskFilter, TaskQueries, TaskSummary
 
 PAGE_LIMIT = 500
 """The largest page asked for at once (the API's own limit)."""
@@ -31,9 +31,9 @@ class TaskGateway(Protocol):
 
     def list_tasks(
         self, statuses: Sequence[TaskStatus] = (), *, before_id: int | None = None, limit: int = 100
-    ) -> list[Task]:
-        """The newest `limit` tasks in any of `statuses` (all when empty) with an id below `before_id`
-        (any when None), newest first. Raises RetryableError."""
+    ) -> list[TaskSummary]:
+        """Summaries of the newest `limit` tasks in any of `statuses` (all when empty) with an id below
+        `before_id` (any when None), newest first. Raises RetryableError."""
         ...
 
     def get(self, task_id: int) -> Task:
@@ -46,12 +46,12 @@ class TaskGateway(Protocol):
 
 
 def newest_first(
-    page: Callable[[C | None, int], tuple[Sequence[Task], C | None]], start: C | None, limit: int
-) -> list[Task]:
-    """Up to `limit` tasks from consecutive newest-first pages: `page(start, size)` returns a page
+    page: Callable[[C | None, int], tuple[Sequence[TaskSummary], C | None]], start: C | None, limit: int
+) -> list[TaskSummary]:
+    """Up to `limit` summaries from consecutive newest-first pages: `page(start, size)` returns a page
     and where the next one starts (None at the end). A page can hold fewer tasks than asked
     (unreadable rows are skipped), so reading goes on until `limit` or the end."""
-    tasks: list[Task] = []
+    tasks: list[TaskSummary] = []
     while len(tasks) < limit:
         found, start = page(start, min(PAGE_LIMIT, limit - len(tasks)))
         tasks += found
@@ -74,10 +74,10 @@ class LocalGateway:
 
     def list_tasks(
         self, statuses: Sequence[TaskStatus] = (), *, before_id: int | None = None, limit: int = 100
-    ) -> list[Task]:
+    ) -> list[TaskSummary]:
         where = TaskFilter(statuses=frozenset(statuses) if statuses else None)
 
-        def page(before: int | None, size: int) -> tuple[Sequence[Task], int | None]:
+        def page(before: int | None, size: int) -> tuple[Sequence[TaskSummary], int | None]:
             found = self._queries.list_newest(where, before_id=before, limit=size)
             return found.tasks, found.next_before_id
 

@@ -15,7 +15,21 @@ from typing import Protocol
 
 from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import StatusChange, Task, TaskId, TaskStatus
+from nightwatch.domain.names import DNS1123_LABEL_MAX
 from nightwatch.domain.observation import JobObservation
+
+MAX_LISTED_MESSAGE_CHARS = 1024
+"""A listed task's `message` is cut to this many characters (the last one then "…"); `get` has it all."""
+
+MAX_LISTED_NAME_CHARS = DNS1123_LABEL_MAX
+"""A listed name or namespace is cut to this, like the message: a valid one is a DNS-1123 label and
+always fits, but a row written by hand on SQLite (which does not enforce VARCHAR widths) may not."""
+
+MAX_LISTED_JOB_NAME_CHARS = 253
+"""A listed `job_name` is cut to this (the column's width; a Job name is a DNS-1123 subdomain)."""
+
+LISTED_CUT_MARK = "\u2026"
+"""Ends a listed field that was cut ("…")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +60,67 @@ class TaskFilter:
     user_id: int | None = None
 
 
+def cut_listed(text: str, limit: int) -> str:
+    """`text` if it has at most `limit` characters, else its first `limit - 1` and `LISTED_CUT_MARK`."""
+    return text if len(text) <= limit else text[: limit - 1] + LISTED_CUT_MARK
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSummary:
+    """A task as listings show it: every field of `Task` but `info`, each text field bounded.
+
+    Listings carry summaries so that a page's size is bounded whatever the rows hold: `info` may be
+    256 KiB (more in a row written by hand), and a listing must not load it. The text fields are
+    cut here, on construction, to `MAX_LISTED_NAME_CHARS` (name, namespace),
+    `MAX_LISTED_JOB_NAME_CHARS` and `MAX_LISTED_MESSAGE_CHARS`, so no adapter can hand out an
+    unbounded one; adapters may cut earlier (the SQL one cuts in the query, keeping the bytes off the
+    wire) as long as they keep one character more than the bound, so the cut is still marked.
+    """
+
+    id: TaskId
+    name: str
+    namespace: str
+    status: TaskStatus
+    user_id: int = 0
+    message: str = ""
+    job_name: str | None = None
+    version: int = 0
+    cancel_requested: bool = False
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        # Frozen: the bounded values replace the given ones through object.__setattr__.
+        object.__setattr__(self, "name", cut_listed(self.name, MAX_LISTED_NAME_CHARS))
+        object.__setattr__(self, "namespace", cut_listed(self.namespace, MAX_LISTED_NAME_CHARS))
+        object.__setattr__(self, "message", cut_listed(self.message, MAX_LISTED_MESSAGE_CHARS))
+        if self.job_name is not None:
+            object.__setattr__(self, "job_name", cut_listed(self.job_name, MAX_LISTED_JOB_NAME_CHARS))
+
+    @classmethod
+    def of(cls, task: Task) -> TaskSummary:
+        return cls(
+            id=task.id,
+            name=task.name,
+            namespace=task.namespace,
+            status=task.status,
+            user_id=task.user_id,
+            message=task.message,
+            job_name=task.job_name,
+            version=task.version,
+            cancel_requested=task.cancel_requested,
+            created_at=task.created_at,
+            started_at=task.started_at,
+            finished_at=task.finished_at,
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class TaskPage:
-    """One page of a newest-first listing."""
+    """One page of a newest-first listing: summaries, never `info` (`TaskQueries.get` has it)."""
 
-    tasks: tuple[Task, ...]
+    tasks: tuple[TaskSummary, ...]
     next_before_id: int | None
     """Pass as `before_id` for the next page; None when this page reached the end. It is the id of
     the last row scanned (not necessarily returned: an unreadable row is skipped, not counted)."""
@@ -119,7 +189,8 @@ class TaskQueries(Protocol):
         ...
 
     def list_newest(self, where: TaskFilter, *, before_id: int | None = None, limit: int = 50) -> TaskPage:
-        """Tasks matching `where` with id < before_id (all when None), newest (highest id) first.
+        """Summaries of the tasks matching `where` with id < before_id (all when None), newest (highest
+        id) first. `info` is never loaded, and each text field is bounded (`TaskSummary`).
 
         Rows inserted while someone pages through get higher ids, so they never shift a later page.
         Rows that cannot be read are skipped quietly. Raises RetryableError.

@@ -2,7 +2,8 @@
 
 Every method is one short transaction run through the retry helper; every status write is a
 compare-and-set conditional on the fencing epoch (see `batch.py`). Queries follow the scale
-rules: listings walk the `(status, id)` index in bounded pages, nothing loads the whole table.
+rules: listings walk the `(status, id)` index in bounded pages, nothing loads the whole table, and
+the newest-first listing (the API's and the CLI's) never selects `info`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from nightwatch.adapters.sql.batch import cas_update, chunks, outcome_query
 from nightwatch.adapters.sql.retry import DbRetry, mysql_code, with_retry
-from nightwatch.adapters.sql.rows import TASK_COLUMNS, to_task, to_tasks
+from nightwatch.adapters.sql.rows import SUMMARY_COLUMNS, TASK_COLUMNS, to_summaries, to_task, to_tasks
 from nightwatch.adapters.sql.tables import EPOCH_ROW_ID, leader_epoch, task
 from nightwatch.domain.errors import DuplicateTask, InvalidTransition, LeadershipLost, RetryableError, TaskNotFound
 from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskId, TaskStatus
@@ -111,7 +112,8 @@ class SqlTaskRepository:
             conditions.append(task.c.id < before_id)
 
         def newest(*extra: sa.ColumnElement[bool]) -> sa.Select[Any]:
-            return sa.select(*TASK_COLUMNS).where(*conditions, *extra).order_by(task.c.id.desc()).limit(limit + 1)
+            query = sa.select(*SUMMARY_COLUMNS).where(*conditions, *extra)
+            return query.order_by(task.c.id.desc()).limit(limit + 1)
 
         # One query per status, each walking the (status, id) index backwards and stopping after
         # limit + 1 rows, merged here: with `status IN (...)` MySQL sorts every matching row first.
@@ -124,8 +126,8 @@ class SqlTaskRepository:
             rows = sorted((row for query in queries for row in conn.execute(query)), key=_row_id, reverse=True)
             scanned = rows[:limit]
             # A browsing user does not need a warning per unreadable row on every refresh.
-            tasks = to_tasks(scanned, log_level=logging.DEBUG)
-            return TaskPage(tuple(tasks), _row_id(scanned[-1]) if len(rows) > limit else None)
+            summaries = to_summaries(scanned, log_level=logging.DEBUG)
+            return TaskPage(tuple(summaries), _row_id(scanned[-1]) if len(rows) > limit else None)
 
         return self._run(run, "list newest tasks")
 

@@ -8,6 +8,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from nightwatch.domain.model import Task, TaskStatus
+from nightwatch.domain.ports import (
+    MAX_LISTED_JOB_NAME_CHARS,
+    MAX_LISTED_MESSAGE_CHARS,
+    MAX_LISTED_NAME_CHARS,
+    TaskSummary,
+)
 
 
 class NewTaskIn(BaseModel):
@@ -58,8 +64,46 @@ class TaskOut(BaseModel):
         )
 
 
+class TaskSummaryOut(BaseModel):
+    """A listed task: every field of a Task but `info`, each text field bounded, so a page is bounded
+    in bytes (docs/api.md). `GET /tasks/{id}` has the whole task."""
+
+    id: int
+    name: str = Field(max_length=MAX_LISTED_NAME_CHARS)
+    namespace: str = Field(max_length=MAX_LISTED_NAME_CHARS)
+    user_id: int
+    status: TaskStatus
+    message: str = Field(
+        max_length=MAX_LISTED_MESSAGE_CHARS,
+        description=f"Cut to {MAX_LISTED_MESSAGE_CHARS} characters, the last one then '\u2026'",
+    )
+    job_name: str | None = Field(max_length=MAX_LISTED_JOB_NAME_CHARS)
+    cancel_requested: bool
+    version: int = Field(description="Bumped by every status change")
+    created_at: datetime | None = Field(description="ISO-8601, UTC")
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, task: TaskSummary) -> TaskSummaryOut:
+        return cls(
+            id=task.id,
+            name=task.name,
+            namespace=task.namespace,
+            user_id=task.user_id,
+            status=task.status,
+            message=task.message,
+            job_name=task.job_name,
+            cancel_requested=task.cancel_requested,
+            version=task.version,
+            created_at=task.created_at,
+            started_at=task.started_at,
+            finished_at=task.finished_at,
+        )
+
+
 class TaskPageOut(BaseModel):
-    items: list[TaskOut]
+    items: list[TaskSummaryOut] = Field(description="Summaries: no `info`, bounded text (see TaskSummaryOut)")
     next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page; null at the end")
 
 

@@ -1,4 +1,4 @@
-"""/api/v1/tasks: submit, list (filters, cursor pages, newest first), get, cancel.
+"""/api/v1/tasks: submit, list (summaries: filters, cursor pages, newest first), get, cancel.
 
 Domain errors become HTTP statuses in `app.py` (from the table in `app/errors.py`); here only the
 access rules and the page cursor.
@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from nightwatch.app.api.deps import UNAUTHORIZED, Reader, State, Writer
-from nightwatch.app.api.schemas import ErrorOut, NewTaskIn, TaskOut, TaskPageOut
+from nightwatch.app.api.schemas import ErrorOut, NewTaskIn, TaskOut, TaskPageOut, TaskSummaryOut
 from nightwatch.app.cursor import MAX_ID, decode_cursor, encode_cursor
 from nightwatch.domain.model import TaskId, TaskStatus
 from nightwatch.domain.ports import TaskFilter
@@ -48,7 +48,8 @@ def list_tasks(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page")] = None,
 ) -> TaskPageOut:
-    """Tasks, newest first, one page at a time. Pages stay stable while tasks are added."""
+    """Task summaries (no `info`, bounded text), newest first, one page at a time. Pages stay stable
+    while tasks are added; `GET /tasks/{id}` has the whole task."""
     before_id = before_id_of(cursor) if cursor is not None else None
     scope = state.policy.scope_of(who)
     if scope is not None and user_id not in (None, scope):
@@ -60,7 +61,7 @@ def list_tasks(
     )
     page = state.backend.queries.list_newest(where, before_id=before_id, limit=limit)
     next_cursor = encode_cursor(page.next_before_id) if page.next_before_id is not None else None
-    return TaskPageOut(items=[TaskOut.of(t) for t in page.tasks], next_cursor=next_cursor)
+    return TaskPageOut(items=[TaskSummaryOut.of(t) for t in page.tasks], next_cursor=next_cursor)
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut, responses={404: {"model": ErrorOut}})

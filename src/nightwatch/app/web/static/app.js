@@ -593,15 +593,21 @@
     setTime($("d-finished"), task.finished_at);
     setText($("d-cancel-requested"), task.cancel_requested ? "yes" : "no");
     setText($("d-message"), task.message || "—");
-    let info = task.info;
-    if (typeof info === "string") {
-      try {
-        info = JSON.parse(info);
-      } catch (err) {
-        // Not JSON: shown as stored.
+    // A list item is a summary: no info, and a message cut to 1024 characters. It fills the dialog
+    // at once; the task itself (GET /tasks/{id}, fetched right after) brings both whole.
+    if (!("info" in task)) {
+      setText($("d-info"), "Loading…");
+    } else {
+      let info = task.info;
+      if (typeof info === "string") {
+        try {
+          info = JSON.parse(info);
+        } catch (err) {
+          // Not JSON: shown as stored.
+        }
       }
+      setText($("d-info"), typeof info === "string" ? info : JSON.stringify(info, null, 2));
     }
-    setText($("d-info"), typeof info === "string" ? info : JSON.stringify(info, null, 2));
     const cancellable = !TERMINAL.has(task.status) && !task.cancel_requested;
     const cancelButton = $("detail-cancel");
     if (!cancellable && document.activeElement === cancelButton) $("detail-close").focus();
