@@ -21,6 +21,10 @@ from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import Task
 from nightwatch.domain.names import check_dns1123_label, check_namespace_allowed
 
+STORED_NAME_CHARS = 45
+"""The widest name and namespace the task table stores (`VARCHAR(45)`, the original system's width).
+Kubernetes allows 63; a longer name would pass every rule and then fail the insert with a database error."""
+
 
 @dataclass(frozen=True, slots=True)
 class SubmissionPolicy:
@@ -52,12 +56,25 @@ def encode_info(info: Mapping[str, Any]) -> str:
 
 
 def validate_submission(
-    name: str, namespace: str, info: str | Mapping[str, Any] | None, policy: SubmissionPolicy
+    name: str,
+    namespace: str,
+    info: str | Mapping[str, Any] | None,
+    policy: SubmissionPolicy,
+    *,
+    stored: bool = False,
 ) -> Submission:
-    """The validated task, or InvalidTaskSpec whose `problems` list every field that is wrong."""
+    """The validated task, or InvalidTaskSpec whose `problems` list every field that is wrong.
+
+    `stored`: the row exists already (dispatch), so the width the table stores is no longer a rule.
+    """
     problems: list[Problem] = []
-    _check(problems, "name", lambda: check_dns1123_label(name, "task name"))
-    _check(problems, "namespace", lambda: check_namespace_allowed(namespace, policy.allowed_namespaces))
+    fits = (lambda value, _what: value) if stored else _storable
+    _check(problems, "name", lambda: fits(check_dns1123_label(name, "task name"), "task name"))
+    _check(
+        problems,
+        "namespace",
+        lambda: fits(check_namespace_allowed(namespace, policy.allowed_namespaces), "namespace"),
+    )
     raw: str | None = None
     spec: JobSpec | None = None
     try:
@@ -72,8 +89,14 @@ def validate_submission(
 
 def launch_request_for(task: Task, policy: SubmissionPolicy) -> LaunchRequest:
     """What the runner needs to launch a stored task, validated as at submit. Raises InvalidTaskSpec."""
-    valid = validate_submission(task.name, task.namespace, task.info, policy)
+    valid = validate_submission(task.name, task.namespace, task.info, policy, stored=True)
     return LaunchRequest(task.id, task.name, task.namespace, valid.spec)
+
+
+def _storable(value: str, what: str) -> str:
+    if len(value) > STORED_NAME_CHARS:
+        raise InvalidTaskSpec(f"{what} is {len(value)} characters; the task table stores at most {STORED_NAME_CHARS}")
+    return value
 
 
 def _check(problems: list[Problem], field: str, check: Callable[[], object]) -> None:

@@ -76,3 +76,13 @@ def test_dispatch_validates_a_stored_row_exactly_as_submit_does() -> None:
 
 def test_a_raiser_that_names_no_field_files_its_message_under_info() -> None:
     assert InvalidTaskSpec("info is empty").problems == (Problem(("info",), "info is empty"),)
+
+
+def test_a_name_longer_than_the_table_stores_is_a_problem_of_its_field_not_a_database_error() -> None:
+    found = problems_of("a" * 46, "default", GOOD)
+    assert found == {("name",): "task name is 46 characters; the task table stores at most 45"}
+    assert validate_submission("a" * 45, "default", GOOD, POLICY).name == "a" * 45
+    long_namespace = "n" * 50
+    with pytest.raises(InvalidTaskSpec) as caught:
+        validate_submission("a", long_namespace, GOOD, SubmissionPolicy(frozenset({long_namespace})))
+    assert [p.loc for p in caught.value.problems] == [("namespace",)]
