@@ -37,8 +37,9 @@ def database(request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.fixture
 def server(database: str) -> Iterator[ApiServer]:
-    """Reads open (the default on loopback); alice (1), bob (2) and an admin (100) have tokens."""
-    with api_server(database) as running:
+    """Reads open (chosen: with tokens the default is token); alice (1), bob (2) and an admin (100)
+    have tokens."""
+    with api_server(database, api={"reads": "open"}) as running:
         yield running
 
 
@@ -406,7 +407,7 @@ def test_a_database_outage_is_503_with_retry_after() -> None:
 
 def test_a_row_nightwatch_cannot_read_is_409_with_the_reason(database: str) -> None:
     engine = create_engine_for(database)
-    with api_server(database) as server, server.client() as reader:
+    with api_server(database, api={"reads": "open"}) as server, server.client() as reader:
         with engine.begin() as conn:
             conn.exec_driver_sql(
                 "INSERT INTO task (name, namespace, info, status, user_id) VALUES ('by-hand', 'default', '{}', 'normal', 1)"

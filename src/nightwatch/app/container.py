@@ -98,7 +98,7 @@ def _web_app(
     return create_app(
         backend,
         api,
-        reads_open=api.reads_are_open(api.bind_host(http_host)),
+        reads_open=api.reads_are_open(),
         registry=metrics.registry,
         readiness=readiness,
     )
