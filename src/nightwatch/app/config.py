@@ -131,7 +131,7 @@ class HttpSettings(_Section):
     body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     """A request's whole body must arrive this long after its headers; else 408 and the connection is
     closed."""
-    keep_alive_seconds: float = Field(default=15.0, gt=0, le=300)
+    keep_alive_seconds: int = Field(default=15, ge=1, le=300)
     """An idle kept-alive connection is closed after this long."""
     max_connections: int = Field(default=200, gt=0, le=100_000)
     """Open connections (and requests in flight) at most; a request beyond that gets 503 at once."""
