@@ -63,7 +63,8 @@ def api_server(
     `repository` replaces the configured one (a hand-written fake, e.g. one that fails)."""
     settings = {
         "database": {"url": database},
-        "runner": {"allowed_namespaces": ALLOWED_NAMESPACES},
+        # Several users' tokens over the (never started) local runner: allowed explicitly.
+        "runner": {"allowed_namespaces": ALLOWED_NAMESPACES, "local_multi_user": True},
         "api": {"tokens": TOKENS, **(api or {})},
     }
     container = build_container(settings, load_plugins=False)

@@ -90,6 +90,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nightwatch]:
         tmp_path_factory.mktemp("web-service"),
         env={
             "NIGHTWATCH_API__TOKENS": json.dumps([{"token": TOKEN, "user_id": USER_ID, "admin": False}]),
+            # Open reads, chosen (with a token the default is token): the page shows other users' tasks
+            # ("Mine only" filters them out) and browses SQL-inserted rows without signing in.
+            "NIGHTWATCH_API__READS": "open",
             # Slower than nwprocess's default so a person watching (or a screenshot) sees Normal too.
             "NIGHTWATCH_WATCHERS__DISPATCH__INTERVAL_SECONDS": "1.0",
         },

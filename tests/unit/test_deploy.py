@@ -60,14 +60,26 @@ def test_deployment_runs_three_kubernetes_replicas() -> None:
     assert env["NIGHTWATCH_API__TOKENS"] == {"secretKeyRef": {"name": "nightwatch-api", "key": "tokens"}}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert container["ports"] == [{"name": "http", "containerPort": 8080}]
+    assert container["ports"] == [{"name": "http", "containerPort": 8080}, {"name": "metrics", "containerPort": 9090}]
+    # /metrics on its own port (issue 14), open there and absent from the API's port; Prometheus finds it.
+    assert env["NIGHTWATCH_HTTP__METRICS_PORT"] == "9090"
+    assert "NIGHTWATCH_API__METRICS" not in env
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9090",
+        "prometheus.io/path": "/metrics",
+    }
 
 
 def test_the_service_reaches_every_replicas_http_port() -> None:
     (service,) = docs("service.yaml")
     (deployment,) = docs("deployment.yaml")
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
-    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": "http"},
+        {"name": "metrics", "port": 9090, "targetPort": "metrics"},
+    ]
     kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
     assert "namespace" not in kustomization  # it would move the tasks' Role into nightwatch's namespace
     assert set(kustomization["resources"]) == {p.name for p in DEPLOY.glob("*.yaml")} - {
@@ -117,7 +129,7 @@ def ports_of(rules: list[dict[str, Any]]) -> set[tuple[str, int | str]]:
     return {(p.get("protocol", "TCP"), p["port"]) for rule in rules for p in rule.get("ports", ())}
 
 
-def test_nightwatch_reaches_only_its_dependencies_and_takes_requests_on_its_http_port() -> None:
+def test_nightwatch_reaches_only_its_dependencies_and_takes_requests_on_its_http_and_metrics_ports() -> None:
     nw = policy("nightwatch")
     (deployment,) = docs("deployment.yaml")
     assert nw["metadata"]["namespace"] == NIGHTWATCH_NS
@@ -126,7 +138,7 @@ def test_nightwatch_reaches_only_its_dependencies_and_takes_requests_on_its_http
     egress = nw["spec"]["egress"]
     assert all(rule.get("ports") for rule in egress), "every egress rule names its ports"
     assert ports_of(egress) == {("UDP", 53), ("TCP", 53), ("TCP", 3306), ("TCP", 6379), ("TCP", 443), ("TCP", 6443)}
-    (ingress,) = nw["spec"]["ingress"]
+    ingress, scrape = nw["spec"]["ingress"]
     assert ports_of([ingress]) == {("TCP", "http")}  # the container port named http: 8080
     # From its own namespace, and from namespaces an operator labelled (the Ingress controller's); a
     # task namespace matches neither.
@@ -134,8 +146,11 @@ def test_nightwatch_reaches_only_its_dependencies_and_takes_requests_on_its_http
         {"podSelector": {}},
         {"namespaceSelector": {"matchLabels": {"nightwatch.io/api-client": "true"}}},
     ]
+    # The metrics port (9090) from the monitoring namespace's label only, not even nightwatch's own.
+    assert ports_of([scrape]) == {("TCP", "metrics")}
+    assert scrape["from"] == [{"namespaceSelector": {"matchLabels": {"nightwatch.io/metrics-scraper": "true"}}}]
     task_ns = next(d for d in applied() if d["kind"] == "Namespace" and d["metadata"]["name"] == TASKS_NS)
-    assert "nightwatch.io/api-client" not in task_ns["metadata"]["labels"]
+    assert not {"nightwatch.io/api-client", "nightwatch.io/metrics-scraper"} & set(task_ns["metadata"]["labels"])
 
 
 PRIVATE_V4 = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"}

@@ -263,8 +263,6 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from nightwatch.app.http import HttpEndpoint
-
     configure_logging(settings.log.level, settings.log.format)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -283,7 +281,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                     host,
                     settings.http.host,
                 )
-            http = HttpEndpoint(host, settings.http.port, container.web_app())
+            http = container.http_server()
             http.start()
         service.start()
         stop.wait()

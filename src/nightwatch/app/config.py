@@ -107,13 +107,50 @@ class RunnerSettings(KubernetesSettings, LocalRunnerSettings):
 
     backend: Literal["local", "kubernetes"] = "local"
     allowed_namespaces: list[str] = Field(default_factory=lambda: ["default"])
+    local_multi_user: bool = False
+    """Let the local runner serve API tokens of more than one user. A local task runs as nightwatch's
+    own user, so it can read nightwatch's files and other users' task files: only for users who trust
+    each other with nightwatch's credentials (docs/security.md)."""
 
 
 class HttpSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
-    """One port for the REST API, the web page, /healthz, /readyz and /metrics."""
+    """The REST API, the web page, /healthz, /readyz, and /metrics unless `metrics_port` is set."""
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """Serve /metrics on this port of the same host instead (and not on `port`). None: on `port`."""
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Host names (no port) the server answers to besides the address it binds (and localhost,
+    127.0.0.1 and [::1] when that is loopback); any other Host header is 400 (DNS rebinding). Bound to
+    a wildcard address (0.0.0.0, ::), IP literals and these names are accepted; with no names, any Host
+    is (a warning at start-up says so)."""
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """A request's headers must be complete this long after the connection opens or the previous
+    response on it ends; else the connection is closed."""
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """A request's whole body must arrive this long after its headers; else 408 and the connection is
+    closed."""
+    keep_alive_seconds: int = Field(default=15, ge=1, le=300)
+    """An idle kept-alive connection is closed after this long."""
+    max_connections: int = Field(default=200, gt=0, le=100_000)
+    """Open connections (and requests in flight) at most; a request beyond that gets 503 at once."""
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    """The request line and headers together; more and the connection gets 400 and is closed."""
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _plain_host_names(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if not re.fullmatch(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]", host):
+                raise ValueError(f"not a host name (no scheme, port or path): {host!r}")
+        return [host.lower() for host in hosts]
+
+    @model_validator(mode="after")
+    def _two_ports(self) -> HttpSettings:
+        if self.metrics_port is not None and self.metrics_port == self.port != 0:
+            raise ValueError("metrics_port must differ from port (leave it unset to serve /metrics on port)")
+        return self
 
 
 MIN_TOKEN_CHARS = 16
@@ -140,8 +177,11 @@ class ApiSettings(_Section):
     """Without any token, writes are refused and the server binds to 127.0.0.1 whatever http.host says."""
     reads: Literal["open", "token"] | None = None
     """open: anyone who can reach the port reads every task; token: reads need a token too, and a
-    non-admin token reads only its own tasks. Default: open when the server listens on a loopback
-    address only, token otherwise."""
+    non-admin token reads only its own tasks. Default: token whenever a token is configured (with
+    none, the server is loopback-only and read-only, and reads are open)."""
+    metrics: Literal["open", "token"] | None = None
+    """Whether /metrics needs a bearer token (any user's). Default: open on a separate
+    `http.metrics_port`; on the main port, token exactly when reads need one."""
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     """Larger request bodies get 413. The domain caps `info` at 256 KiB; JSON escaping can triple
     non-ASCII text, so 1 MiB lets every acceptable `info` through."""
@@ -159,11 +199,18 @@ class ApiSettings(_Section):
         (an API nobody can authenticate to has no business on a network interface)."""
         return configured if self.tokens else "127.0.0.1"
 
-    def reads_are_open(self, bound_host: str) -> bool:
-        """Whether reads need no token: as configured, else open exactly when only loopback listens."""
+    def reads_are_open(self) -> bool:
+        """Whether reads need no token: as configured, else open exactly when no token exists."""
         if self.reads is not None:
             return self.reads == "open"
-        return is_loopback(bound_host)
+        return not self.tokens
+
+    def metrics_are_open(self, *, separate_port: bool) -> bool:
+        """Whether /metrics needs no token: as configured, else open on its own port, and on the
+        main port exactly when reads are open."""
+        if self.metrics is not None:
+            return self.metrics == "open"
+        return separate_port or self.reads_are_open()
 
 
 class LogSettings(_Section):
@@ -193,6 +240,20 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     replica_id: str | None = None
     """Defaults to hostname:pid:random."""
+
+    @model_validator(mode="after")
+    def _local_runner_single_user(self) -> Settings:
+        # A local task runs as nightwatch's user: it can read nightwatch's configuration (every
+        # token), its database file and every other task's files. Several users need an explicit yes.
+        users = {token.user_id for token in self.api.tokens}
+        if self.runner.backend == "local" and len(users) > 1 and not self.runner.local_multi_user:
+            raise ValueError(
+                f"api.tokens: tokens for {len(users)} users with runner.backend local: a local task runs as "
+                "nightwatch's own user and can read nightwatch's configuration and other users' task files; "
+                "use runner.backend kubernetes, or set runner.local_multi_user: true if these users trust "
+                "each other with nightwatch's credentials"
+            )
+        return self
 
     @field_validator("watchers", mode="after")
     @classmethod
@@ -271,12 +332,51 @@ def _describe(error: Any) -> str:
     return f"{where}: {message}{shown}"
 
 
-_SECRET_IN_URL = re.compile(r"(?P<scheme>[a-z0-9+]+://)(?P<user>[^:/@]*):(?P<password>[^@]*)@", re.IGNORECASE)
+_URL_IN_TEXT = re.compile(r"[a-z][a-z0-9+.-]*://\S*", re.IGNORECASE)
+_SQLALCHEMY_SCHEMES = ("sqlite", "mysql", "mariadb", "postgresql")
+
+
+def mask_url(url: str) -> str:
+    """`url` with its password replaced by ***, whatever the URL looks like.
+
+    A database URL with one `@` is rendered by SQLAlchemy (`render_as_string(hide_password=True)`),
+    exactly as the engine reads it. Any other URL (redis://, rediss://, unix://), and a URL whose
+    password holds a raw `@` (which SQLAlchemy itself splits at the first `@`, taking the rest of the
+    password for the host), goes by `_mask_user_part`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url  # no user part, nothing to hide
+    if rest.count("@") == 1 and scheme.split("+")[0].lower() in _SQLALCHEMY_SCHEMES:
+        from sqlalchemy.engine import make_url  # the engine's own parser; imported when needed only
+
+        try:
+            parsed = make_url(url)
+        except Exception:  # not a URL SQLAlchemy reads: the generic rule still masks it
+            parsed = None
+        if parsed is not None and parsed.password is not None:
+            return parsed.render_as_string(hide_password=True)
+    return _mask_user_part(url)
 
 
 def mask_secrets(text: str) -> str:
-    """Replace passwords in URLs with ***."""
-    return _SECRET_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    """Replace the password of every URL in `text` (an error message, a log line) with ***. A URL runs
+    to the next blank; its password, to the last `@` in it (`_mask_user_part`). A password with a blank
+    in it is not a URL's any more: only the part before the blank is hidden."""
+    return _URL_IN_TEXT.sub(lambda m: _mask_user_part(m[0]), text)
+
+
+def _mask_user_part(url: str) -> str:
+    """Hide everything between the first `:` of the user part and the LAST `@`: a password may hold
+    `@`, `:` and `/`, a host holds none of them, so at worst more than the password is hidden (an `@`
+    in a query string), never less."""
+    scheme, _, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    userinfo, _, location = rest.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    if not colon:
+        return url  # a user name only (redis://user@host): no password in it
+    return f"{scheme}://{user}:***@{location}"
 
 
 def is_loopback(host: str) -> bool:

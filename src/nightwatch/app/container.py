@@ -9,6 +9,7 @@ build a container from a dict and override providers.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -19,7 +20,7 @@ from nightwatch.adapters.clock import SystemClock
 from nightwatch.adapters.kubernetes.settings import KubernetesSettings
 from nightwatch.adapters.local.settings import LocalRunnerSettings
 from nightwatch.adapters.memory import MemoryLeaderLock, MemoryTaskRepository
-from nightwatch.app.config import ApiSettings, DatabaseSettings, LockSettings, Settings
+from nightwatch.app.config import ApiSettings, DatabaseSettings, HttpSettings, LockSettings, Settings
 from nightwatch.app.leadership import Leadership
 from nightwatch.app.metrics import Metrics
 from nightwatch.app.service import Readiness, Service
@@ -28,6 +29,8 @@ from nightwatch.app.usecases.submit import SubmitTask
 from nightwatch.app.watchers import WatcherContext, WatcherTiming, default_registry
 from nightwatch.domain.ports import JobRunner, TaskQueries, TaskRepository
 from nightwatch.domain.submission import SubmissionPolicy
+
+logger = logging.getLogger(__name__)
 
 
 def _sql_repository(database: DatabaseSettings) -> Iterator[TaskRepository]:
@@ -87,7 +90,7 @@ def _web_app(
     submit: SubmitTask,
     cancel: RequestCancel,
     api: ApiSettings,
-    http_host: str,
+    http: HttpSettings,
     metrics: Metrics,
     readiness: Readiness,
 ) -> Any:
@@ -98,10 +101,38 @@ def _web_app(
     return create_app(
         backend,
         api,
-        reads_open=api.reads_are_open(api.bind_host(http_host)),
+        reads_open=api.reads_are_open(),
         registry=metrics.registry,
         readiness=readiness,
+        metrics_open=None if http.metrics_port is not None else api.metrics_are_open(separate_port=False),
+        body_timeout_seconds=http.body_timeout_seconds,
     )
+
+
+def _metrics_app(api: ApiSettings, http: HttpSettings, metrics: Metrics) -> Any:
+    from nightwatch.app.api import create_metrics_app
+
+    return create_metrics_app(
+        api,
+        metrics_open=api.metrics_are_open(separate_port=True),
+        registry=metrics.registry,
+        body_timeout_seconds=http.body_timeout_seconds,
+    )
+
+
+def _http_server(settings: Settings, web_app: Any, metrics_app: providers.Provider[Any]) -> Any:
+    """The HTTP ports `nightwatch run` serves (bound here: a taken port is an OSError)."""
+    from nightwatch.app.http import HttpServer
+
+    if settings.runner.backend == "local" and settings.runner.local_multi_user:
+        logger.warning(
+            "runner.local_multi_user is true: tasks of every user run as nightwatch's own user on this "
+            "machine, so any task can read nightwatch's configuration (every API token), its database "
+            "file and the other users' task files; use the kubernetes runner to keep users apart"
+        )
+    http = settings.http
+    host = settings.api.bind_host(http.host)
+    return HttpServer(host, http, web_app, metrics_app() if http.metrics_port is not None else None)
 
 
 def _service(
@@ -191,9 +222,7 @@ class Container(containers.DeclarativeContainer):
     )
     readiness = providers.Singleton(Readiness, repository=repository, leadership=leadership)
 
-    submit_task = providers.Factory(
-        SubmitTask, repository=repository, clock=clock, policy=submission_policy
-    )
+    submit_task = providers.Factory(SubmitTask, repository=repository, clock=clock, policy=submission_policy)
     request_cancel = providers.Factory(RequestCancel, repository=repository)
 
     web_app = providers.Singleton(
@@ -202,11 +231,20 @@ class Container(containers.DeclarativeContainer):
         submit=submit_task,
         cancel=request_cancel,
         api=settings.provided.api,
-        http_host=settings.provided.http.host,
+        http=settings.provided.http,
         metrics=metrics,
         readiness=readiness,
     )
-    """The ASGI application `nightwatch run` serves (REST API, web page, probes, metrics)."""
+    """The ASGI application `nightwatch run` serves (REST API, web page, probes, metrics unless
+    `http.metrics_port` gives them a port of their own)."""
+    metrics_app = providers.Singleton(
+        _metrics_app, api=settings.provided.api, http=settings.provided.http, metrics=metrics
+    )
+    """/metrics alone, for `http.metrics_port`."""
+    http_server = providers.Singleton(
+        _http_server, settings=settings, web_app=web_app, metrics_app=metrics_app.provider
+    )
+    """The bound HTTP ports (main, and metrics when separate); `nightwatch run` starts and stops them."""
 
 
 def build_container(settings: Settings | Mapping[str, Any] | None = None, *, load_plugins: bool = True) -> Container:

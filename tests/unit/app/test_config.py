@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
-from nightwatch.app.config import ConfigError, Settings, database_kind, load_settings, mask_secrets
+from nightwatch.app.config import ConfigError, Settings, database_kind, load_settings, mask_secrets, mask_url
 from nightwatch.app.watchers import WatcherTiming, default_registry
 
 EXAMPLE = Path(__file__).parents[3] / "deploy" / "nightwatch.example.yaml"
@@ -157,3 +161,80 @@ def test_sections_reach_their_settings_classes(monkeypatch: pytest.MonkeyPatch) 
     s = load_settings()
     assert (s.sync.writers, s.sync.page_size, s.cancel.batch_size) == (3, 5000, 50)
     assert s.dispatch.max_tasks_per_tick == 1000 and s.runner.local_state_dir == "/tmp/jobs"
+
+
+# -- masking passwords in URLs ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("mysql+pymysql://u:secret@h/db", "mysql+pymysql://u:***@h/db"),
+        ("mysql+pymysql://u:p@ss@w0rd@h:3306/db", "mysql+pymysql://u:***@h:3306/db"),  # issue 14: was u:***@ss@w0rd@h
+        ("mysql+pymysql://u:p/a:ss%40w@h/db", "mysql+pymysql://u:***@h/db"),
+        ("mysql+pymysql://u@h/db", "mysql+pymysql://u@h/db"),
+        ("mysql+pymysql://h/db", "mysql+pymysql://h/db"),
+        ("sqlite:///nightwatch.db", "sqlite:///nightwatch.db"),
+        ("memory://", "memory://"),
+        ("redis://:pass@r:6379/0", "redis://:***@r:6379/0"),
+        ("redis://:p@ss/w@r:6379/0", "redis://:***@r:6379/0"),
+        ("rediss://user:pass@r", "rediss://user:***@r"),
+        ("redis://user@r", "redis://user@r"),
+        ("redis://r:6379", "redis://r:6379"),
+        ("unix://:pass@/run/redis.sock", "unix://:***@/run/redis.sock"),
+    ],
+)
+def test_every_url_shape_is_masked(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+    assert mask_secrets(f"cannot connect to {url!r}: refused") == f"cannot connect to {masked!r}: refused"
+
+
+URL_TEMPLATES = (
+    "mysql+pymysql://nightwatch:{}@db.example:3306/nightwatch",
+    "mariadb://:{}@db.example/nightwatch",
+    "redis://:{}@redis.example:6379/0",
+    "rediss://lock:{}@redis.example",
+    "unix://:{}@/run/redis.sock",
+)
+
+
+@given(st.sampled_from(URL_TEMPLATES), st.text(min_size=1, max_size=40), st.booleans())
+def test_whatever_the_password_masking_never_shows_it(template: str, password: str, encode: bool) -> None:
+    written = quote(password, safe="") if encode else password
+    shown = template.format("***")
+    assume(password not in shown and written not in shown)  # a password like "db" is in every URL
+    url = template.format(written)
+    masked = mask_url(url)
+    assert password not in masked and written not in masked, masked
+    if not any(c.isspace() for c in written):  # a blank ends a URL in free text
+        assert masked == shown
+        in_text = mask_secrets(f"error: {url!r} (retrying)")
+        assert "***@" in in_text and password not in in_text and written not in in_text, in_text
+
+
+# -- the local runner and several users -------------------------------------------------------------
+
+
+def tokens_for(*users: int) -> str:
+    return json.dumps(
+        [{"token": f"token-{i}-of-user-{user}-0123456789", "user_id": user} for i, user in enumerate(users)]
+    )
+
+
+def test_the_local_runner_refuses_tokens_of_several_users_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NIGHTWATCH_API__TOKENS", tokens_for(1, 2))
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    (line,) = info.value.lines
+    assert "api.tokens" in line and "runner.backend" in line and "runner.local_multi_user" in line
+    assert "token-of-user" not in line
+    assert "other users' task files" in line  # says why
+
+    monkeypatch.setenv("NIGHTWATCH_RUNNER__LOCAL_MULTI_USER", "true")
+    assert load_settings().runner.local_multi_user is True
+    monkeypatch.delenv("NIGHTWATCH_RUNNER__LOCAL_MULTI_USER")
+    monkeypatch.setenv("NIGHTWATCH_RUNNER__BACKEND", "kubernetes")
+    assert len(load_settings().api.tokens) == 2
+    monkeypatch.delenv("NIGHTWATCH_RUNNER__BACKEND")
+    monkeypatch.setenv("NIGHTWATCH_API__TOKENS", tokens_for(1, 1))  # two tokens, one user: fine
+    assert len(load_settings().api.tokens) == 2

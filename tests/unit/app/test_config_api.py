@@ -44,16 +44,32 @@ def test_without_tokens_the_server_binds_loopback_whatever_http_host_says() -> N
 
 
 @pytest.mark.parametrize(
-    ("reads", "host", "open_"),
+    ("reads", "tokens", "open_"),
     [
-        (None, "127.0.0.1", True),
-        (None, "localhost", True),
-        (None, "::1", True),
-        (None, "0.0.0.0", False),
-        (None, "10.1.2.3", False),
-        ("open", "0.0.0.0", True),
-        ("token", "127.0.0.1", False),
+        (None, [], True),  # no token: loopback only and read-only, reads open
+        (None, [{"token": TOKEN, "user_id": 1}], False),  # issue 14: was open on loopback
+        ("open", [{"token": TOKEN, "user_id": 1}], True),  # an explicit choice
+        ("token", [], False),
     ],
 )
-def test_reads_are_open_by_default_only_on_loopback(reads: str | None, host: str, open_: bool) -> None:
-    assert ApiSettings.model_validate({"reads": reads}).reads_are_open(host) is open_
+def test_reads_need_a_token_by_default_whenever_tokens_are_configured(
+    reads: str | None, tokens: list[dict[str, object]], open_: bool
+) -> None:
+    assert ApiSettings.model_validate({"reads": reads, "tokens": tokens}).reads_are_open() is open_
+
+
+@pytest.mark.parametrize(
+    ("metrics", "reads", "separate_port", "open_"),
+    [
+        (None, "token", True, True),  # its own port: open, the port is kept apart by the network
+        (None, "token", False, False),  # on the main port: as reads
+        (None, "open", False, True),
+        ("token", "open", True, False),
+        ("open", "token", False, True),
+    ],
+)
+def test_metrics_are_open_on_their_own_port_else_as_reads(
+    metrics: str | None, reads: str, separate_port: bool, open_: bool
+) -> None:
+    api = ApiSettings.model_validate({"metrics": metrics, "reads": reads})
+    assert api.metrics_are_open(separate_port=separate_port) is open_

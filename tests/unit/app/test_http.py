@@ -8,7 +8,7 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from nightwatch.app.http import HttpEndpoint
+from nightwatch.app.http import HostAllowList, HttpEndpoint
 
 
 async def hello(scope: Scope, receive: Receive, send: Send) -> None:
@@ -44,3 +44,32 @@ def test_a_taken_port_fails_at_once() -> None:
         taken.listen()
         with pytest.raises(OSError):
             HttpEndpoint("127.0.0.1", taken.getsockname()[1], hello)
+
+
+@pytest.mark.parametrize(
+    ("bound", "names", "accepted", "refused"),
+    [
+        (
+            "127.0.0.1",
+            [],
+            ["127.0.0.1:8080", "localhost", "LOCALHOST:1", "[::1]:8080", "localhost."],
+            ["evil.example", "10.0.0.5"],
+        ),
+        ("::1", ["nw.example"], ["[::1]", "nw.example:443", "127.0.0.1"], ["nw.example.evil", "[::2]"]),
+        ("10.0.0.5", [], ["10.0.0.5:8080"], ["localhost", "127.0.0.1", "evil.example"]),
+        (
+            "0.0.0.0",
+            ["nw.example"],
+            ["nw.example", "10.1.2.3:8080", "[fd00::1]:80", "localhost"],
+            ["evil.example", "nw.example.evil"],
+        ),
+        ("0.0.0.0", [], ["anything.example", "localhost"], []),
+    ],
+)
+def test_the_host_allow_list(bound: str, names: list[str], accepted: list[str], refused: list[str]) -> None:
+    allowed = HostAllowList.for_server(bound, names)
+    for host in accepted:
+        assert allowed.accepts(host.encode()), host
+    for host in refused:
+        assert not allowed.accepts(host.encode()), host
+    assert allowed.accepts(None) is allowed.any_host  # no Host header: only where any Host goes

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nightwatch.app.api.app import create_app
+from nightwatch.app.api.app import create_app, create_metrics_app
 from nightwatch.app.api.deps import ApiBackend
 
-__all__ = ["ApiBackend", "create_app"]
+__all__ = ["ApiBackend", "create_app", "create_metrics_app"]

@@ -1,6 +1,12 @@
-"""An ASGI middleware in front of every route: request size limit, JSON-only writes, safe headers.
+"""An ASGI middleware in front of every route: authentication before any body is read, request size
+and time limits, JSON-only writes, safe headers.
 
+- A write (POST, PUT, PATCH, DELETE), and any request that carries a body, needs a valid bearer
+  token before a byte of its body is read: without one it gets its 401 at once, and the connection
+  is closed (a client need not send, and the server never buffers, an anonymous megabyte).
 - Bodies over the limit get 413, whether announced by Content-Length or streamed in chunks.
+- The whole body must arrive within `body_timeout` seconds of the headers (a client sending a byte
+  a second holds a connection, not a replica): else 408, and the connection is closed.
 - Writes to /api/ with a body refuse form and multipart encodings (and anything else that is not
   JSON, a missing Content-Type included) with 415. Bearer tokens already make cross-site requests powerless; refusing the encodings an HTML
   form can send keeps it that way should anyone ever add a cookie.
@@ -11,9 +17,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+from collections.abc import Mapping
 
+from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from nightwatch.app.api.access import AccessPolicy
+
+logger = logging.getLogger(__name__)
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -30,9 +44,11 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, policy: AccessPolicy, body_timeout: float) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.policy = policy
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,22 +58,38 @@ class RequestGuard:
         send = _with_headers(send, api=path.startswith("/api/"))
         headers = {k.lower(): v for k, v in scope["headers"]}
         length = headers.get(b"content-length")
+        has_body = b"transfer-encoding" in headers or (length is not None and length != b"0")
+        if scope["method"] in WRITE_METHODS or has_body:
+            refusal = self._unauthenticated(headers.get(b"authorization"))
+            if refusal is not None:
+                await _reply(send, refusal.status_code, str(refusal.detail), refusal.headers, close=has_body)
+                return
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            await _reply(send, 413, f"request body over the limit of {self.max_body_bytes} bytes")
+            await _reply(send, 413, f"request body over the limit of {self.max_body_bytes} bytes", close=True)
             return
-        # The whole body is read here, within the limit, whatever the framing (a chunked body has
+        # The whole body is read here, within the limits, whatever the framing (a chunked body has
         # no Content-Length): the routes then parse a body that is known to be small enough.
         body = bytearray()
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body += message.get("body", b"")
-            more = bool(message.get("more_body", False))
-            if len(body) > self.max_body_bytes:
-                await _reply(send, 413, f"request body over the limit of {self.max_body_bytes} bytes")
-                return
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                more = True
+                while more:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return  # the client went away
+                    body += message.get("body", b"")
+                    more = bool(message.get("more_body", False))
+                    if len(body) > self.max_body_bytes:
+                        await _reply(
+                            send, 413, f"request body over the limit of {self.max_body_bytes} bytes", close=True
+                        )
+                        return
+        except TimeoutError:
+            logger.info(
+                "dropped a request whose body took over %.0f s (%d bytes by then)", self.body_timeout, len(body)
+            )
+            await _reply(send, 408, f"the request body took over {self.body_timeout:g} s", close=True)
+            return
         if body and scope["method"] in WRITE_METHODS and path.startswith("/api/"):
             content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
             if not _is_json(content_type):
@@ -73,6 +105,15 @@ class RequestGuard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    def _unauthenticated(self, authorization: bytes | None) -> HTTPException | None:
+        """The 401 for a request that needs a token and has no valid one, else None."""
+        try:
+            caller = self.policy.caller(None if authorization is None else authorization.decode("latin-1"))
+            self.policy.require_writer(caller)
+        except HTTPException as refusal:
+            return refusal
+        return None
 
 
 def _is_json(content_type: bytes) -> bool:
@@ -96,13 +137,15 @@ def _with_headers(send: Send, *, api: bool) -> Send:
     return wrapped
 
 
-async def _reply(send: Send, status: int, detail: str) -> None:
+async def _reply(
+    send: Send, status: int, detail: str, extra: Mapping[str, str] | None = None, *, close: bool = False
+) -> None:
+    """Answer without the routes. `close`: the body was not read, so the connection cannot carry
+    another request (and must not wait for the rest of this one)."""
     body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in (extra or {}).items()]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
