@@ -157,9 +157,9 @@ def test_invalid_job_is_job_invalid_with_the_servers_message_and_causes(
     with pytest.raises(JobInvalid, match=r'Job.batch "Not_A_Name" is invalid: metadata.name') as caught:
         make_runner(api).launch(sample(name="Not_A_Name"))
     assert type(caught.value) is JobInvalid
-    # The fake lists causes without a `field` (the field is in the message), so their loc is ().
+    # As a real server does, each cause names its field apart from the message.
     [cause] = caught.value.problems
-    assert cause.loc == () and cause.message.startswith('metadata.name: Invalid value: "Not_A_Name"')
+    assert cause.loc == ("metadata.name",) and cause.message.startswith('Invalid value: "Not_A_Name"')
 
 
 def test_forbidden_is_job_forbidden_and_logged_loudly(
