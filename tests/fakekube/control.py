@@ -5,10 +5,16 @@ POST /_fake/jobs/{ns}/{name}/state  {"state": "active|succeeded|failed|pending",
 POST /_fake/pods/{ns}               a Pod object to add
 POST /_fake/controller              {"mode": "off|timed|complete", "active_after_ms", "complete_after_ms",
                                      "fail_image"}
-POST /_fake/faults                  {"kind": "429|500|503|403|delay", "count", "verb", "retry_after",
+POST /_fake/faults                  {"kind": "429|429-status|500|503|403|delay", "count", "verb", "retry_after",
                                      "delay_seconds", "seconds"}: the next `count` requests, or with
                                      "seconds" every request for that long
 POST /_fake/forbid                  {"namespaces": [...]}: every request in them answers 403
+POST /_fake/token                   {"token": "..." | null}: the bearer token required from now on (null: none)
+POST /_fake/namespaces              {"exist": [...] | null, "terminating": [...], "not_ready": N}: namespace
+                                    lifecycle admission (null: every namespace exists)
+POST /_fake/quota                   {"namespace", "hard": N | null, "name"}: a count/jobs.batch ResourceQuota
+POST /_fake/compact                 {"next_continues": N}: expire every continue token now, or (with N) the
+                                    tokens of the next N continued lists
 GET  /_fake/counters                {"verbs": {...}, "total": N, "jobs": N, "pods": N}
 GET  /_fake/jobs                    [{"namespace", "name", "created_by", "created_wall", "status"}...]
 POST /_fake/jobs                    {"namespace", "jobs": [Job bodies], "state": "pending|active|succeeded|failed"}:
@@ -99,6 +105,24 @@ def handle(fake: FakeKubeServer, method: str, path: str, body: dict[str, Any]) -
         return 200, ok
     if path == "/_fake/forbid":
         fake.forbidden_namespaces = set(body.get("namespaces", []))
+        return 200, ok
+    if path == "/_fake/token":
+        fake.token = body.get("token")
+        return 200, ok
+    if path == "/_fake/namespaces":
+        exist = body.get("exist")
+        fake.namespaces = None if exist is None else set(exist)
+        fake.terminating_namespaces = set(body.get("terminating", []))
+        fake.admission_not_ready = int(body.get("not_ready", 0))
+        return 200, ok
+    if path == "/_fake/quota":
+        fake.set_job_quota(body["namespace"], body.get("hard"), name=body.get("name", "jobs-quota"))
+        return 200, ok
+    if path == "/_fake/compact":
+        if body.get("next_continues"):
+            fake.expire_continue_tokens(int(body["next_continues"]))
+        else:
+            fake.compact()
         return 200, ok
     if path == "/_fake/reset":
         fake.reset()

@@ -19,9 +19,14 @@ from kubernetes import client
 from tests.fakekube.server import FakeKubeServer
 
 
-def api_client_for(url: str, *, user_agent: str = "nightwatch-tests", pool_maxsize: int = 16) -> client.ApiClient:
-    """An official-client ApiClient for the fake (no auth; urllib3's own retries off, as in production)."""
+def api_client_for(
+    url: str, *, user_agent: str = "nightwatch-tests", pool_maxsize: int = 16, token: str | None = None
+) -> client.ApiClient:
+    """An official-client ApiClient for the fake (a bearer `token` if given; urllib3's own retries off,
+    as in production)."""
     configuration = client.Configuration(host=url)
+    if token is not None:
+        configuration.api_key["BearerToken"] = f"Bearer {token}"
     configuration.connection_pool_maxsize = pool_maxsize
     configuration.retries = False
     api = client.ApiClient(configuration)
@@ -29,13 +34,23 @@ def api_client_for(url: str, *, user_agent: str = "nightwatch-tests", pool_maxsi
     return api
 
 
-def write_kubeconfig(path: Path, url: str, *, context: str = "fake", namespace: str = "default") -> Path:
-    """Write a kubeconfig whose current context points at `url` (token auth, which the fake ignores)."""
+def write_kubeconfig(
+    path: Path,
+    url: str,
+    *,
+    context: str = "fake",
+    namespace: str = "default",
+    token: str = "fake-token",
+    token_file: Path | None = None,
+) -> Path:
+    """Write a kubeconfig whose current context points at `url`, with `token` (which the fake ignores unless
+    it was given a token) or, if given, `tokenFile: token_file` (as a projected service-account token is)."""
+    user = {"tokenFile": str(token_file)} if token_file is not None else {"token": token}
     config = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": context, "cluster": {"server": url}}],
-        "users": [{"name": context, "user": {"token": "fake-token"}}],
+        "users": [{"name": context, "user": user}],
         "contexts": [{"name": context, "context": {"cluster": context, "user": context, "namespace": namespace}}],
         "current-context": context,
     }

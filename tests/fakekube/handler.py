@@ -61,11 +61,13 @@ class KubeHandler(BaseHTTPRequestHandler):
         except ValueError:
             raise StatusError(400, "BadRequest", "the request body is not valid JSON") from None
 
-    def _send(self, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        payload = json.dumps(body, separators=(",", ":")).encode()
+    def _send(
+        self, code: int, body: Any, headers: dict[str, str] | None = None, *, content_type: str = "application/json"
+    ) -> None:
+        payload = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
         try:
             self.send_response(code)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             for key, value in (headers or {}).items():
                 self.send_header(key, value)
@@ -89,6 +91,7 @@ class KubeHandler(BaseHTTPRequestHandler):
             hook = self.fake.on_request
             if hook is not None:
                 hook(verb, user_agent)
+            self.fake.check_authorized(self.headers.get("Authorization"))
             fault = self.fake.faults.take(verb)
             if fault is not None and self._fault(fault):
                 return
@@ -99,11 +102,20 @@ class KubeHandler(BaseHTTPRequestHandler):
             self._send(exc.code, exc.body(), headers)
 
     def _fault(self, fault: Fault) -> bool:
-        """Apply a fault; True if it answered the request (False: go on and serve it)."""
+        """Apply a fault; True if it answered the request (False: go on and serve it).
+
+        "429" answers as API priority and fairness does (plain text, `Retry-After`); "429-status" as a
+        JSON Status with `retryAfterSeconds` (what other 429s, e.g. from the eviction API, look like)."""
         if fault.kind == "delay":
             time.sleep(fault.delay_seconds)
             return False
-        code = int(fault.kind)
+        if fault.kind == "429":
+            # apiserver filters' tooManyRequests(): http.Error, so text/plain and a trailing newline.
+            headers = {"Retry-After": str(fault.retry_after), "X-Content-Type-Options": "nosniff"}
+            body = b"Too many requests, please try again later.\n"
+            self._send(429, body, headers, content_type="text/plain; charset=utf-8")
+            return True
+        code = int(fault.kind.removesuffix("-status"))
         if code == 429:
             error = StatusError(
                 429,
@@ -130,11 +142,13 @@ class KubeHandler(BaseHTTPRequestHandler):
         match = _JOBS.match(path)
         if match:
             namespace, name, status = unquote(match.group(1)), match.group(2), match.group(3)
-            self.fake.check_allowed(namespace)
+            self.fake.check_allowed(namespace, self._verb(method, path, query), "jobs", unquote(name or ""))
             if name is None:
                 if method == "POST":
                     user_agent = self.headers.get("User-Agent", "")
-                    return 201, store.create_job(namespace, body, created_by=user_agent)
+                    meta = body.get("metadata") if isinstance(body, dict) else None
+                    self.fake.admit_namespace(namespace, (meta or {}).get("name") or "")
+                    return 201, store.create_job(namespace, body, created_by=user_agent, admit=self.fake.admit_quota)
                 if method == "GET":
                     return 200, store.list_jobs(namespace, query.get("labelSelector"), limit, query.get("continue"))
             else:
@@ -155,7 +169,7 @@ class KubeHandler(BaseHTTPRequestHandler):
             pods = _PODS.match(path)
             if pods:
                 namespace = unquote(pods.group(1))
-                self.fake.check_allowed(namespace)
+                self.fake.check_allowed(namespace, self._verb(method, path, query), "pods")
                 if method == "GET":
                     return 200, store.list_pods(
                         namespace,

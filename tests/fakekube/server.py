@@ -3,6 +3,22 @@
 Start it in a thread (`start()`, or the `fake_kube` fixture) or as its own process
 (`python -m tests.fakekube --port 0`). The same hooks are reachable in Python and over HTTP under
 `/_fake/...`, so a benchmark can drive a server running in another process.
+
+Like a real API server (Kubernetes 1.30-1.34), in the order it checks them: authentication (with a
+`token`, anything but `Bearer <token>` is a 401 Status `Unauthorized`; `rotate_token`), RBAC
+(`forbidden_namespaces`: 403 `User ... cannot <verb> resource ...`), priority and fairness (an injected
+429 is `text/plain` with `Retry-After`), namespace lifecycle admission on create (404 `namespaces "x" not
+found` when `namespaces` is set, 403 "being terminated", 403 "not yet ready to handle request"),
+decoding and validation of the Job (`validation.py`: 400 for an unreadable quantity, 422 with
+`details.kind: "Job"` and a `field` per cause), ResourceQuota admission (`set_job_quota`: 403 "exceeded
+quota", checked before the name's existence), then storage (409 AlreadyExists). Lists page with continue
+tokens that a malformed value makes a 400 and a compaction (`compact`, `expire_continue_tokens`) a 410
+Expired carrying a fresh `metadata.continue`.
+
+Still unlike a real server: no TLS, discovery, watch caches or server-side apply; validation covers
+the fields nightwatch sends (see `validation.py`), not the whole pod spec; quotas count Jobs only (not
+pods, cpu or memory); namespaces are a set, not objects; priority and fairness never queues a request
+(a "delay" fault stands in for that); tokens are plain strings with no expiry of their own.
 """
 
 from __future__ import annotations
@@ -44,11 +60,23 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class FakeKubeServer:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, token: str | None = None) -> None:
         self.store = Store()
         self.faults = Faults()
         self.controller = AutoController(self.store)
         self.forbidden_namespaces: set[str] = set()
+        """RBAC: every API request in these namespaces answers 403 `User ... cannot <verb> resource ...`."""
+        self.token = token
+        """When set, every API request needs `Authorization: Bearer <token>` (else 401), as a real server does."""
+        self.namespaces: set[str] | None = None
+        """The namespaces that exist; None (the default): every namespace a test uses exists. A create in a
+        namespace that does not exist is a 404 `namespaces "x" not found` (NamespaceLifecycle admission)."""
+        self.terminating_namespaces: set[str] = set()
+        """Namespaces being deleted: a create there is a 403 `... because it is being terminated`."""
+        self.admission_not_ready = 0
+        """The next N creates answer 403 `not yet ready to handle request` (admission caches not synced yet)."""
+        self.job_quotas: dict[str, tuple[str, int]] = {}
+        """namespace -> (ResourceQuota name, hard count/jobs.batch): a create over it is a 403 `exceeded quota`."""
         self.counters: Counter[str] = Counter()
         self.requests: list[RequestRecord] = []
         self.on_request: Callable[[str, str], None] | None = None
@@ -85,17 +113,95 @@ class FakeKubeServer:
             if len(self.requests) < MAX_RECORDS:
                 self.requests.append(RequestRecord(verb, method, path, query, user_agent, body))
 
-    def check_allowed(self, namespace: str) -> None:
+    def check_allowed(self, namespace: str, verb: str = "get", resource: str = "jobs", name: str = "") -> None:
+        """RBAC's 403 for `forbidden_namespaces`, in the authorizer's words (the name only when the URL has one)."""
         if namespace in self.forbidden_namespaces:
+            group = "batch" if resource == "jobs" else ""
+            qualified = f"{resource}.{group}" if group else resource
+            target = f'{qualified} "{name}"' if name else qualified
             raise StatusError(
                 403,
                 "Forbidden",
-                f'jobs.batch is forbidden: User "system:serviceaccount:{namespace}:nightwatch" cannot '
-                f'access resource "jobs" in API group "batch" in the namespace "{namespace}"',
-                {"group": "batch", "kind": "jobs"},
+                f'{target} is forbidden: User "system:serviceaccount:nightwatch:nightwatch" cannot {verb} '
+                f'resource "{resource}" in API group "{group}" in the namespace "{namespace}"',
+                {"name": name, "group": group, "kind": resource},
+            )
+
+    def check_authorized(self, authorization: str | None) -> None:
+        """Authentication: with a `token` configured, anything but `Bearer <token>` is a 401."""
+        if self.token is not None and authorization != f"Bearer {self.token}":
+            raise StatusError(401, "Unauthorized", "Unauthorized")
+
+    def admit_namespace(self, namespace: str, name: str) -> None:
+        """NamespaceLifecycle admission of a create (before validation, like the real plugin)."""
+        target = f'jobs.batch "{name}"' if name else "jobs.batch"
+        if self.admission_not_ready > 0:
+            self.admission_not_ready -= 1
+            raise StatusError(
+                403,
+                "Forbidden",
+                f"{target} is forbidden: not yet ready to handle request",
+                {"name": name, "group": "batch", "kind": "jobs"},
+            )
+        if self.namespaces is not None and namespace not in self.namespaces:
+            raise StatusError(
+                404, "NotFound", f'namespaces "{namespace}" not found', {"name": namespace, "kind": "namespaces"}
+            )
+        if namespace in self.terminating_namespaces:
+            cause = {
+                "reason": "NamespaceTerminating",
+                "message": f"namespace {namespace} is being terminated",
+                "field": "metadata.namespace",
+            }
+            raise StatusError(
+                403,
+                "Forbidden",
+                f"{target} is forbidden: unable to create new content in namespace {namespace} "
+                "because it is being terminated",
+                {"name": name, "group": "batch", "kind": "jobs", "causes": [cause]},
+            )
+
+    def admit_quota(self, namespace: str, name: str) -> None:
+        """ResourceQuota admission of a create (count/jobs.batch counts every Job of the namespace, finished or
+        not). Called by the store under its lock, after validation, before the existence check."""
+        quota = self.job_quotas.get(namespace)
+        if quota is None:
+            return
+        quota_name, hard = quota
+        used = sum(1 for ns, _ in self.store.jobs if ns == namespace)
+        if used + 1 > hard:
+            key = "count/jobs.batch"
+            target = f'jobs.batch "{name}"' if name else "jobs.batch"
+            raise StatusError(
+                403,
+                "Forbidden",
+                f"{target} is forbidden: exceeded quota: {quota_name}, requested: {key}=1, used: {key}={used}, "
+                f"limited: {key}={hard}",
+                {"name": name, "group": "batch", "kind": "jobs"},
             )
 
     # -- Python hooks ---------------------------------------------------------------------------
+    def rotate_token(self, token: str) -> None:
+        """A new bearer token is the only valid one from now on (the old one expired, as bound
+        service-account tokens do; the kubelet writes the new one to the pod's token file)."""
+        self.token = token
+
+    def set_job_quota(self, namespace: str, hard: int | None, *, name: str = "jobs-quota") -> None:
+        """A ResourceQuota `count/jobs.batch: hard` in `namespace` (None removes it)."""
+        if hard is None:
+            self.job_quotas.pop(namespace, None)
+        else:
+            self.job_quotas[namespace] = (name, hard)
+
+    def compact(self) -> None:
+        """etcd compaction: every continue token issued so far answers 410 Expired."""
+        self.store.compact()
+
+    def expire_continue_tokens(self, count: int = 1) -> None:
+        """The next `count` lists that carry a continue token find it expired (compacted just before)."""
+        with self.store.lock:
+            self.store.compact_before_continues = count
+
     def set_job_state(self, namespace: str, name: str, state: str, *, reason: str = "", message: str = "") -> None:
         """Set a Job's status as the Job controller would: pending, active, succeeded or failed."""
         self.store.set_job_status(namespace, name, job_status(state, reason=reason, message=message))
@@ -142,6 +248,10 @@ class FakeKubeServer:
         self.store.reset()
         self.faults.clear()
         self.forbidden_namespaces.clear()
+        self.namespaces = None
+        self.terminating_namespaces.clear()
+        self.admission_not_ready = 0
+        self.job_quotas.clear()
         self.controller.configure(ControllerMode("off"))
         with self._record_lock:
             self.counters.clear()

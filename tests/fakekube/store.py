@@ -9,11 +9,10 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +20,6 @@ from tests.fakekube.patches import PatchError, json_patch, merge_patch
 from tests.fakekube.selectors import SelectorError, parse_selector
 
 TASK_ID_LABEL = "nightwatch.io/task-id"
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _REASONS = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 409: "AlreadyExists", 422: "Invalid"}
 
 Key = tuple[str, str]
@@ -30,15 +28,25 @@ Key = tuple[str, str]
 class StatusError(Exception):
     """An API error: becomes a `kind: Status` body with this code and reason."""
 
-    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code, self.reason, self.message, self.details = code, reason, message, details or {}
+        self.metadata = metadata or {}
+        """The Status's ListMeta: a 410 Expired list carries a fresh `continue` token here."""
 
     def body(self) -> dict[str, Any]:
         return {
             "kind": "Status",
             "apiVersion": "v1",
-            "metadata": {},
+            "metadata": self.metadata,
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
@@ -55,32 +63,6 @@ def _details(name: str, kind: str) -> dict[str, Any]:
     return {"name": name, "group": "batch" if kind == "jobs" else "", "kind": kind}
 
 
-def _validate_job(job: dict[str, Any]) -> list[str]:
-    causes = []
-    name = job.get("metadata", {}).get("name", "")
-    if not isinstance(name, str) or len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
-        causes.append(
-            f'metadata.name: Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower case '
-            "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
-        )
-    pod_spec = job.get("spec", {}).get("template", {}).get("spec", {})
-    containers = pod_spec.get("containers") if isinstance(pod_spec, dict) else None
-    if not containers:
-        causes.append("spec.template.spec.containers: Required value")
-    else:
-        for i, container in enumerate(containers):
-            if not isinstance(container, dict) or not container.get("image"):
-                causes.append(f"spec.template.spec.containers[{i}].image: Required value")
-            if not isinstance(container, dict) or not container.get("name"):
-                causes.append(f"spec.template.spec.containers[{i}].name: Required value")
-    if isinstance(pod_spec, dict) and pod_spec.get("restartPolicy") not in ("Never", "OnFailure"):
-        causes.append(
-            f'spec.template.spec.restartPolicy: Required value: valid values: "OnFailure", "Never" '
-            f"(got {pod_spec.get('restartPolicy')!r})"
-        )
-    return causes
-
-
 class Store:
     def __init__(self) -> None:
         self.lock = threading.RLock()
@@ -93,6 +75,10 @@ class Store:
         self.created_wall: dict[Key, float] = {}
         """time.time() of each Job's creation: creationTimestamp has 1 s resolution, latency needs better."""
         self._rv = 1000
+        self.compacted_rv = 0
+        """Continue tokens issued before this resourceVersion are expired (etcd compacted their revision)."""
+        self.compact_before_continues = 0
+        """The next N lists that carry a continue token find it compacted first (`compact()` just before)."""
 
     def reset(self) -> None:
         with self.lock:
@@ -102,12 +88,25 @@ class Store:
             self.created_by.clear()
             self.created_wall.clear()
 
+    def compact(self) -> None:
+        """Compact history up to now, as etcd does every 5 minutes: every continue token issued so far expires."""
+        with self.lock:
+            # etcd keeps the revision it compacts at: lists from now on are not expired by it. The bump
+            # stands for the writes that happen between a real cluster's compactions.
+            self.compacted_rv = int(self._next_rv())
+
     def _next_rv(self) -> str:
         self._rv += 1
         return str(self._rv)
 
     # -- Jobs ---------------------------------------------------------------------------------
-    def create_job(self, namespace: str, body: Any, *, created_by: str = "") -> dict[str, Any]:
+    def create_job(
+        self, namespace: str, body: Any, *, created_by: str = "", admit: Callable[[str, str], None] | None = None
+    ) -> dict[str, Any]:
+        """Store a new Job. `admit(namespace, name)` is validating admission (ResourceQuota): it runs
+        after validation and before the name is checked for existence, under the store's lock."""
+        from tests.fakekube.validation import check_job  # validation raises this module's StatusError
+
         if not isinstance(body, dict):
             raise StatusError(400, "BadRequest", "the body of the request was not a JSON object")
         job = copy.deepcopy(body)
@@ -117,15 +116,10 @@ class Store:
         if meta.get("namespace") not in (None, namespace):
             raise StatusError(400, "BadRequest", "the namespace of the provided object does not match the namespace")
         name = meta.get("name", "")
-        causes = _validate_job(job)
-        if causes:
-            raise StatusError(
-                422,
-                "Invalid",
-                f'Job.batch "{name}" is invalid: ' + "; ".join(causes),
-                {**_details(name, "jobs"), "causes": [{"message": c} for c in causes]},
-            )
+        check_job(job)
         with self.lock:
+            if admit is not None:
+                admit(namespace, name)
             if (namespace, name) in self.jobs:
                 raise StatusError(409, "AlreadyExists", f'jobs.batch "{name}" already exists', _details(name, "jobs"))
             uid = str(uuid.uuid4())
@@ -267,6 +261,16 @@ class Store:
             return self._page("PodList", "v1", items, selector, limit, token)
 
     # -- lists --------------------------------------------------------------------------------
+    def _continue_after(self, token: str) -> list[str]:
+        """The key a continue token resumes after; 400 if malformed, 410 (with a fresh token) if compacted."""
+        after, rv = _decode_continue(token)
+        if self.compact_before_continues > 0:
+            self.compact_before_continues -= 1
+            self.compacted_rv = int(self._next_rv())
+        if 0 < rv < self.compacted_rv:
+            raise StatusError(410, "Expired", _EXPIRED_MESSAGE, metadata={"continue": _encode_continue(after, -1)})
+        return after
+
     def _page(
         self,
         kind: str,
@@ -280,12 +284,7 @@ class Store:
             matches = parse_selector(selector)
         except SelectorError as exc:
             raise StatusError(400, "BadRequest", f"unable to parse requirement: {exc}") from None
-        after: list[str] | None = None
-        if token:
-            try:
-                after = json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
-            except (ValueError, KeyError):
-                raise StatusError(410, "Expired", "the provided continue parameter is too old or malformed") from None
+        after = self._continue_after(token) if token else None
         selected = sorted(
             (i for i in items if matches(i["metadata"].get("labels") or {})),
             key=lambda i: [i["metadata"]["namespace"], i["metadata"]["name"]],
@@ -296,7 +295,7 @@ class Store:
         if limit > 0 and len(selected) > limit:
             selected = selected[:limit]
             last = selected[-1]["metadata"]
-            more = base64.urlsafe_b64encode(json.dumps({"after": [last["namespace"], last["name"]]}).encode()).decode()
+            more = _encode_continue([last["namespace"], last["name"]], self._rv)
         metadata: dict[str, Any] = {"resourceVersion": str(self._rv)}
         if more:
             metadata["continue"] = more
@@ -306,6 +305,34 @@ class Store:
             "metadata": metadata,
             "items": [_snapshot(i) for i in selected],
         }
+
+
+_EXPIRED_MESSAGE = (
+    "The provided continue parameter is too old to display a consistent list result. You can start a new list "
+    "without the continue parameter, or use the continue token in this response to retrieve the remainder of the "
+    "results. Continuing with the provided token results in an inconsistent list - objects that were created, "
+    "modified, or deleted between the time the first chunk was returned and now may show up in the list."
+)
+
+
+def _encode_continue(after: list[str], rv: int) -> str:
+    """A continue token: the last key returned and the resourceVersion of the list (-1: "latest", which
+    never expires: the token a 410 hands out for an inconsistent remainder)."""
+    return base64.urlsafe_b64encode(json.dumps({"after": after, "rv": rv}).encode()).decode()
+
+
+def _decode_continue(token: str) -> tuple[list[str], int]:
+    """Raises the 400 the real server answers (storage.DecodeContinue failing) for a token it did not issue."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        after, rv = data["after"], data["rv"]
+        if not (isinstance(after, list) and all(isinstance(k, str) for k in after) and isinstance(rv, int)):
+            raise ValueError("wrong types")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StatusError(400, "BadRequest", f"invalid continue token: continue key is not valid: {exc}") from None
+    if rv == 0:
+        raise StatusError(400, "BadRequest", "0 continue resource version is not allowed when using continue")
+    return after, rv
 
 
 def _snapshot(obj: dict[str, Any]) -> dict[str, Any]:

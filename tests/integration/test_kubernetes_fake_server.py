@@ -216,3 +216,227 @@ def test_keep_alive_and_nodelay_give_hundreds_of_requests_per_second(
         )
     # Without TCP_NODELAY each request waits ~40 ms for a delayed ACK: 200 requests would take >2 s.
     assert time.monotonic() - started < 2.0
+
+
+# -- as strict as a real API server (issue 15) ------------------------------------------------------
+def container(**fields: Any) -> dict[str, Any]:
+    return {"name": "c", "image": "busybox", **fields}
+
+
+def job_with(name: str = "a", **fields: Any) -> dict[str, Any]:
+    body = job(name)
+    body["spec"]["template"]["spec"]["containers"] = [container(**fields)]
+    return body
+
+
+def refused(api: client.ApiClient, body: dict[str, Any], namespace: str = "default") -> ApiException:
+    with pytest.raises(ApiException) as caught:
+        client.BatchV1Api(api).create_namespaced_job(namespace, body)
+    return caught.value
+
+
+def test_a_422_is_the_real_status_body_with_a_field_per_cause(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    _, api = kube
+    exc = refused(api, job_with(image=""))
+    body = status_body(exc)
+    assert (exc.status, body["reason"], body["code"]) == (422, "Invalid", 422)
+    assert body["details"] == {
+        "name": "a",
+        "group": "batch",
+        "kind": "Job",
+        "causes": [
+            {
+                "reason": "FieldValueRequired",
+                "message": "Required value",
+                "field": "spec.template.spec.containers[0].image",
+            }
+        ],
+    }
+    assert body["message"] == 'Job.batch "a" is invalid: spec.template.spec.containers[0].image: Required value'
+    several = status_body(refused(api, job_with(image=" busybox", env=[{"name": "A=B"}, {"name": ""}])))
+    assert [c["field"] for c in several["details"]["causes"]] == [
+        "spec.template.spec.containers[0].image",
+        "spec.template.spec.containers[0].env[0].name",
+        "spec.template.spec.containers[0].env[1].name",
+    ]
+    assert several["message"].startswith('Job.batch "a" is invalid: [spec.template.spec.containers[0].image: ')
+    assert "printable ASCII characters other than '='" in several["message"]
+
+
+def test_the_pod_template_resources_are_validated(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    _, api = kube
+    path = "spec.template.spec.containers[0].resources"
+    over = status_body(refused(api, job_with(resources={"requests": {"cpu": "2"}, "limits": {"cpu": "1500m"}})))
+    assert over["details"]["causes"] == [
+        {
+            "reason": "FieldValueInvalid",
+            "message": 'Invalid value: "2": must be less than or equal to cpu limit of 1500m',
+            "field": f"{path}.requests",
+        }
+    ]
+    negative = status_body(refused(api, job_with(resources={"limits": {"memory": "-1Mi"}})))
+    assert [c["field"] for c in negative["details"]["causes"]] == [f"{path}.limits[memory]"]
+    gpu = status_body(refused(api, job_with(resources={"requests": {"nvidia.com/gpu": "1"}})))
+    assert gpu["details"]["causes"][0]["field"] == f"{path}.limits"
+    # A quantity the decoder cannot read never reaches validation: a 400, as kube-apiserver answers.
+    lots = refused(api, job_with(resources={"limits": {"cpu": "lots"}}))
+    assert lots.status == 400 and status_body(lots)["reason"] == "BadRequest"
+    assert "quantities must match the regular expression" in status_body(lots)["message"]
+    client.BatchV1Api(api).create_namespaced_job(
+        "default", job_with(resources={"requests": {"cpu": "500m", "memory": "1G"}, "limits": {"cpu": "1"}})
+    )
+
+
+def test_names_of_64_characters_or_with_a_trailing_newline_are_invalid(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    _, api = kube
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_job("default", job("a" * 63))
+    long = status_body(refused(api, job("a" * 64)))
+    assert long["code"] == 422 and {c["field"] for c in long["details"]["causes"]} == {"spec.template.labels"}
+    assert f'Job.batch "{"a" * 64}" is invalid: spec.template.labels: Invalid value: ' in long["message"]
+    assert "must be no more than 63 characters" in long["message"]
+    newline = status_body(refused(api, job("abc\n")))
+    assert newline["code"] == 422 and newline["details"]["causes"][0]["field"] == "metadata.name"
+    assert newline["details"]["causes"][0]["message"].startswith('Invalid value: "abc\\n": a lowercase RFC 1123')
+
+
+def test_a_malformed_continue_is_400_and_an_expired_one_410_with_a_fresh_token(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    batch = client.BatchV1Api(api)
+    for i in range(5):
+        batch.create_namespaced_job("default", job(f"j{i}"))
+    with pytest.raises(ApiException) as caught:
+        batch.list_namespaced_job("default", limit=2, _continue="not-a-token")
+    assert caught.value.status == 400 and status_body(caught.value)["reason"] == "BadRequest"
+    assert "invalid continue token" in status_body(caught.value)["message"]
+    first = batch.list_namespaced_job("default", limit=2)
+    server.compact()
+    with pytest.raises(ApiException) as caught:
+        batch.list_namespaced_job("default", limit=2, _continue=first.metadata._continue)
+    expired = status_body(caught.value)
+    assert (caught.value.status, expired["reason"], expired["code"]) == (410, "Expired", 410)
+    assert expired["message"].startswith("The provided continue parameter is too old to display a consistent list")
+    fresh = expired["metadata"]["continue"]
+    rest: list[str] = []
+    while fresh:
+        page = batch.list_namespaced_job("default", limit=2, _continue=fresh)
+        rest += [j.metadata.name for j in page.items]
+        fresh = page.metadata._continue
+    assert [j.metadata.name for j in first.items] + rest == ["j0", "j1", "j2", "j3", "j4"]
+    server.expire_continue_tokens(1)
+    with pytest.raises(ApiException) as caught:
+        batch.list_namespaced_job(
+            "default", limit=2, _continue=batch.list_namespaced_job("default", limit=2).metadata._continue
+        )
+    assert caught.value.status == 410
+
+
+def test_429_is_plain_text_with_retry_after_as_priority_and_fairness_answers(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    batch = client.BatchV1Api(api)
+    server.inject(429, retry_after=7)
+    with pytest.raises(ApiException) as caught:
+        batch.list_namespaced_job("default")
+    assert caught.value.status == 429 and caught.value.headers["Retry-After"] == "7"
+    assert caught.value.headers["Content-Type"].startswith("text/plain")
+    assert caught.value.body == "Too many requests, please try again later.\n"
+    server.inject("429-status", retry_after=3)
+    with pytest.raises(ApiException) as caught:
+        batch.list_namespaced_job("default")
+    assert status_body(caught.value)["reason"] == "TooManyRequests" and caught.value.headers["Retry-After"] == "3"
+
+
+def test_a_create_in_a_namespace_that_does_not_exist_is_404(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    server, api = kube
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_job("anything", job("a"))  # by default every namespace exists
+    server.namespaces = {"default"}
+    exc = refused(api, job("a"), namespace="gone")
+    body = status_body(exc)
+    assert (exc.status, body["reason"], body["message"]) == (404, "NotFound", 'namespaces "gone" not found')
+    assert body["details"] == {"name": "gone", "kind": "namespaces"}
+    assert batch.list_namespaced_job("gone").items == []  # reading an absent namespace is an empty list
+    batch.create_namespaced_job("default", job("a"))
+
+
+def test_requests_need_the_current_bearer_token(tmp_path: Any) -> None:
+    server = FakeKubeServer(token="first").start()
+    try:
+        anonymous = api_client_for(server.url)
+        with pytest.raises(ApiException) as caught:
+            client.BatchV1Api(anonymous).list_namespaced_job("default")
+        assert (caught.value.status, status_body(caught.value)["reason"]) == (401, "Unauthorized")
+        authed = api_client_for(server.url, token="first")
+        client.BatchV1Api(authed).create_namespaced_job("default", job("a"))
+        server.rotate_token("second")
+        with pytest.raises(ApiException) as caught:
+            client.BatchV1Api(authed).read_namespaced_job("a", "default")
+        assert caught.value.status == 401
+        rotated = api_client_for(server.url, token="second")
+        assert client.BatchV1Api(rotated).read_namespaced_job("a", "default").metadata.name == "a"
+        for api in (anonymous, authed, rotated):
+            api.close()
+    finally:
+        server.stop()
+
+
+def test_a_quota_403_on_create_counts_every_job_and_comes_before_already_exists(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_job("team", job("x"))
+    server.set_job_quota("team", 1, name="q")
+    exc = refused(api, job("y"), namespace="team")
+    body = status_body(exc)
+    assert (exc.status, body["reason"]) == (403, "Forbidden")
+    assert body["message"] == (
+        'jobs.batch "y" is forbidden: exceeded quota: q, requested: count/jobs.batch=1, used: count/jobs.batch=1, '
+        "limited: count/jobs.batch=1"
+    )
+    assert refused(api, job("x"), namespace="team").status == 403  # admission runs before the name is checked
+    batch.create_namespaced_job("other", job("y"))  # a quota is per namespace
+    batch.delete_namespaced_job("x", "team")
+    batch.create_namespaced_job("team", job("y"))
+
+
+def test_namespace_lifecycle_403s(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    server, api = kube
+    server.admission_not_ready = 1
+    not_ready = status_body(refused(api, job("a")))
+    assert (not_ready["code"], not_ready["message"]) == (
+        403,
+        'jobs.batch "a" is forbidden: not yet ready to handle request',
+    )
+    client.BatchV1Api(api).create_namespaced_job("default", job("a"))
+    server.terminating_namespaces.add("dying")
+    dying = status_body(refused(api, job("a"), namespace="dying"))
+    assert dying["code"] == 403 and dying["message"] == (
+        'jobs.batch "a" is forbidden: unable to create new content in namespace dying because it is being terminated'
+    )
+    assert dying["details"]["causes"] == [
+        {
+            "reason": "NamespaceTerminating",
+            "message": "namespace dying is being terminated",
+            "field": "metadata.namespace",
+        }
+    ]
+
+
+def test_an_rbac_403_names_the_verb_and_the_resource(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    server, api = kube
+    server.forbidden_namespaces.add("locked")
+    body = status_body(refused(api, job("a"), namespace="locked"))
+    assert body["message"] == (
+        'jobs.batch is forbidden: User "system:serviceaccount:nightwatch:nightwatch" cannot create resource "jobs" '
+        'in API group "batch" in the namespace "locked"'
+    )
+    with pytest.raises(ApiException) as caught:
+        client.CoreV1Api(api).list_namespaced_pod("locked")
+    assert 'cannot list resource "pods" in API group ""' in status_body(caught.value)["message"]

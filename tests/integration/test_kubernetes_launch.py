@@ -23,10 +23,20 @@ from nightwatch.adapters.kubernetes import (
     KubernetesSettings,
     load_api_client,
 )
-from nightwatch.domain.errors import ForeignJob, JobForbidden, JobInvalid, JobRefused, RetryableError
+from nightwatch.adapters.memory import FakeClock, FixedFence, MemoryTaskRepository
+from nightwatch.app.usecases.dispatch import DispatchTasks
+from nightwatch.domain.errors import (
+    AdmissionDeferred,
+    ForeignJob,
+    JobForbidden,
+    JobInvalid,
+    JobRefused,
+    RetryableError,
+)
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
-from nightwatch.domain.model import TaskId
-from nightwatch.domain.ports import JobRef
+from nightwatch.domain.model import TaskId, TaskStatus
+from nightwatch.domain.ports import JobRef, NewTask
+from nightwatch.domain.submission import SubmissionPolicy
 from tests.fakekube.fixtures import running_fake_kube, write_kubeconfig
 from tests.fakekube.server import FakeKubeServer
 
@@ -157,9 +167,9 @@ def test_invalid_job_is_job_invalid_with_the_servers_message_and_causes(
     with pytest.raises(JobInvalid, match=r'Job.batch "Not_A_Name" is invalid: metadata.name') as caught:
         make_runner(api).launch(sample(name="Not_A_Name"))
     assert type(caught.value) is JobInvalid
-    # The fake lists causes without a `field` (the field is in the message), so their loc is ().
+    # As a real server does, each cause names its field apart from the message.
     [cause] = caught.value.problems
-    assert cause.loc == () and cause.message.startswith('metadata.name: Invalid value: "Not_A_Name"')
+    assert cause.loc == ("metadata.name",) and cause.message.startswith('Invalid value: "Not_A_Name"')
 
 
 def test_forbidden_is_job_forbidden_and_logged_loudly(
@@ -326,3 +336,145 @@ def test_unknown_context_is_a_one_line_error(kube: tuple[FakeKubeServer, client.
     with pytest.raises(KubernetesConfigError) as caught:
         load_api_client(str(path), "nope", pool_maxsize=4, user_agent=None)
     assert "\n" not in str(caught.value)
+
+
+# -- 403s that are not RBAC, 401 after a token rotation (issue 15) ----------------------------------
+def test_a_quota_403_is_deferred_not_forbidden_and_not_blamed_on_rbac(
+    kube: tuple[FakeKubeServer, client.ApiClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    server, api = kube
+    runner = make_runner(api)
+    runner.launch(sample(1, "first"))
+    server.set_job_quota("default", 1, name="q")
+    with caplog.at_level(logging.ERROR), pytest.raises(AdmissionDeferred, match="exceeded quota: q") as caught:
+        runner.launch(sample(2, "second"))
+    assert (caught.value.namespace, caught.value.reason) == ("default", AdmissionDeferred.QUOTA)
+    assert not [r for r in caplog.records if "RBAC" in r.getMessage()]
+    server.set_job_quota("default", 2)
+    assert not runner.launch(sample(2, "second")).adopted
+
+
+def test_a_quota_403_for_a_job_this_task_already_created_is_adoption(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    runner = make_runner(api)
+    runner.launch(sample())  # created, then the replica died before writing Pending
+    server.set_job_quota("default", 1)  # ... and the Job fills the quota: the next create is a 403, not a 409
+    assert runner.launch(sample()).adopted
+
+
+def test_namespace_not_ready_is_deferred_and_terminating_is_refused_for_good(
+    kube: tuple[FakeKubeServer, client.ApiClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    server, api = kube
+    runner = make_runner(api)
+    server.admission_not_ready = 1
+    with pytest.raises(AdmissionDeferred, match="not yet ready") as caught:
+        runner.launch(sample())
+    assert caught.value.reason == AdmissionDeferred.NOT_READY
+    assert not runner.launch(sample()).adopted
+    server.terminating_namespaces.add("dying")
+    with caplog.at_level(logging.ERROR), pytest.raises(JobRefused, match="namespace dying is being deleted") as refused:
+        runner.launch(sample(2, "x", namespace="dying"))
+    assert type(refused.value) is JobRefused
+    assert not [r for r in caplog.records if "RBAC" in r.getMessage()]
+
+
+def test_a_namespace_that_does_not_exist_is_refused(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    server, api = kube
+    server.namespaces = {"default"}
+    with pytest.raises(JobRefused, match='namespaces "gone" not found') as caught:
+        make_runner(api).launch(sample(namespace="gone"))
+    assert type(caught.value) is JobRefused
+
+
+def dispatch_over(
+    api: client.ApiClient, *rows: tuple[str, str]
+) -> tuple[DispatchTasks, MemoryTaskRepository, FakeClock]:
+    """DispatchTasks on the Kubernetes runner, with Normal rows (name, namespace) as plain SQL would write them."""
+    repo, clock = MemoryTaskRepository(), FakeClock()
+    for name, namespace in rows:
+        repo.add(NewTask(name, namespace, SAMPLE_INFO, 1), clock.now())
+    policy = SubmissionPolicy(frozenset({"default", "team-a", "team-b"}))
+    runner = make_runner(api, sleep=Sleeps())
+    dispatch = DispatchTasks(repo, runner, clock, FixedFence(repo.advance_epoch()), policy=policy)
+    return dispatch, repo, clock
+
+
+def statuses(repo: MemoryTaskRepository) -> dict[str, TaskStatus]:
+    return {t.name: t.status for t in repo.list_by_status(list(TaskStatus), limit=100)}
+
+
+def test_dispatch_keeps_quota_refused_tasks_normal_and_launches_them_when_the_quota_frees(
+    kube: tuple[FakeKubeServer, client.ApiClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    server, api = kube
+    server.set_job_quota("team-a", 0, name="q")
+    dispatch, repo, clock = dispatch_over(api, ("a-1", "team-a"), ("a-2", "team-a"), ("b-1", "team-b"))
+    with caplog.at_level(logging.WARNING):
+        report = dispatch()
+        clock.advance(3)
+        dispatch()
+    assert report.deferred_by_reason == {"quota": 2} and report.launched == 1
+    assert statuses(repo) == {"a-1": TaskStatus.NORMAL, "a-2": TaskStatus.NORMAL, "b-1": TaskStatus.PENDING}
+    quota_lines = [r.getMessage() for r in caplog.records if "team-a" in r.getMessage()]
+    assert len(quota_lines) == 1 and "exceeded quota: q" in quota_lines[0] and "RBAC" not in quota_lines[0]
+    server.set_job_quota("team-a", None)
+    clock.advance(60)
+    dispatch()
+    dispatch()
+    assert set(statuses(repo).values()) == {TaskStatus.PENDING}
+    assert {name for ns, name in server.store.jobs if ns == "team-a"} == {"a-1", "a-2"}
+
+
+def test_dispatch_fails_an_rbac_403_with_the_rbac_message(
+    kube: tuple[FakeKubeServer, client.ApiClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    server, api = kube
+    server.forbidden_namespaces.add("team-a")
+    dispatch, repo, _ = dispatch_over(api, ("a-1", "team-a"))
+    with caplog.at_level(logging.ERROR):
+        assert dispatch().failed == 1
+    [task] = repo.list_by_status([TaskStatus.FAILED])
+    assert 'cannot create resource "jobs" in API group "batch" in the namespace "team-a"' in task.message
+    assert any("RBAC" in r.getMessage() and "team-a" in r.getMessage() for r in caplog.records)
+
+
+def test_dispatch_keeps_tasks_normal_while_admission_is_not_ready(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    server.admission_not_ready = 1
+    dispatch, repo, clock = dispatch_over(api, ("a-1", "default"))
+    assert dispatch().deferred_by_reason == {"not-ready": 1}
+    assert statuses(repo) == {"a-1": TaskStatus.NORMAL}
+    clock.advance(3)
+    assert dispatch().launched == 1 and statuses(repo) == {"a-1": TaskStatus.PENDING}
+
+
+def test_launches_keep_working_after_the_token_file_rotates(tmp_path: Path) -> None:
+    server = FakeKubeServer(token="token-1").start()
+    try:
+        token_file = tmp_path / "token"
+        token_file.write_text("token-1\n")
+        path = write_kubeconfig(tmp_path / "config", server.url, token_file=token_file)
+        api = load_api_client(str(path), None, pool_maxsize=4, user_agent="nightwatch/replica-a")
+        runner = make_runner(api)
+        runner.launch(sample(1, "before"))
+        # The old token stops working, and the kubelet writes the new one to the file (its length differs:
+        # two writes within one coarse-clock tick may share an mtime, and a kubelet swaps a symlink anyway).
+        server.rotate_token("token-2-rotated")
+        token_file.write_text("token-2-rotated\n")
+        assert not runner.launch(sample(2, "after")).adopted
+        assert {name for _, name in server.store.jobs} == {"before", "after"}
+        api.close()
+    finally:
+        server.stop()
+
+
+def test_a_rejected_token_is_retryable_not_a_refusal(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    server, api = kube
+    server.rotate_token("only-this")
+    with pytest.raises(RetryableError, match="unauthorized: Unauthorized"):
+        make_runner(api).launch(sample())

@@ -296,3 +296,61 @@ def test_a_namespace_that_cannot_be_read_does_not_stop_the_others(
     assert set(seen) == {ok.task_id}  # team-b's task gets no observation: it stays as it is
     with pytest.raises(RetryableError, match="team-b"):
         runner.observe([blocked])  # nothing could be read at all: the whole call fails
+
+
+# -- continue tokens that expire or are refused (issue 15) ------------------------------------------
+def job_lists(server: FakeKubeServer) -> list[bool]:
+    """Each Job list request: True if it carried a continue token."""
+    return [bool(r.query.get("continue")) for r in server.requests if r.verb == "list" and r.path.endswith("/jobs")]
+
+
+def test_an_expired_continue_token_mid_list_still_observes_every_job(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    runner = make_runner(api, list_page_size=10)
+    refs = [launch(runner, i) for i in range(1, 36)]
+    server.reset_counters()
+    server.expire_continue_tokens(1)  # etcd compacts while the listing is between its first and second page
+    observed = runner.observe(refs)
+    assert {t: o.phase for t, o in observed.items()} == {ref.task_id: JobPhase.PENDING for ref in refs}
+    # The list went on from the fresh token the 410 carried (page 2 again, then 3 and 4): it never started over.
+    assert job_lists(server) == [False, True, True, True, True]
+
+
+def test_continue_tokens_that_keep_expiring_leave_the_namespace_unobserved_after_a_bounded_retry(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    runner = make_runner(api, list_page_size=1)
+    refs = [launch(runner, i) for i in range(1, 11)]
+    server.reset_counters()
+    server.expire_continue_tokens(1000)  # every page's token is compacted before it is used
+    with pytest.raises(RetryableError, match="cannot list Jobs in default: The provided continue parameter is too old"):
+        runner.observe(refs)
+    # The first page, then three times an expired token and the fresh one's page, then a fourth expiry: give up.
+    assert job_lists(server) == [False] + [True] * 7
+
+
+def test_a_continue_token_the_server_calls_malformed_restarts_the_list_once(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    runner = make_runner(api, list_page_size=2)
+    refs = [launch(runner, i) for i in range(1, 6)]
+    server.reset_counters()
+    server.inject(400, count=1, verb="list")  # hits the first page; a bare 400 is not about a token
+    with pytest.raises(RetryableError, match="cannot list Jobs in default"):
+        runner.observe(refs)
+    pages = iter([True])
+
+    def refuse_one_token(verb: str, user_agent: str) -> None:
+        last = server.requests[-1]
+        if verb == "list" and last.query.get("continue") and next(pages, False):
+            server.inject(400, count=1, verb="list")
+
+    server.on_request = refuse_one_token
+    server.reset_counters()
+    observed = runner.observe(refs)
+    assert all(o.phase is JobPhase.PENDING for o in observed.values()) and len(observed) == 5
+    assert job_lists(server) == [False, True, False, True, True]

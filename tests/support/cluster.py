@@ -88,11 +88,13 @@ class RecordingStore(Store):
         """Called (in the handler thread) with each logged create, after the Job is stored and before
         the answer is sent: what it does happens between the server's write and the client's."""
 
-    def create_job(self, namespace: str, body: Any, *, created_by: str = "") -> dict[str, Any]:
+    def create_job(
+        self, namespace: str, body: Any, *, created_by: str = "", admit: Callable[[str, str], None] | None = None
+    ) -> dict[str, Any]:
         replica = created_by.split("/", 1)[1] if created_by.startswith("nightwatch/") else created_by
         name = str((body.get("metadata") or {}).get("name", "")) if isinstance(body, dict) else ""
         try:
-            job = super().create_job(namespace, body, created_by=created_by)
+            job = super().create_job(namespace, body, created_by=created_by, admit=admit)
         except StatusError as exc:
             if exc.code == 409:
                 self._log(Creation(time.time(), replica, namespace, name, False))

@@ -203,6 +203,21 @@ _process_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_ch
 _process_strings = st.one_of(_process_text, st.sampled_from(SHELL_METACHARACTERS))
 
 
+def _requests_within_limits(resources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Requests the API accepts against the limits: a request with a limit equals it, and a resource that
+    cannot be overcommitted (hugepages, extended) gets a limit equal to its request."""
+    requests = resources.get("requests")
+    if not requests:
+        return resources
+    limits = resources.setdefault("limits", {})
+    for name, quantity in requests.items():
+        if name in limits:
+            requests[name] = limits[name]
+        elif name.startswith("hugepages-") or ("/" in name and "kubernetes.io/" not in name):
+            limits[name] = quantity
+    return resources
+
+
 @st.composite
 def valid_info(draw: st.DrawFn, *, with_extras: bool = False) -> dict[str, Any]:
     """An object JobSpec accepts: allow-listed fields with hostile but well-typed values, and
@@ -221,10 +236,12 @@ def valid_info(draw: st.DrawFn, *, with_extras: bool = False) -> dict[str, Any]:
                 items = st.builds(lambda item, extra: {**extra, **item}, items, _extras)
             info["env"] = draw(st.lists(items, max_size=3))
     if draw(st.booleans()):
-        resources: dict[str, Any] = {
-            part: draw(st.dictionaries(_resource_names, _quantity, max_size=3)) | draw(_extended_resources)
-            for part in draw(st.sets(st.sampled_from(["requests", "limits"])))
-        }
+        resources: dict[str, Any] = _requests_within_limits(
+            {
+                part: draw(st.dictionaries(_resource_names, _quantity, max_size=3)) | draw(_extended_resources)
+                for part in draw(st.sets(st.sampled_from(["requests", "limits"])))
+            }
+        )
         if with_extras:
             resources = {**draw(_extras), **resources}
         info["resources"] = resources

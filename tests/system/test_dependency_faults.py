@@ -239,7 +239,9 @@ def test_mariadb_stopped_and_restarted(steady: Cluster, mariadb: PrivateMariaDB,
         up_at = time.time()
         assert steady.engine is not None
         steady.engine.dispose()  # the test's own pool holds connections the restart killed
-        resumed = wait_until(lambda: steady.first_creation(up_at), 30, interval=0.05, what="a Job created after restart")
+        resumed = wait_until(
+            lambda: steady.first_creation(up_at), 30, interval=0.05, what="a Job created after restart"
+        )
         ready_again = wait_until(
             lambda: ready_codes(steady) == [200, 200, 200], 30, interval=0.2, what="every replica ready"
         )

@@ -41,6 +41,12 @@ class Metrics:
         self.api_errors = Counter(
             "nightwatch_api_errors_total", "Launches that failed with a retryable API error", registry=r
         )
+        self.launch_deferred = Counter(
+            "nightwatch_launch_deferred_total",
+            "Launches put off with the task left Normal, by reason (quota, not-ready, api, unexpected)",
+            ["reason"],
+            registry=r,
+        )
         self.leader = Gauge("nightwatch_leader", "1 while this replica is the leader", registry=r)
         self.epoch = Gauge("nightwatch_leader_epoch", "Fencing epoch held by this replica (0 if none)", registry=r)
         self.lease_validity = Gauge("nightwatch_lease_validity_seconds", "Seconds left on the held lease", registry=r)
@@ -62,6 +68,8 @@ class Metrics:
         if watcher == "dispatch":
             self.jobs_created.inc(getattr(report, "launched", 0))
             self.api_errors.inc(getattr(report, "deferred", 0))
+            for reason, count in (getattr(report, "deferred_by_reason", None) or {}).items():
+                self.launch_deferred.labels(reason).inc(count)
 
 
 class TaskCountCollector(Collector):

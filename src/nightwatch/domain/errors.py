@@ -71,10 +71,25 @@ class JobInvalid(JobRefused):
 
 
 class JobForbidden(JobRefused):
-    """The API server answered 403 Forbidden for this Job: RBAC, or an admission plugin.
+    """The API server answered 403 Forbidden for this Job for good: RBAC, or an admission plugin that
+    refuses it as it is (a webhook). The 403s that go away are `AdmissionDeferred` instead."""
 
-    Some admission 403s go away (ResourceQuota's "exceeded quota"); they are not retried yet.
+
+class AdmissionDeferred(RetryableError):
+    """Admission refused the Job for now, not for what it is: nothing is wrong with the task.
+
+    `reason` is `QUOTA` (ResourceQuota: "exceeded quota", until Jobs finish or the quota grows) or
+    `NOT_READY` (an admission plugin's caches are not synced yet, just after an API server starts).
+    The task stays Normal and is launched again later, with backoff per `namespace`.
     """
+
+    QUOTA = "quota"
+    NOT_READY = "not-ready"
+
+    def __init__(self, message: str, *, namespace: str, reason: str) -> None:
+        super().__init__(message)
+        self.namespace = namespace
+        self.reason = reason
 
 
 class TaskNotFound(PermanentError, LookupError):

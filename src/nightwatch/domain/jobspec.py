@@ -18,6 +18,8 @@ submit instead, with a message naming the field). Submit and dispatch both parse
 |                            | prefixed qualified name such as `nvidia.com/gpu`            | validateContainerResourceName       |
 | `resources.*` values       | quantity grammar, 0 <= value <= INT64_MAX / 1000; integral   | apimachinery resource/quantity.go;  |
 |                            | for extended resources (`vendor/name`)                      | ValidateResourceQuantityValue       |
+| `resources.requests`       | <= the limit of the same resource; for resources that cannot | core ValidateResourceRequirements   |
+|                            | be overcommitted (extended, hugepages) a limit, and equal    | (IsOvercommitAllowed)               |
 | `backoffLimit`             | 0..100                                                      | int32 in the API; nightwatch's cap  |
 | `activeDeadlineSeconds`    | 1..2147483647                                               | int64 in the API; capped at int32   |
 | `ttlSecondsAfterFinished`  | 0..2147483647                                               | int32 in the API                    |
@@ -304,11 +306,51 @@ class JobSpec(BaseModel):
         """Parse a task's `info` column. Raises InvalidTaskSpec with a message a user can act on."""
         data = parse_info(info)
         try:
-            return cls.model_validate(data)
+            spec = cls.model_validate(data)
         except ValidationError as exc:
             problems = [_problem(error) for error in exc.errors()]
-            summary = "; ".join(p.message.removeprefix("invalid info: ") for p in problems)
-            raise InvalidTaskSpec("invalid info: " + summary, problems) from None
+        else:
+            problems = request_limit_problems(spec.resources)
+            if not problems:
+                return spec
+        summary = "; ".join(p.message.removeprefix("invalid info: ") for p in problems)
+        raise InvalidTaskSpec("invalid info: " + summary, problems) from None
+
+
+def _overcommit_allowed(name: str) -> bool:
+    # v1helper.IsOvercommitAllowed: native resources other than hugepages may have requests below limits.
+    return _is_native(name) and not name.startswith("hugepages-")
+
+
+def request_limit_problems(resources: Resources | None) -> list[Problem]:
+    """Each request the API server refuses against its limit (ValidateResourceRequirements), with its field.
+
+    A request must be at most the limit of the same resource; a resource that cannot be overcommitted
+    (extended resources such as `nvidia.com/gpu`, hugepages) needs a limit, and its request must equal it.
+    Quantities are compared by exact value (`500m` < `1`, `1Gi` > `1G`), as Kubernetes compares them.
+    """
+    if resources is None:
+        return []
+    problems: list[Problem] = []
+    for name, request in resources.requests.items():
+        where = ("info", "resources", "requests", name)
+        limit = resources.limits.get(name)
+        if limit is None:
+            if not _overcommit_allowed(name):
+                problems.append(_bound(where, f"{name} cannot be overcommitted: set a limit equal to the request"))
+            continue
+        wanted, allowed = quantity_value(request), quantity_value(limit)
+        if wanted is None or allowed is None:
+            continue  # already refused by the quantity grammar
+        if not _overcommit_allowed(name) and wanted != allowed:
+            problems.append(_bound(where, f"must be equal to the {name} limit of {limit} (it cannot be overcommitted)"))
+        elif wanted > allowed:
+            problems.append(_bound(where, f"{request} must be less than or equal to the {name} limit of {limit}"))
+    return problems
+
+
+def _bound(loc: tuple[str, ...], rule: str) -> Problem:
+    return Problem(loc, f"invalid info: {'.'.join(loc[1:])}: {rule}")
 
 
 def parse_info(info: str | None) -> dict[str, Any]:

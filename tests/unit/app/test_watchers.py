@@ -23,7 +23,9 @@ from nightwatch.domain.submission import SubmissionPolicy
 @pytest.fixture
 def context() -> WatcherContext:
     repo = MemoryTaskRepository()
-    return WatcherContext(repo, MemoryJobRunner(), FakeClock(), FixedFence(repo.advance_epoch()), DispatchSettings(), SubmissionPolicy())
+    return WatcherContext(
+        repo, MemoryJobRunner(), FakeClock(), FixedFence(repo.advance_epoch()), DispatchSettings(), SubmissionPolicy()
+    )
 
 
 def test_builtins_run_with_their_default_timing(context: WatcherContext) -> None:

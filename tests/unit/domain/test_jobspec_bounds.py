@@ -363,3 +363,47 @@ def test_an_integer_is_accepted_exactly_when_it_is_inside_its_range(value: int, 
         assert not low <= value <= high
     else:
         assert low <= value <= high
+
+
+# -- requests against limits (core ValidateResourceRequirements) -------------------------------------
+@pytest.mark.parametrize(
+    ("requests", "limits"),
+    [
+        ({"cpu": "500m"}, {"cpu": 1}),
+        ({"cpu": "1"}, {"cpu": "1000m"}),
+        ({"memory": "1G"}, {"memory": "1Gi"}),
+        ({"memory": "64Mi"}, {}),
+        ({"nvidia.com/gpu": 2}, {"nvidia.com/gpu": "2"}),
+        ({"hugepages-2Mi": "4Mi"}, {"hugepages-2Mi": "4Mi"}),
+    ],
+)
+def test_requests_up_to_their_limits_are_accepted(requests: dict[str, Any], limits: dict[str, Any]) -> None:
+    assert spec(resources={"requests": requests, "limits": limits}).resources is not None
+
+
+@pytest.mark.parametrize(
+    ("requests", "limits", "rule"),
+    [
+        ({"cpu": "2"}, {"cpu": "1500m"}, "2 must be less than or equal to the cpu limit of 1500m"),
+        ({"memory": "1Gi"}, {"memory": "1G"}, "1Gi must be less than or equal to the memory limit of 1G"),
+        ({"ephemeral-storage": "1e3"}, {"ephemeral-storage": "999"}, "less than or equal to the ephemeral-storage"),
+        ({"nvidia.com/gpu": 1}, {"nvidia.com/gpu": 2}, "must be equal to the nvidia.com/gpu limit of 2"),
+        ({"nvidia.com/gpu": 1}, {}, "nvidia.com/gpu cannot be overcommitted: set a limit"),
+        ({"hugepages-2Mi": "2Mi"}, {"hugepages-2Mi": "4Mi"}, "must be equal to the hugepages-2Mi limit"),
+    ],
+)
+def test_requests_above_their_limits_are_refused_naming_the_request(
+    requests: dict[str, Any], limits: dict[str, Any], rule: str
+) -> None:
+    refused = refusal({"resources": {"requests": requests, "limits": limits}})
+    [name] = requests
+    assert [p.loc for p in refused.problems] == [("info", "resources", "requests", name)]
+    assert f"resources.requests.{name}: " in str(refused) and rule in str(refused)
+
+
+def test_requests_above_limits_are_refused_at_submit_and_at_dispatch_alike() -> None:
+    info = {"image": "busybox", "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}
+    with pytest.raises(InvalidTaskSpec) as refused:
+        validate_submission("t", "default", info, SubmissionPolicy())
+    assert [p.loc for p in refused.value.problems] == [("info", "resources", "requests", "cpu")]
+    assert "resources.requests.cpu: 2 must be less than or equal to the cpu limit of 1" in str(refused.value)

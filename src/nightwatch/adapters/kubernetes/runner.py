@@ -10,6 +10,7 @@ rate-limited, timed out and retried by `ApiCaller`; library exceptions never lea
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import defaultdict
@@ -22,6 +23,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from nightwatch.adapters.kubernetes.diagnosis import PendingDiagnoses
+from nightwatch.adapters.kubernetes.forbidden import forbidden_error
 from nightwatch.adapters.kubernetes.jobbody import MANAGED_SELECTOR, build_job_body, task_selector
 from nightwatch.adapters.kubernetes.ratelimit import TokenBucket
 from nightwatch.adapters.kubernetes.retry import ApiCaller, api_causes, api_message
@@ -33,7 +35,14 @@ from nightwatch.adapters.kubernetes.status import (
     observe_job,
     task_id_of,
 )
-from nightwatch.domain.errors import ForeignJob, InvalidTaskSpec, JobForbidden, JobInvalid, JobRefused, RetryableError
+from nightwatch.domain.errors import (
+    AdmissionDeferred,
+    ForeignJob,
+    InvalidTaskSpec,
+    JobInvalid,
+    JobRefused,
+    RetryableError,
+)
 from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import TaskId
 from nightwatch.domain.names import check_dns1123_label
@@ -99,7 +108,10 @@ class KubernetesJobRunner:
         except ApiException as exc:
             if exc.status == 409:
                 return self._adopt(request)
-            raise self._refusal(exc, f"create Job {where}", request.namespace) from None
+            refusal = self._refusal(exc, f"create Job {where}", request.namespace)
+            if isinstance(refusal, AdmissionDeferred) and refusal.reason == AdmissionDeferred.QUOTA:
+                return self._adopt_over_quota(request, refusal)
+            raise refusal from None
         logger.debug("created Job %s for task %s", where, request.task_id)
         return LaunchResult(request.job_name)
 
@@ -163,19 +175,23 @@ class KubernetesJobRunner:
             f"a Job named {request.job_name} already exists in {request.namespace} and was not created by nightwatch"
         )
 
+    def _adopt_over_quota(self, request: LaunchRequest, refusal: AdmissionDeferred) -> LaunchResult:
+        """After a quota 403 on create: quota admission runs before the name is checked, so a Job this
+        task created earlier (a crash before its row said Pending) gets a 403, not a 409, while the quota
+        is full, and counts towards it. Adopt it if it is there; otherwise the launch is deferred."""
+        try:
+            return self._adopt(request)
+        except AdmissionDeferred:
+            raise
+        except RetryableError:
+            raise refusal from None  # no Job yet (or it cannot be read now): the quota is the news
+
     @staticmethod
     def _refusal(exc: ApiException, what: str, namespace: str) -> Exception:
-        """The domain error for an HTTP error that retrying will not fix (or might, for 401)."""
+        """The domain error for an HTTP error that retrying will not fix (or might, for 401 and some 403s)."""
         message = api_message(exc)
         if exc.status == 403:
-            logger.error(
-                "%s forbidden in namespace %s: nightwatch's service account lacks RBAC there "
-                "(see deploy/kubernetes/rbac.yaml): %s",
-                what,
-                namespace,
-                message,
-            )
-            return JobForbidden(f"forbidden in namespace {namespace}: {message}")
+            return forbidden_error(message, what, namespace)
         if exc.status == 401:
             logger.error("%s: the API server rejected nightwatch's credentials: %s", what, message)
             return RetryableError(f"{what}: unauthorized: {message}")
@@ -273,8 +289,17 @@ class KubernetesJobRunner:
     def _list(
         self, namespace: str, path: str, what: str, *, field_selector: str | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Every nightwatch object of a kind in a namespace: one list call per page."""
+        """Every nightwatch object of a kind in a namespace: one list call per page.
+
+        A continue token that expired mid-listing (410, etcd compacted its revision) is replaced by the
+        fresh one the Status carries, at most MAX_EXPIRED_CONTINUES times: the remainder it gives is read
+        at the current revision, so a Job that exists throughout is on some page, which is all observe
+        needs (a Job missing from the list would be reported missing). Without a fresh token the list
+        starts over (items already yielded may come again). A token the server calls malformed (400)
+        starts the list over once. Past those bounds the namespace is not observed this tick.
+        """
         token: str | None = None
+        expired = malformed = 0
         while True:
             query: list[tuple[str, Any]] = [("labelSelector", MANAGED_SELECTOR), ("limit", self._page_size)]
             if field_selector:
@@ -286,9 +311,22 @@ class KubernetesJobRunner:
                     f"list {what} in {namespace}", self._request, "GET", path, {"namespace": namespace}, query=query
                 )
             except ApiException as exc:
-                if exc.status == 410 and token:
-                    # The continue token expired mid-listing: start over rather than miss objects.
+                if token and exc.status == 410 and expired < MAX_EXPIRED_CONTINUES:
+                    expired += 1
+                    token = _fresh_continue(exc)
+                    logger.info(
+                        "listing %s in %s: the continue token expired, %s",
+                        what,
+                        namespace,
+                        "going on from the server's fresh token" if token else "starting over",
+                    )
+                    continue
+                if token and exc.status == 400 and not malformed:
+                    malformed += 1
                     token = None
+                    logger.warning(
+                        "listing %s in %s: the server refused our continue token, starting over", what, namespace
+                    )
                     continue
                 if exc.status == 403:
                     logger.error(
@@ -340,6 +378,21 @@ class KubernetesJobRunner:
                 logger.error("deleting Job %s forbidden: check nightwatch's RBAC in %s", where, ref.namespace)
             raise RetryableError(f"cannot delete Job {where}: {api_message(exc)}") from None
         logger.debug("deleted Job %s", where)
+
+
+MAX_EXPIRED_CONTINUES = 3
+"""Expired continue tokens tolerated per list before the namespace is left unobserved for the tick."""
+
+
+def _fresh_continue(exc: ApiException) -> str | None:
+    """The `metadata.continue` of a 410 Expired Status (the remainder at the current revision), if any."""
+    try:
+        status = json.loads(exc.body or "")
+    except (ValueError, TypeError):
+        return None
+    metadata = status.get("metadata") if isinstance(status, dict) else None
+    token = metadata.get("continue") if isinstance(metadata, dict) else None
+    return token if isinstance(token, str) and token else None
 
 
 def _why_no_job_can_exist(ref: JobRef) -> str:

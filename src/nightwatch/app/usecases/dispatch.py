@@ -4,6 +4,12 @@ Throughput is bounded by the API server, so the database work hides behind the A
 the next batch of tasks is read while the current one is being launched, Jobs are created by a
 bounded worker pool, and status writes are flushed in chunks by a single writer thread while
 launches continue. One bad row (invalid info, a refused Job) fails that task only.
+
+A launch that admission defers (`AdmissionDeferred`: a full ResourceQuota, a plugin not ready) leaves
+the task Normal and starts an outage for its namespace: logged once, then while it lasts only one task
+of that namespace is tried per backoff period (doubling up to DEFERRAL_BACKOFF_MAX_SECONDS), the
+others are deferred without an API call, and the first launch that succeeds there ends it (logged).
+Every deferral is counted by reason in the report (`deferred_by_reason`, a metric).
 """
 
 from __future__ import annotations
@@ -14,16 +20,22 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nightwatch.domain.errors import InvalidTaskSpec, JobRefused, LeadershipLost, RetryableError
+from nightwatch.domain.errors import AdmissionDeferred, InvalidTaskSpec, JobRefused, LeadershipLost, RetryableError
 from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import StatusChange, Task, TaskId, TaskStatus
 from nightwatch.domain.ports import Clock, Fence, JobRef, JobRunner, LaunchResult, LeaderStore
 from nightwatch.domain.submission import SubmissionPolicy, launch_request_for
 
 logger = logging.getLogger(__name__)
+
+DEFERRAL_BACKOFF_SECONDS = 2.0
+"""After admission defers a launch in a namespace (quota, not ready), the wait before one is tried again."""
+DEFERRAL_BACKOFF_MAX_SECONDS = 60.0
+"""The wait doubles with each deferred try, up to this: a freed quota is used within a minute."""
 
 
 class DispatchSettings(BaseModel):
@@ -51,6 +63,26 @@ class DispatchReport:
     """Tasks left `Normal` after a retryable error; the next tick tries again."""
     lost: int = 0
     errors: list[str] = field(default_factory=list)
+    deferred_by_reason: dict[str, int] = field(default_factory=dict)
+    """`deferred` by why: an `AdmissionDeferred` reason (quota, not-ready), "api" (another retryable
+    error) or "unexpected" (an adapter bug)."""
+
+    def defer(self, reason: str) -> None:
+        self.deferred += 1
+        self.deferred_by_reason[reason] = self.deferred_by_reason.get(reason, 0) + 1
+
+
+@dataclass
+class _Outage:
+    """Admission deferring the launches of one namespace, from the first deferral to the next success."""
+
+    reason: str
+    retry_at: datetime
+    tries: int = 1
+    """Tries that were deferred, counting the first batch as one: the backoff doubles with each."""
+    deferrals: int = 1
+    probing: bool = False
+    """A probe (the one task let through after the backoff) is out; its deferral alone doubles the backoff."""
 
 
 _Done = tuple[Task, LaunchRequest, "Future[LaunchResult]"]
@@ -73,6 +105,8 @@ class DispatchTasks:
         self._fence = fence
         self._settings = settings or DispatchSettings()
         self._policy = policy or SubmissionPolicy()
+        self._outages: dict[str, _Outage] = {}
+        """By namespace; kept across ticks (this object lives as long as the watcher)."""
 
     def __call__(self) -> DispatchReport:
         report = DispatchReport()
@@ -143,6 +177,8 @@ class DispatchTasks:
                 writes.append(task.fail(str(exc), now))
                 report.failed += 1
                 continue
+            if self._held_back(request.namespace, now, report):
+                continue
             future = launcher.submit(self._launch, request)
             future.add_done_callback(_report_to(done, task, request))
             submitted += 1
@@ -172,21 +208,75 @@ class DispatchTasks:
             writes.append(task.fail(str(exc), self._clock.now()))
             report.failed += 1
             return False
+        except AdmissionDeferred as exc:
+            report.defer(exc.reason)
+            self._note_deferral(exc)
+            return False
         except RetryableError as exc:
-            report.deferred += 1
+            report.defer("api")
             logger.warning("task %s stays Normal, will retry: %s", task.id, exc)
             return False
         except Exception as exc:  # an adapter bug must not stop the batch; the task stays Normal
-            report.deferred += 1
+            report.defer("unexpected")
             report.errors.append(f"task {task.id}: {exc!r}")
             logger.exception("unexpected error launching task %s (%s/%s)", task.id, request.namespace, request.job_name)
             return False
         writes.append(task.start(result.job_name, self._clock.now()))
+        self._end_outage(request.namespace)
         if result.adopted:
             report.adopted += 1
         else:
             report.launched += 1
         return True
+
+    # -- admission deferrals -------------------------------------------------------------------------
+    def _held_back(self, namespace: str, now: datetime, report: DispatchReport) -> bool:
+        """True if a launch in `namespace` waits for its outage's backoff (counted as deferred); a task
+        let through is the outage's probe, and holds the others back until its answer."""
+        outage = self._outages.get(namespace)
+        if outage is None:
+            return False
+        if now < outage.retry_at:
+            outage.deferrals += 1
+            report.defer(outage.reason)
+            return True
+        outage.retry_at = now + self._backoff(outage.tries)
+        outage.probing = True
+        return False
+
+    def _note_deferral(self, exc: AdmissionDeferred) -> None:
+        now = self._clock.now()
+        outage = self._outages.get(exc.namespace)
+        if outage is None or outage.reason != exc.reason:
+            logger.warning(
+                "launches in namespace %s are deferred (%s): tasks there stay Normal and are tried again "
+                "with backoff; logged once until a launch there succeeds: %s",
+                exc.namespace,
+                exc.reason,
+                exc,
+            )
+            self._outages[exc.namespace] = _Outage(exc.reason, now + self._backoff(1))
+            return
+        outage.deferrals += 1
+        if outage.probing:  # not one of the launches submitted together before the outage was known
+            outage.probing = False
+            outage.tries += 1
+            outage.retry_at = now + self._backoff(outage.tries)
+        logger.debug("launch in namespace %s deferred again (%s): %s", exc.namespace, exc.reason, exc)
+
+    def _end_outage(self, namespace: str) -> None:
+        outage = self._outages.pop(namespace, None)
+        if outage is not None:
+            logger.info(
+                "launches in namespace %s resume (%s cleared after %d deferred launch(es))",
+                namespace,
+                outage.reason,
+                outage.deferrals,
+            )
+
+    @staticmethod
+    def _backoff(tries: int) -> timedelta:
+        return timedelta(seconds=min(DEFERRAL_BACKOFF_MAX_SECONDS, DEFERRAL_BACKOFF_SECONDS * 2 ** (tries - 1)))
 
     def _write(self, changes: list[StatusChange], launched: dict[TaskId, Task], report: DispatchReport) -> None:
         result = self._repository.apply(changes, epoch=self._fence.epoch())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -12,10 +13,12 @@ from hypothesis import strategies as st
 
 from nightwatch.adapters.kubernetes.jobbody import build_job_body
 from nightwatch.adapters.memory import FakeClock, FixedFence, MemoryJobRunner, MemoryTaskRepository
+from nightwatch.app.metrics import Metrics
 from nightwatch.app.usecases.cancel import CancelSettings, CancelTasks
-from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
+from nightwatch.app.usecases.dispatch import DispatchReport, DispatchSettings, DispatchTasks
 from nightwatch.app.usecases.sync import SyncSettings, SyncTasks
 from nightwatch.domain.errors import (
+    AdmissionDeferred,
     DuplicateTask,
     ForeignJob,
     JobForbidden,
@@ -310,3 +313,85 @@ def test_a_tick_over_hostile_rows_fails_each_with_a_message_and_leaves_good_rows
             assert task.status in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED), task
             if task.status is TaskStatus.FAILED:
                 assert task.message.strip(), task
+
+
+class QuotaRunner(MemoryJobRunner):
+    """Defers every launch in the namespaces of `full` (a ResourceQuota with no room) and counts the tries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full: dict[str, str] = {}
+        self.tries: list[str] = []
+
+    def launch(self, request):  # type: ignore[no-untyped-def]
+        self.tries.append(request.namespace)
+        reason = self.full.get(request.namespace)
+        if reason is not None:
+            raise AdmissionDeferred(
+                f"exceeded quota in {request.namespace}", namespace=request.namespace, reason=reason
+            )
+        return super().launch(request)
+
+
+def quota_world() -> tuple[World, QuotaRunner]:
+    world = World()
+    runner = QuotaRunner()
+    world.runner = runner
+    world.dispatch = DispatchTasks(
+        world.repo, runner, world.clock, world.fence, DispatchSettings(workers=1), policy=world.policy
+    )
+    return world, runner
+
+
+def test_a_deferred_launch_leaves_tasks_normal_logged_once_and_retried_with_backoff(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world, runner = quota_world()
+    runner.full["default"] = AdmissionDeferred.QUOTA
+    stuck = [world.insert(f"q-{i}") for i in range(5)]
+    elsewhere = world.insert("free", namespace="demo")
+    with caplog.at_level(logging.DEBUG, logger="nightwatch.app.usecases.dispatch"):
+        first = world.dispatch()
+        assert first.launched == 1 and first.deferred == 5 and first.deferred_by_reason == {"quota": 5}
+        assert world.status(elsewhere) is S.PENDING and all(world.status(t) is S.NORMAL for t in stuck)
+        tries = len(runner.tries)
+        # Within the backoff nothing in the namespace is tried: deferred without an API call.
+        world.clock.advance(1)
+        assert world.dispatch().deferred_by_reason == {"quota": 5} and len(runner.tries) == tries
+        # Once it has passed, one task probes; the backoff doubles when it is deferred again.
+        world.clock.advance(1.5)
+        world.dispatch()
+        assert len(runner.tries) == tries + 1
+        world.clock.advance(3)
+        world.dispatch()
+        assert len(runner.tries) == tries + 1
+        world.clock.advance(2)
+        world.dispatch()
+        assert len(runner.tries) == tries + 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "namespace default are deferred (quota)" in warnings[0]
+    assert "tasks there stay Normal" in warnings[0]
+    # The quota frees: the next probe launches, the outage ends (logged), and the rest follow.
+    runner.full.clear()
+    world.clock.advance(60)
+    with caplog.at_level(logging.INFO, logger="nightwatch.app.usecases.dispatch"):
+        assert world.dispatch().launched >= 1
+    assert any("launches in namespace default resume" in r.getMessage() for r in caplog.records)
+    world.dispatch()
+    assert all(world.status(t) is S.PENDING for t in stuck)
+
+
+def test_a_namespace_not_ready_defers_with_its_own_reason_and_an_outage_per_namespace() -> None:
+    world, runner = quota_world()
+    runner.full = {"default": AdmissionDeferred.NOT_READY, "demo": AdmissionDeferred.QUOTA}
+    world.insert("a")
+    world.insert("b", namespace="demo")
+    report = world.dispatch()
+    assert report.deferred_by_reason == {"not-ready": 1, "quota": 1} and report.failed == 0
+
+
+def test_deferrals_are_counted_by_reason_in_the_metrics() -> None:
+    metrics = Metrics()
+    metrics.record_report("dispatch", DispatchReport(deferred=3, deferred_by_reason={"quota": 2, "api": 1}))
+    assert metrics.registry.get_sample_value("nightwatch_launch_deferred_total", {"reason": "quota"}) == 2
+    assert metrics.registry.get_sample_value("nightwatch_launch_deferred_total", {"reason": "api"}) == 1
