@@ -29,9 +29,7 @@ def is_being_deleted(obj: dict[str, Any]) -> bool:
     return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
 
 
-def delete_job(
-    store: Store, key: Key, propagation: str | None, preconditions: dict[str, Any] | None
-) -> dict[str, Any]:
+def delete_job(store: Store, key: Key, propagation: str | None, preconditions: dict[str, Any] | None) -> dict[str, Any]:
     """The DELETE of a stored Job: the answer body (a Status if it is gone, else the dying object)."""
     from tests.fakekube.store import StatusError, _details, rfc3339
 
@@ -43,7 +41,7 @@ def delete_job(
         raise StatusError(
             409,
             "Conflict",
-            f"Operation cannot be fulfilled on jobs.batch \"{name}\": Precondition failed: "
+            f'Operation cannot be fulfilled on jobs.batch "{name}": Precondition failed: '
             f"UID in precondition: {wanted_uid}, UID in object meta: {meta['uid']}",
             _details(name, "jobs"),
         )
