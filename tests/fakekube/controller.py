@@ -135,6 +135,8 @@ class AutoController:
                 self._open[key] = self.store.jobs[key]["metadata"]["uid"]
             for key in list(self._open):
                 job = self.store.jobs[key]
+                if job["metadata"].get("deletionTimestamp"):
+                    continue  # being deleted (held by a finalizer): the Job controller leaves it alone
                 age_ms = (now - self.store.created_at.get(key, now)) * 1000
                 container = job["spec"]["template"]["spec"]["containers"][0]
                 terminal = settings.mode == "complete" or age_ms >= _duration_ms(container, settings)
