@@ -84,6 +84,8 @@ def after_patch(store: Store, key: Key, before: dict[str, Any], after: dict[str,
     from tests.fakekube.store import StatusError, _details
 
     old_meta, new_meta = before["metadata"], after["metadata"]
+    if "finalizers" in new_meta and not new_meta["finalizers"]:
+        del new_meta["finalizers"]  # `omitempty`: the API server never shows an empty list
     for field in ("deletionTimestamp", "deletionGracePeriodSeconds"):
         if field in old_meta:
             new_meta[field] = old_meta[field]
