@@ -122,10 +122,6 @@ class AutoController:
             # Settings are read under the lock: once a test has reconfigured and then taken the lock,
             # no step still runs on the old ones.
             settings, now = self.settings, time.monotonic()
-            if settings.mode == "off":  # only the TTL-after-finished controller runs
-                if settings.collect_finished:
-                    self._collect_finished(now)
-                return
             keys = self.store.jobs.keys()
             for key in self._known - keys:  # deleted: a Job created again under that name is new
                 self._known.discard(key)
@@ -133,6 +129,10 @@ class AutoController:
             for key in keys - self._known:
                 self._known.add(key)
                 self._open[key] = self.store.jobs[key]["metadata"]["uid"]
+            if settings.mode == "off":  # only the TTL-after-finished controller runs
+                if settings.collect_finished:
+                    self._collect_finished(now)
+                return
             for key in list(self._open):
                 job = self.store.jobs[key]
                 if job["metadata"].get("deletionTimestamp"):
