@@ -150,3 +150,33 @@ def test_delete_removes_the_job_and_deleting_again_is_fine(harness: RunnerHarnes
 
 def test_observe_of_nothing_is_empty(harness: RunnerHarness) -> None:
     assert dict(harness.runner.observe([])) == {}
+
+
+def test_release_hands_a_finished_job_back_and_is_harmless_to_repeat(harness: RunnerHarness) -> None:
+    req = harness.request(7, "contract-release", "succeed")
+    ref = ref_of(req)
+    harness.runner.launch(req)
+    harness.settle(ref, "succeed")
+    # A runner that holds its Jobs (the cluster could collect them first) lists this one until released;
+    # one that holds nothing (local: nobody else deletes its Jobs) lists none.
+    holds = harness.runner.held("default", unfinished=True) != []
+    if holds:
+        assert harness.runner.held("default") == [ref]  # finished: the outcome is waiting to be stored
+    assert harness.runner.observe([ref])[req.task_id].phase is JobPhase.SUCCEEDED
+    harness.runner.release([JobRef(TaskId(999), "default", req.job_name)])  # another task's id: not ours
+    assert (ref in harness.runner.held("default")) is holds
+    harness.runner.release([ref])
+    harness.runner.release([ref, JobRef(TaskId(998), "default", "contract-never-launched")])
+    assert ref not in harness.runner.held("default", unfinished=True)
+
+
+def test_a_running_job_is_held_only_with_unfinished(harness: RunnerHarness) -> None:
+    req = harness.request(8, "contract-held-running", "run")
+    harness.runner.launch(req)
+    harness.settle(ref_of(req), "run")
+    assert ref_of(req) not in harness.runner.held("default")
+    everything = harness.runner.held("default", unfinished=True)
+    assert everything in ([], [ref_of(req)])
+    harness.runner.delete(ref_of(req))
+    # Deleting also lets go: nothing of it is left held (on a cluster it would never go otherwise).
+    assert harness.runner.held("default", unfinished=True) == []

@@ -4,7 +4,7 @@ POST /_fake/jobs/{ns}/{name}/state  {"state": "active|succeeded|failed|pending",
                                     or {"status": {...}} to set the raw status
 POST /_fake/pods/{ns}               a Pod object to add
 POST /_fake/controller              {"mode": "off|timed|complete", "active_after_ms", "complete_after_ms",
-                                     "fail_image"}
+                                     "fail_image", "collect_finished"}
 POST /_fake/faults                  {"kind": "429|429-status|500|503|403|delay", "count", "verb", "retry_after",
                                      "delay_seconds", "seconds"}: the next `count` requests, or with
                                      "seconds" every request for that long
@@ -97,6 +97,7 @@ def handle(fake: FakeKubeServer, method: str, path: str, body: dict[str, Any]) -
                 float(body.get("active_after_ms", 50.0)),
                 float(body.get("complete_after_ms", 200.0)),
                 body.get("fail_image", "fail"),
+                bool(body.get("collect_finished", False)),
             )
         )
         return 200, ok

@@ -80,7 +80,9 @@ class ControllerMode:
     complete_after_ms: float = 200.0
     fail_image: str = "fail"
     collect_finished: bool = False
-    """Delete a Job this controller finished once its `ttlSecondsAfterFinished` has passed."""
+    """Run the TTL-after-finished controller (in every mode, "off" included): a finished Job (a true
+    Complete or Failed condition, whoever set it) is deleted `ttlSecondsAfterFinished` after it finished
+    (0: at once) with Foreground propagation and a UID precondition, as a cluster's controller does."""
 
 
 class AutoController:
@@ -93,15 +95,14 @@ class AutoController:
         """Jobs not yet terminal, key -> uid; found by set difference against the store's keys so that
         a step costs per open Job, not per Job ever created (a soak holds 20,000)."""
         self._known: set[tuple[str, str]] = set()
-        self._expiring: dict[tuple[str, str], float] = {}
-        """Jobs it finished that carry `ttlSecondsAfterFinished`: key -> when to delete them."""
         self.collected: set[tuple[str, str]] = set()
-        """Jobs deleted by their TTL, as the TTL-after-finished controller of a real cluster does."""
+        """Jobs deleted by their TTL, as the TTL-after-finished controller of a real cluster does (a Job
+        held by a finalizer is only marked for deletion: it stays until the finalizer is removed)."""
         self._thread: threading.Thread | None = None
 
     def configure(self, settings: ControllerMode) -> None:
         self.settings = settings
-        if settings.mode != "off" and self._thread is None:
+        if (settings.mode != "off" or settings.collect_finished) and self._thread is None:
             self._thread = threading.Thread(target=self._run, name="fakekube-controller", daemon=True)
             self._thread.start()
 
@@ -112,7 +113,7 @@ class AutoController:
 
     def _run(self) -> None:
         while not self._stop.wait(self._tick):
-            if self.settings.mode != "off":
+            if self.settings.mode != "off" or self.settings.collect_finished:
                 self.step()
 
     def step(self) -> None:
@@ -128,8 +129,14 @@ class AutoController:
             for key in keys - self._known:
                 self._known.add(key)
                 self._open[key] = self.store.jobs[key]["metadata"]["uid"]
+            if settings.mode == "off":  # only the TTL-after-finished controller runs
+                if settings.collect_finished:
+                    self._collect_finished(now)
+                return
             for key in list(self._open):
                 job = self.store.jobs[key]
+                if job["metadata"].get("deletionTimestamp"):
+                    continue  # being deleted (held by a finalizer): the Job controller leaves it alone
                 age_ms = (now - self.store.created_at.get(key, now)) * 1000
                 container = job["spec"]["template"]["spec"]["containers"][0]
                 terminal = settings.mode == "complete" or age_ms >= _duration_ms(container, settings)
@@ -140,17 +147,24 @@ class AutoController:
                     else:
                         self.store.set_job_status(*key, job_status("succeeded"))
                     del self._open[key]
-                    ttl = job["spec"].get("ttlSecondsAfterFinished")
-                    if settings.collect_finished and isinstance(ttl, int):
-                        self._expiring[key] = now + ttl
                 elif age_ms >= settings.active_after_ms and not job["status"].get("active"):
                     self.store.set_job_status(*key, job_status("active"))
-            for key, deadline in list(self._expiring.items()):
-                if now >= deadline:
-                    del self._expiring[key]
-                    if key in self.store.jobs:
-                        self.store.delete_job(*key, "Background")
-                        self.collected.add(key)
+            if settings.collect_finished:
+                self._collect_finished(time.monotonic())
+
+    def _collect_finished(self, now: float) -> None:
+        """The TTL-after-finished controller: delete each finished Job whose TTL has passed."""
+        for key, finished in list(self.store.finished_at.items()):
+            job = self.store.jobs.get(key)
+            if job is None or job["metadata"].get("deletionTimestamp"):
+                continue  # already going (the store forgets it when it is removed)
+            ttl = job["spec"].get("ttlSecondsAfterFinished")
+            if not isinstance(ttl, int):
+                del self.store.finished_at[key]  # the TTL was patched away: kept
+                continue
+            if now >= finished + ttl:
+                self.store.delete_job(*key, "Foreground", {"uid": job["metadata"]["uid"]})
+                self.collected.add(key)
 
 
 def _duration_ms(container: dict[str, Any], settings: ControllerMode) -> float:

@@ -162,7 +162,8 @@ class KubeHandler(BaseHTTPRequestHandler):
                     )
                 if method == "DELETE" and not status:
                     policy = (body or {}).get("propagationPolicy") or query.get("propagationPolicy")
-                    return 200, store.delete_job(namespace, name, policy)
+                    preconditions = (body or {}).get("preconditions")
+                    return 200, store.delete_job(namespace, name, policy, preconditions)
         elif path == _ALL_JOBS and method == "GET":
             return 200, store.list_jobs(None, query.get("labelSelector"), limit, query.get("continue"))
         else:

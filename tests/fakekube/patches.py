@@ -58,7 +58,10 @@ def json_patch(target: Any, operations: list[Any]) -> Any:
         parent, last = _parent(doc, parts), parts[-1]
         kind = op["op"]
         if kind == "test":
-            current = parent[int(last)] if isinstance(parent, list) else parent.get(last)
+            try:
+                current = parent[int(last)] if isinstance(parent, list) else parent[last]
+            except (KeyError, IndexError, ValueError, TypeError):
+                raise PatchError(f"test failed at {op['path']}: the path does not exist") from None
             if current != op.get("value"):
                 raise PatchError(f"test failed at {op['path']}")
         elif kind == "remove":

@@ -227,9 +227,26 @@ class FakeKubeServer:
         self.faults.add(Fault(str(kind), count, verb, retry_after, delay_seconds, seconds))
 
     def set_controller(
-        self, mode: str, *, active_after_ms: float = 50.0, complete_after_ms: float = 200.0, fail_image: str = "fail"
+        self,
+        mode: str,
+        *,
+        active_after_ms: float = 50.0,
+        complete_after_ms: float = 200.0,
+        fail_image: str = "fail",
+        collect_finished: bool = False,
     ) -> None:
-        self.controller.configure(ControllerMode(mode, active_after_ms, complete_after_ms, fail_image))
+        """`collect_finished`: also run the TTL-after-finished controller (see `ControllerMode`)."""
+        self.controller.configure(
+            ControllerMode(mode, active_after_ms, complete_after_ms, fail_image, collect_finished)
+        )
+
+    def delete_job(self, namespace: str, name: str, propagation: str | None = "Background") -> dict[str, Any]:
+        """DELETE a Job as a user (`kubectl delete job`) would: finalizers are honoured."""
+        return self.store.delete_job(namespace, name, propagation)
+
+    def remove_finalizers(self, namespace: str, name: str) -> None:
+        """Empty a Job's `metadata.finalizers`, as `kubectl patch --type merge -p '{"metadata":{"finalizers":null}}'`."""
+        self.store.patch_job(namespace, name, {"metadata": {"finalizers": None}}, "application/merge-patch+json")
 
     def job(self, namespace: str, name: str) -> dict[str, Any]:
         return self.store.get_job(namespace, name)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from tests.fakekube import deletion
 from tests.fakekube.patches import PatchError, json_patch, merge_patch
 from tests.fakekube.selectors import SelectorError, parse_selector
 
@@ -74,6 +75,11 @@ class Store:
         """The User-Agent that created each Job (kept off the object, so clients never see it)."""
         self.created_wall: dict[Key, float] = {}
         """time.time() of each Job's creation: creationTimestamp has 1 s resolution, latency needs better."""
+        self.finished_at: dict[Key, float] = {}
+        """time.monotonic() at which each Job with a `ttlSecondsAfterFinished` got its Complete/Failed
+        condition: what the TTL-after-finished controller counts from (see `deletion.py`)."""
+        self.defer_garbage_collection = False
+        """True: Foreground deletions wait for `collect_garbage()` (a test's hook) instead of finishing at once."""
         self._rv = 1000
         self.compacted_rv = 0
         """Continue tokens issued before this resourceVersion are expired (etcd compacted their revision)."""
@@ -87,6 +93,8 @@ class Store:
             self.created_at.clear()
             self.created_by.clear()
             self.created_wall.clear()
+            self.finished_at.clear()
+            self.defer_garbage_collection = False
 
     def compact(self) -> None:
         """Compact history up to now, as etcd does every 5 minutes: every continue token issued so far expires."""
@@ -120,7 +128,15 @@ class Store:
         with self.lock:
             if admit is not None:
                 admit(namespace, name)
-            if (namespace, name) in self.jobs:
+            existing = self.jobs.get((namespace, name))
+            if existing is not None and deletion.is_being_deleted(existing):
+                raise StatusError(
+                    409,
+                    "AlreadyExists",
+                    f'object is being deleted: jobs.batch "{name}" already exists',
+                    _details(name, "jobs"),
+                )
+            if existing is not None:
                 raise StatusError(409, "AlreadyExists", f'jobs.batch "{name}" already exists', _details(name, "jobs"))
             uid = str(uuid.uuid4())
             meta.update(
@@ -193,8 +209,10 @@ class Store:
                     result["metadata"][key] = current["metadata"][key]
                 if result.get("spec") != current.get("spec"):
                     result["metadata"]["generation"] = current["metadata"]["generation"] + 1
+                deletion.after_patch(self, (namespace, name), current, result)
             result["metadata"]["resourceVersion"] = self._next_rv()
             self.jobs[(namespace, name)] = result
+            deletion.remove_if_released(self, (namespace, name))
             return copy.deepcopy(result)
 
     def set_job_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
@@ -205,34 +223,24 @@ class Store:
                 raise StatusError(404, "NotFound", f'jobs.batch "{name}" not found', _details(name, "jobs"))
             job["status"] = copy.deepcopy(status)
             job["metadata"]["resourceVersion"] = self._next_rv()
+            if (namespace, name) not in self.finished_at and _finished(job):
+                self.finished_at[(namespace, name)] = time.monotonic()
             return copy.deepcopy(job)
 
-    def delete_job(self, namespace: str, name: str, propagation: str | None) -> dict[str, Any]:
+    def delete_job(
+        self, namespace: str, name: str, propagation: str | None, preconditions: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """DELETE a Job, honouring its finalizers, the propagation policy and a UID precondition
+        (see `deletion.py`). batch/v1 Jobs deleted through the API orphan their pods unless told otherwise."""
         with self.lock:
-            job = self.jobs.pop((namespace, name), None)
-            self.created_at.pop((namespace, name), None)
-            self.created_wall.pop((namespace, name), None)
-            if job is None:
+            if (namespace, name) not in self.jobs:
                 raise StatusError(404, "NotFound", f'jobs.batch "{name}" not found', _details(name, "jobs"))
-            # batch/v1 Jobs deleted through the API orphan their pods unless told otherwise.
-            if propagation in ("Background", "Foreground"):
-                uid = job["metadata"]["uid"]
-                task_id = job["metadata"].get("labels", {}).get(TASK_ID_LABEL)
-                for key, pod in list(self.pods.items()):
-                    labels = pod["metadata"].get("labels", {})
-                    if key[0] == namespace and (
-                        labels.get("controller-uid") == uid
-                        or labels.get("batch.kubernetes.io/job-name") == name
-                        or (task_id is not None and labels.get(TASK_ID_LABEL) == task_id)
-                    ):
-                        del self.pods[key]
-            return {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Success",
-                "details": {**_details(name, "jobs"), "uid": job["metadata"]["uid"]},
-            }
+            return deletion.delete_job(self, (namespace, name), propagation, preconditions)
+
+    def collect_garbage(self) -> None:
+        """Let the garbage collector finish every Foreground deletion (with `defer_garbage_collection`)."""
+        with self.lock:
+            deletion.collect_garbage(self)
 
     # -- Pods ---------------------------------------------------------------------------------
     def add_pod(self, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:
@@ -343,6 +351,16 @@ def _snapshot(obj: dict[str, Any]) -> dict[str, Any]:
     enough; a deep copy of every listed item made the fake, not the client, the cost of a big list.
     """
     return {**obj, "metadata": dict(obj["metadata"])}
+
+
+def _finished(job: dict[str, Any]) -> bool:
+    """A Job the TTL-after-finished controller counts: a true Complete or Failed condition and a TTL."""
+    if not isinstance(job.get("spec", {}).get("ttlSecondsAfterFinished"), int):
+        return False
+    return any(
+        isinstance(c, dict) and c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in (job.get("status") or {}).get("conditions") or ()
+    )
 
 
 def reason_for(code: int) -> str:

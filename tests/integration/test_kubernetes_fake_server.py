@@ -440,3 +440,146 @@ def test_an_rbac_403_names_the_verb_and_the_resource(kube: tuple[FakeKubeServer,
     with pytest.raises(ApiException) as caught:
         client.CoreV1Api(api).list_namespaced_pod("locked")
     assert 'cannot list resource "pods" in API group ""' in status_body(caught.value)["message"]
+
+
+# -- deletion as a real API server does it: finalizers, Foreground, TTL-after-finished ---------------
+HOLD = "example.com/hold"
+
+
+def held_job(name: str, *, finalizers: list[str] | None = None, ttl: int | None = None) -> dict[str, Any]:
+    body = job(name)
+    body["metadata"]["finalizers"] = [HOLD] if finalizers is None else finalizers
+    if ttl is not None:
+        body["spec"]["ttlSecondsAfterFinished"] = ttl
+    return body
+
+
+def raw_job(api: client.ApiClient, name: str) -> dict[str, Any]:
+    response = client.BatchV1Api(api).read_namespaced_job(name, "default", _preload_content=False)
+    body: dict[str, Any] = json.loads(response.data)
+    return body
+
+
+def test_a_job_with_finalizers_is_only_marked_for_deletion_until_a_patch_empties_them(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_job("default", held_job("held", finalizers=[HOLD, "example.com/other"]))
+    answer = batch.delete_namespaced_job("held", "default", propagation_policy="Background", _preload_content=False)
+    dying = json.loads(answer.data)
+    assert dying["kind"] == "Job"  # not a Status: the object is still there
+    assert dying["metadata"]["deletionTimestamp"] and dying["metadata"]["deletionGracePeriodSeconds"] == 0
+    # Still gettable and listed, with its finalizers
+    assert raw_job(api, "held")["metadata"]["finalizers"] == [HOLD, "example.com/other"]
+    assert [j.metadata.name for j in batch.list_namespaced_job("default").items] == ["held"]
+    # Removing one finalizer is not enough; removing the last one removes the Job.
+    batch.patch_namespaced_job("held", "default", [{"op": "remove", "path": "/metadata/finalizers/1"}])
+    assert raw_job(api, "held")["metadata"]["finalizers"] == [HOLD]
+    batch.patch_namespaced_job("held", "default", [{"op": "remove", "path": "/metadata/finalizers/0"}])
+    with pytest.raises(ApiException) as missing:
+        batch.read_namespaced_job("held", "default")
+    assert missing.value.status == 404
+    assert server.store.jobs == {}
+
+
+def test_a_dying_job_takes_no_new_finalizer_and_keeps_its_deletion_timestamp(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    _, api = kube
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_job("default", held_job("held"))
+    batch.delete_namespaced_job("held", "default")
+    with pytest.raises(ApiException) as refused:
+        batch.patch_namespaced_job("held", "default", {"metadata": {"finalizers": [HOLD, "example.com/new"]}})
+    assert refused.value.status == 422
+    assert "no new finalizers can be added if the object is being deleted" in status_body(refused.value)["message"]
+    batch.patch_namespaced_job("held", "default", {"metadata": {"deletionTimestamp": None, "labels": {"a": "b"}}})
+    assert raw_job(api, "held")["metadata"]["deletionTimestamp"]
+
+
+def test_foreground_deletion_keeps_the_job_until_its_pods_are_gone(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    batch = client.BatchV1Api(api)
+    server.store.defer_garbage_collection = True
+    created = batch.create_namespaced_job("default", job("fg"))
+    server.add_pod("default", {"metadata": {"name": "fg-pod", "labels": {"controller-uid": created.metadata.uid}}})
+    batch.delete_namespaced_job("fg", "default", propagation_policy="Foreground")
+    dying = raw_job(api, "fg")
+    assert dying["metadata"]["finalizers"] == ["foregroundDeletion"] and dying["metadata"]["deletionTimestamp"]
+    assert ("default", "fg-pod") in server.store.pods
+    server.store.collect_garbage()  # the garbage collector deletes the pods, then drops foregroundDeletion
+    assert server.store.pods == {} and server.store.jobs == {}
+
+
+def test_a_create_while_the_old_job_is_being_deleted_is_409_object_is_being_deleted(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_job("default", held_job("again"))
+    batch.delete_namespaced_job("again", "default", propagation_policy="Foreground")
+    with pytest.raises(ApiException) as conflict:
+        batch.create_namespaced_job("default", job("again"))
+    assert conflict.value.status == 409
+    body = status_body(conflict.value)
+    assert body["reason"] == "AlreadyExists"
+    assert body["message"] == 'object is being deleted: jobs.batch "again" already exists'
+    server.remove_finalizers("default", "again")
+    batch.create_namespaced_job("default", job("again"))  # gone: the name is free again
+
+
+def test_delete_checks_a_uid_precondition(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    server, api = kube
+    batch = client.BatchV1Api(api)
+    created = batch.create_namespaced_job("default", job("pre"))
+    with pytest.raises(ApiException) as conflict:
+        batch.delete_namespaced_job(
+            "pre", "default", body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid="not-the-uid"))
+        )
+    assert conflict.value.status == 409
+    assert "Precondition failed: UID in precondition: not-the-uid" in status_body(conflict.value)["message"]
+    assert ("default", "pre") in server.store.jobs
+    batch.delete_namespaced_job(
+        "pre", "default", body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=created.metadata.uid))
+    )
+    assert server.store.jobs == {}
+
+
+def test_the_ttl_controller_deletes_finished_jobs_with_foreground_propagation(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    batch = client.BatchV1Api(api)
+    server.store.defer_garbage_collection = True  # to see the Foreground deletion's own finalizer
+    batch.create_namespaced_job("default", held_job("plain", finalizers=[], ttl=0))
+    batch.create_namespaced_job("default", held_job("held", ttl=0))
+    batch.create_namespaced_job("default", held_job("later", finalizers=[], ttl=1))
+    batch.create_namespaced_job("default", held_job("running", finalizers=[], ttl=0))
+    batch.create_namespaced_job("default", held_job("no-ttl", finalizers=[]))
+    server.set_controller("off", collect_finished=True)  # Jobs move only through hooks; the TTL controller runs
+    for name in ("plain", "held", "later", "no-ttl"):
+        server.set_job_state("default", name, "succeeded" if name != "held" else "failed")
+    server.set_job_state("default", "running", "active")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not raw_job(api, "plain")["metadata"].get("deletionTimestamp"):
+        time.sleep(0.02)
+    assert raw_job(api, "plain")["metadata"]["finalizers"] == ["foregroundDeletion"]
+    held = raw_job(api, "held")["metadata"]
+    assert held["finalizers"] == [HOLD, "foregroundDeletion"] and held["deletionTimestamp"]
+    assert not raw_job(api, "later")["metadata"].get("deletionTimestamp")  # its 1 s have not passed
+    server.store.collect_garbage()
+    names = {j.metadata.name for j in batch.list_namespaced_job("default").items}
+    assert names == {"held", "later", "running", "no-ttl"}  # held stays until its finalizer goes
+    assert raw_job(api, "held")["status"]["conditions"][-1]["type"] == "Failed"  # its outcome still readable
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not raw_job(api, "later")["metadata"].get("deletionTimestamp"):
+        time.sleep(0.05)
+    server.store.collect_garbage()
+    names = {j.metadata.name for j in batch.list_namespaced_job("default").items}
+    assert names == {"held", "running", "no-ttl"}
+    server.remove_finalizers("default", "held")
+    assert set(server.store.jobs) == {("default", "running"), ("default", "no-ttl")}
+    assert server.controller.collected == {("default", "plain"), ("default", "held"), ("default", "later")}

@@ -76,7 +76,12 @@ def test_the_sample_task_sends_exactly_this_job(kube: tuple[FakeKubeServer, clie
         {
             "apiVersion": "batch/v1",
             "kind": "Job",
-            "metadata": {"name": "demo-task-1", "namespace": "default", "labels": labels},
+            "metadata": {
+                "name": "demo-task-1",
+                "namespace": "default",
+                "labels": labels,
+                "finalizers": ["nightwatch.io/outcome"],  # kept until the outcome is stored
+            },
             "spec": {
                 "backoffLimit": 1,
                 "ttlSecondsAfterFinished": 3600,

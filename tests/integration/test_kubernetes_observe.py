@@ -102,7 +102,7 @@ def test_a_job_of_that_name_for_another_task_is_missing(kube: tuple[FakeKubeServ
     launch(runner, 7)
     seen = runner.observe([JobRef(TaskId(8), "default", "task-7"), JobRef(TaskId(9), "other", "task-9")])
     assert seen[TaskId(8)].phase is JobPhase.MISSING and seen[TaskId(9)].phase is JobPhase.MISSING
-    assert "task-7 does not exist" in seen[TaskId(8)].message
+    assert "outcome unknown" in seen[TaskId(8)].message
 
 
 def test_stale_pending_task_gets_its_image_pull_error_and_only_it_reads_pods(

@@ -570,7 +570,7 @@ _CONTAINER: dict[str, Any] = {
 JOB_SHAPE: dict[str, Any] = {
     "apiVersion": LEAF,
     "kind": LEAF,
-    "metadata": {"name": LEAF, "namespace": LEAF, "labels": _JOB_LABELS},
+    "metadata": {"name": LEAF, "namespace": LEAF, "labels": _JOB_LABELS, "finalizers": [LEAF]},
     "spec": {
         "backoffLimit": LEAF,
         "activeDeadlineSeconds": LEAF,

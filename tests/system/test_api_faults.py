@@ -46,7 +46,7 @@ FAIL_EVERY = 10
 DISPATCH_WORKERS = 8
 """The default `dispatch.workers`: at most this many creates were already past the fake's fault check
 when a window opened, and may still answer 201 inside it."""
-LOST_MESSAGE = re.compile(r"(does not exist|not found).*deleted")
+LOST_MESSAGE = re.compile(r"^JobMissing: the Job was deleted before its outcome was read; outcome unknown$")
 
 
 def task_info(n: int) -> str:

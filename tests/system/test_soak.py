@@ -71,8 +71,8 @@ FAULT_KINDS = (
 FAIL_IMAGE = "fail"
 SEED = int(os.environ.get("NIGHTWATCH_SOAK_SEED", "20261125"))
 JOB_TTL_SECONDS = 60
-"""Finished Jobs live this long: far longer than any outage here, so sync always sees them finish
-(a Job collected before that is failed as deleted: docs/reliability.md, known limits)."""
+"""Finished Jobs are deleted this long after they finish (nightwatch's finalizer keeps each one until its
+outcome is stored: docs/reliability.md, "No outcome lost")."""
 RSS_GROWTH_LIMIT_MB = 50.0
 """Median RSS of the last third over the middle third. Not zero: a leader's memory follows the size of
 its ticks (a backlog after an outage, the finished Jobs the cluster still keeps), and the survivor leads

@@ -41,6 +41,8 @@ def test_json_patch() -> None:
         json_patch(doc, [{"op": "test", "path": "/a/l/0", "value": 9}])
     with pytest.raises(PatchError):
         json_patch(doc, [{"op": "remove", "path": "/nope/x"}])
+    with pytest.raises(PatchError):  # a test of a path that does not exist fails (a 422), it does not crash
+        json_patch(doc, [{"op": "test", "path": "/a/l/7", "value": 1}])
 
 
 def _job(name: str, *, command: list[str], ttl: int | None = None) -> dict[str, object]:

@@ -167,6 +167,8 @@ class MemoryJobRunner:
         self.jobs: dict[tuple[str, str], MemoryJob] = {}
         self.calls: Counter[str] = Counter()
         self.deleted: list[tuple[str, str]] = []
+        self.released: list[tuple[str, str]] = []
+        """Jobs whose outcome nightwatch said was stored (`release`), in call order."""
         self._faults: list[NightwatchError] = []
         self._lock = threading.Lock()
 
@@ -221,6 +223,32 @@ class MemoryJobRunner:
             self._raise_fault()
             if self.jobs.pop((ref.namespace, ref.job_name), None) is not None:
                 self.deleted.append((ref.namespace, ref.job_name))
+
+    def release(self, refs: Sequence[JobRef]) -> None:
+        with self._lock:
+            self.calls["release"] += 1
+            self._raise_fault()
+            for ref in refs:
+                job = self.jobs.get((ref.namespace, ref.job_name))
+                if (
+                    job is not None
+                    and job.task_id == ref.task_id
+                    and (ref.namespace, ref.job_name) not in self.released
+                ):
+                    self.released.append((ref.namespace, ref.job_name))
+
+    def held(self, namespace: str, *, unfinished: bool = False) -> list[JobRef]:
+        with self._lock:
+            self.calls["held"] += 1
+            self._raise_fault()
+            return [
+                JobRef(job.task_id, ns, name)
+                for (ns, name), job in self.jobs.items()
+                if ns == namespace
+                and job.task_id is not None
+                and (ns, name) not in self.released
+                and (unfinished or job.observation.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED))
+            ]
 
     def _raise_fault(self) -> None:
         if self._faults:

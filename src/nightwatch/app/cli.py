@@ -96,6 +96,16 @@ def _parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_sub.add_parser("init", help="create the tables if they do not exist").set_defaults(handler=cmd_db_init)
 
+    jobs = sub.add_parser("jobs", help="nightwatch's Jobs in the cluster")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
+    release = jobs_sub.add_parser(
+        "release-finalizers",
+        help="remove nightwatch's finalizer from Jobs whose task is terminal (with --all: from every Job, to uninstall)",
+    )
+    release.add_argument("--namespace", action="append", metavar="NS", help="only this namespace (repeatable)")
+    release.add_argument("--all", action="store_true", help="every held Job, whatever its task's row says")
+    release.set_defaults(handler=cmd_jobs_release_finalizers)
+
     remote = argparse.ArgumentParser(add_help=False)
     remote.add_argument(
         "--server",
@@ -345,6 +355,19 @@ def _table(tasks: Sequence[TaskSummary]) -> str:
     return "\n".join(
         "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5] for row in rows
     ).rstrip()
+
+
+def cmd_jobs_release_finalizers(args: argparse.Namespace, settings: Settings) -> int:
+    """Release nightwatch's hold on its Jobs (the running service does this by itself: this is for
+    leftovers and for uninstalling, when no nightwatch will ever read their outcome)."""
+    from nightwatch.app.usecases.release import ReleaseJobs
+
+    namespaces = args.namespace or list(settings.runner.allowed_namespaces)
+    with _local(settings) as container:
+        release = ReleaseJobs(container.repository(), container.runner(), namespaces)
+        report = release(everything=args.all)
+    print(f"released {report.released} Job(s), kept {report.kept} whose task still waits for its outcome")
+    return 0
 
 
 if __name__ == "__main__":

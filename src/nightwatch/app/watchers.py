@@ -1,8 +1,8 @@
 """The watcher registry: nightwatch's extension point.
 
 A watcher is a named periodic unit of work: a `WatcherSpec` says how to build its `run()` from
-the ports (`WatcherContext`) and when to run it (an interval or a cron spec). dispatch, sync and
-cancel are built-in watchers; a third-party package adds one by exposing a `WatcherSpec` (or a
+the ports (`WatcherContext`) and when to run it (an interval or a cron spec). dispatch, sync,
+cancel and release are built-in watchers; a third-party package adds one by exposing a `WatcherSpec` (or a
 zero-argument callable returning one) under the `nightwatch.watchers` entry-point group. Each
 watcher can be disabled or re-timed by configuration (a `WatcherTiming` under `watchers.<name>`)
 without code changes; what configuration leaves unset keeps the timing its spec declares.
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nightwatch.app.usecases.cancel import CancelSettings, CancelTasks
 from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
+from nightwatch.app.usecases.release import ReleaseJobs
 from nightwatch.app.usecases.sync import SyncSettings, SyncTasks
 from nightwatch.domain.ports import Clock, Fence, JobRunner, LeaderStore
 from nightwatch.domain.submission import SubmissionPolicy
@@ -157,11 +158,17 @@ def _cancel(ctx: WatcherContext) -> Run:
     return CancelTasks(ctx.repository, ctx.runner, ctx.clock, ctx.fence, ctx.cancel)
 
 
+def _release(ctx: WatcherContext) -> Run:
+    return ReleaseJobs(ctx.repository, ctx.runner, ctx.policy.allowed_namespaces, fence=ctx.fence)
+
+
 # The built-in watchers' timing, written here only: configuration overrides it per watcher.
 BUILTIN_WATCHERS = (
     WatcherSpec("dispatch", _dispatch, interval_seconds=1.0),
     WatcherSpec("sync", _sync, interval_seconds=2.0),
     WatcherSpec("cancel", _cancel, interval_seconds=1.0),
+    # Leftovers only (SyncTasks releases each Job as it stores its outcome): see usecases/release.py.
+    WatcherSpec("release", _release, interval_seconds=60.0),
 )
 
 

@@ -24,6 +24,7 @@ class JobPhase(StrEnum):
 
 
 SUCCESS_CONDITIONS = ("SuccessCriteriaMet", "Complete")
+MISSING_MESSAGE = "the Job was deleted before its outcome was read; outcome unknown"
 FAILURE_CONDITIONS = ("FailureTarget", "Failed")
 
 
@@ -53,12 +54,11 @@ class JobObservation:
     @classmethod
     def missing(cls, namespace: str, job_name: str) -> JobObservation:
         """A task's Job is gone: someone deleted it (or put another task's Job in its place) before its end
-        was seen. The message says so, since "does not exist" alone reads like nightwatch never created it."""
-        return cls(
-            JobPhase.MISSING,
-            "JobMissing",
-            f"Job {namespace}/{job_name} does not exist: it was deleted before nightwatch saw it finish",
-        )
+        was seen. The task must still end (Failed), but the message claims no failure of the task's own:
+        nightwatch's finalizer keeps every Job until its outcome is stored, so this is a Job deleted behind
+        its back (the finalizer removed by hand, or deleted before it finished) and the outcome is unknown.
+        The row names the Job (`job_name`, namespace)."""
+        return cls(JobPhase.MISSING, "JobMissing", MISSING_MESSAGE)
 
     @classmethod
     def from_job_status(

@@ -260,9 +260,28 @@ class JobRunner(Protocol):
         ...
 
     def delete(self, ref: JobRef) -> None:
-        """Delete a Job and its pods in the background; a Job already gone is success.
+        """Delete a Job and its pods in the background; a Job already gone is success. Its outcome is
+        not wanted any more, so nightwatch's hold on it (see `release`) goes too.
 
         Raises RetryableError.
+        """
+        ...
+
+    def release(self, refs: Sequence[JobRef]) -> None:
+        """The outcome of these tasks' Jobs is stored: let the cluster collect them.
+
+        A runner whose cluster may delete a finished Job before nightwatch has read it (the TTL
+        controller, a user) holds every Job it creates until this call. A Job already gone, not held,
+        or not this task's (another task's id on it) is success. Raises RetryableError (some could not
+        be released this time; releasing again is harmless).
+        """
+        ...
+
+    def held(self, namespace: str, *, unfinished: bool = False) -> list[JobRef]:
+        """The Jobs in `namespace` that nightwatch still holds and that have finished or are being
+        deleted (with `unfinished`, every held Job), as refs built from the Jobs themselves (task id
+        from the Job's label): for releasing the Jobs of rows that are already terminal, and for
+        uninstalling. Raises RetryableError.
         """
         ...
 

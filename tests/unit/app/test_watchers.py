@@ -30,8 +30,9 @@ def context() -> WatcherContext:
 
 def test_builtins_run_with_their_default_timing(context: WatcherContext) -> None:
     built = {w.name: w for w in default_registry(load_plugins=False).build(context, {})}
-    assert set(built) == {"dispatch", "sync", "cancel"}
+    assert set(built) == {"dispatch", "sync", "cancel", "release"}
     assert built["dispatch"].interval_seconds == 1.0 and built["sync"].interval_seconds == 2.0
+    assert built["release"].interval_seconds == 60.0  # leftovers only: sync releases as it stores outcomes
     assert isinstance(built["dispatch"].run, DispatchTasks)
     assert all(w.leader_only for w in built.values())
 
@@ -43,7 +44,7 @@ def test_configuration_disables_and_retimes(context: WatcherContext) -> None:
         "dispatch": WatcherTiming(interval_seconds=0.25),
     }
     built = {w.name: w for w in default_registry(load_plugins=False).build(context, schedules)}
-    assert set(built) == {"dispatch", "sync"}
+    assert set(built) == {"dispatch", "sync", "release"}
     assert (built["sync"].interval_seconds, built["sync"].cron) == (None, "*/5 * * * *")
     assert built["dispatch"].interval_seconds == 0.25
 

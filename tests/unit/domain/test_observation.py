@@ -57,9 +57,10 @@ def test_pending_carries_the_diagnosis_and_failure_keeps_it() -> None:
     assert failed.summary == "BackoffLimitExceeded: 2 pod(s) failed"
 
 
-def test_missing_names_the_job() -> None:
+def test_missing_says_the_outcome_is_unknown() -> None:
     obs = JobObservation.missing("demo", "demo-task-2")
-    assert obs.phase is JobPhase.MISSING and "demo/demo-task-2" in obs.summary
+    assert obs.phase is JobPhase.MISSING
+    assert obs.summary == "JobMissing: the Job was deleted before its outcome was read; outcome unknown"
 
 
 def test_an_active_pod_that_is_not_ready_is_still_pending() -> None:

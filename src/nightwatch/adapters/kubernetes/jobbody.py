@@ -6,7 +6,8 @@ pod gets no service-account token (`automountServiceAccountToken: false`: a task
 server as its namespace's default account) and no service links (`enableServiceLinks: false`: no
 `REDIS_PORT=tcp://...`-style variables naming every Service in the namespace); its environment is the
 image's plus the spec's `env`. The labels make every Job
-findable by one label-selector list and tie it to its task (idempotent launch, adoption).
+findable by one label-selector list and tie it to its task (idempotent launch, adoption); the
+`nightwatch.io/outcome` finalizer keeps a finished Job until its outcome is stored (`finalizer.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ POD_APP_LABEL = "app"
 POD_APP_VALUE = "task-job"
 CONTAINER_NAME = "task"
 MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+OUTCOME_FINALIZER = "nightwatch.io/outcome"
+"""On every Job: the cluster keeps the Job until nightwatch has stored its outcome (see `finalizer.py`)."""
 
 
 def task_selector(task_id: int) -> str:
@@ -79,6 +82,7 @@ def build_job_body(request: LaunchRequest, *, default_ttl_seconds_after_finished
             "name": request.job_name,
             "namespace": request.namespace,
             "labels": job_labels(request.task_id),
+            "finalizers": [OUTCOME_FINALIZER],
         },
         "spec": job_spec,
     }

@@ -23,8 +23,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from nightwatch.adapters.kubernetes.diagnosis import PendingDiagnoses
+from nightwatch.adapters.kubernetes.finalizer import finalizers_of, is_dying, is_finished, is_held, release_patch
 from nightwatch.adapters.kubernetes.forbidden import forbidden_error
-from nightwatch.adapters.kubernetes.jobbody import MANAGED_SELECTOR, build_job_body, task_selector
+from nightwatch.adapters.kubernetes.jobbody import MANAGED_SELECTOR, OUTCOME_FINALIZER, build_job_body, task_selector
 from nightwatch.adapters.kubernetes.ratelimit import TokenBucket
 from nightwatch.adapters.kubernetes.retry import ApiCaller, api_causes, api_message
 from nightwatch.adapters.kubernetes.settings import KubernetesSettings
@@ -128,7 +129,8 @@ class KubernetesJobRunner:
         path_params: dict[str, str],
         *,
         query: list[tuple[str, Any]] | None = None,
-        body: dict[str, Any] | None = None,
+        body: dict[str, Any] | list[dict[str, Any]] | None = None,
+        content_type: str = "application/json",
         _preload_content: bool = False,
         _request_timeout: float | None = None,
     ) -> Any:
@@ -147,7 +149,7 @@ class KubernetesJobRunner:
             resource_path=resource_path,
             path_params=path_params,
             query_params=query,
-            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            header_params={"Accept": "application/json", "Content-Type": content_type},
             auth_settings=["BearerToken"],
         )
         response = self._api.call_api(method, url, header_params=headers, body=body, _request_timeout=_request_timeout)
@@ -169,8 +171,14 @@ class KubernetesJobRunner:
                 raise RetryableError(f"Job {where} disappeared while being adopted; will retry") from None
             raise self._refusal(exc, f"read Job {where}", request.namespace) from None
         if task_id_of(job) == str(request.task_id):
+            # Ours, even while being deleted: it is this task's only Job, and our finalizer keeps its
+            # outcome readable (waiting for it to go would wait for ourselves).
             logger.info("adopted existing Job %s for task %s", where, request.task_id)
             return LaunchResult(request.job_name, adopted=True)
+        if is_dying(job):
+            # Another Job of that name on its way out (409 "object is being deleted"): the task stays
+            # Normal and is launched once the old Job is gone.
+            raise RetryableError(f"a Job named {request.job_name} is being deleted in {request.namespace}; will retry")
         raise ForeignJob(
             f"a Job named {request.job_name} already exists in {request.namespace} and was not created by nightwatch"
         )
@@ -244,6 +252,10 @@ class KubernetesJobRunner:
             job = jobs.get(ref.job_name)
             # Same name but another task's id: not this task's Job (a reused name), so missing.
             if job is None or task_id_of(job) != str(ref.task_id):
+                result[ref.task_id] = JobObservation.missing(ref.namespace, ref.job_name)
+                continue
+            if is_dying(job) and not is_finished(job):
+                # Deleted before it finished (a user, a namespace going away): it never will now.
                 result[ref.task_id] = JobObservation.missing(ref.namespace, ref.job_name)
                 continue
             conditions = conditions_of(job)
@@ -363,6 +375,7 @@ class KubernetesJobRunner:
         if _why_no_job_can_exist(ref):
             return  # nothing to delete: no Job can have that name
         where = f"{ref.namespace}/{ref.job_name}"
+        self._release_one(ref)  # or the deletion would wait for our own finalizer for ever
         try:
             self._calls.call(
                 f"delete Job {where}",
@@ -378,6 +391,82 @@ class KubernetesJobRunner:
                 logger.error("deleting Job %s forbidden: check nightwatch's RBAC in %s", where, ref.namespace)
             raise RetryableError(f"cannot delete Job {where}: {api_message(exc)}") from None
         logger.debug("deleted Job %s", where)
+
+    # -- release ----------------------------------------------------------------------------------
+    def release(self, refs: Sequence[JobRef]) -> None:
+        if not refs:
+            return
+        failures: list[str] = []
+        with ThreadPoolExecutor(max(1, min(self._list_workers, len(refs))), "release") as pool:
+            for ref, error in zip(refs, pool.map(self._release_or_error, refs), strict=True):
+                if error is not None:
+                    logger.warning("could not release Job %s/%s yet: %s", ref.namespace, ref.job_name, error)
+                    failures.append(str(error))
+        if failures:
+            raise RetryableError(f"could not release {len(failures)} of {len(refs)} Job(s): {failures[0]}")
+
+    def _release_or_error(self, ref: JobRef) -> RetryableError | None:
+        try:
+            self._release_one(ref)
+        except RetryableError as exc:
+            return exc
+        return None
+
+    def _release_one(self, ref: JobRef) -> None:
+        """Remove our finalizer from the task's Job: one tested JSON patch, or a read and a second one."""
+        if _why_no_job_can_exist(ref):
+            return
+        where = f"{ref.namespace}/{ref.job_name}"
+        try:
+            self._patch_job(ref, release_patch(ref.task_id))
+            return
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            if exc.status == 403:
+                logger.error("patching Job %s forbidden: nightwatch's RBAC lacks `patch` on jobs", where)
+            if exc.status not in (409, 422):
+                raise RetryableError(f"cannot release Job {where}: {api_message(exc)}") from None
+        # A test failed: not at index 0, not held any more, or another task's Job. Look.
+        try:
+            job = self._calls.call(f"read Job {where}", self._batch.read_namespaced_job, ref.job_name, ref.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise RetryableError(f"cannot read Job {where}: {api_message(exc)}") from None
+        finalizers = finalizers_of(job)
+        if task_id_of(job) != str(ref.task_id) or OUTCOME_FINALIZER not in finalizers:
+            return
+        try:
+            self._patch_job(ref, release_patch(ref.task_id, finalizers.index(OUTCOME_FINALIZER)))
+        except ApiException as exc:
+            if exc.status != 404:
+                raise RetryableError(f"cannot release Job {where}: {api_message(exc)}") from None
+
+    def _patch_job(self, ref: JobRef, patch: list[dict[str, Any]]) -> None:
+        self._calls.call(
+            f"release Job {ref.namespace}/{ref.job_name}",
+            self._request,
+            "PATCH",
+            "/apis/batch/v1/namespaces/{namespace}/jobs/{name}",
+            {"namespace": ref.namespace, "name": ref.job_name},
+            body=patch,
+            content_type="application/json-patch+json",
+            parse=False,
+        )
+
+    def held(self, namespace: str, *, unfinished: bool = False) -> list[JobRef]:
+        jobs = self._list_jobs_or_error(namespace)
+        if isinstance(jobs, RetryableError):
+            raise jobs
+        refs = []
+        for name, job in jobs.items():
+            task_id = task_id_of(job)
+            if not is_held(job) or task_id is None or not task_id.isdigit():
+                continue
+            if unfinished or is_finished(job) or is_dying(job):
+                refs.append(JobRef(TaskId(int(task_id)), namespace, name))
+        return refs
 
 
 MAX_EXPIRED_CONTINUES = 3

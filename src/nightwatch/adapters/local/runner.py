@@ -111,6 +111,13 @@ class LocalJobRunner:
             raise RetryableError(f"could not delete local Job {ref.namespace}/{ref.job_name}: {exc}") from exc
         self._sweep(wait=DELETE_WAIT_SECONDS)
 
+    def release(self, refs: Sequence[JobRef]) -> None:
+        """Nothing to do: no one deletes a local Job's directory but `delete`, so no outcome is lost."""
+
+    def held(self, namespace: str, *, unfinished: bool = False) -> list[JobRef]:
+        """None: the local runner holds nothing for anyone (see `release`)."""
+        return []
+
     def close(self) -> None:
         """Release what this instance holds. Running Jobs are left running: they outlive nightwatch."""
         self._sweep()

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nightwatch.domain.errors import InvalidTransition
-from nightwatch.domain.model import IN_FLIGHT_STATUSES, StatusChange, Task
+from nightwatch.domain.errors import InvalidTransition, RetryableError
+from nightwatch.domain.model import IN_FLIGHT_STATUSES, StatusChange, Task, TaskId
 from nightwatch.domain.ports import Clock, Fence, JobRef, JobRunner, LeaderStore, WriteResult
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ class SyncReport:
     observed: int = 0
     changed: int = 0
     lost: int = 0
+    released: int = 0
+    """Jobs handed back to the cluster because their task's terminal status is now stored."""
 
 
 class SyncTasks:
@@ -63,7 +65,8 @@ class SyncTasks:
         if not tasks:
             return report
         self._fence.epoch()  # do not spend API calls when we are not the leader any more
-        observations = self._runner.observe([JobRef.of(t) for t in tasks])
+        refs = {t.id: JobRef.of(t) for t in tasks}
+        observations = self._runner.observe(list(refs.values()))
         report.observed = len(tasks)
         now = self._clock.now()
         changes: list[StatusChange] = []
@@ -89,7 +92,22 @@ class SyncTasks:
                 result = future.result()  # re-raises LeadershipLost / RetryableError from a writer
                 report.changed += len(result.applied)
                 report.lost += len(result.lost)
+                report.released += self._release(result, changes, refs)
         return report
+
+    def _release(self, result: WriteResult, changes: list[StatusChange], refs: dict[TaskId, JobRef]) -> int:
+        """Let the cluster collect the Jobs whose outcome this write stored (only rows really written:
+        a row someone else moved on keeps its Job for whoever did). A failure is left to ReleaseJobs."""
+        terminal = {c.task_id for c in changes if c.status.is_terminal}
+        done = [refs[task_id] for task_id in result.applied if task_id in terminal]
+        if not done:
+            return 0
+        try:
+            self._runner.release(done)
+        except RetryableError as exc:
+            logger.warning("stored the outcome of %d task(s) but could not release their Jobs yet: %s", len(done), exc)
+            return 0
+        return len(done)
 
     def _write(self, chunk: list[StatusChange]) -> WriteResult:
         return self._repository.apply(chunk, epoch=self._fence.epoch())

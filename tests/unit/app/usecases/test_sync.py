@@ -61,7 +61,7 @@ def test_a_missing_job_fails_the_in_flight_task(world: World) -> None:
     world.runner.jobs.clear()
     world.sync()
     task = world.repo.get(task_id)
-    assert task.status is S.FAILED and "does not exist" in task.message
+    assert task.status is S.FAILED and "outcome unknown" in task.message
 
 
 def test_a_cluster_outage_changes_no_task(world: World) -> None:

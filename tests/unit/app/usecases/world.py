@@ -38,6 +38,7 @@ class World:
         self.dispatch = watchers["dispatch"]
         self.sync = watchers["sync"]
         self.cancel = watchers["cancel"]
+        self.release = watchers["release"]
         self.request_cancel = RequestCancel(self.repo)
 
     def insert(self, name: str, namespace: str = "default", info: str = SAMPLE_1) -> TaskId:
