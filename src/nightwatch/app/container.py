@@ -191,7 +191,9 @@ class Container(containers.DeclarativeContainer):
     )
     readiness = providers.Singleton(Readiness, repository=repository, leadership=leadership)
 
-    submit_task = providers.Factory(SubmitTask, repository=repository, clock=clock, policy=submission_policy)
+    submit_task = providers.Factory(
+        SubmitTask, repository=repository, clock=clock, policy=submission_policy
+    )
     request_cancel = providers.Factory(RequestCancel, repository=repository)
 
     web_app = providers.Singleton(

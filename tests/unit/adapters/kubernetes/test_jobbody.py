@@ -95,8 +95,6 @@ def test_task_pods_get_no_service_account_token_and_no_service_links() -> None:
     pod = body["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
     assert pod["enableServiceLinks"] is False
-
-
 @pytest.mark.hostile
 def test_the_shape_walker_sees_a_key_nightwatch_never_sets() -> None:
     body = body_of(JobSpec(image="a"))
