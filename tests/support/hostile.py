@@ -177,7 +177,7 @@ _quantity = st.one_of(
     st.integers(0, 10**6),
     st.floats(0, 1e6, allow_nan=False),
     st.sampled_from(["100m", "1", "64Mi", "1Gi", "0.5", ".5", "1e3", "2E+2", "+1", "9223372036854775"]),
-    st.from_regex(r"[0-9]{1,8}(\.[0-9]{0,3})?(Ki|Mi|Gi|m|k|M|G)?", fullmatch=True),
+    st.from_regex(r"[0-9]{1,6}(\.[0-9]{0,3})?(Ki|Mi|Gi|m|k|M|G)?", fullmatch=True),
 )
 _resource_names = st.sampled_from(["cpu", "memory", "ephemeral-storage", "hugepages-2Mi", "kubernetes.io/x"])
 # An extended resource (vendor.com/name) is counted in whole units.
