@@ -1,4 +1,4 @@
-"""A wire-level fake Kubernetes API server (Jobs and pods) for tests and benchmarks.
+"""A wire-level fake Kubernetes API server (Jobs, pods and Events) for tests and benchmarks.
 
 See `server.FakeKubeServer` for the Python hooks, `control` for the `/_fake/...` HTTP endpoints,
 and `fixtures` for the `fake_kube` pytest fixture and `write_kubeconfig`.

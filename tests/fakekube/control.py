@@ -4,10 +4,12 @@ POST /_fake/jobs/{ns}/{name}/state  {"state": "active|succeeded|failed|pending",
                                     or {"status": {...}} to set the raw status
 POST /_fake/pods/{ns}               a Pod object to add
 POST /_fake/controller              {"mode": "off|timed|complete", "active_after_ms", "complete_after_ms",
-                                     "fail_image", "collect_finished"}
+                                     "fail_image", "collect_finished", "pods", "terminate_after_ms"}
 POST /_fake/faults                  {"kind": "429|429-status|500|503|403|delay", "count", "verb", "retry_after",
                                      "delay_seconds", "seconds"}: the next `count` requests, or with
                                      "seconds" every request for that long
+POST /_fake/admission               {"namespace", "reason"}: admission there refuses every pod with that
+                                     reason (FailedCreate Events on their Jobs); "reason": null admits again
 POST /_fake/forbid                  {"namespaces": [...]}: every request in them answers 403
 POST /_fake/token                   {"token": "..." | null}: the bearer token required from now on (null: none)
 POST /_fake/namespaces              {"exist": [...] | null, "terminating": [...], "not_ready": N}: namespace
@@ -97,9 +99,14 @@ def handle(fake: FakeKubeServer, method: str, path: str, body: dict[str, Any]) -
                 float(body.get("active_after_ms", 50.0)),
                 float(body.get("complete_after_ms", 200.0)),
                 body.get("fail_image", "fail"),
-                bool(body.get("collect_finished", False)),
+                collect_finished=bool(body.get("collect_finished", False)),
+                pods=bool(body.get("pods", False)),
+                terminate_after_ms=float(body.get("terminate_after_ms", 0.0)),
             )
         )
+        return 200, ok
+    if path == "/_fake/admission":
+        fake.refuse_pods(body.get("namespace", "default"), body.get("reason"))
         return 200, ok
     if path == "/_fake/faults":
         fake.faults.add(Fault.from_json(body))

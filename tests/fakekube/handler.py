@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 _JOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+)(/status)?)?$")
 _ALL_JOBS = "/apis/batch/v1/jobs"
 _PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods$")
+_EVENTS = re.compile(r"^/api/v1/(?:namespaces/([^/]+)/)?events$")
 _VERBS = {"POST": "create", "PATCH": "patch", "DELETE": "delete", "PUT": "update"}
 
 
@@ -180,5 +181,12 @@ class KubeHandler(BaseHTTPRequestHandler):
                         field_selector=query.get("fieldSelector"),
                     )
                 if method == "POST":
+                    self.fake.check_pod_admitted(namespace, ((body or {}).get("metadata") or {}).get("name", ""))
                     return 201, store.add_pod(namespace, body or {})
+            events = _EVENTS.match(path)
+            if events and method == "GET":
+                namespace = unquote(events.group(1)) if events.group(1) else None
+                if namespace is not None:
+                    self.fake.check_allowed(namespace)
+                return 200, self.fake.events.list(namespace, query.get("fieldSelector"), limit, query.get("continue"))
         raise StatusError(404, "NotFound", f"the server could not find the requested resource ({method} {path})")

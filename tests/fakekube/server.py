@@ -32,6 +32,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 from tests.fakekube.controller import AutoController, ControllerMode, job_status
+from tests.fakekube.events import EventLog
 from tests.fakekube.faults import Fault, Faults
 from tests.fakekube.handler import KubeHandler
 from tests.fakekube.store import StatusError, Store
@@ -63,7 +64,8 @@ class FakeKubeServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, token: str | None = None) -> None:
         self.store = Store()
         self.faults = Faults()
-        self.controller = AutoController(self.store)
+        self.events = EventLog(self.store)
+        self.controller = AutoController(self.store, events=self.events)
         self.forbidden_namespaces: set[str] = set()
         """RBAC: every API request in these namespaces answers 403 `User ... cannot <verb> resource ...`."""
         self.token = token
@@ -234,10 +236,20 @@ class FakeKubeServer:
         complete_after_ms: float = 200.0,
         fail_image: str = "fail",
         collect_finished: bool = False,
+        pods: bool = False,
+        terminate_after_ms: float = 0.0,
     ) -> None:
         """`collect_finished`: also run the TTL-after-finished controller (see `ControllerMode`)."""
         self.controller.configure(
-            ControllerMode(mode, active_after_ms, complete_after_ms, fail_image, collect_finished)
+            ControllerMode(
+                mode,
+                active_after_ms,
+                complete_after_ms,
+                fail_image,
+                collect_finished=collect_finished,
+                pods=pods,
+                terminate_after_ms=terminate_after_ms,
+            )
         )
 
     def delete_job(self, namespace: str, name: str, propagation: str | None = "Background") -> dict[str, Any]:
@@ -247,6 +259,21 @@ class FakeKubeServer:
     def remove_finalizers(self, namespace: str, name: str) -> None:
         """Empty a Job's `metadata.finalizers`, as `kubectl patch --type merge -p '{"metadata":{"finalizers":null}}'`."""
         self.store.patch_job(namespace, name, {"metadata": {"finalizers": None}}, "application/merge-patch+json")
+
+    def refuse_pods(self, namespace: str, reason: str | None) -> None:
+        """Admission in `namespace` lets Jobs in and refuses every pod with `reason` (e.g. `violates
+        PodSecurity "restricted:latest": ...` or `exceeded quota: ...`); None admits pods again.
+        The Job controller then records FailedCreate Events (see controller.py)."""
+        with self.store.lock:
+            if reason is None:
+                self.controller.refused_pods.pop(namespace, None)
+            else:
+                self.controller.refused_pods[namespace] = reason
+
+    def check_pod_admitted(self, namespace: str, name: str) -> None:
+        reason = self.controller.refused_pods.get(namespace)
+        if reason is not None:
+            raise StatusError(403, "Forbidden", f'pods "{name}" is forbidden: {reason}', {"kind": "pods", "name": name})
 
     def job(self, namespace: str, name: str) -> dict[str, Any]:
         return self.store.get_job(namespace, name)
@@ -263,6 +290,8 @@ class FakeKubeServer:
     def reset(self) -> None:
         """Forget every object, record, counter and fault; the controller goes off."""
         self.store.reset()
+        self.events.reset()
+        self.controller.refused_pods.clear()
         self.faults.clear()
         self.forbidden_namespaces.clear()
         self.namespaces = None

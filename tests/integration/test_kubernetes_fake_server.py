@@ -6,6 +6,7 @@ Includes running it as its own process (as the benchmark does) and its throughpu
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.fakekube.fixtures import api_client_for, running_fake_kube
 from tests.fakekube.server import FakeKubeServer
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -583,3 +585,154 @@ def test_the_ttl_controller_deletes_finished_jobs_with_foreground_propagation(
     server.remove_finalizers("default", "held")
     assert set(server.store.jobs) == {("default", "running"), ("default", "no-ttl")}
     assert server.controller.collected == {("default", "plain"), ("default", "held"), ("default", "later")}
+
+
+# -- admission, Events, suspend and terminating pods (issue 15) -------------------------------------
+RESTRICTED = (
+    'violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false '
+    '(container "c" must set securityContext.allowPrivilegeEscalation=false)'
+)
+
+
+def _pods_of(server: FakeKubeServer, namespace: str, name: str) -> list[dict[str, Any]]:
+    uid = server.job(namespace, name)["metadata"]["uid"]
+    with server.store.lock:
+        return [
+            dict(p)
+            for (ns, _), p in server.store.pods.items()
+            if ns == namespace and p["metadata"]["labels"].get("controller-uid") == uid
+        ]
+
+
+def test_admission_that_refuses_pods_lets_the_job_in_and_records_failed_create(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    core = client.CoreV1Api(api)
+    server.refuse_pods("locked", RESTRICTED)
+    server.set_controller("timed", active_after_ms=0, complete_after_ms=60_000)
+    created = client.BatchV1Api(api).create_namespaced_job("locked", job("a"))  # the Job is admitted
+
+    def failed_create() -> list[Any]:
+        return core.list_namespaced_event("locked", field_selector="involvedObject.kind=Job,reason=FailedCreate").items
+
+    events = wait_until(failed_create, 5, interval=0.02, what="a FailedCreate Event")
+    event = events[0]
+    assert (event.type, event.reason, event.count) == ("Warning", "FailedCreate", 1)
+    assert (event.involved_object.kind, event.involved_object.name) == ("Job", "a")
+    assert (event.involved_object.namespace, event.involved_object.uid) == ("locked", created.metadata.uid)
+    assert re.fullmatch(r'Error creating: pods "a-[0-9a-f]{5}" is forbidden: ' + re.escape(RESTRICTED), event.message)
+    time.sleep(0.05)
+    status = server.job("locked", "a")["status"]
+    assert status.get("active", 0) == 0 and not status.get("conditions") and status.get("startTime")
+    assert _pods_of(server, "locked", "a") == []
+    with pytest.raises(ApiException) as refused:  # a pod created directly is refused the same way
+        core.create_namespaced_pod("locked", {"metadata": {"name": "p"}, "spec": {"containers": []}})
+    assert refused.value.status == 403 and RESTRICTED in status_body(refused.value)["message"]
+    server.refuse_pods("locked", None)  # admitted again: the Job runs
+    wait_until(lambda: server.job("locked", "a")["status"].get("active") == 1, 5, interval=0.02, what="active")
+
+
+def test_events_are_served_with_field_selectors_and_pages(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:
+    server, api = kube
+    core = client.CoreV1Api(api)
+    batch = client.BatchV1Api(api)
+    for namespace in ("ns-a", "ns-b"):
+        for name in ("one", "two", "three"):
+            created = batch.create_namespaced_job(namespace, job(name))
+            raw = server.job(namespace, created.metadata.name)
+            server.events.record(raw, "Job", "Warning", "FailedCreate", f"Error creating: {name}")
+            server.events.record(raw, "Job", "Normal", "SuccessfulCreate", f"Created pod: {name}-x")
+    server.events.record(server.job("ns-a", "one"), "Job", "Warning", "FailedCreate", "Error creating: one")
+
+    def names(selector: str, namespace: str | None = "ns-a") -> list[tuple[str, str, int]]:
+        listed = (
+            core.list_namespaced_event(namespace, field_selector=selector)
+            if namespace
+            else core.list_event_for_all_namespaces(field_selector=selector)
+        )
+        return sorted((e.involved_object.name, e.reason, e.count) for e in listed.items)
+
+    assert names("involvedObject.kind=Job,reason=FailedCreate") == [
+        ("one", "FailedCreate", 2),  # the repeat is aggregated into one Event
+        ("three", "FailedCreate", 1),
+        ("two", "FailedCreate", 1),
+    ]
+    assert names("involvedObject.name=two") == [("two", "FailedCreate", 1), ("two", "SuccessfulCreate", 1)]
+    assert names("type=Warning,involvedObject.name!=one") == [("three", "FailedCreate", 1), ("two", "FailedCreate", 1)]
+    assert names("reason==SuccessfulCreate", None) == [
+        (n, "SuccessfulCreate", 1) for n in sorted(["one", "two", "three"] * 2)
+    ]
+    assert names("involvedObject.kind=Pod") == []
+    seen, token, pages = [], None, 0
+    while True:
+        page = core.list_namespaced_event("ns-b", limit=2, _continue=token)
+        seen += [e.metadata.name for e in page.items]
+        pages += 1
+        token = page.metadata._continue
+        if not token:
+            break
+    assert pages == 3 and len(seen) == len(set(seen)) == 6
+    with pytest.raises(ApiException) as bad:
+        core.list_namespaced_event("ns-a", field_selector="spec.nodeName=x")
+    assert bad.value.status == 400
+
+
+def test_suspend_deletes_the_active_pods_and_sets_suspended_and_resume_clears_it(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    batch = client.BatchV1Api(api)
+    server.set_controller("timed", active_after_ms=0, complete_after_ms=60_000, pods=True)
+    batch.create_namespaced_job("default", job("a"))
+    wait_until(lambda: _pods_of(server, "default", "a"), 5, interval=0.02, what="a running pod")
+    assert server.job("default", "a")["status"]["active"] == 1
+
+    batch.patch_namespaced_job("a", "default", {"spec": {"suspend": True}})
+
+    def suspended() -> Any:
+        status = server.job("default", "a")["status"]
+        return [c for c in status.get("conditions") or () if c["type"] == "Suspended" and c["status"] == "True"]
+
+    (condition,) = wait_until(suspended, 5, interval=0.02, what="Suspended=True")
+    assert (condition["reason"], condition["message"]) == ("JobSuspended", "Job suspended")
+    status = server.job("default", "a")["status"]
+    assert status["active"] == 0 and "startTime" not in status
+    assert _pods_of(server, "default", "a") == []  # the active pod was deleted
+
+    batch.patch_namespaced_job("a", "default", {"spec": {"suspend": False}})
+    wait_until(lambda: server.job("default", "a")["status"].get("active") == 1, 5, interval=0.02, what="resumed")
+    conditions = server.job("default", "a")["status"]["conditions"]
+    assert [(c["type"], c["status"], c["reason"]) for c in conditions] == [("Suspended", "False", "JobResumed")]
+    assert len(_pods_of(server, "default", "a")) == 1
+
+
+def test_a_deadline_sets_failure_target_while_pods_terminate_and_failed_after(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    server.set_controller("timed", active_after_ms=0, complete_after_ms=60_000, pods=True, terminate_after_ms=300)
+    body = job("slow")
+    body["spec"]["activeDeadlineSeconds"] = 1
+    client.BatchV1Api(api).create_namespaced_job("default", body)
+
+    def types() -> list[str]:
+        return [c["type"] for c in server.job("default", "slow")["status"].get("conditions") or ()]
+
+    wait_until(lambda: types() == ["FailureTarget"], 5, interval=0.01, what="FailureTarget")
+    status = server.job("default", "slow")["status"]
+    (target,) = status["conditions"]
+    assert (target["reason"], target["message"]) == (
+        "DeadlineExceeded",
+        "Job was active longer than specified deadline",
+    )
+    assert status["terminating"] == 1 and status["active"] == 0
+    (pod,) = _pods_of(server, "default", "slow")
+    assert pod["metadata"].get("deletionTimestamp") and "running" in pod["status"]["containerStatuses"][0]["state"]
+
+    wait_until(lambda: "Failed" in types(), 5, interval=0.01, what="Failed")
+    status = server.job("default", "slow")["status"]
+    assert types() == ["FailureTarget", "Failed"] and status["terminating"] == 0 and status["failed"] == 1
+    (pod,) = _pods_of(server, "default", "slow")
+    assert pod["status"]["phase"] == "Failed"
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 137

@@ -93,9 +93,15 @@ ALLOWED_INFO_KEYS = (
     "backoffLimit",
     "activeDeadlineSeconds",
     "ttlSecondsAfterFinished",
+    "startTimeoutSeconds",
 )
 # The same fields by their Python names (pydantic's populate_by_name): allowed, just spelled differently.
-ALLOWED_FIELD_NAMES = ("backoff_limit", "active_deadline_seconds", "ttl_seconds_after_finished")
+ALLOWED_FIELD_NAMES = (
+    "backoff_limit",
+    "active_deadline_seconds",
+    "ttl_seconds_after_finished",
+    "start_timeout_seconds",
+)
 
 DANGEROUS_KEYS = (
     "hostNetwork",
@@ -251,6 +257,8 @@ def valid_info(draw: st.DrawFn, *, with_extras: bool = False) -> dict[str, Any]:
         info["activeDeadlineSeconds"] = draw(st.integers(1, 2**31 - 1))
     if draw(st.booleans()):
         info["ttlSecondsAfterFinished"] = draw(st.integers(0, 2**31 - 1))
+    if draw(st.booleans()):
+        info["startTimeoutSeconds"] = draw(st.integers(0, 2**31 - 1))
     if with_extras:
         info = {**draw(_extras), **info}
     return info
@@ -405,7 +413,7 @@ def near_bound_info(draw: st.DrawFn) -> dict[str, Any]:
             _resource_names, st.sampled_from(["CPU", "gpu", "nvidia.com/gpu", "a/b/c", "/cpu", "hugepages-"]), odd_text
         )
         info["resources"] = {"limits": draw(st.dictionaries(names, _almost_quantities, max_size=3))}
-    for key in ("backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"):
+    for key in ("backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished", "startTimeoutSeconds"):
         if draw(st.booleans()):
             info[key] = draw(_near_bounds)
     return info
@@ -570,7 +578,13 @@ _CONTAINER: dict[str, Any] = {
 JOB_SHAPE: dict[str, Any] = {
     "apiVersion": LEAF,
     "kind": LEAF,
-    "metadata": {"name": LEAF, "namespace": LEAF, "labels": _JOB_LABELS, "finalizers": [LEAF]},
+    "metadata": {
+        "name": LEAF,
+        "namespace": LEAF,
+        "labels": _JOB_LABELS,
+        "annotations": {"nightwatch.io/start-timeout-seconds": LEAF},
+        "finalizers": [LEAF],
+    },
     "spec": {
         "backoffLimit": LEAF,
         "activeDeadlineSeconds": LEAF,

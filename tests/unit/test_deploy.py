@@ -26,6 +26,7 @@ def test_roles_grant_exactly_jobs_and_pod_reads() -> None:
         # patch: release the nightwatch.io/outcome finalizer once a task's outcome is stored
         {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "delete", "patch"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
     ]
     for name, kind in (("rbac.yaml", "Role"), ("clusterrole-multi-namespace.yaml", "ClusterRole")):
         role = next(d for d in docs(name) if d["kind"] == kind)

@@ -23,6 +23,12 @@ submit instead, with a message naming the field). Submit and dispatch both parse
 | `backoffLimit`             | 0..100                                                      | int32 in the API; nightwatch's cap  |
 | `activeDeadlineSeconds`    | 1..2147483647                                               | int64 in the API; capped at int32   |
 | `ttlSecondsAfterFinished`  | 0..2147483647                                               | int32 in the API                    |
+| `startTimeoutSeconds`      | 0..2147483647 (0: off; unset: `runner.start_timeout_seconds`)| nightwatch's own, an annotation     |
+
+`startTimeoutSeconds` is nightwatch's, not the Job API's: a Job with no running pod that long after it
+started is deleted and its task fails with the last known reason (FailedCreate, ImagePullBackOff,
+Unschedulable). The Kubernetes runner carries it on the Job as the annotation
+`nightwatch.io/start-timeout-seconds`; the local runner ignores it (its process starts at once or fails).
 """
 
 from __future__ import annotations
@@ -56,6 +62,9 @@ overflowed the float conversion there; every timeout API (threading.TIMEOUT_MAX 
 
 MAX_TTL_SECONDS_AFTER_FINISHED = INT32_MAX
 """The API stores an int32 (0 and up)."""
+
+MAX_START_TIMEOUT_SECONDS = INT32_MAX
+"""Bounded like the Job API's int32 fields (68 years), so every timer and annotation can hold it."""
 
 MAX_IMAGE_CHARS = 1024
 """No real reference comes close (name 255 + tag 128 + a sha512 digest is about 520); it also bounds the regex's work."""
@@ -285,6 +294,10 @@ class JobSpec(BaseModel):
         ]
         | None
     ) = Field(default=None, alias="ttlSecondsAfterFinished")
+    start_timeout_seconds: (
+        Annotated[int, Field(strict=True), _int_in(0, MAX_START_TIMEOUT_SECONDS, "int32, like the Job API's fields")]
+        | None
+    ) = Field(default=None, alias="startTimeoutSeconds")
 
     @field_validator("command", "args", mode="before")
     @classmethod

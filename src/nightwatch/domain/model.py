@@ -1,6 +1,8 @@
 """The task entity and its state machine.
 
     Normal --start--> Pending --observe(active)--> Running --observe(succeeded)--> Succeeded
+                         ^                            |
+                         '--observe(suspended)--------'   (Kueue preemption, kubectl patch suspend)
     Normal/Pending/Running --fail--> Failed;   Normal/Pending/Running --cancel--> Cancelled
 
 Every transition returns a `StatusChange`: the compare-and-set write that a repository applies
@@ -61,7 +63,8 @@ _ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
             TaskStatus.CANCELLED,
         }
     ),
-    TaskStatus.RUNNING: frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED}),
+    # Running -> Pending: its Job was suspended (its pods deleted); it runs again when resumed.
+    TaskStatus.RUNNING: frozenset({TaskStatus.PENDING, TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED}),
     TaskStatus.SUCCEEDED: frozenset(),
     TaskStatus.FAILED: frozenset(),
     TaskStatus.CANCELLED: frozenset(),
@@ -131,6 +134,12 @@ class Task:
             return self._move(TaskStatus.FAILED, now, message=observation.summary)
         if phase is JobPhase.ACTIVE:
             return self._move(TaskStatus.RUNNING, now, message="") if self.status is TaskStatus.PENDING else None
+        if phase is JobPhase.SUSPENDED:
+            # Running -> Pending (its pods were deleted), or a Pending task says why it waits.
+            message = observation.suspended_message
+            if self.status is TaskStatus.RUNNING or message != self.message:
+                return self._move(TaskStatus.PENDING, now, message=message)
+            return None
         # Still pending: only a new diagnosis on a Pending task is worth a write.
         if self.status is TaskStatus.PENDING and observation.summary != self.message:
             return self._move(TaskStatus.PENDING, now, message=observation.summary)

@@ -3,9 +3,10 @@
 The rule (pure): a true `Failed` or `FailureTarget` condition means failure; a true `Complete` or
 `SuccessCriteriaMet` condition means success (Kubernetes >= 1.31 sets the *Target/*Met conditions
 first, so they are terminal as soon as they appear); ready pods mean running; anything else is
-still pending, possibly with a diagnosis (ImagePullBackOff, Unschedulable...): a pod that exists but
-is not ready (still pulling its image, unschedulable) does not make a task Running. A Job that does
-not exist at all is `MISSING`.
+still pending, possibly with a diagnosis (ImagePullBackOff, Unschedulable, FailedCreate...): a pod that
+exists but is not ready (still pulling its image, unschedulable) does not make a task Running. A true
+`Suspended` condition (Kueue preemption, `kubectl patch ... suspend: true`: the Job's pods are
+deleted) is `SUSPENDED`, whatever the task's status was. A Job that does not exist at all is `MISSING`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from enum import StrEnum
 class JobPhase(StrEnum):
     MISSING = "missing"
     PENDING = "pending"
+    SUSPENDED = "suspended"
     ACTIVE = "active"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -61,6 +63,22 @@ class JobObservation:
         return cls(JobPhase.MISSING, "JobMissing", MISSING_MESSAGE)
 
     @classmethod
+    def start_timed_out(cls, timeout_seconds: int, last_reason: str) -> JobObservation:
+        """No pod of the Job ran within its start timeout (`startTimeoutSeconds`): the runner deleted it.
+        `last_reason` is the last known reason it did not start (FailedCreate, ImagePullBackOff...)."""
+        why = f"; last known reason: {last_reason}" if last_reason else "; no reason was reported"
+        return cls(
+            JobPhase.FAILED,
+            "StartTimeout",
+            f"no pod was running {timeout_seconds} s after the Job started, so it was deleted{why}",
+        )
+
+    @property
+    def suspended_message(self) -> str:
+        """The message of a task whose Job is suspended: `Suspended: <reason>: <message>`."""
+        return f"Suspended: {self.summary}" if self.summary else "Suspended"
+
+    @classmethod
     def from_job_status(
         cls,
         conditions: Iterable[JobCondition],
@@ -86,7 +104,7 @@ class JobObservation:
                 return cls(JobPhase.SUCCEEDED, cond.reason or kind, cond.message or f"{succeeded} pod(s) succeeded")
         if "Suspended" in true:
             cond = true["Suspended"]
-            return cls(JobPhase.PENDING, cond.reason or "Suspended", cond.message)
+            return cls(JobPhase.SUSPENDED, cond.reason or "Suspended", cond.message)
         # `active` counts pods that are pending too (an image that cannot be pulled is "active");
         # `ready` (Kubernetes >= 1.24) says a container really runs. Without it, active must do.
         if active > 0 and (ready is None or ready > 0):

@@ -255,7 +255,10 @@ class JobRunner(Protocol):
 
         Every ref gets an entry; a Job that does not exist is `JobPhase.MISSING`. A ref whose
         namespace could not be read this time (RBAC, a timeout) gets none, so its task stays as it
-        is while the others are observed. Raises RetryableError if nothing could be read at all.
+        is while the others are observed; so does a ref whose Job is failing while its pods still
+        terminate (their exit codes are not known yet). A Job with no running pod past its start
+        timeout is deleted and observed as failed (`JobObservation.start_timed_out`). Raises
+        RetryableError if nothing could be read at all.
         """
         ...
 

@@ -51,6 +51,7 @@ def refused_at(info: dict[str, Any] | str) -> list[tuple[str | int, ...]]:
         ("activeDeadlineSeconds", 1, INT32_MAX, "at most 2147483647"),
         ("ttlSecondsAfterFinished", 0, INT32_MAX, "at most 2147483647 (int32"),
         ("backoffLimit", 0, 100, "at most 100"),
+        ("startTimeoutSeconds", 0, INT32_MAX, "at most 2147483647 (int32"),
     ],
 )
 def test_each_number_is_accepted_up_to_its_bound_and_refused_one_past_it(
@@ -63,7 +64,9 @@ def test_each_number_is_accepted_up_to_its_bound_and_refused_one_past_it(
     assert refused_at({key: lowest - 1}) == [("info", key)]
 
 
-@pytest.mark.parametrize("key", ["activeDeadlineSeconds", "ttlSecondsAfterFinished", "backoffLimit"])
+@pytest.mark.parametrize(
+    "key", ["activeDeadlineSeconds", "ttlSecondsAfterFinished", "backoffLimit", "startTimeoutSeconds"]
+)
 @pytest.mark.parametrize("value", [int("9" * 400), 2**63, 2**31, 1e20, 30.0, "30", True, None])
 def test_huge_floats_strings_and_booleans_are_refused_for_every_number(key: str, value: object) -> None:
     if value is None and key != "backoffLimit":
@@ -323,6 +326,7 @@ def assert_within_documented_bounds(spec: JobSpec) -> None:
     assert 0 <= spec.backoff_limit <= 100
     assert spec.active_deadline_seconds is None or 1 <= spec.active_deadline_seconds <= INT32_MAX
     assert spec.ttl_seconds_after_finished is None or 0 <= spec.ttl_seconds_after_finished <= INT32_MAX
+    assert spec.start_timeout_seconds is None or 0 <= spec.start_timeout_seconds <= INT32_MAX
     assert 1 <= len(spec.image) <= 1024 and re.fullmatch(r"[A-Za-z0-9._:/@\[\]+-]+", spec.image), spec.image
     for item in (*spec.command, *spec.args, *(e.value for e in spec.env)):
         assert "\x00" not in item
@@ -353,9 +357,16 @@ def test_values_inside_every_bound_are_accepted(info: dict[str, Any]) -> None:
 
 
 @UNIT
-@given(st.integers(), st.sampled_from(["activeDeadlineSeconds", "ttlSecondsAfterFinished", "backoffLimit"]))
+@given(
+    st.integers(),
+    st.sampled_from(["activeDeadlineSeconds", "ttlSecondsAfterFinished", "backoffLimit", "startTimeoutSeconds"]),
+)
 def test_an_integer_is_accepted_exactly_when_it_is_inside_its_range(value: int, key: str) -> None:
-    low, high = {"activeDeadlineSeconds": (1, INT32_MAX), "ttlSecondsAfterFinished": (0, INT32_MAX)}.get(key, (0, 100))
+    low, high = {
+        "activeDeadlineSeconds": (1, INT32_MAX),
+        "ttlSecondsAfterFinished": (0, INT32_MAX),
+        "startTimeoutSeconds": (0, INT32_MAX),
+    }.get(key, (0, 100))
     try:
         spec(**{key: value})
     except InvalidTaskSpec as refused:

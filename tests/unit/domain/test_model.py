@@ -114,3 +114,61 @@ def test_only_a_start_sets_the_job_name_and_start_time() -> None:
     assert change is not None and change.started_at is None and change.job_name is None
     done = t.observe(JobObservation(JobPhase.SUCCEEDED), NOW)
     assert done is not None and done.started_at is None and done.job_name is None
+
+
+# -- the whole transition table, and suspend (issue 15) ----------------------------------------------
+ALLOWED = {
+    (S.NORMAL, S.PENDING),
+    (S.NORMAL, S.FAILED),
+    (S.NORMAL, S.CANCELLED),
+    (S.PENDING, S.PENDING),
+    (S.PENDING, S.RUNNING),
+    (S.PENDING, S.SUCCEEDED),
+    (S.PENDING, S.FAILED),
+    (S.PENDING, S.CANCELLED),
+    (S.RUNNING, S.PENDING),  # its Job was suspended
+    (S.RUNNING, S.SUCCEEDED),
+    (S.RUNNING, S.FAILED),
+    (S.RUNNING, S.CANCELLED),
+}
+
+
+@pytest.mark.parametrize("start", list(S))
+@pytest.mark.parametrize("to", list(S))
+def test_the_transition_table(start: TaskStatus, to: TaskStatus) -> None:
+    t = task(start)
+    if (start, to) in ALLOWED:
+        assert t._move(to, NOW, message="m").status is to
+    else:
+        with pytest.raises(InvalidTransition):
+            t._move(to, NOW, message="m")
+
+
+SUSPENDED = JobObservation(JobPhase.SUSPENDED, "JobSuspended", "Job suspended")
+
+
+def test_a_suspended_job_sends_a_running_task_back_to_pending_and_resume_runs_it_again() -> None:
+    t = task(S.RUNNING)
+    t.started_at = NOW
+    change = t.observe(SUSPENDED, NOW)
+    assert change is not None and (change.expected_status, change.status) == (S.RUNNING, S.PENDING)
+    assert change.message == "Suspended: JobSuspended: Job suspended" and change.finished_at is None
+    assert change.started_at == NOW  # still the dispatch time
+    assert t.observe(SUSPENDED, NOW) is None  # still suspended: nothing to write
+    resumed = t.observe(JobObservation(JobPhase.ACTIVE), NOW)
+    assert resumed is not None and resumed.status is S.RUNNING and resumed.message == ""
+    done = t.observe(JobObservation(JobPhase.SUCCEEDED, "CompletionsReached", "done"), NOW)
+    assert done is not None and done.status is S.SUCCEEDED
+
+
+def test_a_suspended_pending_task_stays_pending_and_says_so_once() -> None:
+    t = task(S.PENDING)
+    change = t.observe(SUSPENDED, NOW)
+    assert change is not None and change.status is S.PENDING and t.message == "Suspended: JobSuspended: Job suspended"
+    assert t.observe(SUSPENDED, NOW) is None
+    assert t.observe(JobObservation(JobPhase.PENDING), NOW) is not None  # resumed, no pod yet: message cleared
+    assert t.status is S.PENDING and t.message == ""
+
+
+def test_a_running_task_still_does_not_go_back_to_pending_for_a_pod_that_is_not_ready() -> None:
+    assert task(S.RUNNING).observe(JobObservation(JobPhase.PENDING, "ImagePullBackOff", "x"), NOW) is None

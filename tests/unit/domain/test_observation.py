@@ -26,7 +26,7 @@ def test_every_combination_of_true_conditions(combo: tuple[str, ...], active: in
     elif {"SuccessCriteriaMet", "Complete"} & set(combo):
         assert obs.phase is JobPhase.SUCCEEDED
     elif "Suspended" in combo:
-        assert obs.phase is JobPhase.PENDING and obs.reason == "SuspendedReason"
+        assert obs.phase is JobPhase.SUSPENDED and obs.reason == "SuspendedReason"
     elif active:
         assert obs.phase is JobPhase.ACTIVE
     else:
@@ -70,3 +70,25 @@ def test_an_active_pod_that_is_not_ready_is_still_pending() -> None:
     assert JobObservation.from_job_status([], active=1, ready=1).phase is JobPhase.ACTIVE
     # A cluster too old to report `ready` (< 1.24): active pods have to count as running.
     assert JobObservation.from_job_status([], active=1).phase is JobPhase.ACTIVE
+
+
+def test_a_suspended_job_is_suspended_even_with_pods_still_counted_and_resumed_is_not() -> None:
+    suspended = JobObservation.from_job_status(
+        [JobCondition("Suspended", reason="JobSuspended", message="Job suspended")]
+    )
+    assert suspended.phase is JobPhase.SUSPENDED
+    assert suspended.suspended_message == "Suspended: JobSuspended: Job suspended"
+    assert JobObservation.from_job_status([JobCondition("Suspended")], active=1, ready=1).phase is JobPhase.SUSPENDED
+    resumed = JobCondition("Suspended", "False", reason="JobResumed", message="Job resumed")
+    assert JobObservation.from_job_status([resumed], active=1, ready=1).phase is JobPhase.ACTIVE
+    assert JobObservation.from_job_status([resumed]).phase is JobPhase.PENDING
+
+
+def test_a_start_timeout_fails_with_the_last_known_reason() -> None:
+    timed_out = JobObservation.start_timed_out(300, 'FailedCreate: Error creating: pods "x-abcde" is forbidden: quota')
+    assert timed_out.phase is JobPhase.FAILED and timed_out.reason == "StartTimeout"
+    assert timed_out.summary == (
+        "StartTimeout: no pod was running 300 s after the Job started, so it was deleted; "
+        'last known reason: FailedCreate: Error creating: pods "x-abcde" is forbidden: quota'
+    )
+    assert JobObservation.start_timed_out(5, "").summary.endswith("no reason was reported")

@@ -46,3 +46,55 @@ class PendingDiagnoses:
         with self._lock:
             self._cache[namespace] = (now, diagnoses)
         return diagnoses
+
+
+# -- Jobs with no pod at all: the Job controller's Events ---------------------------------------------
+# When admission refuses a Job's pods (Pod Security `restricted`, a ResourceQuota on pods or cpu, a
+# LimitRange, a pod webhook), no pod exists to read: the Job shows `active: 0` and no conditions, and
+# the controller records a Warning Event `FailedCreate` ("Error creating: pods "x-abcde" is forbidden:
+# ...") on the Job. Events carry no labels of ours, so they are read with ONE field-selected list per
+# namespace per observation (never one per task), and matched to Jobs by uid (an Event of an earlier
+# Job of the same name, kept for an hour, is not this Job's).
+
+JOB_CREATE_FAILURES = "involvedObject.kind=Job,reason=FailedCreate"
+"""The field selector of the one Events list per namespace."""
+
+MAX_EVENT_CHARS = 1000
+"""A Pod Security refusal lists every violated rule; the row keeps the first thousand characters."""
+
+NO_POD_GRACE_SECONDS = 2.0
+"""A Job's pod normally exists within milliseconds; a Job without one this long (or `pending_diagnosis_after`,
+if shorter) gets its namespace's Events read."""
+
+
+def _event_time(event: Mapping[str, Any]) -> str:
+    series = event.get("series") or {}
+    return str(
+        event.get("lastTimestamp")
+        or series.get("lastObservedTime")
+        or event.get("eventTime")
+        or (event.get("metadata") or {}).get("creationTimestamp")
+        or ""
+    )
+
+
+def creation_failures(events: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Job uid (or `name:<name>` for an Event without one) -> `FailedCreate: <message>` of its newest Event."""
+    newest: dict[str, tuple[str, str]] = {}
+    for event in events:
+        involved = event.get("involvedObject") or {}
+        if involved.get("kind") != "Job" or event.get("reason") != "FailedCreate":
+            continue
+        key = str(involved.get("uid") or f"name:{involved.get('name', '')}")
+        when = _event_time(event)
+        if key not in newest or when >= newest[key][0]:
+            message = " ".join(str(event.get("message") or "").split())
+            if len(message) > MAX_EVENT_CHARS:
+                message = message[: MAX_EVENT_CHARS - 3] + "..."
+            newest[key] = (when, f"FailedCreate: {message}" if message else "FailedCreate")
+    return {key: text for key, (_, text) in newest.items()}
+
+
+def creation_failure_of(failures: Mapping[str, str], job: Mapping[str, Any]) -> str:
+    meta = job.get("metadata") or {}
+    return failures.get(str(meta.get("uid") or ""), "") or failures.get(f"name:{meta.get('name', '')}", "")

@@ -25,6 +25,8 @@ CONTAINER_NAME = "task"
 MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
 OUTCOME_FINALIZER = "nightwatch.io/outcome"
 """On every Job: the cluster keeps the Job until nightwatch has stored its outcome (see `finalizer.py`)."""
+START_TIMEOUT_ANNOTATION = "nightwatch.io/start-timeout-seconds"
+"""A task's own `startTimeoutSeconds`, carried on its Job so observation needs no row (absent: the default)."""
 
 
 def task_selector(task_id: int) -> str:
@@ -75,7 +77,7 @@ def build_job_body(request: LaunchRequest, *, default_ttl_seconds_after_finished
     if ttl is not None:
         job_spec["ttlSecondsAfterFinished"] = ttl
 
-    return {
+    body: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
@@ -86,3 +88,6 @@ def build_job_body(request: LaunchRequest, *, default_ttl_seconds_after_finished
         },
         "spec": job_spec,
     }
+    if spec.start_timeout_seconds is not None:
+        body["metadata"]["annotations"] = {START_TIMEOUT_ANNOTATION: str(spec.start_timeout_seconds)}
+    return body

@@ -4,8 +4,12 @@ Launch is idempotent (a 409 on a Job carrying our task-id label is adoption). Ob
 Jobs per namespace by label selector with pagination, never one GET per task; a namespace that
 cannot be read leaves only its own tasks unobserved. Pods are read only for a root cause: one list
 of pending pods per namespace with stuck tasks (at most once per diagnosis period, see
-`diagnosis.py`), and the pods of each newly failed task (capped per call). Every call is
-rate-limited, timed out and retried by `ApiCaller`; library exceptions never leave this module.
+`diagnosis.py`), and the pods of each newly failed task (capped per call) once its pods have
+terminated (a Job past its deadline has `FailureTarget` while they still run, and no exit code yet).
+A Job with no pod at all gets the Job controller's `FailedCreate` Event (one Events list per
+namespace per call). A Job with no running pod `startTimeoutSeconds` after it started is deleted and
+observed as failed with the last known reason. Every call is rate-limited, timed out and retried by
+`ApiCaller`; library exceptions never leave this module.
 """
 
 from __future__ import annotations
@@ -16,16 +20,29 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from nightwatch.adapters.kubernetes.diagnosis import PendingDiagnoses
+from nightwatch.adapters.kubernetes.diagnosis import (
+    JOB_CREATE_FAILURES,
+    NO_POD_GRACE_SECONDS,
+    PendingDiagnoses,
+    creation_failure_of,
+    creation_failures,
+)
 from nightwatch.adapters.kubernetes.finalizer import finalizers_of, is_dying, is_finished, is_held, release_patch
 from nightwatch.adapters.kubernetes.forbidden import forbidden_error
-from nightwatch.adapters.kubernetes.jobbody import MANAGED_SELECTOR, OUTCOME_FINALIZER, build_job_body, task_selector
+from nightwatch.adapters.kubernetes.jobbody import (
+    MANAGED_SELECTOR,
+    OUTCOME_FINALIZER,
+    START_TIMEOUT_ANNOTATION,
+    build_job_body,
+    task_selector,
+)
 from nightwatch.adapters.kubernetes.ratelimit import TokenBucket
 from nightwatch.adapters.kubernetes.retry import ApiCaller, api_causes, api_message
 from nightwatch.adapters.kubernetes.settings import KubernetesSettings
@@ -96,6 +113,8 @@ class KubernetesJobRunner:
         self._list_workers = list_workers
         self._now = now
         self._pending = PendingDiagnoses(self._list_pending_pods, max(self._pending_after, 1.0), now)
+        self._no_pod_after = min(self._pending_after, NO_POD_GRACE_SECONDS)
+        self._start_timeout = settings.start_timeout_seconds
 
     def close(self) -> None:
         self._api.close()  # type: ignore[no-untyped-call]
@@ -247,7 +266,7 @@ class KubernetesJobRunner:
         budget: list[int],
         result: dict[TaskId, JobObservation],
     ) -> None:
-        stuck: list[tuple[JobRef, dict[str, Any], list[JobCondition]]] = []
+        waiting: list[_Waiting] = []
         for ref in refs:
             job = jobs.get(ref.job_name)
             # Same name but another task's id: not this task's Job (a reused name), so missing.
@@ -261,17 +280,68 @@ class KubernetesJobRunner:
             conditions = conditions_of(job)
             observation = observe_job(job, "", conditions)
             if observation.phase is JobPhase.FAILED:
+                if pods_still_terminating(job, conditions):
+                    # FailureTarget (a deadline) while its pods still run: their exit codes are not
+                    # known yet, so no observation: the task stays as it is until Failed (terminating 0).
+                    continue
                 # Each task fails once, so reading its pods for the exit code is not a per-tick cost.
                 observation = observe_job(job, self._failure_diagnosis(ref, budget), conditions)
-            elif observation.phase is JobPhase.PENDING and is_stale(ref.started_at, now, self._pending_after):
-                stuck.append((ref, job, conditions))
+            elif observation.phase is JobPhase.PENDING:
+                waiting.append(self._waiting(ref, job, conditions, now))
             result[ref.task_id] = observation
-        if stuck:
-            diagnoses = self._pending.for_namespace(namespace)
-            for ref, job, conditions in stuck:
-                diagnosis = diagnoses.get(str(ref.task_id), "")
-                if diagnosis:
-                    result[ref.task_id] = observe_job(job, diagnosis, conditions)
+        self._diagnose_waiting(namespace, waiting, result)
+
+    def _waiting(self, ref: JobRef, job: dict[str, Any], conditions: list[JobCondition], now: datetime) -> _Waiting:
+        """What to read for a Job still pending, and whether its start timeout has passed."""
+        timeout = start_timeout_of(job, self._start_timeout)
+        started = started_at_of(job, ref)
+        timed_out = bool(timeout) and started is not None and (now - started).total_seconds() >= timeout
+        status = job.get("status") or {}
+        no_pod = not status.get("active") and (timed_out or is_stale(ref.started_at, now, self._no_pod_after))
+        pods = timed_out or is_stale(ref.started_at, now, self._pending_after)
+        return _Waiting(ref, job, conditions, read_pods=pods, read_events=no_pod, timeout=timeout if timed_out else 0)
+
+    def _diagnose_waiting(self, namespace: str, waiting: list[_Waiting], result: dict[TaskId, JobObservation]) -> None:
+        """Diagnose pending Jobs (pods, then FailedCreate Events: one list each per namespace at most),
+        and delete those past their start timeout."""
+        diagnoses = self._pending.for_namespace(namespace) if any(w.read_pods for w in waiting) else {}
+        failures = self._creation_failures(namespace) if any(w.read_events for w in waiting) else {}
+        for item in waiting:
+            ref = item.ref
+            diagnosis = diagnoses.get(str(ref.task_id), "") if item.read_pods else ""
+            if not diagnosis and item.read_events:
+                diagnosis = creation_failure_of(failures, item.job)
+            if diagnosis:
+                result[ref.task_id] = observe_job(item.job, diagnosis, item.conditions)
+            if item.timeout:
+                last_reason = result[ref.task_id].summary
+                try:
+                    self.delete(ref)
+                except RetryableError as exc:
+                    # The Job still exists: the task waits, and the next observation deletes it again.
+                    logger.warning("start timeout of task %s: cannot delete its Job yet: %s", ref.task_id, exc)
+                    continue
+                logger.info(
+                    "task %s: no pod running %d s after its Job started; Job deleted", ref.task_id, item.timeout
+                )
+                result[ref.task_id] = JobObservation.start_timed_out(item.timeout, last_reason)
+
+    def _creation_failures(self, namespace: str) -> dict[str, str]:
+        """Job uid -> its newest FailedCreate Event: ONE (paginated) Events list for the namespace."""
+        try:
+            return creation_failures(
+                self._list(
+                    namespace,
+                    "/api/v1/namespaces/{namespace}/events",
+                    "events",
+                    field_selector=JOB_CREATE_FAILURES,
+                    label_selector=None,
+                )
+            )
+        except RetryableError as exc:
+            # A diagnosis is a nicety: never fail the observation because Events could not be read.
+            logger.warning("cannot read the Job Events of %s: %s", namespace, exc)
+            return {}
 
     def _list_jobs_or_error(self, namespace: str) -> dict[str, dict[str, Any]] | RetryableError:
         try:
@@ -299,9 +369,16 @@ class KubernetesJobRunner:
             return []
 
     def _list(
-        self, namespace: str, path: str, what: str, *, field_selector: str | None = None
+        self,
+        namespace: str,
+        path: str,
+        what: str,
+        *,
+        field_selector: str | None = None,
+        label_selector: str | None = MANAGED_SELECTOR,
     ) -> Iterator[dict[str, Any]]:
-        """Every nightwatch object of a kind in a namespace: one list call per page.
+        """Every nightwatch object of a kind in a namespace (Events: every one the field selector
+        matches, they carry no labels of ours): one list call per page.
 
         A continue token that expired mid-listing (410, etcd compacted its revision) is replaced by the
         fresh one the Status carries, at most MAX_EXPIRED_CONTINUES times: the remainder it gives is read
@@ -313,7 +390,9 @@ class KubernetesJobRunner:
         token: str | None = None
         expired = malformed = 0
         while True:
-            query: list[tuple[str, Any]] = [("labelSelector", MANAGED_SELECTOR), ("limit", self._page_size)]
+            query: list[tuple[str, Any]] = [("limit", self._page_size)]
+            if label_selector:
+                query.insert(0, ("labelSelector", label_selector))
             if field_selector:
                 query.append(("fieldSelector", field_selector))
             if token:
@@ -482,6 +561,54 @@ def _fresh_continue(exc: ApiException) -> str | None:
     metadata = status.get("metadata") if isinstance(status, dict) else None
     token = metadata.get("continue") if isinstance(metadata, dict) else None
     return token if isinstance(token, str) and token else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    """A task whose Job is still pending, and what its diagnosis needs."""
+
+    ref: JobRef
+    job: dict[str, Any]
+    conditions: list[JobCondition]
+    read_pods: bool
+    read_events: bool
+    timeout: int
+    """Its start timeout in seconds if that has passed (the Job is to be deleted), else 0."""
+
+
+def pods_still_terminating(job: Mapping[str, Any], conditions: Sequence[JobCondition]) -> bool:
+    """FailureTarget without Failed while `status.terminating` > 0: its pods' exit codes are not known yet."""
+    true = {c.type for c in conditions if c.is_true}
+    terminating = (job.get("status") or {}).get("terminating")
+    return "FailureTarget" in true and "Failed" not in true and isinstance(terminating, int) and terminating > 0
+
+
+def start_timeout_of(job: Mapping[str, Any], default: int) -> int:
+    """The Job's `nightwatch.io/start-timeout-seconds` annotation (the task's own), else the default; 0: off."""
+    value = ((job.get("metadata") or {}).get("annotations") or {}).get(START_TIMEOUT_ANNOTATION)
+    try:
+        return max(0, int(value)) if value is not None else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def started_at_of(job: Mapping[str, Any], ref: JobRef) -> datetime | None:
+    """When the Job's wait for a pod began: the later of the task's dispatch and the Job's `startTime`
+    (set again when a suspended Job resumes), else the Job's creation."""
+    moments = [m for m in (ref.started_at, _parse_time((job.get("status") or {}).get("startTime"))) if m is not None]
+    if moments:
+        return max(moments)
+    return _parse_time((job.get("metadata") or {}).get("creationTimestamp"))
 
 
 def _why_no_job_can_exist(ref: JobRef) -> str:

@@ -23,5 +23,9 @@ class KubernetesSettings(BaseModel):
     """Finished Jobs are garbage-collected after this; 0 keeps them."""
     pending_diagnosis_after_seconds: float = Field(default=30.0, ge=0)
     """How long a Job may wait for its first pod before its pods are read for a root cause."""
+    start_timeout_seconds: int = Field(default=0, ge=0, le=2**31 - 1)
+    """A Job with no running pod this long after it started is deleted and its task Failed with the last
+    known reason (FailedCreate, ImagePullBackOff, Unschedulable); 0 turns it off. A task's
+    `info.startTimeoutSeconds` overrides it."""
     list_page_size: int = Field(default=1000, gt=0)
     """Jobs per list page when observing."""

@@ -25,7 +25,7 @@ def test_observe_job_follows_the_domain_rule() -> None:
     failed = observe_job({"status": {"failed": 2, "conditions": [cond("FailureTarget", "BackoffLimitExceeded")]}})
     assert failed.phase is JobPhase.FAILED and failed.summary == "BackoffLimitExceeded: 2 pod(s) failed"
     suspended = observe_job({"status": {"conditions": [cond("Suspended", "JobSuspended")]}})
-    assert suspended.phase is JobPhase.PENDING and suspended.reason == "JobSuspended"
+    assert suspended.phase is JobPhase.SUSPENDED and suspended.reason == "JobSuspended"
     assert observe_job({"status": {"conditions": [cond("Complete", status="False")]}}).phase is JobPhase.PENDING
     assert observe_job({}).phase is JobPhase.PENDING  # a Job the controller has not touched yet
 
