@@ -112,15 +112,12 @@ def test_a_leader_frozen_past_its_lease_is_fenced(steady: Cluster) -> None:
     assert not any(c.created for c in late), f"{old_id} created a Job after it resumed: {late}"
     late_writes = [row for row in steady.audit() if row.writer == old_id and row.at >= resumed_at]
     assert late_writes == [], f"{old_id} wrote {len(late_writes)} rows after it resumed"
-    # Its log is read from a pipe by a thread of this test: on a loaded machine the line can lag the metric.
-    wait_until(
-        lambda: any(
-            e["message"].startswith("stepping down") and e["at"] >= resumed_at
-            for e in old.events()
-            if e["replica"] == old_id
-        ),
-        10,
-        what=f"{old_id} to log that it stepped down",
+    # It steps down from the leadership it held when it was frozen: on resume as a rule, but on a loaded
+    # machine (CI with other work) its renewal can already have failed in the moment before SIGSTOP landed.
+    mine = [e for e in old.events() if e["replica"] == old_id]
+    gained = max(e["at"] for e in mine if e["message"].startswith("became the leader"))
+    assert any(e["message"].startswith("stepping down") and e["at"] >= gained for e in mine), (
+        f"{old_id} did not log that it stepped down"
     )
     assert steady.leader() is not old
 
