@@ -28,6 +28,10 @@ MAX_EXPIRED_CONTINUES = 3
 """Expired continue tokens tolerated per list before the namespace is left unobserved for the tick."""
 
 
+class ListForbidden(RetryableError):
+    """A list answered 403: nightwatch's RBAC does not (yet) allow it in that namespace."""
+
+
 class KubeApi:
     def __init__(self, api_client: client.ApiClient, calls: ApiCaller, *, page_size: int) -> None:
         self.client = api_client
@@ -99,6 +103,7 @@ class KubeApi:
         *,
         field_selector: str | None = None,
         label_selector: str | None = MANAGED_SELECTOR,
+        log_forbidden: bool = True,
     ) -> Iterator[dict[str, Any]]:
         """Every nightwatch object of a kind in a namespace (Events: every one the field selector
         matches, they carry no labels of ours): one list call per page.
@@ -109,6 +114,9 @@ class KubeApi:
         needs (a Job missing from the list would be reported missing). Without a fresh token the list
         starts over (items already yielded may come again). A token the server calls malformed (400)
         starts the list over once. Past those bounds the namespace is not observed this tick.
+
+        A 403 raises `ListForbidden`, logged as an RBAC problem unless `log_forbidden` is False (the
+        caller then says it, as often as it sees fit); any other failure a `RetryableError`.
         """
         token: str | None = None
         expired = malformed = 0
@@ -142,14 +150,17 @@ class KubeApi:
                         "listing %s in %s: the server refused our continue token, starting over", what, namespace
                     )
                     continue
+                message = f"cannot list {what} in {namespace}: {api_message(exc)}"
                 if exc.status == 403:
-                    logger.error(
-                        "listing %s forbidden in namespace %s: check nightwatch's RBAC: %s",
-                        what,
-                        namespace,
-                        api_message(exc),
-                    )
-                raise RetryableError(f"cannot list {what} in {namespace}: {api_message(exc)}") from None
+                    if log_forbidden:
+                        logger.error(
+                            "listing %s forbidden in namespace %s: check nightwatch's RBAC: %s",
+                            what,
+                            namespace,
+                            api_message(exc),
+                        )
+                    raise ListForbidden(message) from None
+                raise RetryableError(message) from None
             yield from page.get("items") or ()
             token = (page.get("metadata") or {}).get("continue") or None
             if not token:

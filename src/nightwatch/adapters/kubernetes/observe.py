@@ -6,7 +6,8 @@ unobserved. Pods are read only for a root cause: one list of pending pods per na
 tasks (at most once per diagnosis period, see `diagnosis.py`), and the pods of each newly failed task
 (capped per call) once its pods have terminated (a Job past its deadline has `FailureTarget` while
 they still run, and no exit code yet). A Job with no pod at all gets the Job controller's
-`FailedCreate` Event (one Events list per namespace per call). A Job with no running pod
+`FailedCreate` Event (one Events list per namespace per call; after a 403, none there for a while,
+see `ForbiddenEvents`). A Job with no running pod
 `startTimeoutSeconds` after it started is deleted and observed as failed with the last known reason.
 """
 
@@ -22,10 +23,11 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from nightwatch.adapters.kubernetes.api import KubeApi, why_no_job_can_exist
+from nightwatch.adapters.kubernetes.api import KubeApi, ListForbidden, why_no_job_can_exist
 from nightwatch.adapters.kubernetes.diagnosis import (
     JOB_CREATE_FAILURES,
     NO_POD_GRACE_SECONDS,
+    ForbiddenEvents,
     PendingDiagnoses,
     creation_failure_of,
     creation_failures,
@@ -72,6 +74,7 @@ class Observer:
         self._now = now
         self._pending = PendingDiagnoses(self._list_pending_pods, max(pending_after, 1.0), now)
         self._no_pod_after = min(pending_after, NO_POD_GRACE_SECONDS)
+        self._forbidden_events = ForbiddenEvents(now)
 
     def observe(self, refs: Sequence[JobRef]) -> Mapping[TaskId, JobObservation]:
         by_namespace: dict[str, list[JobRef]] = defaultdict(list)
@@ -174,20 +177,28 @@ class Observer:
 
     def _creation_failures(self, namespace: str) -> dict[str, str]:
         """Job uid -> its newest FailedCreate Event: ONE (paginated) Events list for the namespace."""
+        if not self._forbidden_events.may_list(namespace):
+            return {}  # a 403 there lately: not asked again before its back-off ends
         try:
-            return creation_failures(
+            failures = creation_failures(
                 self._api.list(
                     namespace,
                     "/api/v1/namespaces/{namespace}/events",
                     "events",
                     field_selector=JOB_CREATE_FAILURES,
                     label_selector=None,
+                    log_forbidden=False,
                 )
             )
+        except ListForbidden as exc:
+            self._forbidden_events.refused(namespace, str(exc))
+            return {}
         except RetryableError as exc:
             # A diagnosis is a nicety: never fail the observation because Events could not be read.
             logger.warning("cannot read the Job Events of %s: %s", namespace, exc)
             return {}
+        self._forbidden_events.listed(namespace)
+        return failures
 
     def _list_pending_pods(self, namespace: str) -> list[dict[str, Any]]:
         try:
