@@ -6,8 +6,9 @@ POST /_fake/pods/{ns}               a Pod object to add
 POST /_fake/controller              {"mode": "off|timed|complete", "active_after_ms", "complete_after_ms",
                                      "fail_image", "collect_finished", "pods", "terminate_after_ms"}
 POST /_fake/faults                  {"kind": "429|429-status|500|503|403|delay", "count", "verb", "retry_after",
-                                     "delay_seconds", "seconds"}: the next `count` requests, or with
-                                     "seconds" every request for that long
+                                     "delay_seconds", "seconds", "path"}: the next `count` requests (to a
+                                     URL path containing "path", if given), or with "seconds" every
+                                     request for that long
 POST /_fake/admission               {"namespace", "reason"}: admission there refuses every pod with that
                                      reason (FailedCreate Events on their Jobs); "reason": null admits again
 POST /_fake/forbid                  {"namespaces": [...]}: every request in them answers 403

@@ -33,6 +33,8 @@ class Fault:
     """More than 0: a window fault, applying to every matching request for this long (count is ignored)."""
     until: float = 0.0
     """time.monotonic() deadline of a window fault, set when it is added."""
+    path: str | None = None
+    """Only requests whose URL path contains this (e.g. "/events"); None: any path."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Fault:
@@ -43,10 +45,11 @@ class Fault:
             retry_after=int(data.get("retry_after", 1)),
             delay_seconds=float(data.get("delay_seconds", 0.0)),
             seconds=float(data.get("seconds", 0.0)),
+            path=data.get("path"),
         )
 
-    def applies_to(self, verb: str) -> bool:
-        return self.verb in (None, verb)
+    def applies_to(self, verb: str, path: str = "") -> bool:
+        return self.verb in (None, verb) and (self.path is None or self.path in path)
 
 
 class Faults:
@@ -76,15 +79,15 @@ class Faults:
         with self._lock:
             return any(w.until > now for w in self._windows)
 
-    def take(self, verb: str) -> Fault | None:
-        """The open window fault that applies to this verb, else the first queued fault that does
-        (with one use consumed)."""
+    def take(self, verb: str, path: str = "") -> Fault | None:
+        """The open window fault that applies to this verb and path, else the first queued fault that
+        does (with one use consumed)."""
         now = time.monotonic()
         with self._lock:
             self._windows = [w for w in self._windows if w.until > now]
-            fault = next((w for w in self._windows if w.applies_to(verb)), None)
+            fault = next((w for w in self._windows if w.applies_to(verb, path)), None)
             if fault is None:
-                fault = next((f for f in self._queue if f.applies_to(verb)), None)
+                fault = next((f for f in self._queue if f.applies_to(verb, path)), None)
                 if fault is not None:
                     fault.count -= 1
                     if fault.count <= 0:

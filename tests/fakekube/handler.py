@@ -93,7 +93,7 @@ class KubeHandler(BaseHTTPRequestHandler):
             if hook is not None:
                 hook(verb, user_agent)
             self.fake.check_authorized(self.headers.get("Authorization"))
-            fault = self.fake.faults.take(verb)
+            fault = self.fake.faults.take(verb, path)
             if fault is not None and self._fault(fault):
                 return
             code, result = self._route(method, path, query, body)

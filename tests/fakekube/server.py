@@ -223,10 +223,12 @@ class FakeKubeServer:
         retry_after: int = 1,
         delay_seconds: float = 0.0,
         seconds: float = 0.0,
+        path: str | None = None,
     ) -> None:
-        """The next `count` requests (of `verb`, if given) answer HTTP `kind` or are delayed; with
-        `seconds`, every such request does until that many seconds have passed."""
-        self.faults.add(Fault(str(kind), count, verb, retry_after, delay_seconds, seconds))
+        """The next `count` requests (of `verb`, and to a URL path containing `path`, if given) answer
+        HTTP `kind` or are delayed; with `seconds`, every such request does until that many seconds
+        have passed."""
+        self.faults.add(Fault(str(kind), count, verb, retry_after, delay_seconds, seconds, path=path))
 
     def set_controller(
         self,

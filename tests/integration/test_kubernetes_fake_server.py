@@ -678,6 +678,23 @@ def test_events_are_served_with_field_selectors_and_pages(kube: tuple[FakeKubeSe
     assert bad.value.status == 400
 
 
+def test_a_fault_with_a_path_fails_only_the_requests_to_that_path(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    core = client.CoreV1Api(api)
+    batch = client.BatchV1Api(api)
+    server.inject(403, count=2, verb="list", path="/events")
+    assert batch.list_namespaced_job("ns-a").items == []  # not an Events list: served
+    assert core.list_namespaced_pod("ns-a").items == []
+    for namespace in ("ns-a", "ns-b"):
+        with pytest.raises(ApiException) as refused:
+            core.list_namespaced_event(namespace)
+        assert refused.value.status == 403
+    assert core.list_namespaced_event("ns-a").items == []  # both uses taken
+    assert server.faults.fired == 2
+
+
 def test_suspend_deletes_the_active_pods_and_sets_suspended_and_resume_clears_it(
     kube: tuple[FakeKubeServer, client.ApiClient],
 ) -> None:

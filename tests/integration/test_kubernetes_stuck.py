@@ -9,6 +9,7 @@ FailedCreate to the message are printed (`pytest -s`) for the issue's figures.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -64,6 +65,24 @@ def launch(
     spec = JobSpec.model_validate({"image": "alpine", **info})
     runner.launch(LaunchRequest(TaskId(task_id), name, namespace, spec))
     return JobRef(TaskId(task_id), namespace, name, started_at=started_at or datetime.now(UTC))
+
+
+def pending_pod(task_id: int, reason: str, message: str) -> dict[str, Any]:
+    """A pending pod of task `task_id` whose container waits for `reason`."""
+    return {
+        "metadata": {
+            "name": f"task-{task_id}-p",
+            "labels": {
+                "app.kubernetes.io/managed-by": "nightwatch",
+                "app": "task-job",
+                "nightwatch.io/task-id": str(task_id),
+            },
+        },
+        "status": {
+            "phase": "Pending",
+            "containerStatuses": [{"name": "task", "state": {"waiting": {"reason": reason, "message": message}}}],
+        },
+    }
 
 
 def reads(server: FakeKubeServer) -> Counter[str]:
@@ -149,6 +168,51 @@ def test_an_old_failed_create_of_an_earlier_job_of_that_name_is_not_this_jobs(
     stale = {**server.job("default", "task-1"), "metadata": {**server.job("default", "task-1")["metadata"], "uid": "x"}}
     server.events.record(stale, "Job", "Warning", "FailedCreate", "Error creating: an hour ago")
     assert runner.observe([ref])[ref.task_id].message == ""
+
+
+def test_events_forbidden_by_rbac_are_logged_once_per_namespace_and_asked_again_only_after_a_back_off(
+    kube: tuple[FakeKubeServer, client.ApiClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    # RBAC not yet updated with `events list`: a 403 for every Events list, never for Jobs or pods.
+    server, api = kube
+    clock = FakeClock(NOW)
+    runner = KubernetesJobRunner(api, KubernetesSettings(qps=0), now=clock.now, sleep=lambda _: None)
+    namespaces = ("team-a", "team-b")
+    refs = [launch(runner, i, ns, started_at=NOW - timedelta(minutes=1)) for i, ns in enumerate(namespaces, 1)]
+    for ref in refs:  # no pod runs (active: 0), so Events are wanted; a pending pod says why
+        server.add_pod(ref.namespace, pending_pod(ref.task_id, "ImagePullBackOff", "no such image"))
+    server.inject(403, count=1000, verb="list", path="/events")
+    server.reset_counters()
+
+    def ticks(minutes: int) -> tuple[Counter[str], list[logging.LogRecord]]:
+        """One observe a minute for `minutes` minutes: Events lists per namespace, warnings logged."""
+        start = len(server.requests)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="nightwatch"):
+            for _ in range(minutes):
+                seen = runner.observe(refs)
+                # The pod-level reason is still given while Events cannot be read.
+                assert all(seen[r.task_id].message == "ImagePullBackOff: no such image" for r in refs)
+                clock.advance(60)
+        lists = Counter(r.path.split("/")[4] for r in server.requests[start:] if r.path.endswith("/events"))
+        return lists, [r for r in caplog.records if "vents" in r.getMessage()]
+
+    lists, logged = ticks(21)  # minutes 0..20: asked at 0, 5, 10, 15, 20 (a back-off of 5 minutes)
+    assert lists == Counter({ns: 5 for ns in namespaces})
+    for ns in namespaces:  # an ERROR at the first 403, then a reminder at most every 10 minutes
+        lines = [r for r in logged if ns in r.getMessage()]
+        assert [r.levelname for r in lines] == ["ERROR", "WARNING", "WARNING"], [r.getMessage() for r in lines]
+        assert "RBAC" in lines[0].getMessage() and "events" in lines[0].getMessage()
+    assert server.counters["list"] - sum(lists.values()) > 0  # Jobs and pods were listed every tick
+
+    server.faults.clear()  # RBAC updated: asked again once the back-off ends, then every tick as before
+    clock.advance(4 * 60)
+    lists, logged = ticks(3)
+    assert lists == Counter({ns: 3 for ns in namespaces})
+    assert sorted((r.levelname, ns) for r in logged for ns in namespaces if ns in r.getMessage()) == [
+        ("INFO", "team-a"),
+        ("INFO", "team-b"),
+    ]
 
 
 # -- startTimeoutSeconds -------------------------------------------------------------------------------

@@ -10,13 +10,17 @@ period per namespace; in between the last answer is reused.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from nightwatch.adapters.kubernetes.status import pending_diagnosis, task_id_of
+
+logger = logging.getLogger(__name__)
 
 ListPods = Callable[[str], Iterable[Mapping[str, Any]]]
 """Every pending nightwatch pod of a namespace (the caller paginates)."""
@@ -98,3 +102,89 @@ def creation_failures(events: Iterable[Mapping[str, Any]]) -> dict[str, str]:
 def creation_failure_of(failures: Mapping[str, str], job: Mapping[str, Any]) -> str:
     meta = job.get("metadata") or {}
     return failures.get(str(meta.get("uid") or ""), "") or failures.get(f"name:{meta.get('name', '')}", "")
+
+
+# -- Events nightwatch may not list: RBAC without `events list` ----------------------------------------
+# A cluster whose Role predates the Events diagnosis answers every Events list with 403. Asking again
+# every tick would cost a request per namespace and tick and log an ERROR each time, for a nicety: the
+# pods' own reason (ImagePullBackOff, Unschedulable) is still read. So such a namespace is not asked
+# again for EVENTS_FORBIDDEN_BACKOFF_SECONDS, the 403 is logged once, then reminded at most every
+# EVENTS_FORBIDDEN_REMINDER_SECONDS (as the service logs an outage), and a list that works again says so.
+
+EVENTS_FORBIDDEN_BACKOFF_SECONDS = 300.0
+"""A namespace whose Events list answered 403 is not asked again for this long."""
+
+EVENTS_FORBIDDEN_REMINDER_SECONDS = 600.0
+"""While the 403s go on, a reminder at most this often per namespace."""
+
+
+@dataclass
+class _Refused:
+    since: datetime
+    retry_at: datetime
+    warned: datetime
+    refusals: int
+
+
+class ForbiddenEvents:
+    def __init__(
+        self,
+        now: Callable[[], datetime],
+        *,
+        backoff_seconds: float = EVENTS_FORBIDDEN_BACKOFF_SECONDS,
+        reminder_seconds: float = EVENTS_FORBIDDEN_REMINDER_SECONDS,
+    ) -> None:
+        self._now = now
+        self._backoff = timedelta(seconds=backoff_seconds)
+        self._reminder = timedelta(seconds=reminder_seconds)
+        self._refused: dict[str, _Refused] = {}
+        self._lock = threading.Lock()
+
+    def may_list(self, namespace: str) -> bool:
+        """False while `namespace` is in its back-off after a 403."""
+        with self._lock:
+            refused = self._refused.get(namespace)
+        return refused is None or self._now() >= refused.retry_at
+
+    def refused(self, namespace: str, message: str) -> None:
+        """An Events list of `namespace` answered 403: back off, and log it (once, then reminders)."""
+        now = self._now()
+        with self._lock:
+            refused = self._refused.get(namespace)
+            first = refused is None
+            if refused is None:
+                refused = self._refused[namespace] = _Refused(now, now, now, 0)
+            refused.refusals += 1
+            refused.retry_at = now + self._backoff
+            remind = not first and now - refused.warned >= self._reminder
+            if remind:
+                refused.warned = now
+            since, refusals = refused.since, refused.refusals
+        if first:
+            logger.error(
+                "listing events forbidden in namespace %s: nightwatch's RBAC lacks `list` on events there "
+                "(see deploy/kubernetes/rbac.yaml); Jobs whose pods are refused get no FailedCreate reason, "
+                "pods' own reasons still show; asking again every %d s: %s",
+                namespace,
+                self._backoff.total_seconds(),
+                message,
+            )
+        elif remind:
+            logger.warning(
+                "listing events still forbidden in namespace %s (%d refusals in %d s): %s",
+                namespace,
+                refusals,
+                (now - since).total_seconds(),
+                message,
+            )
+
+    def listed(self, namespace: str) -> None:
+        """An Events list of `namespace` worked: forget its 403s (and say so, if there were any)."""
+        with self._lock:
+            refused = self._refused.pop(namespace, None)
+        if refused is not None:
+            logger.info(
+                "listing events allowed again in namespace %s after %d s of 403s",
+                namespace,
+                (self._now() - refused.since).total_seconds(),
+            )

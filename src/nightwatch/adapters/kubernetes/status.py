@@ -6,12 +6,13 @@ building the official client's model objects is most of the cost of a big list (
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from nightwatch.adapters.kubernetes.jobbody import TASK_ID_LABEL
+from nightwatch.adapters.kubernetes.jobbody import START_TIMEOUT_ANNOTATION, TASK_ID_LABEL
 from nightwatch.domain.observation import JobCondition, JobObservation
+from nightwatch.domain.ports import JobRef
 
 MAX_DIAGNOSIS_CHARS = 300
 """Pod messages (an image pull error, a scheduler explanation) can be long; the row keeps a summary."""
@@ -123,3 +124,38 @@ def failure_diagnosis(pods: Iterable[Mapping[str, Any]]) -> str:
 
 def is_stale(started_at: datetime | None, now: datetime, after_seconds: float) -> bool:
     return started_at is not None and (now - started_at).total_seconds() >= after_seconds
+
+
+def pods_still_terminating(job: Mapping[str, Any], conditions: Sequence[JobCondition]) -> bool:
+    """FailureTarget without Failed while `status.terminating` > 0: its pods' exit codes are not known yet."""
+    true = {c.type for c in conditions if c.is_true}
+    terminating = (job.get("status") or {}).get("terminating")
+    return "FailureTarget" in true and "Failed" not in true and isinstance(terminating, int) and terminating > 0
+
+
+def start_timeout_of(job: Mapping[str, Any], default: int) -> int:
+    """The Job's `nightwatch.io/start-timeout-seconds` annotation (the task's own), else the default; 0: off."""
+    value = ((job.get("metadata") or {}).get("annotations") or {}).get(START_TIMEOUT_ANNOTATION)
+    try:
+        return max(0, int(value)) if value is not None else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def started_at_of(job: Mapping[str, Any], ref: JobRef) -> datetime | None:
+    """When the Job's wait for a pod began: the later of the task's dispatch and the Job's `startTime`
+    (set again when a suspended Job resumes), else the Job's creation."""
+    moments = [m for m in (ref.started_at, _parse_time((job.get("status") or {}).get("startTime"))) if m is not None]
+    if moments:
+        return max(moments)
+    return _parse_time((job.get("metadata") or {}).get("creationTimestamp"))
