@@ -43,6 +43,7 @@ from nightwatch.adapters.kubernetes.jobbody import (
     build_job_body,
     task_selector,
 )
+from nightwatch.adapters.kubernetes.legacy import adopt_legacy_jobs
 from nightwatch.adapters.kubernetes.ratelimit import TokenBucket
 from nightwatch.adapters.kubernetes.retry import ApiCaller, api_causes, api_message
 from nightwatch.adapters.kubernetes.settings import KubernetesSettings
@@ -267,6 +268,7 @@ class KubernetesJobRunner:
         result: dict[TaskId, JobObservation],
     ) -> None:
         waiting: list[_Waiting] = []
+        refs, jobs = adopt_legacy_jobs(self._calls.call, self._request, refs, jobs)
         for ref in refs:
             job = jobs.get(ref.job_name)
             # Same name but another task's id: not this task's Job (a reused name), so missing.
