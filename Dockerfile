@@ -14,5 +14,9 @@ ENV PYTHONUNBUFFERED=1 \
     NIGHTWATCH_HTTP__HOST=0.0.0.0 \
     NIGHTWATCH_HTTP__PORT=8080
 EXPOSE 8080
+# `nightwatch run` refuses a database schema older than itself: run the upgrade first, as an init
+# step with the same image and database URL (deploy/kubernetes/deployment.yaml has it as an
+# initContainer; with Docker alone: `docker run --rm -e NIGHTWATCH_DATABASE__URL=... nightwatch db upgrade`).
+# It is idempotent and takes a database lock, so every replica may run it.
 ENTRYPOINT ["nightwatch"]
 CMD ["run"]

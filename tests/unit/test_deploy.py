@@ -74,6 +74,19 @@ def test_deployment_runs_three_kubernetes_replicas() -> None:
     }
 
 
+def test_every_replica_upgrades_the_schema_before_it_runs() -> None:
+    (deployment,) = docs("deployment.yaml")
+    pod = deployment["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    (container,) = pod["containers"]
+    assert init["command"] == ["nightwatch", "db", "upgrade"]
+    assert (init["image"], init["imagePullPolicy"]) == (container["image"], container["imagePullPolicy"])
+    database = [e for e in container["env"] if e["name"] == "NIGHTWATCH_DATABASE__URL"]
+    assert init["env"] == database  # the same database, and no other Secret
+    assert init["securityContext"] == container["securityContext"]
+    assert init["volumeMounts"] == container["volumeMounts"]
+
+
 def test_the_service_reaches_every_replicas_http_port() -> None:
     (service,) = docs("service.yaml")
     (deployment,) = docs("deployment.yaml")

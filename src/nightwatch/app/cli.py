@@ -94,7 +94,13 @@ def _parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    db_sub.add_parser("init", help="create the tables if they do not exist").set_defaults(handler=cmd_db_init)
+    db_sub.add_parser("init", help="the same as 'db upgrade' (kept for scripts)").set_defaults(handler=cmd_db_init)
+    db_sub.add_parser(
+        "upgrade", help="upgrade the schema to this version's (creates it; idempotent; safe from several replicas)"
+    ).set_defaults(handler=cmd_db_upgrade)
+    db_sub.add_parser("current", help="print the schema revision and whether it is this version's").set_defaults(
+        handler=cmd_db_current
+    )
 
     jobs = sub.add_parser("jobs", help="nightwatch's Jobs in the cluster")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
@@ -179,12 +185,50 @@ def _container(settings: Settings) -> Container:
 
 
 def cmd_db_init(args: argparse.Namespace, settings: Settings) -> int:
-    from nightwatch.adapters.sql import init_database
+    return cmd_db_upgrade(args, settings)
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from nightwatch.adapters.sql import redact
+    from nightwatch.adapters.sql.migrate import upgrade
 
     if database_kind(settings.database.url) == "memory":
         raise CliError("memory:// needs no schema", code=2)
-    print(init_database(settings.database.url))
+    done = upgrade(settings.database.url)
+    where = redact(settings.database.url)
+    if done.before == done.after:
+        print(f"{where} is at {done.after} (head); nothing to do")
+    else:
+        print(f"upgraded {where} from {done.before or 'none'} to {done.after} (head)")
     return 0
+
+
+def cmd_db_current(args: argparse.Namespace, settings: Settings) -> int:
+    from nightwatch.adapters.sql.migrate import schema_revision
+
+    if database_kind(settings.database.url) == "memory":
+        raise CliError("memory:// needs no schema", code=2)
+    revision = schema_revision(settings.database.url)
+    print(revision.describe())
+    return 0 if revision.is_head else 1
+
+
+def _require_schema_at_head(settings: Settings) -> None:
+    """`nightwatch run` on a server database: the schema must be this version's (SQLite upgrades itself)."""
+    if database_kind(settings.database.url) in ("memory", "sqlite"):
+        return
+    from nightwatch.adapters.sql.migrate import schema_revision
+
+    revision = schema_revision(settings.database.url)
+    if revision.is_head:
+        return
+    if not revision.known:
+        raise CliError(f"database schema is at {revision.describe()}", code=2)
+    raise CliError(
+        f"database schema is at {revision.current or 'none'}, this nightwatch needs {revision.head}: "
+        "run 'nightwatch db upgrade'",
+        code=2,
+    )
 
 
 @contextmanager
@@ -273,6 +317,7 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    _require_schema_at_head(settings)
     configure_logging(settings.log.level, settings.log.format)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -34,6 +34,7 @@ from nightwatch.adapters.kubernetes.diagnosis import (
 )
 from nightwatch.adapters.kubernetes.finalizer import is_dying, is_finished
 from nightwatch.adapters.kubernetes.jobbody import task_selector
+from nightwatch.adapters.kubernetes.legacy import adopt_legacy_jobs
 from nightwatch.adapters.kubernetes.status import (
     conditions_of,
     failure_diagnosis,
@@ -116,6 +117,7 @@ class Observer:
         result: dict[TaskId, JobObservation],
     ) -> None:
         waiting: list[_Waiting] = []
+        refs, jobs = adopt_legacy_jobs(self._api.calls.call, self._api.request, refs, jobs)
         for ref in refs:
             job = jobs.get(ref.job_name)
             # Same name but another task's id: not this task's Job (a reused name), so missing.

@@ -1,9 +1,7 @@
-"""`nightwatch db init`: create the tables (if missing) and the fencing-epoch row.
+"""`nightwatch db init`: upgrade the schema to head (the Alembic revisions in `migrations/`).
 
-MySQL/MariaDB get the canonical `schema.sql` (shipped in the package as a copy that a test keeps
-identical to the top-level file); SQLite gets the same schema from the SQLAlchemy metadata,
-which a test keeps in step with `schema.sql`. Both are idempotent, and both add the indexes a
-newer version introduced to a table made by an older one.
+`schema.sql` stays the canonical MySQL DDL (shipped in the package as a copy that a test keeps
+identical to the top-level file); a test keeps it equal to what the head revision builds.
 """
 
 from __future__ import annotations
@@ -11,13 +9,9 @@ from __future__ import annotations
 import re
 from importlib import resources
 
-import sqlalchemy as sa
-from sqlalchemy import exc
-from sqlalchemy.engine import Connection
-
-from nightwatch.adapters.sql.engine import create_engine_for, parse_url, redact
-from nightwatch.adapters.sql.retry import translate
-from nightwatch.adapters.sql.tables import EPOCH_ROW_ID, leader_epoch, metadata
+from nightwatch.adapters.sql.engine import parse_url, redact
+from nightwatch.adapters.sql.migrate import upgrade
+from nightwatch.adapters.sql.tables import metadata
 
 
 def schema_sql() -> str:
@@ -33,40 +27,15 @@ def split_statements(script: str) -> list[str]:
 
 
 def init_database(url: str) -> str:
-    """Create the schema at `url` if missing; return one line saying what was done.
+    """Upgrade the schema at `url` to head (creating it if missing); one line saying what was done.
 
     Raises PermanentError for a bad URL or a refused login, RetryableError when the server cannot
     be reached; both with a one-line message that never shows the password.
     """
     parsed = parse_url(url)
-    engine = create_engine_for(parsed)
+    done = upgrade(url)
     tables = ", ".join(sorted(metadata.tables))
-    try:
-        with engine.begin() as conn:
-            existing = set(sa.inspect(conn).get_table_names())
-            if parsed.get_backend_name() == "sqlite":
-                metadata.create_all(conn, checkfirst=True)
-                conn.execute(sa.insert(leader_epoch).prefix_with("OR IGNORE").values(id=EPOCH_ROW_ID, epoch=0))
-            else:
-                _run_script(conn, schema_sql())
-            _add_missing_indexes(conn)
-    except exc.SQLAlchemyError as error:
-        raise translate(error, f"cannot initialise {redact(parsed)}") from error
-    finally:
-        engine.dispose()
-    created = sorted(set(metadata.tables) - existing)
+    created = sorted(set(metadata.tables) - done.tables_before)
     if not created:
         return f"tables {tables} already exist in {redact(parsed)}; nothing to do"
     return f"created tables {', '.join(created)} in {redact(parsed)}"
-
-
-def _add_missing_indexes(conn: Connection) -> None:
-    """Indexes added after a table was first made: `CREATE TABLE IF NOT EXISTS` skips an old table."""
-    for table in metadata.sorted_tables:
-        for index in table.indexes:
-            index.create(conn, checkfirst=True)
-
-
-def _run_script(conn: Connection, script: str) -> None:
-    for statement in split_statements(script):
-        conn.exec_driver_sql(statement)
