@@ -25,7 +25,7 @@ from nightwatch.domain.ports import (
     TaskRepository,
     TaskSummary,
 )
-from tests.support.sql_backends import mariadb_repository, sqlite_repository
+from tests.support.sql_backends import mariadb_repository, postgres_repository, sqlite_repository
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 INFO = '{"image": "alpine", "command": ["sleep"], "args": ["1"]}'
@@ -40,6 +40,7 @@ REPOSITORY_BACKENDS: dict[str, Callable[[], AbstractContextManager[TaskRepositor
     "memory": memory_repository,
     "sqlite": sqlite_repository,
     "mariadb": mariadb_repository,
+    "postgres": postgres_repository,
 }
 
 

@@ -84,8 +84,10 @@ def cas_update(
     matches = " ".join(
         f"WHEN {int(c.task_id)} THEN status = {mark} AND version = {int(c.expected_version)}" for c in chunk
     )
+    # PostgreSQL will not mix a boolean CASE with an integer ELSE; the others read FALSE as 0 anyway.
+    otherwise = "FALSE" if dialect.name == "postgresql" else "0"
     sql = (
-        f"UPDATE task SET {', '.join(sets)} WHERE id IN ({ids}) AND CASE id {matches} ELSE 0 END"
+        f"UPDATE task SET {', '.join(sets)} WHERE id IN ({ids}) AND CASE id {matches} ELSE {otherwise} END"
         f" AND EXISTS (SELECT 1 FROM leader_epoch WHERE id = {EPOCH_ROW_ID} AND epoch = {int(epoch)})"
     )
     return sql, tuple(params)
