@@ -98,6 +98,26 @@ def test_compare_and_set_applies_once_and_reports_the_loser(repo: TaskRepository
     assert stored.started_at is not None
 
 
+def test_compare_and_set_checks_the_version_not_only_the_status(repo: TaskRepository) -> None:
+    # Two readers of the same Pending row; the first writes Pending -> Pending (a new diagnosis), which
+    # leaves the status as both read it but bumps the version. The second's write must be lost: a
+    # compare-and-set on the status alone would let it overwrite a row it never saw.
+    epoch = repo.advance_epoch()
+    task_id = add(repo, "cas-version")
+    started = repo.get(task_id)
+    repo.apply([started.start("cas-version", NOW)], epoch=epoch)
+    first, second = repo.get(task_id), repo.get(task_id)
+    diagnosis = first.observe(JobObservation(JobPhase.PENDING, "ImagePullBackOff", "pulling alpine"), NOW)
+    assert diagnosis is not None and diagnosis.expected_status is diagnosis.status is TaskStatus.PENDING
+    win = repo.apply([diagnosis], epoch=epoch)
+    lose = repo.apply([second.fail("stale reader", NOW)], epoch=epoch)
+    assert win.applied == (task_id,) and win.lost == ()
+    assert lose.applied == () and lose.lost == (task_id,)
+    stored = repo.get(task_id)
+    assert (stored.status, stored.version) == (TaskStatus.PENDING, 2)
+    assert stored.message == "ImagePullBackOff: pulling alpine"
+
+
 def test_a_batch_applies_each_row_independently(repo: TaskRepository) -> None:
     epoch = repo.advance_epoch()
     ids = [add(repo, f"b{i}") for i in range(5)]
