@@ -118,6 +118,14 @@ def test_compare_and_set_checks_the_version_not_only_the_status(repo: TaskReposi
     assert stored.message == "ImagePullBackOff: pulling alpine"
 
 
+def test_a_message_with_a_nul_is_stored_with_a_replacement_character(repo: TaskRepository) -> None:
+    # A termination message is whatever the container wrote; PostgreSQL refuses NUL in text.
+    epoch = repo.advance_epoch()
+    task = repo.get(add(repo, "nul-message"))
+    assert repo.apply([task.fail("exit\x00code", NOW)], epoch=epoch).applied == (task.id,)
+    assert repo.get(task.id).message == "exit\ufffdcode"
+
+
 def test_a_batch_applies_each_row_independently(repo: TaskRepository) -> None:
     epoch = repo.advance_epoch()
     ids = [add(repo, f"b{i}") for i in range(5)]

@@ -213,3 +213,10 @@ def test_a_successor_advancing_the_epoch_waits_for_a_batch_in_progress(make_url:
         successor.join(timeout=10)
         assert advanced == [epoch + 1]
         assert new_leader.get(task_id).status is TaskStatus.PENDING
+
+
+@pytest.mark.parametrize("field", ["name", "namespace", "info"])
+def test_a_nul_in_a_new_task_on_postgres_is_an_error_naming_the_field(field: str) -> None:
+    values = {"name": "nul", "namespace": "default", "info": INFO} | {field: "a\x00b"}
+    with repository_at(empty_postgres()) as repo, pytest.raises(PermanentError, match=f"{field} contains a NUL"):
+        repo.add(NewTask(**values, user_id=1), datetime.now(UTC))

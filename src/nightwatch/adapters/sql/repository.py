@@ -23,7 +23,14 @@ from nightwatch.adapters.sql.batch import cas_update, chunks, outcome_query
 from nightwatch.adapters.sql.retry import DbRetry, is_duplicate_key, with_retry
 from nightwatch.adapters.sql.rows import SUMMARY_COLUMNS, TASK_COLUMNS, to_summaries, to_task, to_tasks
 from nightwatch.adapters.sql.tables import EPOCH_ROW_ID, leader_epoch, task
-from nightwatch.domain.errors import DuplicateTask, InvalidTransition, LeadershipLost, RetryableError, TaskNotFound
+from nightwatch.domain.errors import (
+    DuplicateTask,
+    InvalidTransition,
+    LeadershipLost,
+    PermanentError,
+    RetryableError,
+    TaskNotFound,
+)
 from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskId, TaskStatus
 from nightwatch.domain.ports import NewTask, TaskFilter, TaskPage, WriteResult
 
@@ -151,6 +158,11 @@ class SqlTaskRepository:
 
     # -- writes --------------------------------------------------------------------------------
     def add(self, new: NewTask, now: datetime) -> Task:
+        if self.engine.dialect.name == "postgresql":
+            # Submissions cannot carry one (names are DNS labels, info is JSON); a caller of the port can.
+            for field, value in (("name", new.name), ("namespace", new.namespace), ("info", new.info)):
+                if "\x00" in value:
+                    raise PermanentError(f"task {field} contains a NUL character, which PostgreSQL cannot store")
         values: dict[str, Any] = {
             "name": new.name,
             "namespace": new.namespace,
