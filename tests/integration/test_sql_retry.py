@@ -29,6 +29,7 @@ def _wrapped(orig: Exception) -> exc.DBAPIError:
         pymysql.err.OperationalError(2003, "Can't connect"),
         pymysql.err.OperationalError(1213, "Deadlock found"),
         pymysql.err.OperationalError(1205, "Lock wait timeout exceeded"),
+        pymysql.err.OperationalError(1205, "Lock wait timeout exceeded", sqlstate="HY000"),  # as the server sends it
         sqlite3.OperationalError("database is locked"),
         psycopg.errors.SerializationFailure("could not serialize access due to concurrent update"),
         psycopg.errors.DeadlockDetected("deadlock detected"),

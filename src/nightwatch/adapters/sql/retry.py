@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import psycopg
 from sqlalchemy import exc
 
 from nightwatch.domain.errors import NightwatchError, PermanentError, RetryableError
@@ -79,9 +80,14 @@ def mysql_code(error: BaseException) -> int | None:
 
 
 def sqlstate(error: BaseException) -> str | None:
-    """The SQLSTATE of a PostgreSQL driver error (psycopg's `sqlstate`), if it has one."""
+    """The SQLSTATE of a PostgreSQL driver error (psycopg's `sqlstate`), if it has one.
+
+    psycopg errors only: PyMySQL reports a SQLSTATE too, but MySQL's (HY000 for a lock wait timeout,
+    23000 for any integrity error) are too coarse; MySQL errors go by their error number."""
     orig = error.orig if isinstance(error, exc.DBAPIError) else error
-    state = getattr(orig, "sqlstate", None)
+    if not isinstance(orig, psycopg.Error):
+        return None
+    state = orig.sqlstate
     return state if isinstance(state, str) else None
 
 
