@@ -1,9 +1,11 @@
 """Benchmark: rows/s marking 10,000 tasks Pending with batched apply() vs one apply() per task.
 
-Not a test. Runs both ways side by side in one run, on a throwaway MariaDB database (created and
-dropped here), and prints one JSON line per figure:
+Not a test. Runs both ways side by side in one run, on a throwaway database on each --server
+(MariaDB or PostgreSQL; created and dropped here), and prints one JSON line per figure:
 
-    .venv/bin/python bench/bench_sql_batch.py [--server mysql+pymysql://root@127.0.0.1:3306] [--rows 10000]
+    .venv/bin/python bench/bench_sql_batch.py [--server mysql+pymysql://root@127.0.0.1:3306 ...] [--rows 10000]
+    .venv/bin/python bench/bench_sql_batch.py --server mysql+pymysql://root@127.0.0.1:3306 \
+        postgresql+psycopg://postgres@127.0.0.1:5432
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from nightwatch.adapters.sql import SqlTaskRepository, create_engine_for, init_database
+from nightwatch.adapters.sql.tables import EPOCH_ROW_ID, leader_epoch, metadata
 from nightwatch.domain.model import StatusChange, TaskStatus
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -65,35 +68,49 @@ def measure(repo: SqlTaskRepository, label: str, batches: list[list[StatusChange
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--server", default="mysql+pymysql://root@127.0.0.1:3306")
+    parser.add_argument("--server", nargs="+", default=["mysql+pymysql://root@127.0.0.1:3306"])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=1000)
     args = parser.parse_args()
+    for server in args.server:
+        run(server, args.rows, args.batch)
 
+
+def run(server: str, rows: int, batch: int) -> None:
     name = f"nightwatch_bench_{secrets.token_hex(4)}"
-    admin = sa.create_engine(args.server)
+    postgres = server.startswith("postgres")
+    admin = (
+        sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT") if postgres else sa.create_engine(server)
+    )
     with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
-    url = f"{args.server}/{name}"
+        conn.exec_driver_sql(f"CREATE DATABASE {name}" + ("" if postgres else " CHARACTER SET utf8mb4"))
+    url = f"{server}/{name}"
     try:
-        init_database(url)
+        if postgres:  # init_database runs the MySQL schema.sql; PostgreSQL's comes from the metadata
+            engine = create_engine_for(url)
+            with engine.begin() as conn:
+                metadata.create_all(conn)
+                conn.execute(sa.insert(leader_epoch).values(id=EPOCH_ROW_ID, epoch=0))
+            engine.dispose()
+        else:
+            init_database(url)
         repo = SqlTaskRepository(create_engine_for(url))
         epoch = repo.advance_epoch()
-        seed(repo, args.rows)
+        seed(repo, rows)
         todo = changes(repo)
         measure(
             repo,
-            f"batched apply ({args.batch} per call)",
-            [todo[i : i + args.batch] for i in range(0, len(todo), args.batch)],
+            f"batched apply ({batch} per call)",
+            [todo[i : i + batch] for i in range(0, len(todo), batch)],
             epoch,
         )
-        seed(repo, args.rows)
+        seed(repo, rows)
         todo = changes(repo)
         measure(repo, "one apply per task", [[c] for c in todo], epoch)
         repo.close()
     finally:
         with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}" + (" WITH (FORCE)" if postgres else ""))
         admin.dispose()
 
 

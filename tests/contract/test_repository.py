@@ -25,7 +25,7 @@ from nightwatch.domain.ports import (
     TaskRepository,
     TaskSummary,
 )
-from tests.support.sql_backends import mariadb_repository, sqlite_repository
+from tests.support.sql_backends import mariadb_repository, postgres_repository, sqlite_repository
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 INFO = '{"image": "alpine", "command": ["sleep"], "args": ["1"]}'
@@ -40,6 +40,7 @@ REPOSITORY_BACKENDS: dict[str, Callable[[], AbstractContextManager[TaskRepositor
     "memory": memory_repository,
     "sqlite": sqlite_repository,
     "mariadb": mariadb_repository,
+    "postgres": postgres_repository,
 }
 
 
@@ -95,6 +96,34 @@ def test_compare_and_set_applies_once_and_reports_the_loser(repo: TaskRepository
     stored = repo.get(task_id)
     assert stored.status is TaskStatus.PENDING and stored.version == 1 and stored.job_name == "cas"
     assert stored.started_at is not None
+
+
+def test_compare_and_set_checks_the_version_not_only_the_status(repo: TaskRepository) -> None:
+    # Two readers of the same Pending row; the first writes Pending -> Pending (a new diagnosis), which
+    # leaves the status as both read it but bumps the version. The second's write must be lost: a
+    # compare-and-set on the status alone would let it overwrite a row it never saw.
+    epoch = repo.advance_epoch()
+    task_id = add(repo, "cas-version")
+    started = repo.get(task_id)
+    repo.apply([started.start("cas-version", NOW)], epoch=epoch)
+    first, second = repo.get(task_id), repo.get(task_id)
+    diagnosis = first.observe(JobObservation(JobPhase.PENDING, "ImagePullBackOff", "pulling alpine"), NOW)
+    assert diagnosis is not None and diagnosis.expected_status is diagnosis.status is TaskStatus.PENDING
+    win = repo.apply([diagnosis], epoch=epoch)
+    lose = repo.apply([second.fail("stale reader", NOW)], epoch=epoch)
+    assert win.applied == (task_id,) and win.lost == ()
+    assert lose.applied == () and lose.lost == (task_id,)
+    stored = repo.get(task_id)
+    assert (stored.status, stored.version) == (TaskStatus.PENDING, 2)
+    assert stored.message == "ImagePullBackOff: pulling alpine"
+
+
+def test_a_message_with_a_nul_is_stored_with_a_replacement_character(repo: TaskRepository) -> None:
+    # A termination message is whatever the container wrote; PostgreSQL refuses NUL in text.
+    epoch = repo.advance_epoch()
+    task = repo.get(add(repo, "nul-message"))
+    assert repo.apply([task.fail("exit\x00code", NOW)], epoch=epoch).applied == (task.id,)
+    assert repo.get(task.id).message == "exit\ufffdcode"
 
 
 def test_a_batch_applies_each_row_independently(repo: TaskRepository) -> None:

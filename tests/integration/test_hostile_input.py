@@ -49,6 +49,7 @@ from tests.support.hostile import (
     KNOWN_STATUSES,
     MARIADB,
     ODD_CHARS,
+    POSTGRES,
     PROCESSES,
     SHELL_METACHARACTERS,
     SQLITE,
@@ -57,7 +58,7 @@ from tests.support.hostile import (
     hostile_rows,
 )
 from tests.support.local_harness import wait_for_phase
-from tests.support.sql_backends import empty_mariadb, repository_at, sqlite_url
+from tests.support.sql_backends import empty_mariadb, empty_postgres, repository_at, sqlite_url
 
 pytestmark = pytest.mark.hostile
 
@@ -253,6 +254,12 @@ def mariadb_repo() -> Iterator[SqlTaskRepository]:
         yield repo
 
 
+@pytest.fixture(scope="module")
+def postgres_repo() -> Iterator[SqlTaskRepository]:
+    with repository_at(empty_postgres()) as repo:
+        yield repo
+
+
 def rows_by_id(repo: SqlTaskRepository) -> dict[int, dict[str, Any]]:
     """Every row as the database holds it, read with plain SQL."""
     with repo.engine.connect() as conn:
@@ -315,10 +322,10 @@ def test_an_in_flight_row_whose_namespace_no_job_can_have_fails_and_the_tick_goe
     assert server.counters["list"] == 0, "nothing to ask the API server about"
 
 
-@pytest.fixture(params=["sqlite", "mariadb"])
+@pytest.fixture(params=["sqlite", "mariadb", "postgres"])
 def fresh_repo(request: pytest.FixtureRequest) -> Iterator[SqlTaskRepository]:
-    if request.param == "mariadb":
-        with repository_at(empty_mariadb()) as repo:
+    if request.param in ("mariadb", "postgres"):
+        with repository_at(empty_mariadb() if request.param == "mariadb" else empty_postgres()) as repo:
             yield repo
     else:
         with sqlite_url() as url, repository_at(url) as repo:
@@ -329,21 +336,24 @@ def test_a_status_padded_with_spaces_is_not_even_read(
     fresh_repo: SqlTaskRepository, caplog: pytest.LogCaptureFixture
 ) -> None:
     """MariaDB compares 'Normal ' = 'Normal' (PAD SPACE, even under utf8mb4_bin). Selected, such rows
-    would be skipped as unreadable, with a warning, by every tick; they must not match at all."""
+    would be skipped as unreadable, with a warning, by every tick; they must not match at all.
+    PostgreSQL and SQLite compare text exactly already ('Normal ' and 'normal' are not 'Normal')."""
     with fresh_repo.engine.begin() as conn:
-        for task_id, status in enumerate(["Normal ", "Normal  ", "Pending ", "Running   ", "Normal"], start=1):
+        statuses = ["Normal ", "Normal  ", "Pending ", "Running   ", "normal", "Normal"]
+        for task_id, status in enumerate(statuses, start=1):
             row = {"id": task_id, "name": f"t{task_id}", "namespace": "default", "info": GOOD_INFO}
             conn.execute(INSERT, {**row, "status": status, "cancel": True})
     caplog.set_level(logging.DEBUG, logger="nightwatch")
-    assert [t.id for t in fresh_repo.list_by_status([TaskStatus.NORMAL])] == [5]
+    assert [t.id for t in fresh_repo.list_by_status([TaskStatus.NORMAL])] == [6]
     assert fresh_repo.list_by_status([TaskStatus.PENDING, TaskStatus.RUNNING]) == []
-    assert [t.id for t in fresh_repo.list_cancel_requested()] == [5]
+    assert [t.id for t in fresh_repo.list_cancel_requested()] == [6]
     assert not [r.getMessage() for r in caplog.records if "skipping task" in r.getMessage()]
     assert dict(fresh_repo.count_by_status()) == {
         "Normal ": 1,
         "Normal  ": 1,
         "Pending ": 1,
         "Running   ": 1,
+        "normal": 1,
         "Normal": 1,
     }
 
@@ -505,6 +515,21 @@ def test_hostile_rows_on_mariadb(
     shuffle: random_module.Random,
 ) -> None:
     run_hostile_rows(mariadb_repo, kube, hostile, good_count, shuffle)
+
+
+@POSTGRES
+@given(*_examples)
+@example(_PADDED_BY_HAND, 2, _Reversed())
+@example(_NASTY_BY_HAND, 2, _Reversed())
+def test_hostile_rows_on_postgres(
+    postgres_repo: SqlTaskRepository,
+    kube: tuple[FakeKubeServer, KubernetesJobRunner],
+    hostile: list[HostileRow],
+    good_count: int,
+    shuffle: random_module.Random,
+) -> None:
+    """PostgreSQL refuses a NUL in text outright: such rows never become tasks."""
+    run_hostile_rows(postgres_repo, kube, hostile, good_count, shuffle)
 
 
 # -- hand-written rows only dynamic typing allows (SQLite) -----------------------------------------

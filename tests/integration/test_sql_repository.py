@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -15,19 +15,22 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from nightwatch.adapters.sql import SqlTaskRepository, UnreadableTask, create_engine_for
+from nightwatch.adapters.sql.batch import cas_update
 from nightwatch.domain.errors import LeadershipLost, PermanentError, TaskNotFound
 from nightwatch.domain.model import Task, TaskId, TaskStatus
 from nightwatch.domain.ports import NewTask, WriteResult
-from tests.support.sql_backends import empty_mariadb, repository_at, sqlite_url
+from tests.support.sql_backends import empty_mariadb, empty_postgres, repository_at, sqlite_url
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 INFO = '{"image": "alpine", "command": ["true"]}'
 
 
-@pytest.fixture(params=["sqlite", "mariadb"])
+@pytest.fixture(params=["sqlite", "mariadb", "postgres"])
 def url(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "mariadb":
         yield empty_mariadb()
+    elif request.param == "postgres":
+        yield empty_postgres()
     else:
         with sqlite_url() as path:
             yield path
@@ -129,15 +132,19 @@ def test_bad_rows_are_reported_and_never_break_the_listing(
         ]:
             conn.execute(insert, {"n": name, "i": info, "s": status})
         ids = dict(conn.execute(sa.text("SELECT name, id FROM task")).all())
-        bad_date = "'0000-00-00 00:00:00'" if repo.engine.dialect.name != "sqlite" else "'not a date'"
-        conn.execute(sa.text(f"UPDATE task SET started_at = {bad_date} WHERE name = 'bad-date'"))
+        # PostgreSQL's TIMESTAMP holds no zero date and no text: there a bad date cannot be stored at all.
+        dialect = repo.engine.dialect.name
+        if dialect != "postgresql":
+            bad_date = "'0000-00-00 00:00:00'" if dialect != "sqlite" else "'not a date'"
+            conn.execute(sa.text(f"UPDATE task SET started_at = {bad_date} WHERE name = 'bad-date'"))
     caplog.set_level(logging.WARNING)
     listed = repo.list_by_status([TaskStatus.NORMAL])
     assert [t.name for t in listed] == ["good-1", "null-info", "not-json", "huge", "bad-date", "good-2"]
     by_name = {t.name: t for t in listed}
     assert by_name["null-info"].info == "" and by_name["not-json"].info == "{this is not json"
     assert by_name["bad-date"].started_at is None
-    assert any(str(ids["bad-date"]) in r.getMessage() and "started_at" in r.getMessage() for r in caplog.records)
+    if dialect != "postgresql":
+        assert any(str(ids["bad-date"]) in r.getMessage() and "started_at" in r.getMessage() for r in caplog.records)
     assert repo.get(TaskId(ids["huge"])).info == huge
     for unknown in ("lowercase", "weird"):
         with pytest.raises(UnreadableTask) as raised:
@@ -184,3 +191,32 @@ def test_add_stores_aware_utc_times_and_the_engine_factory_redacts(repo: SqlTask
     engine = create_engine_for("sqlite:///:memory:")
     assert engine.dialect.name == "sqlite"
     engine.dispose()
+
+
+@pytest.mark.parametrize("make_url", [empty_mariadb, empty_postgres], ids=["mariadb", "postgres"])
+def test_a_successor_advancing_the_epoch_waits_for_a_batch_in_progress(make_url: Callable[[], str]) -> None:
+    """The batch's epoch check locks the epoch row until commit (InnoDB does it on its own; PostgreSQL
+    by `FOR SHARE`): a new leader's `advance_epoch` cannot slip between the check and the commit."""
+    url = make_url()
+    with repository_at(url) as old_leader, repository_at(url) as new_leader:
+        epoch = old_leader.advance_epoch()
+        (task_id,) = seed(old_leader, 1)
+        change = old_leader.get(task_id).start("job", datetime.now(UTC))
+        sql, params = cas_update([change], epoch=epoch, now=datetime.now(UTC), dialect=old_leader.engine.dialect)
+        advanced: list[int] = []
+        with old_leader.engine.begin() as conn:
+            assert conn.exec_driver_sql(sql, params).rowcount == 1
+            successor = threading.Thread(target=lambda: advanced.append(new_leader.advance_epoch()))
+            successor.start()
+            successor.join(timeout=0.5)
+            assert advanced == [], "advance_epoch did not wait for the batch holding the old epoch"
+        successor.join(timeout=10)
+        assert advanced == [epoch + 1]
+        assert new_leader.get(task_id).status is TaskStatus.PENDING
+
+
+@pytest.mark.parametrize("field", ["name", "namespace", "info"])
+def test_a_nul_in_a_new_task_on_postgres_is_an_error_naming_the_field(field: str) -> None:
+    values = {"name": "nul", "namespace": "default", "info": INFO} | {field: "a\x00b"}
+    with repository_at(empty_postgres()) as repo, pytest.raises(PermanentError, match=f"{field} contains a NUL"):
+        repo.add(NewTask(**values, user_id=1), datetime.now(UTC))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import psycopg
 import pymysql
 import pytest
 from sqlalchemy import exc
@@ -28,7 +29,13 @@ def _wrapped(orig: Exception) -> exc.DBAPIError:
         pymysql.err.OperationalError(2003, "Can't connect"),
         pymysql.err.OperationalError(1213, "Deadlock found"),
         pymysql.err.OperationalError(1205, "Lock wait timeout exceeded"),
+        pymysql.err.OperationalError(1205, "Lock wait timeout exceeded", sqlstate="HY000"),  # as the server sends it
         sqlite3.OperationalError("database is locked"),
+        psycopg.errors.SerializationFailure("could not serialize access due to concurrent update"),
+        psycopg.errors.DeadlockDetected("deadlock detected"),
+        psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
+        psycopg.errors.ConnectionFailure("connection failure"),
+        psycopg.OperationalError("connection to server at 127.0.0.1 failed: Connection refused"),
     ],
 )
 def test_transient_errors_are_retried_then_raised_as_retryable(orig: Exception) -> None:
@@ -64,6 +71,26 @@ def test_permanent_errors_are_not_retried() -> None:
     def fail() -> None:
         calls.append(1)
         raise exc.ProgrammingError("SELECT 1", {}, pymysql.err.ProgrammingError(1146, "Table 'x.task' doesn't exist"))
+
+    with pytest.raises(PermanentError):
+        with_retry(fail, what="probe", policy=DbRetry(), sleep=lambda _s: None)
+    assert calls == [1]
+
+
+@pytest.mark.parametrize(
+    "orig",
+    [
+        psycopg.errors.UndefinedTable('relation "task" does not exist'),
+        psycopg.errors.InsufficientPrivilege("permission denied for table task"),
+        psycopg.errors.QueryCanceled("canceling statement due to statement timeout"),
+    ],
+)
+def test_permanent_postgres_errors_are_not_retried(orig: Exception) -> None:
+    calls: list[int] = []
+
+    def fail() -> None:
+        calls.append(1)
+        raise exc.OperationalError("SELECT 1", {}, orig)
 
     with pytest.raises(PermanentError):
         with_retry(fail, what="probe", policy=DbRetry(), sleep=lambda _s: None)

@@ -41,12 +41,14 @@ settings.register_profile("hostile-unit", max_examples=400, **_COMMON)
 settings.register_profile("hostile-memory", max_examples=150, **_COMMON)
 settings.register_profile("hostile-sqlite", max_examples=150, **_COMMON)
 settings.register_profile("hostile-mariadb", max_examples=50, **_COMMON)
+settings.register_profile("hostile-postgres", max_examples=50, **_COMMON)
 settings.register_profile("hostile-processes", max_examples=12, **_COMMON)
 
 UNIT = settings.get_profile("hostile-unit")
 MEMORY = settings.get_profile("hostile-memory")
 SQLITE = settings.get_profile("hostile-sqlite")
 MARIADB = settings.get_profile("hostile-mariadb")
+POSTGRES = settings.get_profile("hostile-postgres")
 PROCESSES = settings.get_profile("hostile-processes")
 
 # -- text -------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ import pytest
 
 MARIADB_HOST = "127.0.0.1"
 MARIADB_PORT = 3306
+POSTGRES_HOST = "127.0.0.1"
+POSTGRES_PORT = 5432
 
 
 def in_ci() -> bool:
@@ -41,3 +43,9 @@ def require_mariadb_url() -> str:
     """The server URL (no database) of the shared MariaDB, user root with no password."""
     require_service(MARIADB_HOST, MARIADB_PORT, "MariaDB")
     return f"mysql+pymysql://root@{MARIADB_HOST}:{MARIADB_PORT}"
+
+
+def require_postgres_url() -> str:
+    """The server URL (no database) of the shared PostgreSQL, user postgres with trust auth."""
+    require_service(POSTGRES_HOST, POSTGRES_PORT, "PostgreSQL")
+    return f"postgresql+psycopg://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}"

@@ -127,7 +127,7 @@ def test_sigterm_during_work_exits_cleanly_and_a_restart_finishes_the_work(nw: N
     [
         ({"NIGHTWATCH_RUNNER__BACKEND": "nomad"}, "runner.backend: Input should be 'local' or 'kubernetes'"),
         ({"NIGHTWATCH_WATCHERS__SYNC__INTERVAL_SECONDS": "-1"}, "watchers.sync.interval_seconds"),
-        ({"NIGHTWATCH_DATABASE__URL": "postgres://u:hunter2@db/x"}, "unsupported database URL"),
+        ({"NIGHTWATCH_DATABASE__URL": "oracle://u:hunter2@db/x"}, "unsupported database URL"),
         ({"NIGHTWATCH_LOCK__REDIS_URLS": "not json"}, "lock"),
         ({"NIGHTWATCH_LOCK__TTL_SECONDS": "0"}, "lock.ttl_seconds"),
     ],

@@ -125,9 +125,7 @@ class RedlockLeaderLock:
         self._closed = False
 
     @classmethod
-    def from_urls(
-        cls, urls: Sequence[str], *, owner: str, key: str, ttl_seconds: float
-    ) -> RedlockLeaderLock:
+    def from_urls(cls, urls: Sequence[str], *, owner: str, key: str, ttl_seconds: float) -> RedlockLeaderLock:
         return cls(list(urls), owner=owner, key=key, ttl_seconds=ttl_seconds)
 
     # -- the port ---------------------------------------------------------------------------

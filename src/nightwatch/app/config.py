@@ -42,7 +42,8 @@ class _Section(BaseModel):
 
 class DatabaseSettings(_Section):
     url: str = DEFAULT_DATABASE_URL
-    """sqlite:///path.db (embedded default), mysql+pymysql://user:pass@host/db, or memory:// (demos)."""
+    """sqlite:///path.db (embedded default), mysql+pymysql://user:pass@host/db,
+    postgresql+psycopg://user:pass@host/db, or memory:// (demos)."""
     pool_size: int = Field(default=10, gt=0, le=200)
 
     @field_validator("url")
@@ -51,14 +52,14 @@ class DatabaseSettings(_Section):
         scheme = database_kind(url)
         if scheme is None:
             raise ValueError(
-                f"unsupported database URL {mask_secrets(url)!r}: use sqlite:///FILE, mysql+pymysql://USER:PASS@HOST/DB "
-                "or memory://"
+                f"unsupported database URL {mask_secrets(url)!r}: use sqlite:///FILE, mysql+pymysql://USER:PASS@HOST/DB, "
+                "postgresql+psycopg://USER:PASS@HOST/DB or memory://"
             )
         return url
 
     @property
     def kind(self) -> str:
-        """`sqlite`, `mysql` or `memory` (the validator refused anything else)."""
+        """`sqlite`, `mysql`, `postgresql` or `memory` (the validator refused anything else)."""
         kind = database_kind(self.url)
         if kind is None:  # pragma: no cover - `_known_scheme` refused the URL already
             raise ValueError(f"unsupported database URL {mask_secrets(self.url)!r}")
@@ -333,7 +334,7 @@ def _describe(error: Any) -> str:
 
 
 _URL_IN_TEXT = re.compile(r"[a-z][a-z0-9+.-]*://\S*", re.IGNORECASE)
-_SQLALCHEMY_SCHEMES = ("sqlite", "mysql", "mariadb", "postgresql")
+_SQLALCHEMY_SCHEMES = ("sqlite", "mysql", "mariadb", "postgresql", "postgres")
 
 
 def mask_url(url: str) -> str:
@@ -390,11 +391,13 @@ def is_loopback(host: str) -> bool:
 
 
 def database_kind(url: str) -> str | None:
-    """`sqlite`, `mysql` or `memory`, from the URL's scheme; None for anything else."""
+    """`sqlite`, `mysql`, `postgresql` or `memory`, from the URL's scheme; None for anything else."""
     match = re.match(r"^(?P<scheme>[a-z0-9+]+)://", url)
     if match is None:
         return None
     scheme = match["scheme"].split("+")[0]
     if scheme in ("mysql", "mariadb"):
         return "mysql"
+    if scheme in ("postgresql", "postgres"):
+        return "postgresql"
     return scheme if scheme in ("sqlite", "memory") else None

@@ -168,6 +168,7 @@ class Container(containers.DeclarativeContainer):
         settings.provided.database.kind,
         sqlite=providers.Resource(_sql_repository, settings.provided.database),
         mysql=providers.Resource(_sql_repository, settings.provided.database),
+        postgresql=providers.Resource(_sql_repository, settings.provided.database),
         memory=providers.Singleton(MemoryTaskRepository),
     )
 

@@ -72,6 +72,9 @@ _ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
 
 
 def clip(message: str) -> str:
+    """`message` as stored: NUL (a container's termination message may hold one; PostgreSQL stores no
+    NUL in text, and a refused batch would fail every tick) as U+FFFD, cut to MAX_MESSAGE_CHARS."""
+    message = message.replace("\x00", "\ufffd")
     return message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 3] + "..."
 
 

@@ -135,6 +135,7 @@ def test_helpers() -> None:
     assert mask_secrets("mysql+pymysql://root:pw@h/db and redis://:pw2@r:1") == (
         "mysql+pymysql://root:***@h/db and redis://:***@r:1"
     )
+    assert [database_kind(u) for u in ("postgresql+psycopg://a@b/c", "postgres://a@b/c")] == ["postgresql"] * 2
     assert [database_kind(u) for u in ("sqlite:///x", "mysql+pymysql://a@b/c", "memory://", "pg://x", "x")] == [
         "sqlite",
         "mysql",
@@ -239,3 +240,12 @@ def test_the_local_runner_refuses_tokens_of_several_users_unless_told(monkeypatc
     monkeypatch.delenv("NIGHTWATCH_RUNNER__BACKEND")
     monkeypatch.setenv("NIGHTWATCH_API__TOKENS", tokens_for(1, 1))  # two tokens, one user: fine
     assert len(load_settings().api.tokens) == 2
+
+
+def test_an_unsupported_database_url_lists_every_supported_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NIGHTWATCH_DATABASE__URL", "oracle://db/x")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    for scheme in ("sqlite:///", "mysql+pymysql://", "postgresql+psycopg://", "memory://"):
+        assert scheme in str(raised.value)
+    assert Settings.model_validate({"database": {"url": "postgres://u@h/db"}}).database.kind == "postgresql"

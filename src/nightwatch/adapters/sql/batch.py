@@ -9,6 +9,9 @@
 It runs the same on MariaDB/MySQL and SQLite. PyMySQL's executemany sends one UPDATE per row, so
 it is not used. On InnoDB the EXISTS subquery takes a shared lock on the epoch row until commit,
 so a successor's `advance_epoch` waits for a batch in progress rather than interleaving with it.
+PostgreSQL takes no such lock on a plain read, so there the subquery says `FOR SHARE`: the same
+wait, and a batch that waited re-reads the epoch row as committed (a superseded epoch matches
+nothing). PostgreSQL also refuses a boolean CASE with an integer ELSE, so there it is `ELSE FALSE`.
 """
 
 from __future__ import annotations
@@ -84,9 +87,12 @@ def cas_update(
     matches = " ".join(
         f"WHEN {int(c.task_id)} THEN status = {mark} AND version = {int(c.expected_version)}" for c in chunk
     )
+    # PostgreSQL will not mix a boolean CASE with an integer ELSE; the others read FALSE as 0 anyway.
+    postgres = dialect.name == "postgresql"
+    otherwise, lock = ("FALSE", " FOR SHARE") if postgres else ("0", "")
     sql = (
-        f"UPDATE task SET {', '.join(sets)} WHERE id IN ({ids}) AND CASE id {matches} ELSE 0 END"
-        f" AND EXISTS (SELECT 1 FROM leader_epoch WHERE id = {EPOCH_ROW_ID} AND epoch = {int(epoch)})"
+        f"UPDATE task SET {', '.join(sets)} WHERE id IN ({ids}) AND CASE id {matches} ELSE {otherwise} END"
+        f" AND EXISTS (SELECT 1 FROM leader_epoch WHERE id = {EPOCH_ROW_ID} AND epoch = {int(epoch)}{lock})"
     )
     return sql, tuple(params)
 

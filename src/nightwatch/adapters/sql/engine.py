@@ -1,7 +1,8 @@
-"""Engines tuned for months of uptime, for MySQL/MariaDB (PyMySQL) and SQLite.
+"""Engines tuned for months of uptime, for MySQL/MariaDB (PyMySQL), PostgreSQL (psycopg 3) and SQLite.
 
 MySQL: connections are pinged before use and recycled before a server or proxy idle timeout
 can cut them, and every session runs in UTC so server-side timestamp defaults are UTC too.
+PostgreSQL: the same pool tuning, and every session in UTC.
 SQLite: WAL and a busy timeout, so the CLI (another process) can write while the service runs.
 """
 
@@ -19,6 +20,7 @@ SQLITE_BUSY_TIMEOUT_MS = 1500
 """Short, because the adapter's own retries wait again; a few attempts stay well under ten seconds."""
 
 MYSQL_CONNECT_TIMEOUT_S = 2
+POSTGRES_CONNECT_TIMEOUT_S = 2
 POOL_RECYCLE_S = 1800
 """Below MySQL's default wait_timeout (8 h) and the idle cut-offs of common proxies and NATs."""
 
@@ -29,7 +31,11 @@ def parse_url(url: str) -> URL:
         parsed = make_url(url)
     except (sa.exc.ArgumentError, ValueError) as error:
         raise PermanentError(f"not a database URL: {redact(url)!r}") from error
-    if parsed.get_backend_name() not in ("sqlite", "mysql", "mariadb"):
+    if parsed.get_backend_name() == "postgres":
+        # Heroku-style postgres://, which SQLAlchemy no longer reads: the same server, spelled out.
+        _, plus, driver = parsed.drivername.partition("+")
+        parsed = parsed.set(drivername=f"postgresql{plus}{driver}")
+    if parsed.get_backend_name() not in ("sqlite", "mysql", "mariadb", "postgresql"):
         raise PermanentError(f"unsupported database {parsed.get_backend_name()!r} in {redact(url)!r}")
     return parsed
 
@@ -44,7 +50,8 @@ def redact(url: str | URL) -> str:
 
 
 def create_engine_for(url: str | URL, *, pool_size: int = 5, echo: bool = False, **kwargs: Any) -> Engine:
-    """An engine for `url` (sqlite:///path, mysql+pymysql://..., mariadb+pymysql://...).
+    """An engine for `url` (sqlite:///path, mysql+pymysql://..., mariadb+pymysql://...,
+    postgresql+psycopg://...).
 
     Nothing connects here; the first query does. Extra keyword arguments go to `create_engine`.
     """
@@ -59,6 +66,20 @@ def create_engine_for(url: str | URL, *, pool_size: int = 5, echo: bool = False,
         )
         event.listen(engine, "connect", _sqlite_on_connect)
         return engine
+    if backend == "postgresql":
+        if parsed.drivername != "postgresql+psycopg":
+            # psycopg 3 is the driver nightwatch ships with; a bare postgresql:// would ask for psycopg2.
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return sa.create_engine(
+            parsed,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_recycle=POOL_RECYCLE_S,
+            connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S, "options": "-c timezone=UTC"},
+            **kwargs,
+        )
     if parsed.get_driver_name() in ("", "mysqldb"):
         # PyMySQL is the driver nightwatch ships with; a bare mysql:// would ask for mysqlclient.
         parsed = parsed.set(drivername=f"{backend}+pymysql")

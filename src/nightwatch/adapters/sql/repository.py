@@ -1,4 +1,4 @@
-"""`SqlTaskRepository`: the TaskRepository port on SQLAlchemy Core (MySQL/MariaDB or SQLite).
+"""`SqlTaskRepository`: the TaskRepository port on SQLAlchemy Core (MySQL/MariaDB, PostgreSQL or SQLite).
 
 Every method is one short transaction run through the retry helper; every status write is a
 compare-and-set conditional on the fencing epoch (see `batch.py`). Queries follow the scale
@@ -20,10 +20,17 @@ from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Engine
 
 from nightwatch.adapters.sql.batch import cas_update, chunks, outcome_query
-from nightwatch.adapters.sql.retry import DbRetry, mysql_code, with_retry
+from nightwatch.adapters.sql.retry import DbRetry, is_duplicate_key, with_retry
 from nightwatch.adapters.sql.rows import SUMMARY_COLUMNS, TASK_COLUMNS, to_summaries, to_task, to_tasks
 from nightwatch.adapters.sql.tables import EPOCH_ROW_ID, leader_epoch, task
-from nightwatch.domain.errors import DuplicateTask, InvalidTransition, LeadershipLost, RetryableError, TaskNotFound
+from nightwatch.domain.errors import (
+    DuplicateTask,
+    InvalidTransition,
+    LeadershipLost,
+    PermanentError,
+    RetryableError,
+    TaskNotFound,
+)
 from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskId, TaskStatus
 from nightwatch.domain.ports import NewTask, TaskFilter, TaskPage, WriteResult
 
@@ -151,6 +158,11 @@ class SqlTaskRepository:
 
     # -- writes --------------------------------------------------------------------------------
     def add(self, new: NewTask, now: datetime) -> Task:
+        if self.engine.dialect.name == "postgresql":
+            # Submissions cannot carry one (names are DNS labels, info is JSON); a caller of the port can.
+            for field, value in (("name", new.name), ("namespace", new.namespace), ("info", new.info)):
+                if "\x00" in value:
+                    raise PermanentError(f"task {field} contains a NUL character, which PostgreSQL cannot store")
         values: dict[str, Any] = {
             "name": new.name,
             "namespace": new.namespace,
@@ -168,7 +180,7 @@ class SqlTaskRepository:
             try:
                 result = conn.execute(sa.insert(task).values(values))
             except exc.IntegrityError as error:
-                if mysql_code(error) in (None, 1062):  # SQLite has no code; 1062 is MySQL's duplicate key
+                if is_duplicate_key(error):
                     raise DuplicateTask(
                         f"a task named {new.name!r} already exists in namespace {new.namespace!r}"
                     ) from error

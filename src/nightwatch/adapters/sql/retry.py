@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import psycopg
 from sqlalchemy import exc
 
 from nightwatch.domain.errors import NightwatchError, PermanentError, RetryableError
@@ -43,6 +44,21 @@ TRANSIENT_MYSQL_CODES = frozenset(
     }
 )
 
+TRANSIENT_POSTGRES_STATES = frozenset(
+    {
+        "40001",  # serialization failure
+        "40P01",  # deadlock detected
+        "55P03",  # lock not available
+        "53300",  # too many connections
+        "57P01",  # admin shutdown (the server is restarting)
+        "57P02",  # crash shutdown
+        "57P03",  # cannot connect now (starting up)
+    }
+)
+"""Plus every connection exception (class 08)."""
+
+POSTGRES_UNIQUE_VIOLATION = "23505"
+
 
 @dataclass(frozen=True, slots=True)
 class DbRetry:
@@ -63,10 +79,33 @@ def mysql_code(error: BaseException) -> int | None:
     return args[0] if args and isinstance(args[0], int) else None
 
 
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a PostgreSQL driver error (psycopg's `sqlstate`), if it has one.
+
+    psycopg errors only: PyMySQL reports a SQLSTATE too, but MySQL's (HY000 for a lock wait timeout,
+    23000 for any integrity error) are too coarse; MySQL errors go by their error number."""
+    orig = error.orig if isinstance(error, exc.DBAPIError) else error
+    if not isinstance(orig, psycopg.Error):
+        return None
+    state = orig.sqlstate
+    return state if isinstance(state, str) else None
+
+
+def is_duplicate_key(error: exc.IntegrityError) -> bool:
+    """A unique-key violation: SQLSTATE 23505 on PostgreSQL, 1062 on MySQL; SQLite has no code."""
+    state = sqlstate(error)
+    if state is not None:
+        return state == POSTGRES_UNIQUE_VIOLATION
+    return mysql_code(error) in (None, 1062)
+
+
 def is_transient(error: BaseException) -> bool:
     if isinstance(error, exc.DBAPIError):
         if error.connection_invalidated:
             return True
+        state = sqlstate(error)
+        if state is not None:
+            return state in TRANSIENT_POSTGRES_STATES or state.startswith("08")
         if isinstance(error.orig, sqlite3.OperationalError):
             text = str(error.orig).lower()
             return "locked" in text or "busy" in text
