@@ -116,38 +116,29 @@ def _detail(response: httpx.Response) -> object:
 
 
 def _task(data: dict[str, Any]) -> Task:
-    return Task(
-        id=TaskId(int(data["id"])),
-        name=data["name"],
-        namespace=data["namespace"],
-        info=data["info"],
-        status=TaskStatus(data["status"]),
-        user_id=int(data["user_id"]),
-        message=data["message"],
-        job_name=data["job_name"],
-        version=int(data.get("version", 0)),
-        cancel_requested=bool(data["cancel_requested"]),
-        created_at=_when(data["created_at"]),
-        started_at=_when(data["started_at"]),
-        finished_at=_when(data["finished_at"]),
-    )
+    return Task(info=data["info"], **_listed_fields(data))
 
 
 def _summary(data: dict[str, Any]) -> TaskSummary:
-    return TaskSummary(
-        id=TaskId(int(data["id"])),
-        name=data["name"],
-        namespace=data["namespace"],
-        status=TaskStatus(data["status"]),
-        user_id=int(data["user_id"]),
-        message=data["message"],
-        job_name=data["job_name"],
-        version=int(data.get("version", 0)),
-        cancel_requested=bool(data["cancel_requested"]),
-        created_at=_when(data["created_at"]),
-        started_at=_when(data["started_at"]),
-        finished_at=_when(data["finished_at"]),
-    )
+    return TaskSummary(**_listed_fields(data))
+
+
+def _listed_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """Every field but `info`, from a task's or a summary's JSON (they share these)."""
+    return {
+        "id": TaskId(int(data["id"])),
+        "name": data["name"],
+        "namespace": data["namespace"],
+        "status": TaskStatus(data["status"]),
+        "user_id": int(data["user_id"]),
+        "message": data["message"],
+        "job_name": data["job_name"],
+        "version": int(data.get("version", 0)),
+        "cancel_requested": bool(data["cancel_requested"]),
+        "created_at": _when(data["created_at"]),
+        "started_at": _when(data["started_at"]),
+        "finished_at": _when(data["finished_at"]),
+    }
 
 
 def _when(value: str | None) -> datetime | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 
@@ -28,6 +29,21 @@ def test_json_lines_carry_level_logger_message_and_exception() -> None:
     assert entry["message"] == "task 7 failed" and "ValueError: bad row" in entry["exception"]
 
 
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """configure_logging() replaces the root handlers with one on this test's (captured, soon closed)
+    stderr; later tests that log at INFO would print "--- Logging error ---" into their own output."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    noisy = {name: logging.getLogger(name).level for name in ("apscheduler", "urllib3", "kubernetes")}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, was in noisy.items():
+        logging.getLogger(name).setLevel(was)
+
+
+@pytest.mark.usefixtures("root_logging")
 def test_configure_logging_sets_level_and_format(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("WARNING", "json")
     logging.getLogger("nightwatch.test").info("hidden")

@@ -67,40 +67,30 @@ class UnreadableTask(PermanentError):
 def to_task(row: sa.Row[Any]) -> Task:
     """The entity for one row; raises UnreadableTask saying what is wrong with it."""
     m = row._mapping
-    return Task(
-        id=TaskId(int(m["id"])),
-        name=str(m["name"]),
-        namespace=str(m["namespace"]),
-        info=m["info"] if m["info"] is not None else "",
-        status=_status(m),
-        user_id=int(m["user_id"] or 0),
-        message=m["message"] or "",
-        job_name=m["job_name"],
-        version=int(m["version"]),
-        cancel_requested=bool(m["cancel_requested"]),
-        created_at=_when(m, "created_at"),
-        started_at=_when(m, "started_at"),
-        finished_at=_when(m, "finished_at"),
-    )
+    return Task(info=m["info"] if m["info"] is not None else "", **_listed_fields(m))
 
 
 def to_summary(row: sa.Row[Any]) -> TaskSummary:
     """The listed summary of one row of `SUMMARY_COLUMNS`; raises UnreadableTask like `to_task`."""
-    m = row._mapping
-    return TaskSummary(
-        id=TaskId(int(m["id"])),
-        name=str(m["name"]),
-        namespace=str(m["namespace"]),
-        status=_status(m),
-        user_id=int(m["user_id"] or 0),
-        message=m["message"] or "",
-        job_name=m["job_name"],
-        version=int(m["version"]),
-        cancel_requested=bool(m["cancel_requested"]),
-        created_at=_when(m, "created_at"),
-        started_at=_when(m, "started_at"),
-        finished_at=_when(m, "finished_at"),
-    )
+    return TaskSummary(**_listed_fields(row._mapping))
+
+
+def _listed_fields(m: Any) -> dict[str, Any]:
+    """Every column but `info`, typed (a task and its summary share these)."""
+    return {
+        "id": TaskId(int(m["id"])),
+        "name": str(m["name"]),
+        "namespace": str(m["namespace"]),
+        "status": _status(m),
+        "user_id": int(m["user_id"] or 0),
+        "message": m["message"] or "",
+        "job_name": m["job_name"],
+        "version": int(m["version"]),
+        "cancel_requested": bool(m["cancel_requested"]),
+        "created_at": _when(m, "created_at"),
+        "started_at": _when(m, "started_at"),
+        "finished_at": _when(m, "finished_at"),
+    }
 
 
 def to_tasks(rows: Iterable[sa.Row[Any]], *, log_level: int = logging.WARNING) -> list[Task]:

@@ -47,21 +47,7 @@ class TaskOut(BaseModel):
 
     @classmethod
     def of(cls, task: Task) -> TaskOut:
-        return cls(
-            id=task.id,
-            name=task.name,
-            namespace=task.namespace,
-            user_id=task.user_id,
-            status=task.status,
-            message=task.message,
-            job_name=task.job_name,
-            info=task.info,
-            cancel_requested=task.cancel_requested,
-            version=task.version,
-            created_at=task.created_at,
-            started_at=task.started_at,
-            finished_at=task.finished_at,
-        )
+        return cls.model_validate(task, from_attributes=True)
 
 
 class TaskSummaryOut(BaseModel):
@@ -86,20 +72,7 @@ class TaskSummaryOut(BaseModel):
 
     @classmethod
     def of(cls, task: TaskSummary) -> TaskSummaryOut:
-        return cls(
-            id=task.id,
-            name=task.name,
-            namespace=task.namespace,
-            user_id=task.user_id,
-            status=task.status,
-            message=task.message,
-            job_name=task.job_name,
-            cancel_requested=task.cancel_requested,
-            version=task.version,
-            created_at=task.created_at,
-            started_at=task.started_at,
-            finished_at=task.finished_at,
-        )
+        return cls.model_validate(task, from_attributes=True)
 
 
 class TaskPageOut(BaseModel):
