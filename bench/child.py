@@ -177,6 +177,7 @@ def run_sync_baseline(args: argparse.Namespace) -> dict[str, Any]:
     from nightwatch.adapters.sql import create_engine_for
 
     engine = create_engine_for(args.db, pool_size=WORKERS + 2)
+    utc_now = "(now() AT TIME ZONE 'UTC')" if engine.dialect.name == "postgresql" else "UTC_TIMESTAMP(6)"
     batch = client.BatchV1Api(api_client_for(args.kube, pool_maxsize=WORKERS + 4))
 
     def one(row: Any) -> int:
@@ -194,8 +195,8 @@ def run_sync_baseline(args: argparse.Namespace) -> dict[str, Any]:
         with engine.begin() as conn:
             return int(
                 conn.exec_driver_sql(
-                    "UPDATE task SET status = %s, message = %s, finished_at = UTC_TIMESTAMP(6), "
-                    "version = version + 1, updated_at = UTC_TIMESTAMP(6) "
+                    f"UPDATE task SET status = %s, message = %s, finished_at = {utc_now}, "
+                    f"version = version + 1, updated_at = {utc_now} "
                     "WHERE id = %s AND status = %s AND version = %s",
                     (status, message, row.id, row.status, row.version),
                 ).rowcount

@@ -30,14 +30,26 @@ NAMESPACES = tuple(f"ns{i}" for i in range(10))
 INFO = '{"image":"busybox:1.36","command":["sh","-c","true"]}'
 
 FIGURES: list[dict[str, Any]] = []
+_PREFIX = [""]
 
 
 def emit(figure: str, **values: Any) -> dict[str, Any]:
     """Print one figure as a JSON line and keep it for the report."""
-    line = {"figure": figure, **values}
+    line = {"figure": _PREFIX[-1] + figure, **values}
     FIGURES.append(line)
     print(json.dumps(line), flush=True)
     return line
+
+
+@contextmanager
+def figures_prefixed(prefix: str) -> Iterator[None]:
+    """Figures emitted inside are named `prefix + figure` (the PostgreSQL run's `postgresql.dispatch...`),
+    so the report, which reads the unprefixed MariaDB names, is not changed by them."""
+    _PREFIX.append(prefix)
+    try:
+        yield
+    finally:
+        _PREFIX.pop()
 
 
 # -- the fake API server -----------------------------------------------------------------------
@@ -105,19 +117,24 @@ class FakeKube:
 
 # -- databases ---------------------------------------------------------------------------------
 class Databases:
-    """Throwaway MariaDB databases (`nightwatch_bench_<random>`), every one dropped by `drop_all()`."""
+    """Throwaway databases (`nightwatch_bench_<random>`) on a MariaDB or a PostgreSQL server (URL without
+    a database), every one dropped by `drop_all()`."""
 
     def __init__(self, server: str = DEFAULT_SERVER) -> None:
         self.server = server
         self.names: list[str] = []
+        self.postgres = sa.engine.make_url(server).get_backend_name() == "postgresql"
 
     def create(self) -> str:
         from nightwatch.adapters.sql import init_database
 
         name = f"nightwatch_bench_{secrets.token_hex(4)}"
-        admin = sa.create_engine(self.server)
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+        admin = sa.create_engine(self.server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            if self.postgres:
+                conn.exec_driver_sql(f"CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0")
+            else:
+                conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
         admin.dispose()
         self.names.append(name)
         url = f"{self.server}/{name}"
@@ -125,17 +142,21 @@ class Databases:
         return url
 
     def drop_all(self) -> None:
-        admin = sa.create_engine(self.server)
-        with admin.begin() as conn:
+        admin = sa.create_engine(self.server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
             for name in self.names:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+                # PostgreSQL refuses to drop a database with open sessions (the Bench's own engine).
+                force = " WITH (FORCE)" if self.postgres else ""
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
         admin.dispose()
         self.names.clear()
 
 
 def reset_table(engine: Engine, epoch: int = 1) -> None:
     with engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE TABLE task")
+        # Ids restart at 1 (job_bodies relies on it): MariaDB's TRUNCATE resets AUTO_INCREMENT itself.
+        restart = " RESTART IDENTITY" if engine.dialect.name == "postgresql" else ""
+        conn.exec_driver_sql(f"TRUNCATE TABLE task{restart}")
         conn.exec_driver_sql(f"UPDATE leader_epoch SET epoch = {int(epoch)} WHERE id = 1")
 
 
