@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support.redis_servers import free_port
-from tests.support.services import in_ci, port_open
+from tests.support.services import in_ci, port_open, server_answers
 
 
 def mariadb_binary(name: str, *fallbacks: str) -> str:
@@ -107,7 +107,7 @@ class PrivateMariaDB:
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout
-        while not (port_open("127.0.0.1", self.port, timeout=0.2) and self._answers()):
+        while not (port_open("127.0.0.1", self.port, timeout=0.2) and server_answers(self.server_url)):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 log = self.error_log.read_text(errors="replace")[-2000:] if self.error_log.exists() else ""
                 self.stop()
@@ -141,17 +141,6 @@ class PrivateMariaDB:
         finally:
             admin.dispose()
         return self.url(name)
-
-    def _answers(self) -> bool:
-        engine = sa.create_engine(self.server_url, connect_args={"connect_timeout": 1}, poolclass=sa.pool.NullPool)
-        try:
-            with engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-            return True
-        except sa.exc.SQLAlchemyError:
-            return False
-        finally:
-            engine.dispose()
 
 
 @contextmanager

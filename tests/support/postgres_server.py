@@ -32,7 +32,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support.redis_servers import free_port
-from tests.support.services import in_ci, port_open
+from tests.support.services import in_ci, port_open, server_answers
 
 SERVER_USER = "postgres"
 """The unprivileged account the server runs as when the tests run as root."""
@@ -156,7 +156,7 @@ class PrivatePostgres:
         if done.returncode == 0:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                if port_open("127.0.0.1", self.port, timeout=0.2) and self._answers():
+                if port_open("127.0.0.1", self.port, timeout=0.2) and server_answers(self.server_url):
                     return
                 time.sleep(0.1)
         log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
@@ -189,17 +189,6 @@ class PrivatePostgres:
         finally:
             admin.dispose()
         return self.url(name)
-
-    def _answers(self) -> bool:
-        engine = sa.create_engine(self.server_url, connect_args={"connect_timeout": 1}, poolclass=sa.pool.NullPool)
-        try:
-            with engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-            return True
-        except sa.exc.SQLAlchemyError:
-            return False
-        finally:
-            engine.dispose()
 
 
 @contextmanager

@@ -10,6 +10,7 @@ import os
 import socket
 
 import pytest
+import sqlalchemy as sa
 
 MARIADB_HOST = "127.0.0.1"
 MARIADB_PORT = 3306
@@ -49,3 +50,16 @@ def require_postgres_url() -> str:
     """The server URL (no database) of the shared PostgreSQL, user postgres with trust auth."""
     require_service(POSTGRES_HOST, POSTGRES_PORT, "PostgreSQL")
     return f"postgresql+psycopg://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}"
+
+
+def server_answers(url: str) -> bool:
+    """Whether the database server at `url` runs a query now (one fresh connection, 1 s to connect)."""
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 1}, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return True
+    except sa.exc.SQLAlchemyError:
+        return False
+    finally:
+        engine.dispose()
