@@ -26,9 +26,13 @@ CREATE TABLE IF NOT EXISTS task (
     started_at       DATETIME(6)  NULL,
     finished_at      DATETIME(6)  NULL,
     cancel_requested BOOLEAN      NOT NULL DEFAULT 0,
+    attempt          INT          NOT NULL DEFAULT 1,
+    next_attempt_at  DATETIME(6)  NULL,
+    run_at           DATETIME(6)  NULL,
     PRIMARY KEY (id),
     UNIQUE KEY uq_task_name_namespace (name, namespace),
     KEY ix_task_status_id (status, id),
+    KEY ix_task_status_next_attempt_at_id (status, next_attempt_at, id),
     KEY ix_task_user_id_id (user_id, id),
     KEY ix_task_namespace_id (namespace, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

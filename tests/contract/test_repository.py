@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -341,3 +341,47 @@ def test_count_by_status_of_one_user(repo: TaskRepository) -> None:
     assert repo.count_by_status(user_id=2) == {"Normal": 1}
     assert repo.count_by_status(user_id=3) == {}
     assert repo.count_by_status() == {"Normal": 3}
+
+
+# -- not-before times: run_at, postponement (the dispatch reads of issues 18 and 19) ----------------------
+def test_a_task_with_a_run_at_is_not_ready_and_comes_due_at_its_time(repo: TaskRepository) -> None:
+    now_id = add(repo, "now")
+    later = NOW + timedelta(minutes=5)
+    later_id = repo.add(NewTask(name="later", namespace="default", info=INFO, run_at=later), NOW).id
+    stored = repo.get(later_id)
+    assert stored.run_at == later and stored.next_attempt_at == later and stored.attempt == 1
+    assert [t.id for t in repo.list_ready()] == [now_id]
+    assert repo.list_come_due(NOW) == []
+    assert [t.id for t in repo.list_come_due(later)] == [later_id]
+
+
+def test_come_due_is_earliest_first_then_by_id_and_bounded(repo: TaskRepository) -> None:
+    epoch = repo.advance_epoch()
+    ids = [add(repo, f"t{i}") for i in range(5)]
+    offsets = [30, 10, 20, 10, 40]  # seconds
+    changes = [repo.get(i).postpone(NOW + timedelta(seconds=s), NOW) for i, s in zip(ids, offsets, strict=True)]
+    assert set(repo.apply(changes, epoch=epoch).applied) == set(ids)
+    assert repo.list_ready() == []
+    due = repo.list_come_due(NOW + timedelta(seconds=30))
+    assert [t.id for t in due] == [ids[1], ids[3], ids[2], ids[0]]
+    assert [t.id for t in repo.list_come_due(NOW + timedelta(hours=1), limit=2)] == [ids[1], ids[3]]
+    assert repo.get(ids[4]).next_attempt_at == NOW + timedelta(seconds=40)
+
+
+def test_a_postponed_task_keeps_its_time_through_a_mixed_batch_and_its_start(repo: TaskRepository) -> None:
+    epoch = repo.advance_epoch()
+    a, b = add(repo, "a"), add(repo, "b")
+    until = NOW + timedelta(seconds=30)
+    postponed = repo.get(a).postpone(until, NOW, message="waiting")
+    started = repo.get(b).start("b-job", NOW)
+    assert set(repo.apply([postponed, started], epoch=epoch).applied) == {a, b}
+    assert (repo.get(a).status, repo.get(a).next_attempt_at, repo.get(a).message) == (
+        TaskStatus.NORMAL,
+        until,
+        "waiting",
+    )
+    assert repo.get(b).status is TaskStatus.PENDING and repo.get(b).next_attempt_at is None
+    # A postponement is a compare-and-set like any move: a stale one loses.
+    assert repo.apply([postponed], epoch=epoch).lost == (a,)
+    assert repo.apply([repo.get(a).start("a-job", until)], epoch=epoch).applied == (a,)
+    assert repo.get(a).next_attempt_at == until and repo.list_come_due(until) == []

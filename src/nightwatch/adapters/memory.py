@@ -63,6 +63,8 @@ class MemoryTaskRepository:
                 status=TaskStatus.NORMAL,
                 user_id=task.user_id,
                 created_at=now,
+                next_attempt_at=task.run_at,
+                run_at=task.run_at,
             )
             self._next_id += 1
             self._rows[row.id] = row
@@ -91,6 +93,26 @@ class MemoryTaskRepository:
             page = tuple(TaskSummary.of(t) for t in rows[: max(limit, 0)])
             more = len(rows) > len(page) and bool(page)
             return TaskPage(page, page[-1].id if more else None)
+
+    def list_ready(self, *, after_id: int = 0, limit: int = 500) -> list[Task]:
+        with self._lock:
+            rows = sorted(
+                (t for t in self._rows.values() if _is_normal(t) and t.next_attempt_at is None and t.id > after_id),
+                key=_by_id,
+            )
+            return [t.copy() for t in rows[: max(limit, 0)]]
+
+    def list_come_due(self, now: datetime, *, limit: int = 500) -> list[Task]:
+        with self._lock:
+            rows = sorted(
+                (
+                    t
+                    for t in self._rows.values()
+                    if _is_normal(t) and t.next_attempt_at is not None and t.next_attempt_at <= now
+                ),
+                key=lambda t: (t.next_attempt_at, t.id),
+            )
+            return [t.copy() for t in rows[: max(limit, 0)]]
 
     def list_cancel_requested(self, *, limit: int = 500) -> list[Task]:
         with self._lock:
@@ -141,6 +163,10 @@ class MemoryTaskRepository:
 
 def _by_id(task: Task) -> int:
     return task.id
+
+
+def _is_normal(task: Task) -> bool:
+    return task.status is TaskStatus.NORMAL
 
 
 def _matches(task: Task, where: TaskFilter) -> bool:

@@ -4,6 +4,7 @@
                          ^                            |
                          '--observe(suspended)--------'   (Kueue preemption, kubectl patch suspend)
     Normal/Pending/Running --fail--> Failed;   Normal/Pending/Running --cancel--> Cancelled
+    Normal --postpone(until)--> Normal   (not before `until`: a `run_at` in the future, a retry's backoff)
 
 Every transition returns a `StatusChange`: the compare-and-set write that a repository applies
 only if the row still has the status and version this entity was read with.
@@ -52,7 +53,8 @@ TERMINAL_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStat
 IN_FLIGHT_STATUSES = (TaskStatus.PENDING, TaskStatus.RUNNING)
 
 _ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
-    TaskStatus.NORMAL: frozenset({TaskStatus.PENDING, TaskStatus.FAILED, TaskStatus.CANCELLED}),
+    # Normal -> Normal: postponed (a not-before time), still waiting for dispatch.
+    TaskStatus.NORMAL: frozenset({TaskStatus.NORMAL, TaskStatus.PENDING, TaskStatus.FAILED, TaskStatus.CANCELLED}),
     # Pending -> Pending is a message update (a diagnosis such as ImagePullBackOff).
     TaskStatus.PENDING: frozenset(
         {
@@ -90,6 +92,10 @@ class StatusChange:
     job_name: str | None
     started_at: datetime | None
     finished_at: datetime | None
+    attempt: int = 1
+    next_attempt_at: datetime | None = None
+    """Only a move to Normal sets these two (a postponement, a retry); every other move carries
+    them unchanged, and the SQL adapter writes them only in batches that hold a move to Normal."""
 
 
 @dataclass(slots=True)
@@ -107,6 +113,12 @@ class Task:
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    attempt: int = 1
+    """The attempt this task is on, from 1 (retries are later attempts, each a new Job)."""
+    next_attempt_at: datetime | None = None
+    """A `Normal` task is not dispatched before this time (None: at once)."""
+    run_at: datetime | None = None
+    """When the user asked it to run (None: now). Dispatch postpones a task found earlier."""
 
     @property
     def is_terminal(self) -> bool:
@@ -117,6 +129,16 @@ class Task:
         if self.status is not TaskStatus.NORMAL:
             raise InvalidTransition(f"task {self.id} cannot go from {self.status} to Pending: only Normal tasks start")
         return self._move(TaskStatus.PENDING, now, message="", job_name=job_name)
+
+    def postpone(self, until: datetime, now: datetime, message: str = "") -> StatusChange:
+        """Normal -> Normal, not dispatched before `until`."""
+        if self.status is not TaskStatus.NORMAL:
+            raise InvalidTransition(f"task {self.id} is {self.status}; only Normal tasks are postponed")
+        return self._move(TaskStatus.NORMAL, now, message=message, next_attempt_at=until)
+
+    def due(self, now: datetime) -> bool:
+        """Whether a Normal task may start at `now` (its not-before and run_at times have come)."""
+        return all(when is None or when <= now for when in (self.next_attempt_at, self.run_at))
 
     def fail(self, message: str, now: datetime) -> StatusChange:
         """Any non-terminal status -> Failed, with a message saying why."""
@@ -148,7 +170,16 @@ class Task:
             return self._move(TaskStatus.PENDING, now, message=observation.summary)
         return None
 
-    def _move(self, to: TaskStatus, now: datetime, *, message: str, job_name: str | None = None) -> StatusChange:
+    def _move(
+        self,
+        to: TaskStatus,
+        now: datetime,
+        *,
+        message: str,
+        job_name: str | None = None,
+        attempt: int | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> StatusChange:
         if to not in _ALLOWED[self.status]:
             raise InvalidTransition(f"task {self.id} cannot go from {self.status} to {to}")
         change = StatusChange(
@@ -162,6 +193,8 @@ class Task:
             # (the SQL adapter relies on it to leave those columns out of non-start batches).
             started_at=now if self.status is TaskStatus.NORMAL and to is TaskStatus.PENDING else self.started_at,
             finished_at=now if to.is_terminal else None,
+            attempt=self.attempt if attempt is None else attempt,
+            next_attempt_at=next_attempt_at if to is TaskStatus.NORMAL else self.next_attempt_at,
         )
         self.apply(change)
         return change
@@ -173,6 +206,8 @@ class Task:
         self.job_name = change.job_name
         self.started_at = change.started_at
         self.finished_at = change.finished_at
+        self.attempt = change.attempt
+        self.next_attempt_at = change.next_attempt_at
         self.version = change.expected_version + 1
 
     def copy(self) -> Task:

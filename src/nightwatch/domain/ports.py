@@ -40,6 +40,8 @@ class NewTask:
     namespace: str
     info: str
     user_id: int = 0
+    run_at: datetime | None = None
+    """Not dispatched before this time (stored as `run_at` and as the not-before time)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +150,19 @@ class LeaderStore(Protocol):
         Tasks whose cancellation was requested are included; rows that cannot be read (unknown
         status, undecodable fields) are skipped and logged, never raised. Raises RetryableError.
         """
+        ...
+
+    def list_ready(self, *, after_id: int = 0, limit: int = 500) -> list[Task]:
+        """`Normal` tasks without a not-before time, id > after_id, lowest id first, at most `limit`.
+
+        Served by the (status, next_attempt_at, id) index, so it costs O(limit) however many tasks
+        wait for a later time. Skips unreadable rows like `list_by_status`. Raises RetryableError.
+        """
+        ...
+
+    def list_come_due(self, now: datetime, *, limit: int = 500) -> list[Task]:
+        """`Normal` tasks whose not-before time is at or before `now`, earliest time first (then id),
+        at most `limit`; the same index serves it in O(limit). Raises RetryableError."""
         ...
 
     def list_cancel_requested(self, *, limit: int = 500) -> list[Task]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -118,6 +118,7 @@ def test_only_a_start_sets_the_job_name_and_start_time() -> None:
 
 # -- the whole transition table, and suspend (issue 15) ----------------------------------------------
 ALLOWED = {
+    (S.NORMAL, S.NORMAL),  # postponed: a not-before time (issues 18, 19)
     (S.NORMAL, S.PENDING),
     (S.NORMAL, S.FAILED),
     (S.NORMAL, S.CANCELLED),
@@ -142,6 +143,27 @@ def test_the_transition_table(start: TaskStatus, to: TaskStatus) -> None:
     else:
         with pytest.raises(InvalidTransition):
             t._move(to, NOW, message="m")
+
+
+def test_postpone_sets_the_not_before_time_and_only_on_a_normal_task() -> None:
+    t = task(S.NORMAL)
+    later = NOW + timedelta(minutes=10)
+    change = t.postpone(later, NOW)
+    assert change.status is S.NORMAL and change.next_attempt_at == later and t.next_attempt_at == later
+    assert not t.due(NOW) and t.due(later)
+    started = t.start("job", later)
+    assert started.next_attempt_at == later and started.attempt == 1  # carried unchanged
+    with pytest.raises(InvalidTransition):
+        t.postpone(later, NOW)
+
+
+def test_a_task_is_due_only_once_its_run_at_and_not_before_time_have_come() -> None:
+    t = task(S.NORMAL)
+    assert t.due(NOW)
+    t.run_at = NOW + timedelta(seconds=1)
+    assert not t.due(NOW)
+    t.run_at, t.next_attempt_at = NOW, NOW + timedelta(seconds=5)
+    assert not t.due(NOW + timedelta(seconds=4)) and t.due(NOW + timedelta(seconds=5))
 
 
 SUSPENDED = JobObservation(JobPhase.SUSPENDED, "JobSuspended", "Job suspended")

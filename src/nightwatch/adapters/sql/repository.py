@@ -138,6 +138,31 @@ class SqlTaskRepository:
 
         return self._run(run, "list newest tasks")
 
+    def list_ready(self, *, after_id: int = 0, limit: int = 500) -> list[Task]:
+        if limit <= 0:
+            return []
+        # (Normal, NULL) is an equality on the index's first two columns, so rows come in id order.
+        match = sa.and_(_status_is([str(TaskStatus.NORMAL)]), task.c.next_attempt_at.is_(None))
+
+        def page(after: int, size: int) -> sa.Select[Any]:
+            return sa.select(*TASK_COLUMNS).where(match, task.c.id > after).order_by(task.c.id).limit(size)
+
+        return self._run(lambda conn: _readable(conn, page, after_id, limit), "list ready tasks")
+
+    def list_come_due(self, now: datetime, *, limit: int = 500) -> list[Task]:
+        if limit <= 0:
+            return []
+        due = task.c.next_attempt_at
+        query = (
+            sa.select(*TASK_COLUMNS)
+            .where(_status_is([str(TaskStatus.NORMAL)]), due.is_not(None), due <= now)
+            .order_by(due, task.c.id)
+            .limit(limit)
+        )
+        # Unreadable rows are skipped, not read past: the next tick reads the same earliest rows, and
+        # one page of due tasks per tick is all dispatch takes from this end.
+        return self._run(lambda conn: to_tasks(conn.execute(query)), "list tasks come due")
+
     def list_cancel_requested(self, *, limit: int = 500) -> list[Task]:
         if limit <= 0:
             return []
@@ -172,6 +197,8 @@ class SqlTaskRepository:
             "message": "",
             "version": 0,
             "cancel_requested": False,
+            "run_at": new.run_at,
+            "next_attempt_at": new.run_at,
             "created_at": now,
             "updated_at": now,
         }
@@ -196,6 +223,8 @@ class SqlTaskRepository:
                 status=TaskStatus.NORMAL,
                 user_id=new.user_id,
                 created_at=now,
+                next_attempt_at=new.run_at,
+                run_at=new.run_at,
             )
 
         return self._run(run, f"add task {new.namespace}/{new.name}")

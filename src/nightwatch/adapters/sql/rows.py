@@ -67,7 +67,13 @@ class UnreadableTask(PermanentError):
 def to_task(row: sa.Row[Any]) -> Task:
     """The entity for one row; raises UnreadableTask saying what is wrong with it."""
     m = row._mapping
-    return Task(info=m["info"] if m["info"] is not None else "", **_listed_fields(m))
+    return Task(
+        info=m["info"] if m["info"] is not None else "",
+        attempt=int(m["attempt"]),
+        next_attempt_at=_when(m, "next_attempt_at"),
+        run_at=_when(m, "run_at"),
+        **_listed_fields(m),
+    )
 
 
 def to_summary(row: sa.Row[Any]) -> TaskSummary:

@@ -91,8 +91,15 @@ task = sa.Table(
     sa.Column("started_at", UtcDateTime(), nullable=True),
     sa.Column("finished_at", UtcDateTime(), nullable=True),
     sa.Column("cancel_requested", sa.Boolean(create_constraint=False), nullable=False, server_default="0"),
+    sa.Column("attempt", sa.Integer(), nullable=False, server_default="1"),
+    # Not dispatched before this (NULL: at once). Set from run_at at submit, by a retry's backoff, and
+    # by dispatch for a row whose run_at was written by hand.
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=True),
+    sa.Column("run_at", UtcDateTime(), nullable=True),
     sa.UniqueConstraint("name", "namespace", name="uq_task_name_namespace"),
     sa.Index("ix_task_status_id", "status", "id"),
+    # Dispatch's two reads: (Normal, NULL) in id order, and (Normal, due times) earliest first.
+    sa.Index("ix_task_status_next_attempt_at_id", "status", "next_attempt_at", "id"),
     # The API's per-user and per-namespace listings (newest first) walk these backwards.
     sa.Index("ix_task_user_id_id", "user_id", "id"),
     sa.Index("ix_task_namespace_id", "namespace", "id"),

@@ -62,6 +62,8 @@ class DispatchReport:
     deferred: int = 0
     """Tasks left `Normal` after a retryable error; the next tick tries again."""
     lost: int = 0
+    postponed: int = 0
+    """Tasks found before their run_at and given it as their not-before time."""
     errors: list[str] = field(default_factory=list)
     deferred_by_reason: dict[str, int] = field(default_factory=dict)
     """`deferred` by why: an `AdmissionDeferred` reason (quota, not-ready), "api" (another retryable
@@ -122,7 +124,11 @@ class DispatchTasks:
             ThreadPoolExecutor(1, thread_name_prefix="dispatch-writer") as writer,
         ):
             try:
-                after, in_flight, seen, exhausted = 0, 0, 0, False
+                # First the tasks whose not-before time has come (a retry's backoff, a run_at), one
+                # page a tick; then the ready ones (no such time) in id order, page after page.
+                come_due = self._repository.list_come_due(self._clock.now(), limit=s.batch_size)
+                in_flight, seen = self._submit(come_due, launcher, done, writes, report), len(come_due)
+                after, exhausted = 0, seen >= s.max_tasks_per_tick
                 while not exhausted or in_flight:
                     if write_failed.is_set():
                         # The database refused a write batch (down, or the fence moved): every Job
@@ -130,7 +136,7 @@ class DispatchTasks:
                         # more Job for the next tick to adopt. Stop launching; raise the write's error.
                         _raise_first_failure(pending_writes)
                     if not exhausted and in_flight < s.batch_size:
-                        batch = self._repository.list_by_status([TaskStatus.NORMAL], after_id=after, limit=s.batch_size)
+                        batch = self._repository.list_ready(after_id=after, limit=s.batch_size)
                         exhausted = len(batch) < s.batch_size or seen + len(batch) >= s.max_tasks_per_tick
                         if batch:
                             after, seen = batch[-1].id, seen + len(batch)
@@ -170,6 +176,12 @@ class DispatchTasks:
             if task.cancel_requested:
                 writes.append(task.cancel(now))
                 report.cancelled += 1
+                continue
+            if not task.due(now):
+                # A run_at written by hand (submit sets the not-before time too): one write, and the
+                # index keeps the task out of every tick's reads until then.
+                writes.append(task.postpone(_latest(task.run_at, task.next_attempt_at), now))
+                report.postponed += 1
                 continue
             try:
                 request = launch_request_for(task, self._policy)
@@ -298,6 +310,10 @@ class DispatchTasks:
         elif current.status is TaskStatus.NORMAL:
             # Should not happen (someone reset the row?); the next tick adopts the existing Job.
             logger.warning("task %s is Normal again after its launch; the next tick will adopt its Job", task.id)
+
+
+def _latest(*times: datetime | None) -> datetime:
+    return max(t for t in times if t is not None)
 
 
 def _watched(write: Future[None], failed: threading.Event) -> Future[None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import timedelta
 from collections.abc import Sequence
 
 import pytest
@@ -395,3 +396,37 @@ def test_deferrals_are_counted_by_reason_in_the_metrics() -> None:
     metrics.record_report("dispatch", DispatchReport(deferred=3, deferred_by_reason={"quota": 2, "api": 1}))
     assert metrics.registry.get_sample_value("nightwatch_launch_deferred_total", {"reason": "quota"}) == 2
     assert metrics.registry.get_sample_value("nightwatch_launch_deferred_total", {"reason": "api"}) == 1
+
+
+# -- not-before times (run_at, a retry's backoff) --------------------------------------------------------
+def test_a_task_with_a_run_at_waits_for_it_and_then_launches(world: World) -> None:
+    at = world.clock.now() + timedelta(minutes=10)
+    later = world.repo.add(NewTask("later", "default", GOOD_INFO, 1, run_at=at), world.clock.now()).id
+    now = world.insert("now")
+    report = world.dispatch()
+    assert (report.launched, report.postponed) == (1, 0)
+    assert world.status(now) is S.PENDING and world.status(later) is S.NORMAL
+    world.clock.advance(600)
+    assert world.dispatch().launched == 1 and world.status(later) is S.PENDING
+
+
+def test_a_run_at_written_by_hand_is_postponed_once_and_then_not_read_until_due(world: World) -> None:
+    task_id = world.insert("by-hand")
+    row = world.repo._rows[task_id]
+    row.run_at = world.clock.now() + timedelta(seconds=30)  # as `UPDATE task SET run_at = ...` would
+    assert world.dispatch().postponed == 1
+    assert world.repo.get(task_id).next_attempt_at == row.run_at and world.status(task_id) is S.NORMAL
+    version = world.repo.get(task_id).version
+    assert world.dispatch().postponed == 0 and world.repo.get(task_id).version == version
+    world.clock.advance(30)
+    assert world.dispatch().launched == 1 and world.status(task_id) is S.PENDING
+
+
+def test_tasks_come_due_before_the_ready_backlog_and_each_starts_once(world: World) -> None:
+    epoch = world.fence.epoch()
+    due = [world.insert(f"due-{i}") for i in range(3)]
+    world.repo.apply([world.repo.get(i).postpone(world.clock.now(), world.clock.now()) for i in due], epoch=epoch)
+    ready = [world.insert(f"ready-{i}") for i in range(3)]
+    assert world.dispatch().launched == 6
+    assert all(world.status(i) is S.PENDING for i in due + ready)
+    assert world.runner.calls["launch"] == 6
