@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import timedelta
 from collections.abc import Sequence
+from datetime import timedelta
 
 import pytest
 from hypothesis import given
