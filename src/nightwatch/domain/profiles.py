@@ -1,0 +1,598 @@
+"""Job profiles: what an administrator fixes in a task's Job, and what a user's `info` may still set.
+
+A `Profile` is a partial `batch/v1` Job manifest (`job`), the `info` fields users may set under it
+(`user_fields`) and the image prefixes it allows (`images`). Everything else in the profile is locked.
+The manifest is checked here by an allow-list walk (`job_problems`), with a `loc` path for each refusal:
+host paths, privileged containers, host namespaces and added capabilities are never accepted, not even
+from configuration.
+
+Merge rules (`merge`), deterministic and pure:
+
+1. the profile's `job` is the base;
+2. a user field replaces the profile's value only if it is in `user_fields` (scalars: image, command,
+   args, backoffLimit, activeDeadlineSeconds, ttlSecondsAfterFinished), and only on the first container;
+3. lists and maps from the profile are never replaced: `env` and `tolerations` are the profile's entries
+   then the user's; `nodeSelector` and `resources` keep the profile's keys and add the user's (a user
+   entry that would shadow one of the profile's is refused by `lock_problems`);
+4. nightwatch's identity (Job name, namespace, its labels and finalizer) is applied last by the runner
+   and always wins.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nightwatch.domain.errors import InvalidTaskSpec, Problem
+
+Loc = tuple[str | int, ...]
+
+DEFAULT_PROFILE_NAME = "default"
+
+USER_FIELDS: tuple[str, ...] = (
+    "image",
+    "command",
+    "args",
+    "env",
+    "resources",
+    "backoffLimit",
+    "activeDeadlineSeconds",
+    "ttlSecondsAfterFinished",
+    "startTimeoutSeconds",
+)
+"""What `info` could always set; the user fields of a profile that lists none."""
+OPT_IN_USER_FIELDS: tuple[str, ...] = ("nodeSelector", "tolerations")
+"""User fields only when the administrator lists them in `user_fields`."""
+USER_FIELD_CHOICES = USER_FIELDS + OPT_IN_USER_FIELDS
+
+_CONTAINER_FIELDS = ("image", "command", "args", "env", "resources")
+_JOB_SPEC_FIELDS = ("backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished")
+_POD_FIELDS = ("nodeSelector", "tolerations")
+
+
+# -- the allow-list walk ------------------------------------------------------------------------------
+Check = Callable[[Any, Loc], list[Problem]]
+
+
+def _p(loc: Loc, message: str) -> list[Problem]:
+    return [Problem(loc, f"{'.'.join(str(part) for part in loc)}: {message}")]
+
+
+def _typed(kind: type | tuple[type, ...], what: str) -> Check:
+    def check(value: Any, loc: Loc) -> list[Problem]:
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            return _p(loc, f"must be {what}")
+        return [] if isinstance(value, kind) else _p(loc, f"must be {what}")
+
+    return check
+
+
+_STR = _typed(str, "a string")
+_INT = _typed(int, "an integer")
+_BOOL = _typed(bool, "true or false")
+
+
+def _int_range(low: int, high: int) -> Check:
+    def check(value: Any, loc: Loc) -> list[Problem]:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return _p(loc, "must be an integer")
+        return [] if low <= value <= high else _p(loc, f"must be from {low} to {high}")
+
+    return check
+
+
+def _one_of(*choices: str) -> Check:
+    def check(value: Any, loc: Loc) -> list[Problem]:
+        return [] if value in choices else _p(loc, f"must be one of {', '.join(choices)}")
+
+    return check
+
+
+def _only_false(why: str) -> Check:
+    def check(value: Any, loc: Loc) -> list[Problem]:
+        return [] if value is False else _p(loc, f"is refused: {why}")
+
+    return check
+
+
+def _refused(why: str) -> Check:
+    return lambda value, loc: _p(loc, f"is refused: {why}")
+
+
+def _list(item: Check, *, max_items: int | None = None) -> Check:
+    def check(value: Any, loc: Loc) -> list[Problem]:
+        if not isinstance(value, list):
+            return _p(loc, "must be a list")
+        if max_items is not None and len(value) > max_items:
+            return _p(loc, f"may hold at most {max_items} item(s)")
+        return [problem for i, v in enumerate(value) for problem in item(v, (*loc, i))]
+
+    return check
+
+
+def _map_of(item: Check) -> Check:
+    def check(value: Any, loc: Loc) -> list[Problem]:
+        if not isinstance(value, dict):
+            return _p(loc, "must be a mapping")
+        return [problem for k, v in value.items() for problem in item(v, (*loc, str(k)))]
+
+    return check
+
+
+_MAP_STR = _map_of(_STR)
+
+
+def _opaque(value: Any, loc: Loc) -> list[Problem]:
+    """A structure passed through as written (affinity, podFailurePolicy, a volume source): a mapping."""
+    return [] if isinstance(value, dict) else _p(loc, "must be a mapping")
+
+
+def _obj(fields: Mapping[str, Check], *, required: Sequence[str] = ()) -> Check:
+    def check(value: Any, loc: Loc) -> list[Problem]:
+        if not isinstance(value, dict):
+            return _p(loc, "must be a mapping")
+        problems: list[Problem] = []
+        for key in required:
+            if key not in value:
+                problems += _p((*loc, key), "is required")
+        for key, item in value.items():
+            rule = fields.get(key)
+            if rule is None:
+                problems += _p((*loc, str(key)), "is not a field a profile may set")
+            else:
+                problems += rule(item, (*loc, key))
+        return problems
+
+    return check
+
+
+VOLUME_SOURCES = ("secret", "configMap", "persistentVolumeClaim", "emptyDir", "projected", "downwardAPI")
+
+
+def _volume(value: Any, loc: Loc) -> list[Problem]:
+    if not isinstance(value, dict):
+        return _p(loc, "must be a mapping")
+    problems: list[Problem] = [] if isinstance(value.get("name"), str) else _p((*loc, "name"), "is required")
+    sources = [key for key in value if key != "name"]
+    for key in sources:
+        if key == "hostPath":
+            problems += _p((*loc, key), "is refused: a task must not see the node's files")
+        elif key not in VOLUME_SOURCES:
+            problems += _p((*loc, key), f"is not an allowed volume source ({', '.join(VOLUME_SOURCES)})")
+        else:
+            problems += _opaque(value[key], (*loc, key))
+    if len(sources) != 1 and not problems:
+        problems += _p(loc, "must have exactly one volume source")
+    return problems
+
+
+_SECCOMP = _obj({"type": _one_of("RuntimeDefault", "Localhost"), "localhostProfile": _STR}, required=("type",))
+_NO_PRIVILEGE = "a task must not be privileged"
+_CONTAINER_SECURITY = _obj(
+    {
+        "privileged": _only_false(_NO_PRIVILEGE),
+        "allowPrivilegeEscalation": _BOOL,
+        "runAsNonRoot": _BOOL,
+        "runAsUser": _int_range(0, 2**31 - 1),
+        "runAsGroup": _int_range(0, 2**31 - 1),
+        "readOnlyRootFilesystem": _BOOL,
+        "seccompProfile": _SECCOMP,
+        "capabilities": _obj(
+            {"drop": _list(_STR), "add": _refused("a task must not gain capabilities")},
+        ),
+    }
+)
+_POD_SECURITY = _obj(
+    {
+        "runAsNonRoot": _BOOL,
+        "runAsUser": _int_range(0, 2**31 - 1),
+        "runAsGroup": _int_range(0, 2**31 - 1),
+        "fsGroup": _int_range(0, 2**31 - 1),
+        "fsGroupChangePolicy": _one_of("OnRootMismatch", "Always"),
+        "supplementalGroups": _list(_int_range(0, 2**31 - 1)),
+        "seccompProfile": _SECCOMP,
+    }
+)
+_ENV_VAR = _obj({"name": _STR, "value": _STR, "valueFrom": _opaque}, required=("name",))
+_CONTAINER = _obj(
+    {
+        "image": _STR,
+        "command": _list(_STR),
+        "args": _list(_STR),
+        "env": _list(_ENV_VAR),
+        "resources": _obj(
+            {
+                "requests": _map_of(_typed((str, int, float), "a quantity")),
+                "limits": _map_of(_typed((str, int, float), "a quantity")),
+            }
+        ),
+        "securityContext": _CONTAINER_SECURITY,
+        "volumeMounts": _list(
+            _obj(
+                {"name": _STR, "mountPath": _STR, "readOnly": _BOOL, "subPath": _STR},
+                required=("name", "mountPath"),
+            )
+        ),
+        "workingDir": _STR,
+        "imagePullPolicy": _one_of("Always", "IfNotPresent", "Never"),
+    }
+)
+_TOLERATION = _obj(
+    {
+        "key": _STR,
+        "operator": _one_of("Exists", "Equal"),
+        "value": _STR,
+        "effect": _one_of("NoSchedule", "PreferNoSchedule", "NoExecute"),
+        "tolerationSeconds": _INT,
+    }
+)
+_HOST_NAMESPACES = _refused("a task must not share the node's namespaces")
+_POD_SPEC = _obj(
+    {
+        "serviceAccountName": _STR,
+        "automountServiceAccountToken": _BOOL,
+        "enableServiceLinks": _BOOL,
+        "imagePullSecrets": _list(_obj({"name": _STR}, required=("name",))),
+        "nodeSelector": _MAP_STR,
+        "tolerations": _list(_TOLERATION),
+        "affinity": _opaque,
+        "priorityClassName": _STR,
+        "securityContext": _POD_SECURITY,
+        "volumes": _list(_volume),
+        "containers": _list(_CONTAINER, max_items=1),
+        "hostNetwork": _HOST_NAMESPACES,
+        "hostPID": _HOST_NAMESPACES,
+        "hostIPC": _HOST_NAMESPACES,
+    }
+)
+_METADATA = _obj({"labels": _MAP_STR, "annotations": _MAP_STR})
+JOB_MANIFEST = _obj(
+    {
+        "metadata": _METADATA,
+        "spec": _obj(
+            {
+                "backoffLimit": _int_range(0, 100),
+                "activeDeadlineSeconds": _int_range(1, 2**31 - 1),
+                "ttlSecondsAfterFinished": _int_range(0, 2**31 - 1),
+                "suspend": _BOOL,
+                "podFailurePolicy": _opaque,
+                "template": _obj({"metadata": _METADATA, "spec": _POD_SPEC}),
+            }
+        ),
+    }
+)
+"""The allow-list of a profile's `job`: every key a profile may set, and how it is checked."""
+
+
+def job_problems(job: Any, loc: Loc = ("job",)) -> list[Problem]:
+    """Every key of a profile's `job` the allow-list refuses, each with its `loc` path."""
+    return JOB_MANIFEST(job, loc)
+
+
+JOB_FIELD_NAMES = frozenset(
+    {
+        *USER_FIELD_CHOICES,
+        *("metadata", "spec", "template", "containers", "labels", "annotations", "suspend", "podFailurePolicy"),
+        *("serviceAccountName", "serviceAccount", "automountServiceAccountToken", "enableServiceLinks"),
+        *("imagePullSecrets", "affinity", "priorityClassName", "securityContext", "volumes", "volumeMounts"),
+        *("hostNetwork", "hostPID", "hostIPC", "privileged", "capabilities", "nodeName", "initContainers"),
+        *("ephemeralContainers", "runtimeClassName", "hostAliases", "restartPolicy", "workingDir"),
+        *("imagePullPolicy", "parallelism", "completions", "completionMode", "schedulingGates", "dnsPolicy"),
+    }
+)
+"""Keys of `info` that name Job, pod or container fields. Any other key (the original system's
+free-form extras) is kept in the row and ignored."""
+
+
+# -- the profile ---------------------------------------------------------------------------------------
+class Profile(BaseModel):
+    """One profile, as configured under `profiles.<name>` (its name is the key)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(default=DEFAULT_PROFILE_NAME, exclude=True)
+    job: dict[str, Any] = Field(default_factory=dict)
+    """A partial batch/v1 Job manifest (see JOB_MANIFEST for what it may hold)."""
+    user_fields: tuple[str, ...] = USER_FIELDS
+    """The `info` fields users may set; everything else the profile sets is locked."""
+    images: tuple[str, ...] = ()
+    """Allowed image prefixes (`registry.example/team/`); empty: any image."""
+    legacy_info: bool = False
+    """Job fields in `info` that users may not set are ignored (nightwatch's behaviour before profiles)
+    instead of refused. The built-in default profile has it, so existing rows behave as they did."""
+
+    def config_problems(self, loc: Loc) -> list[Problem]:
+        """What is wrong with this profile as configured, one problem per bad entry."""
+        problems = job_problems(self.job, (*loc, "job"))
+        for i, name in enumerate(self.user_fields):
+            if name not in USER_FIELD_CHOICES:
+                problems += _p(
+                    (*loc, "user_fields", i), f"{name!r} is not a user field ({', '.join(USER_FIELD_CHOICES)})"
+                )
+        for i, prefix in enumerate(self.images):
+            if not prefix or any(c.isspace() for c in prefix):
+                problems += _p((*loc, "images", i), "must be a non-empty image prefix without blanks")
+        image = self.container().get("image")
+        if "image" not in self.user_fields and not isinstance(image, str):
+            problems += _p((*loc, "user_fields"), "must list image, or the profile must set the container's image")
+        if not problems and isinstance(image, str) and not self.image_allowed(image):
+            problems += _p((*loc, "job", "spec", "template", "spec", "containers", 0, "image"), "is not under `images`")
+        return problems
+
+    # -- what the profile sets
+    def pod(self) -> dict[str, Any]:
+        return dict(self.job.get("spec", {}).get("template", {}).get("spec", {}))
+
+    def container(self) -> dict[str, Any]:
+        containers = self.pod().get("containers") or [{}]
+        return dict(containers[0])
+
+    def sets(self, name: str) -> bool:
+        """Whether the profile itself sets user field `name`."""
+        if name in _CONTAINER_FIELDS:
+            return name in self.container()
+        if name in _JOB_SPEC_FIELDS:
+            return name in self.job.get("spec", {})
+        if name in _POD_FIELDS:
+            return name in self.pod()
+        return False
+
+    def image_allowed(self, image: str) -> bool:
+        return not self.images or any(image.startswith(prefix) for prefix in self.images)
+
+    def default_image(self) -> str | None:
+        image = self.container().get("image")
+        return image if isinstance(image, str) else None
+
+    # -- lock rules
+    def lock_problems(self, info: Mapping[str, Any]) -> list[Problem]:
+        """Every Job field of `info` this profile does not let users set, or an entry that would shadow one
+        of the profile's own (`env` names, `nodeSelector` keys, `resources` names), each naming the field."""
+        problems: list[Problem] = []
+        for key in info:
+            if key not in JOB_FIELD_NAMES:
+                continue  # a free-form extra: kept in the row, never reaches a Job
+            if key not in self.user_fields:
+                if self.legacy_info:
+                    continue
+                if self.sets(key) or self._sets_anywhere(key):
+                    message = f"{key} is set by profile {self.name} and cannot be overridden"
+                else:
+                    allowed = ", ".join(self.user_fields) or "none"
+                    message = f"{key} cannot be set under profile {self.name} (users may set: {allowed})"
+                problems.append(Problem(("info", key), message))
+        problems += self._shadowing(info)
+        return problems
+
+    def _sets_anywhere(self, key: str) -> bool:
+        return key in self.pod() or key in self.container() or key in self.job.get("spec", {})
+
+    def _shadowing(self, info: Mapping[str, Any]) -> list[Problem]:
+        problems: list[Problem] = []
+
+        def refuse(loc: Loc, what: str) -> None:
+            problems.append(Problem(("info", *loc), f"{what} is set by profile {self.name} and cannot be overridden"))
+
+        if "env" in self.user_fields and isinstance(info.get("env"), list | dict):
+            ours = {e.get("name") for e in self.container().get("env", []) if isinstance(e, dict)}
+            names = (
+                list(info["env"])
+                if isinstance(info["env"], dict)
+                else [e.get("name") if isinstance(e, dict) else None for e in info["env"]]
+            )
+            for i, name in enumerate(names):
+                if name in ours:
+                    refuse(("env", str(name) if isinstance(info["env"], dict) else i), f"env {name}")
+        if "nodeSelector" in self.user_fields and isinstance(info.get("nodeSelector"), dict):
+            for key in info["nodeSelector"]:
+                if key in self.pod().get("nodeSelector", {}):
+                    refuse(("nodeSelector", key), f"nodeSelector {key}")
+        if "resources" in self.user_fields and isinstance(info.get("resources"), dict):
+            ours_resources = self.container().get("resources", {})
+            for kind in ("requests", "limits"):
+                wanted = info["resources"].get(kind)
+                if isinstance(wanted, dict):
+                    for key in wanted:
+                        if key in ours_resources.get(kind, {}):
+                            refuse(("resources", kind, key), f"resources.{kind}.{key}")
+        return problems
+
+    def placement(self, info: Mapping[str, Any]) -> Placement:
+        """The user's nodeSelector and tolerations, when this profile lets users set them. Raises
+        InvalidTaskSpec naming the bad entries."""
+        node_selector: dict[str, str] = {}
+        tolerations: list[dict[str, Any]] = []
+        problems: list[Problem] = []
+        if "nodeSelector" in self.user_fields and "nodeSelector" in info:
+            problems += _MAP_STR(info["nodeSelector"], ("info", "nodeSelector"))
+            if not problems:
+                node_selector = dict(info["nodeSelector"])
+        if "tolerations" in self.user_fields and "tolerations" in info:
+            found = _list(_TOLERATION)(info["tolerations"], ("info", "tolerations"))
+            problems += found
+            if not found:
+                tolerations = [dict(t) for t in info["tolerations"]]
+        if problems:
+            raise InvalidTaskSpec("; ".join(p.message for p in problems), problems)
+        return Placement(node_selector, tuple(tolerations))
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """The scheduling fields a user set, when the profile lets them (nodeSelector, tolerations)."""
+
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+
+
+NO_PLACEMENT = Placement()
+
+BUILTIN_DEFAULT = Profile(name=DEFAULT_PROFILE_NAME, legacy_info=True)
+"""The profile of every task when none is configured: the Jobs nightwatch always made."""
+
+RESTRICTED_EXAMPLE: dict[str, Any] = {
+    "job": {
+        "spec": {
+            "template": {
+                "spec": {
+                    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [
+                        {
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                                "runAsNonRoot": True,
+                                "seccompProfile": {"type": "RuntimeDefault"},
+                            }
+                        }
+                    ],
+                }
+            }
+        }
+    }
+}
+"""A profile a Pod Security `restricted` namespace admits (also in deploy/nightwatch.example.yaml)."""
+
+
+# -- the catalog ---------------------------------------------------------------------------------------
+class ProfileSource(Protocol):
+    def catalog(self) -> ProfileCatalog:
+        """The profiles in force now (one consistent snapshot per call)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileCatalog:
+    """Every profile by name, the default one and the namespace defaults. Immutable: a reload builds a
+    new one, and whoever holds a `ProfileSource` swaps one reference."""
+
+    profiles: Mapping[str, Profile] = field(default_factory=lambda: {DEFAULT_PROFILE_NAME: BUILTIN_DEFAULT})
+    default: str = DEFAULT_PROFILE_NAME
+    namespaces: Mapping[str, str] = field(default_factory=dict)
+
+    def catalog(self) -> ProfileCatalog:
+        return self
+
+    def resolve(self, namespace: str, requested: object = None) -> Profile:
+        """The profile of a task: `info.profile`, else its namespace's, else the default.
+        Raises InvalidTaskSpec naming an unknown profile."""
+        if requested is None:
+            requested = self.namespaces.get(namespace, self.default)
+        elif not isinstance(requested, str):
+            raise _bad_profile("profile must be a string naming a configured profile")
+        profile = self.profiles.get(requested)
+        if profile is None:
+            known = ", ".join(sorted(self.profiles)) or "none"
+            raise _bad_profile(f"profile {requested} is not configured (profiles: {known})")
+        return profile
+
+    @classmethod
+    def build(
+        cls, profiles: Mapping[str, Mapping[str, Any] | Profile], default: str, namespaces: Mapping[str, str]
+    ) -> ProfileCatalog:
+        """A catalog from configuration; the built-in `default` unless one of that name is configured.
+        Raises InvalidTaskSpec with one problem per bad entry (`loc` from `profiles`/`runner`)."""
+        built: dict[str, Profile] = {DEFAULT_PROFILE_NAME: BUILTIN_DEFAULT}
+        problems: list[Problem] = []
+        for name, raw in profiles.items():
+            try:
+                data = raw.model_dump() if isinstance(raw, Profile) else dict(raw)
+                profile = Profile.model_validate({**data, "name": name})
+            except ValidationError as exc:
+                for error in exc.errors():
+                    problems += _p(("profiles", name, *error["loc"]), error["msg"])
+                continue
+            found = profile.config_problems(("profiles", name))
+            problems += found
+            if not found:
+                built[name] = profile
+        known = set(built) | set(profiles)
+        if default not in known:
+            problems += _p(("runner", "default_profile"), f"profile {default} is not configured")
+        for namespace, name in namespaces.items():
+            if name not in known:
+                problems += _p(("runner", "namespace_profiles", namespace), f"profile {name} is not configured")
+        if problems:
+            raise InvalidTaskSpec("; ".join(p.message for p in problems), problems)
+        return cls(built, default, dict(namespaces))
+
+
+def _bad_profile(message: str) -> InvalidTaskSpec:
+    return InvalidTaskSpec(message, [Problem(("info", "profile"), message)])
+
+
+# -- the merge -----------------------------------------------------------------------------------------
+def merge(profile: Profile, spec: Any, placement: Placement = NO_PLACEMENT) -> dict[str, Any]:
+    """The profile's `job` with the user's fields applied (see the module docstring), without
+    nightwatch's identity (name, namespace, its labels and finalizer) or its pod defaults.
+
+    `spec` is the task's JobSpec; only the fields the user set (`model_fields_set`) and the profile
+    allows are applied."""
+    job: dict[str, Any] = copy.deepcopy(profile.job)
+    job_spec = job.setdefault("spec", {})
+    pod = job_spec.setdefault("template", {}).setdefault("spec", {})
+    containers = pod.setdefault("containers", [{}])
+    container = containers[0]
+    allowed = set(profile.user_fields)
+    given = {_ALIASES.get(name, name) for name in spec.model_fields_set}
+    mine = given & allowed
+
+    if "image" in mine or "image" not in container:
+        container["image"] = spec.image
+    for name in ("command", "args"):
+        value = list(getattr(spec, name))
+        if name in mine and value:
+            container[name] = value
+    if "env" in mine and spec.env:
+        container["env"] = [*container.get("env", []), *({"name": e.name, "value": e.value} for e in spec.env)]
+    if "resources" in mine and spec.resources is not None:
+        resources = container.setdefault("resources", {})
+        for kind in ("requests", "limits"):
+            wanted = dict(getattr(spec.resources, kind))
+            if wanted:
+                resources[kind] = {**wanted, **resources.get(kind, {})}
+        if not resources:
+            del container["resources"]
+    if "backoffLimit" in mine or "backoffLimit" not in job_spec:
+        job_spec["backoffLimit"] = spec.backoff_limit
+    for name, attr in (
+        ("activeDeadlineSeconds", "active_deadline_seconds"),
+        ("ttlSecondsAfterFinished", "ttl_seconds_after_finished"),
+    ):
+        if name in mine and getattr(spec, attr) is not None:
+            job_spec[name] = getattr(spec, attr)
+    if "nodeSelector" in allowed and placement.node_selector:
+        pod["nodeSelector"] = {**placement.node_selector, **pod.get("nodeSelector", {})}
+    if "tolerations" in allowed and placement.tolerations:
+        pod["tolerations"] = [*pod.get("tolerations", []), *(dict(t) for t in placement.tolerations)]
+    return job
+
+
+_ALIASES = {
+    "backoff_limit": "backoffLimit",
+    "active_deadline_seconds": "activeDeadlineSeconds",
+    "ttl_seconds_after_finished": "ttlSecondsAfterFinished",
+    "start_timeout_seconds": "startTimeoutSeconds",
+}
+
+LOCAL_RUNNER_HONOURS = frozenset({"image", "command", "args", "env", "activeDeadlineSeconds", "backoffLimit"})
+
+
+def ignored_by_local_runner(profile: Profile) -> list[str]:
+    """The fields this profile sets that a local process cannot honour (reported in the task message)."""
+    ignored: list[str] = []
+    if profile.job.get("metadata"):
+        ignored.append("metadata")
+    for key in profile.job.get("spec", {}):
+        if key not in ("template", *LOCAL_RUNNER_HONOURS):
+            ignored.append(key)
+    template = profile.job.get("spec", {}).get("template", {})
+    if template.get("metadata"):
+        ignored.append("template.metadata")
+    ignored += [key for key in profile.pod() if key != "containers"]
+    ignored += [key for key in profile.container() if key not in LOCAL_RUNNER_HONOURS]
+    return ignored
