@@ -413,3 +413,5 @@ class LaunchRequest:
     profile: Profile = BUILTIN_DEFAULT
     """The task's Job profile (the runner merges `spec` into its `job`)."""
     placement: Placement = NO_PLACEMENT
+    note: str = ""
+    """Set by a runner for itself (the local runner: the profile fields it cannot honour)."""

@@ -457,6 +457,13 @@ RESTRICTED_EXAMPLE: dict[str, Any] = {
 }
 """A profile a Pod Security `restricted` namespace admits (also in deploy/nightwatch.example.yaml)."""
 
+RESTRICTED_PROFILE_NAME = "restricted"
+BUILTIN_PROFILES: Mapping[str, Profile] = {
+    DEFAULT_PROFILE_NAME: BUILTIN_DEFAULT,
+    RESTRICTED_PROFILE_NAME: Profile.model_validate({**RESTRICTED_EXAMPLE, "name": RESTRICTED_PROFILE_NAME}),
+}
+"""Always in the catalog unless a configured profile of the same name replaces one."""
+
 
 # -- the catalog ---------------------------------------------------------------------------------------
 class ProfileSource(Protocol):
@@ -470,7 +477,7 @@ class ProfileCatalog:
     """Every profile by name, the default one and the namespace defaults. Immutable: a reload builds a
     new one, and whoever holds a `ProfileSource` swaps one reference."""
 
-    profiles: Mapping[str, Profile] = field(default_factory=lambda: {DEFAULT_PROFILE_NAME: BUILTIN_DEFAULT})
+    profiles: Mapping[str, Profile] = field(default_factory=lambda: dict(BUILTIN_PROFILES))
     default: str = DEFAULT_PROFILE_NAME
     namespaces: Mapping[str, str] = field(default_factory=dict)
 
@@ -496,7 +503,7 @@ class ProfileCatalog:
     ) -> ProfileCatalog:
         """A catalog from configuration; the built-in `default` unless one of that name is configured.
         Raises InvalidTaskSpec with one problem per bad entry (`loc` from `profiles`/`runner`)."""
-        built: dict[str, Profile] = {DEFAULT_PROFILE_NAME: BUILTIN_DEFAULT}
+        built: dict[str, Profile] = dict(BUILTIN_PROFILES)
         problems: list[Problem] = []
         for name, raw in profiles.items():
             try:
