@@ -23,7 +23,9 @@ def local_view(request: LaunchRequest) -> tuple[JobSpec, list[str]]:
     env: list[EnvVar] = []
     for item in container.get("env", []):
         if "value" in item or "valueFrom" not in item:
-            env.append(EnvVar(name=item["name"], value=item.get("value", "")))
+            # Not validated again: the spec's were at submit, the profile's at start-up (and a runner
+            # must pass on what it was given, as the supervisor reports what exec cannot take).
+            env.append(EnvVar.model_construct(name=item["name"], value=item.get("value", "")))
         else:
             ignored.append(f"env {item['name']} (valueFrom)")
     spec = request.spec.model_copy(
