@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from nightwatch.adapters.kubernetes.jobbody import build_job_body
 from nightwatch.app.config import ConfigError, load_settings
@@ -226,3 +229,17 @@ def test_profiles_come_from_the_environment_as_json(monkeypatch: pytest.MonkeyPa
     found = load_settings().profile_catalog()
     assert found.resolve("ml").images == ("registry.example/ml/",)
     assert found.resolve("default").name == "default"
+
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "profiles.md"
+
+
+def test_every_worked_example_in_the_docs_loads(tmp_path: Any) -> None:
+    blocks = re.findall(r"```yaml\n(.*?)```", DOCS.read_text(), re.DOTALL)
+    examples = [block for block in blocks if "profiles:" in block and "{...}" not in block]
+    assert len(examples) == 3
+    for i, block in enumerate(examples):
+        path = tmp_path / f"example{i}.yaml"
+        path.write_text(block)
+        catalog = load_settings(path).profile_catalog()
+        assert set(yaml.safe_load(block)["profiles"]) <= set(catalog.profiles)
