@@ -301,6 +301,8 @@ class Profile(BaseModel):
     """The `info` fields users may set; everything else the profile sets is locked."""
     images: tuple[str, ...] = ()
     """Allowed image prefixes (`registry.example/team/`); empty: any image."""
+    namespaces: tuple[str, ...] = ()
+    """The namespaces whose tasks may use this profile; empty: any allowed namespace."""
     legacy_info: bool = False
     """Job fields in `info` that users may not set are ignored (nightwatch's behaviour before profiles)
     instead of refused. The built-in default profile has it, so existing rows behave as they did."""
@@ -495,6 +497,8 @@ class ProfileCatalog:
         if profile is None:
             known = ", ".join(sorted(self.profiles)) or "none"
             raise _bad_profile(f"profile {requested} is not configured (profiles: {known})")
+        if profile.namespaces and namespace not in profile.namespaces:
+            raise _bad_profile(f"profile {requested} cannot be used in namespace {namespace}")
         return profile
 
     @classmethod
@@ -523,6 +527,11 @@ class ProfileCatalog:
         for namespace, name in namespaces.items():
             if name not in known:
                 problems += _p(("runner", "namespace_profiles", namespace), f"profile {name} is not configured")
+            elif name in built and built[name].namespaces and namespace not in built[name].namespaces:
+                problems += _p(
+                    ("runner", "namespace_profiles", namespace),
+                    f"profile {name} is limited to namespaces {', '.join(built[name].namespaces)}",
+                )
         if problems:
             raise InvalidTaskSpec("; ".join(p.message for p in problems), problems)
         return cls(built, default, dict(namespaces))

@@ -243,3 +243,13 @@ def test_every_worked_example_in_the_docs_loads(tmp_path: Any) -> None:
         path.write_text(block)
         catalog = load_settings(path).profile_catalog()
         assert set(yaml.safe_load(block)["profiles"]) <= set(catalog.profiles)
+
+
+def test_a_profile_limited_to_namespaces_is_refused_elsewhere(tmp_path: Any) -> None:
+    gpu = {**GPU, "namespaces": ["ml"]}
+    assert render({"image": "registry.example/ml/a"}, gpu=gpu)["metadata"]["namespace"] == "ml"
+    assert refusals({"image": "registry.example/ml/a", "profile": "gpu"}, namespace="default", gpu=gpu) == [
+        "profile gpu cannot be used in namespace default"
+    ]
+    lines = config_lines(tmp_path, "runner:\n  namespace_profiles: {team: gpu}\nprofiles:\n  gpu: {namespaces: [ml]}\n")
+    assert lines == ["runner.namespace_profiles.team: profile gpu is limited to namespaces ml"]

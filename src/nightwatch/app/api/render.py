@@ -37,6 +37,7 @@ class ProfileOut(BaseModel):
     default: bool = Field(description="The profile of a task that names none (namespace defaults aside)")
     user_fields: list[str]
     images: list[str]
+    namespaces: list[str] = Field(description="The namespaces that may use it; empty: any")
 
 
 def _refused(field: str, message: str) -> RequestValidationError:

@@ -47,6 +47,7 @@ class RenderJob:
                 "default": name == catalog.default,
                 "user_fields": list(profile.user_fields),
                 "images": list(profile.images),
+                "namespaces": list(profile.namespaces),
             }
             for name, profile in sorted(catalog.profiles.items())
         ]
