@@ -310,6 +310,7 @@ class Profile(BaseModel):
     def config_problems(self, loc: Loc) -> list[Problem]:
         """What is wrong with this profile as configured, one problem per bad entry."""
         problems = job_problems(self.job, (*loc, "job"))
+        shaped = not problems  # what follows the manifest reads it, which needs its shape first
         for i, name in enumerate(self.user_fields):
             if name not in USER_FIELD_CHOICES:
                 problems += _p(
@@ -318,6 +319,8 @@ class Profile(BaseModel):
         for i, prefix in enumerate(self.images):
             if not prefix or any(c.isspace() for c in prefix):
                 problems += _p((*loc, "images", i), "must be a non-empty image prefix without blanks")
+        if not shaped:
+            return problems
         image = self.container().get("image")
         if "image" not in self.user_fields and not isinstance(image, str):
             problems += _p((*loc, "user_fields"), "must list image, or the profile must set the container's image")

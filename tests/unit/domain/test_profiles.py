@@ -253,3 +253,8 @@ def test_a_profile_limited_to_namespaces_is_refused_elsewhere(tmp_path: Any) -> 
     ]
     lines = config_lines(tmp_path, "runner:\n  namespace_profiles: {team: gpu}\nprofiles:\n  gpu: {namespaces: [ml]}\n")
     assert lines == ["runner.namespace_profiles.team: profile gpu is limited to namespaces ml"]
+
+
+def test_a_manifest_of_the_wrong_shape_is_reported_not_a_crash(tmp_path: Any) -> None:
+    lines = config_lines(tmp_path, "profiles:\n  odd:\n    job: {spec: [1], metadata: {labels: {a: 1}}}\n")
+    assert lines == ["profiles.odd.job.spec: must be a mapping", "profiles.odd.job.metadata.labels.a: must be a string"]
