@@ -2,7 +2,7 @@
 
 A `Profile` is a partial `batch/v1` Job manifest (`job`), the `info` fields users may set under it
 (`user_fields`) and the image prefixes it allows (`images`). Everything else in the profile is locked.
-The manifest is checked here by an allow-list walk (`job_problems`), with a `loc` path for each refusal:
+The manifest is checked by an allow-list walk (`manifest.py`), with a `loc` path for each refusal:
 host paths, privileged containers, host namespaces and added capabilities are never accepted, not even
 from configuration.
 
@@ -21,271 +21,33 @@ Merge rules (`merge`), deterministic and pure:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nightwatch.domain.errors import InvalidTaskSpec, Problem
+from nightwatch.domain.manifest import (
+    JOB_FIELD_NAMES,
+    STRING_MAP,
+    TOLERATION,
+    USER_FIELD_CHOICES,
+    USER_FIELDS,
+    Loc,
+    job_problems,
+    list_of,
+    problem_at,
+)
 
-Loc = tuple[str | int, ...]
+__all__ = ["JOB_FIELD_NAMES", "USER_FIELDS", "USER_FIELD_CHOICES", "job_problems"]
 
 DEFAULT_PROFILE_NAME = "default"
 
-USER_FIELDS: tuple[str, ...] = (
-    "image",
-    "command",
-    "args",
-    "env",
-    "resources",
-    "backoffLimit",
-    "activeDeadlineSeconds",
-    "ttlSecondsAfterFinished",
-    "startTimeoutSeconds",
-)
-"""What `info` could always set; the user fields of a profile that lists none."""
-OPT_IN_USER_FIELDS: tuple[str, ...] = ("nodeSelector", "tolerations")
-"""User fields only when the administrator lists them in `user_fields`."""
-USER_FIELD_CHOICES = USER_FIELDS + OPT_IN_USER_FIELDS
 
 _CONTAINER_FIELDS = ("image", "command", "args", "env", "resources")
 _JOB_SPEC_FIELDS = ("backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished")
 _POD_FIELDS = ("nodeSelector", "tolerations")
-
-
-# -- the allow-list walk ------------------------------------------------------------------------------
-Check = Callable[[Any, Loc], list[Problem]]
-
-
-def _p(loc: Loc, message: str) -> list[Problem]:
-    return [Problem(loc, f"{'.'.join(str(part) for part in loc)}: {message}")]
-
-
-def _typed(kind: type | tuple[type, ...], what: str) -> Check:
-    def check(value: Any, loc: Loc) -> list[Problem]:
-        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            return _p(loc, f"must be {what}")
-        return [] if isinstance(value, kind) else _p(loc, f"must be {what}")
-
-    return check
-
-
-_STR = _typed(str, "a string")
-_INT = _typed(int, "an integer")
-_BOOL = _typed(bool, "true or false")
-
-
-def _int_range(low: int, high: int) -> Check:
-    def check(value: Any, loc: Loc) -> list[Problem]:
-        if isinstance(value, bool) or not isinstance(value, int):
-            return _p(loc, "must be an integer")
-        return [] if low <= value <= high else _p(loc, f"must be from {low} to {high}")
-
-    return check
-
-
-def _one_of(*choices: str) -> Check:
-    def check(value: Any, loc: Loc) -> list[Problem]:
-        return [] if value in choices else _p(loc, f"must be one of {', '.join(choices)}")
-
-    return check
-
-
-def _only_false(why: str) -> Check:
-    def check(value: Any, loc: Loc) -> list[Problem]:
-        return [] if value is False else _p(loc, f"is refused: {why}")
-
-    return check
-
-
-def _refused(why: str) -> Check:
-    return lambda value, loc: _p(loc, f"is refused: {why}")
-
-
-def _list(item: Check, *, max_items: int | None = None) -> Check:
-    def check(value: Any, loc: Loc) -> list[Problem]:
-        if not isinstance(value, list):
-            return _p(loc, "must be a list")
-        if max_items is not None and len(value) > max_items:
-            return _p(loc, f"may hold at most {max_items} item(s)")
-        return [problem for i, v in enumerate(value) for problem in item(v, (*loc, i))]
-
-    return check
-
-
-def _map_of(item: Check) -> Check:
-    def check(value: Any, loc: Loc) -> list[Problem]:
-        if not isinstance(value, dict):
-            return _p(loc, "must be a mapping")
-        return [problem for k, v in value.items() for problem in item(v, (*loc, str(k)))]
-
-    return check
-
-
-_MAP_STR = _map_of(_STR)
-
-
-def _opaque(value: Any, loc: Loc) -> list[Problem]:
-    """A structure passed through as written (affinity, podFailurePolicy, a volume source): a mapping."""
-    return [] if isinstance(value, dict) else _p(loc, "must be a mapping")
-
-
-def _obj(fields: Mapping[str, Check], *, required: Sequence[str] = ()) -> Check:
-    def check(value: Any, loc: Loc) -> list[Problem]:
-        if not isinstance(value, dict):
-            return _p(loc, "must be a mapping")
-        problems: list[Problem] = []
-        for key in required:
-            if key not in value:
-                problems += _p((*loc, key), "is required")
-        for key, item in value.items():
-            rule = fields.get(key)
-            if rule is None:
-                problems += _p((*loc, str(key)), "is not a field a profile may set")
-            else:
-                problems += rule(item, (*loc, key))
-        return problems
-
-    return check
-
-
-VOLUME_SOURCES = ("secret", "configMap", "persistentVolumeClaim", "emptyDir", "projected", "downwardAPI")
-
-
-def _volume(value: Any, loc: Loc) -> list[Problem]:
-    if not isinstance(value, dict):
-        return _p(loc, "must be a mapping")
-    problems: list[Problem] = [] if isinstance(value.get("name"), str) else _p((*loc, "name"), "is required")
-    sources = [key for key in value if key != "name"]
-    for key in sources:
-        if key == "hostPath":
-            problems += _p((*loc, key), "is refused: a task must not see the node's files")
-        elif key not in VOLUME_SOURCES:
-            problems += _p((*loc, key), f"is not an allowed volume source ({', '.join(VOLUME_SOURCES)})")
-        else:
-            problems += _opaque(value[key], (*loc, key))
-    if len(sources) != 1 and not problems:
-        problems += _p(loc, "must have exactly one volume source")
-    return problems
-
-
-_SECCOMP = _obj({"type": _one_of("RuntimeDefault", "Localhost"), "localhostProfile": _STR}, required=("type",))
-_NO_PRIVILEGE = "a task must not be privileged"
-_CONTAINER_SECURITY = _obj(
-    {
-        "privileged": _only_false(_NO_PRIVILEGE),
-        "allowPrivilegeEscalation": _BOOL,
-        "runAsNonRoot": _BOOL,
-        "runAsUser": _int_range(0, 2**31 - 1),
-        "runAsGroup": _int_range(0, 2**31 - 1),
-        "readOnlyRootFilesystem": _BOOL,
-        "seccompProfile": _SECCOMP,
-        "capabilities": _obj(
-            {"drop": _list(_STR), "add": _refused("a task must not gain capabilities")},
-        ),
-    }
-)
-_POD_SECURITY = _obj(
-    {
-        "runAsNonRoot": _BOOL,
-        "runAsUser": _int_range(0, 2**31 - 1),
-        "runAsGroup": _int_range(0, 2**31 - 1),
-        "fsGroup": _int_range(0, 2**31 - 1),
-        "fsGroupChangePolicy": _one_of("OnRootMismatch", "Always"),
-        "supplementalGroups": _list(_int_range(0, 2**31 - 1)),
-        "seccompProfile": _SECCOMP,
-    }
-)
-_ENV_VAR = _obj({"name": _STR, "value": _STR, "valueFrom": _opaque}, required=("name",))
-_CONTAINER = _obj(
-    {
-        "image": _STR,
-        "command": _list(_STR),
-        "args": _list(_STR),
-        "env": _list(_ENV_VAR),
-        "resources": _obj(
-            {
-                "requests": _map_of(_typed((str, int, float), "a quantity")),
-                "limits": _map_of(_typed((str, int, float), "a quantity")),
-            }
-        ),
-        "securityContext": _CONTAINER_SECURITY,
-        "volumeMounts": _list(
-            _obj(
-                {"name": _STR, "mountPath": _STR, "readOnly": _BOOL, "subPath": _STR},
-                required=("name", "mountPath"),
-            )
-        ),
-        "workingDir": _STR,
-        "imagePullPolicy": _one_of("Always", "IfNotPresent", "Never"),
-    }
-)
-_TOLERATION = _obj(
-    {
-        "key": _STR,
-        "operator": _one_of("Exists", "Equal"),
-        "value": _STR,
-        "effect": _one_of("NoSchedule", "PreferNoSchedule", "NoExecute"),
-        "tolerationSeconds": _INT,
-    }
-)
-_HOST_NAMESPACES = _refused("a task must not share the node's namespaces")
-_POD_SPEC = _obj(
-    {
-        "serviceAccountName": _STR,
-        "automountServiceAccountToken": _BOOL,
-        "enableServiceLinks": _BOOL,
-        "imagePullSecrets": _list(_obj({"name": _STR}, required=("name",))),
-        "nodeSelector": _MAP_STR,
-        "tolerations": _list(_TOLERATION),
-        "affinity": _opaque,
-        "priorityClassName": _STR,
-        "securityContext": _POD_SECURITY,
-        "volumes": _list(_volume),
-        "containers": _list(_CONTAINER, max_items=1),
-        "hostNetwork": _HOST_NAMESPACES,
-        "hostPID": _HOST_NAMESPACES,
-        "hostIPC": _HOST_NAMESPACES,
-    }
-)
-_METADATA = _obj({"labels": _MAP_STR, "annotations": _MAP_STR})
-JOB_MANIFEST = _obj(
-    {
-        "metadata": _METADATA,
-        "spec": _obj(
-            {
-                "backoffLimit": _int_range(0, 100),
-                "activeDeadlineSeconds": _int_range(1, 2**31 - 1),
-                "ttlSecondsAfterFinished": _int_range(0, 2**31 - 1),
-                "suspend": _BOOL,
-                "podFailurePolicy": _opaque,
-                "template": _obj({"metadata": _METADATA, "spec": _POD_SPEC}),
-            }
-        ),
-    }
-)
-"""The allow-list of a profile's `job`: every key a profile may set, and how it is checked."""
-
-
-def job_problems(job: Any, loc: Loc = ("job",)) -> list[Problem]:
-    """Every key of a profile's `job` the allow-list refuses, each with its `loc` path."""
-    return JOB_MANIFEST(job, loc)
-
-
-JOB_FIELD_NAMES = frozenset(
-    {
-        *USER_FIELD_CHOICES,
-        *("metadata", "spec", "template", "containers", "labels", "annotations", "suspend", "podFailurePolicy"),
-        *("serviceAccountName", "serviceAccount", "automountServiceAccountToken", "enableServiceLinks"),
-        *("imagePullSecrets", "affinity", "priorityClassName", "securityContext", "volumes", "volumeMounts"),
-        *("hostNetwork", "hostPID", "hostIPC", "privileged", "capabilities", "nodeName", "initContainers"),
-        *("ephemeralContainers", "runtimeClassName", "hostAliases", "restartPolicy", "workingDir"),
-        *("imagePullPolicy", "parallelism", "completions", "completionMode", "schedulingGates", "dnsPolicy"),
-    }
-)
-"""Keys of `info` that name Job, pod or container fields. Any other key (the original system's
-free-form extras) is kept in the row and ignored."""
 
 
 # -- the profile ---------------------------------------------------------------------------------------
@@ -313,19 +75,23 @@ class Profile(BaseModel):
         shaped = not problems  # what follows the manifest reads it, which needs its shape first
         for i, name in enumerate(self.user_fields):
             if name not in USER_FIELD_CHOICES:
-                problems += _p(
+                problems += problem_at(
                     (*loc, "user_fields", i), f"{name!r} is not a user field ({', '.join(USER_FIELD_CHOICES)})"
                 )
         for i, prefix in enumerate(self.images):
             if not prefix or any(c.isspace() for c in prefix):
-                problems += _p((*loc, "images", i), "must be a non-empty image prefix without blanks")
+                problems += problem_at((*loc, "images", i), "must be a non-empty image prefix without blanks")
         if not shaped:
             return problems
         image = self.container().get("image")
         if "image" not in self.user_fields and not isinstance(image, str):
-            problems += _p((*loc, "user_fields"), "must list image, or the profile must set the container's image")
+            problems += problem_at(
+                (*loc, "user_fields"), "must list image, or the profile must set the container's image"
+            )
         if not problems and isinstance(image, str) and not self.image_allowed(image):
-            problems += _p((*loc, "job", "spec", "template", "spec", "containers", 0, "image"), "is not under `images`")
+            problems += problem_at(
+                (*loc, "job", "spec", "template", "spec", "containers", 0, "image"), "is not under `images`"
+            )
         return problems
 
     # -- what the profile sets
@@ -413,11 +179,11 @@ class Profile(BaseModel):
         tolerations: list[dict[str, Any]] = []
         problems: list[Problem] = []
         if "nodeSelector" in self.user_fields and "nodeSelector" in info:
-            problems += _MAP_STR(info["nodeSelector"], ("info", "nodeSelector"))
+            problems += STRING_MAP(info["nodeSelector"], ("info", "nodeSelector"))
             if not problems:
                 node_selector = dict(info["nodeSelector"])
         if "tolerations" in self.user_fields and "tolerations" in info:
-            found = _list(_TOLERATION)(info["tolerations"], ("info", "tolerations"))
+            found = list_of(TOLERATION)(info["tolerations"], ("info", "tolerations"))
             problems += found
             if not found:
                 tolerations = [dict(t) for t in info["tolerations"]]
@@ -518,7 +284,7 @@ class ProfileCatalog:
                 profile = Profile.model_validate({**data, "name": name})
             except ValidationError as exc:
                 for error in exc.errors():
-                    problems += _p(("profiles", name, *error["loc"]), error["msg"])
+                    problems += problem_at(("profiles", name, *error["loc"]), error["msg"])
                 continue
             found = profile.config_problems(("profiles", name))
             problems += found
@@ -526,12 +292,12 @@ class ProfileCatalog:
                 built[name] = profile
         known = set(built) | set(profiles)
         if default not in known:
-            problems += _p(("runner", "default_profile"), f"profile {default} is not configured")
+            problems += problem_at(("runner", "default_profile"), f"profile {default} is not configured")
         for namespace, name in namespaces.items():
             if name not in known:
-                problems += _p(("runner", "namespace_profiles", namespace), f"profile {name} is not configured")
+                problems += problem_at(("runner", "namespace_profiles", namespace), f"profile {name} is not configured")
             elif name in built and built[name].namespaces and namespace not in built[name].namespaces:
-                problems += _p(
+                problems += problem_at(
                     ("runner", "namespace_profiles", namespace),
                     f"profile {name} is limited to namespaces {', '.join(built[name].namespaces)}",
                 )
