@@ -40,6 +40,8 @@ def test_the_schema_publishes_every_operation(server: ApiServer) -> None:
         "POST /api/v1/tasks/{task_id}/cancel",
         "GET /api/v1/summary",
         "GET /api/v1/whoami",
+        "POST /api/v1/render",
+        "GET /api/v1/profiles",
     }
 
 

@@ -57,15 +57,21 @@ def database_url(backend: str) -> Iterator[str]:
 
 @contextmanager
 def api_server(
-    database: str, *, api: dict[str, Any] | None = None, repository: TaskRepository | None = None
+    database: str,
+    *,
+    api: dict[str, Any] | None = None,
+    repository: TaskRepository | None = None,
+    profiles: dict[str, Any] | None = None,
 ) -> Iterator[ApiServer]:
     """Serve the app for `database` (a URL) with the test tokens unless `api` says otherwise;
-    `repository` replaces the configured one (a hand-written fake, e.g. one that fails)."""
+    `repository` replaces the configured one (a hand-written fake, e.g. one that fails); `profiles`
+    are the Job profiles (none: the built-in ones)."""
     settings = {
         "database": {"url": database},
         # Several users' tokens over the (never started) local runner: allowed explicitly.
         "runner": {"allowed_namespaces": ALLOWED_NAMESPACES, "local_multi_user": True},
         "api": {"tokens": TOKENS, **(api or {})},
+        "profiles": profiles or {},
     }
     container = build_container(settings, load_plugins=False)
     if repository is not None:

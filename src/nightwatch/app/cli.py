@@ -1,6 +1,7 @@
-"""The `nightwatch` command: run the service, manage the schema, submit, list, show and cancel tasks.
+"""The `nightwatch` command: run the service, manage the schema, submit, list, show, cancel and render tasks.
 
-`submit`, `list`, `show` and `cancel` talk to the database directly, or to a running replica's
+`render` prints the exact Job manifest of a task (or of `--info` before submitting it).
+`submit`, `list`, `show`, `cancel` and `render` talk to the database directly, or to a running replica's
 REST API with `--server URL` (env NIGHTWATCH_SERVER) and `--token T` (env NIGHTWATCH_TOKEN,
 better than the flag, which other users can see in the process list). Each command picks one
 `TaskGateway` (`app/gateway.py`) for that and prints the same either way: `list` shows the newest
@@ -25,6 +26,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from nightwatch import __version__
@@ -38,6 +40,7 @@ from nightwatch.app.logs import configure_logging
 from nightwatch.domain.errors import InvalidTaskSpec, InvalidTransition, NightwatchError, TaskNotFound
 from nightwatch.domain.model import Task, TaskStatus
 from nightwatch.domain.ports import TaskSummary
+from nightwatch.domain.profiles import ProfileCatalog
 
 logger = logging.getLogger("nightwatch")
 
@@ -163,6 +166,19 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("id", type=int)
     cancel.set_defaults(handler=cmd_cancel)
 
+    render = sub.add_parser(
+        "render",
+        parents=[remote],
+        help="print the exact Job manifest of a task, or of --info before submitting it",
+        usage="%(prog)s (ID | --namespace NS --info JSON [--name NAME]) [--json]",
+    )
+    render.add_argument("id", type=_task_id, nargs="?", help="a stored task")
+    render.add_argument("--namespace", default="default")
+    render.add_argument("--info", help="the info JSON of a task not yet submitted")
+    render.add_argument("--name", help="the task name (the Job's name; default: preview)")
+    render.add_argument("--json", action="store_true", help="JSON instead of YAML")
+    render.set_defaults(handler=cmd_render)
+
     sub.add_parser("version", help="print the version").set_defaults(handler=lambda a, s: print(__version__) or 0)
     return parser
 
@@ -245,7 +261,13 @@ def _gateway(args: argparse.Namespace, settings: Settings) -> Iterator[TaskGatew
         with _local(settings) as container:
             queries = container.repository()
             user_id = getattr(args, "user_id", None) or 0
-            yield LocalGateway(container.submit_task(), container.request_cancel(), queries, user_id=user_id)
+            yield LocalGateway(
+                container.submit_task(),
+                container.request_cancel(),
+                queries,
+                user_id=user_id,
+                render=container.render_job(),
+            )
 
 
 def _task_id(text: str) -> int:
@@ -290,6 +312,23 @@ def _info_from_args(args: argparse.Namespace) -> str | dict[str, Any]:
     return info
 
 
+def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
+    if (args.id is None) == (args.info is None):
+        raise CliError("give a task ID or --info JSON (with --namespace), not both", code=2)
+    with _gateway(args, settings) as gateway:
+        if args.id is not None:
+            manifest = gateway.render(args.id)
+        else:
+            manifest = gateway.render(name=args.name, namespace=args.namespace, info=str(args.info))
+    if args.json:
+        print(json.dumps(manifest, indent=2))
+    else:
+        import yaml
+
+        print(yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False), end="")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     if args.after is not None:
         raise CliError("--after is replaced by --before ID: list shows the newest tasks first", code=2)
@@ -325,6 +364,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stop.set())
     container = _container(settings)
+    _reload_profiles_on_sighup(container, args.config)
     clean = True
     try:
         service = container.service()
@@ -358,6 +398,22 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         logging.shutdown()
         os._exit(0)
     return 0
+
+
+def _reload_profiles_on_sighup(container: Container, config_file: str | None) -> None:
+    """SIGHUP reads the configuration again and swaps the Job profiles (nothing else is reloaded); a bad
+    file keeps the old profiles and logs why."""
+    profiles = container.profiles()
+
+    def load(path: str | Path | None) -> ProfileCatalog:
+        return load_settings(path).profile_catalog()
+
+    def on_hup(signum: int, frame: object) -> None:
+        # Off the signal handler: reading files and logging there can deadlock on a held lock.
+        threading.Thread(target=profiles.reload, args=(config_file, load), name="reload-profiles", daemon=True).start()
+
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, on_hup)
 
 
 def _exit_after(seconds: float) -> None:

@@ -84,6 +84,17 @@ class ApiClient:
     def cancel(self, task_id: int) -> Task:
         return _task(self._call("POST", f"{API}/tasks/{task_id}/cancel", conflict=InvalidTransition))
 
+    def render(
+        self, task_id: int | None = None, *, name: str | None = None, namespace: str = "default", info: Any = None
+    ) -> dict[str, Any]:
+        """POST /api/v1/render. Raises TaskNotFound, InvalidTaskSpec, ApiRefused, RetryableError."""
+        if task_id is not None:
+            body: dict[str, Any] = {"task_id": task_id}
+        else:
+            body = {"name": name, "namespace": namespace, "info": parse_info(info) if isinstance(info, str) else info}
+        result: dict[str, Any] = self._call("POST", f"{API}/render", json=body)
+        return result
+
     def _call(self, method: str, path: str, *, conflict: type[PermanentError] = PermanentError, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)

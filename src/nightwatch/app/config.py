@@ -32,6 +32,8 @@ from nightwatch.app.usecases.cancel import CancelSettings
 from nightwatch.app.usecases.dispatch import DispatchSettings
 from nightwatch.app.usecases.sync import SyncSettings
 from nightwatch.app.watchers import WatcherTiming
+from nightwatch.domain.errors import InvalidTaskSpec
+from nightwatch.domain.profiles import DEFAULT_PROFILE_NAME, ProfileCatalog
 
 DEFAULT_DATABASE_URL = "sqlite:///nightwatch.db"
 
@@ -108,6 +110,10 @@ class RunnerSettings(KubernetesSettings, LocalRunnerSettings):
 
     backend: Literal["local", "kubernetes"] = "local"
     allowed_namespaces: list[str] = Field(default_factory=lambda: ["default"])
+    default_profile: str = DEFAULT_PROFILE_NAME
+    """The Job profile of a task whose `info` names none and whose namespace has none below."""
+    namespace_profiles: dict[str, str] = Field(default_factory=dict)
+    """Namespace -> the Job profile of its tasks that name none."""
     local_multi_user: bool = False
     """Let the local runner serve API tokens of more than one user. A local task runs as nightwatch's
     own user, so it can read nightwatch's files and other users' task files: only for users who trust
@@ -230,6 +236,9 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     lock: LockSettings = Field(default_factory=LockSettings)
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
+    profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Job profiles by name (docs/profiles.md): `job` (a partial Job manifest), `user_fields`, `images`.
+    Checked as a whole by `_profiles_are_valid`, one message per bad entry."""
     watchers: dict[str, WatcherTiming] = Field(default_factory=dict)
     """Per watcher: enabled, and interval_seconds or cron; what is unset keeps the watcher's own timing."""
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
@@ -255,6 +264,25 @@ class Settings(BaseSettings):
                 "each other with nightwatch's credentials"
             )
         return self
+
+    @model_validator(mode="after")
+    def _profiles_are_valid(self) -> Settings:
+        self.profile_catalog()
+        return self
+
+    def profile_catalog(self) -> ProfileCatalog:
+        """The Job profiles this configuration defines. Raises ValidationError, one error per bad entry."""
+        try:
+            return ProfileCatalog.build(self.profiles, self.runner.default_profile, self.runner.namespace_profiles)
+        except InvalidTaskSpec as exc:
+            errors = []
+            for problem in exc.problems:
+                where = ".".join(str(part) for part in problem.loc)
+                error = PydanticCustomError(
+                    "value_error", "{problem}", {"problem": problem.message.removeprefix(f"{where}: ")}
+                )
+                errors.append(InitErrorDetails(type=error, loc=problem.loc, input=None))
+            raise ValidationError.from_exception_data("profiles", errors) from None
 
     @field_validator("watchers", mode="after")
     @classmethod

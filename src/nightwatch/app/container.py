@@ -9,8 +9,9 @@ build a container from a dict and override providers.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from dependency_injector import containers, providers
@@ -23,10 +24,13 @@ from nightwatch.adapters.memory import MemoryLeaderLock, MemoryTaskRepository
 from nightwatch.app.config import ApiSettings, DatabaseSettings, HttpSettings, LockSettings, Settings
 from nightwatch.app.leadership import Leadership
 from nightwatch.app.metrics import Metrics
+from nightwatch.app.profiles import LiveProfiles
 from nightwatch.app.service import Readiness, Service
 from nightwatch.app.usecases.cancel import RequestCancel
+from nightwatch.app.usecases.render import RenderJob
 from nightwatch.app.usecases.submit import SubmitTask
 from nightwatch.app.watchers import WatcherContext, WatcherTiming, default_registry
+from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.ports import JobRunner, TaskQueries, TaskRepository
 from nightwatch.domain.submission import SubmissionPolicy
 
@@ -79,6 +83,15 @@ def _kubernetes_runner(settings: KubernetesSettings, workers: int, replica_id: s
         adapter.close()
 
 
+def _job_builder(settings: Settings) -> Callable[[LaunchRequest], dict[str, Any]]:
+    """The Kubernetes runner's own Job builder, with its default TTL (what `render` shows)."""
+    from nightwatch.adapters.kubernetes.jobbody import build_job_body
+
+    return functools.partial(
+        build_job_body, default_ttl_seconds_after_finished=settings.runner.ttl_seconds_after_finished or None
+    )
+
+
 def _replica_id(settings: Settings) -> str:
     from nightwatch.adapters.redlock import default_replica_id
 
@@ -89,6 +102,7 @@ def _web_app(
     repository: TaskQueries,
     submit: SubmitTask,
     cancel: RequestCancel,
+    render: RenderJob,
     api: ApiSettings,
     http: HttpSettings,
     metrics: Metrics,
@@ -97,7 +111,7 @@ def _web_app(
     # Imported here: the CLI's submit/list/show/cancel build a container too, without FastAPI.
     from nightwatch.app.api import ApiBackend, create_app
 
-    backend = ApiBackend(repository, submit, cancel)
+    backend = ApiBackend(repository, submit, cancel, render)
     return create_app(
         backend,
         api,
@@ -157,8 +171,12 @@ class Container(containers.DeclarativeContainer):
 
     # Derived once per container: the lock owner and the Kubernetes user agent must agree.
     replica_id = providers.Singleton(_replica_id, settings)
+    profiles = providers.Singleton(LiveProfiles, providers.Callable(Settings.profile_catalog, settings))
+    """The Job profiles in force; `nightwatch run` swaps them on SIGHUP."""
     submission_policy = providers.Singleton(
-        SubmissionPolicy, allowed_namespaces=providers.Callable(frozenset, settings.provided.runner.allowed_namespaces)
+        SubmissionPolicy,
+        allowed_namespaces=providers.Callable(frozenset, settings.provided.runner.allowed_namespaces),
+        profiles=profiles,
     )
 
     clock = providers.Singleton(SystemClock)
@@ -225,12 +243,16 @@ class Container(containers.DeclarativeContainer):
 
     submit_task = providers.Factory(SubmitTask, repository=repository, clock=clock, policy=submission_policy)
     request_cancel = providers.Factory(RequestCancel, repository=repository)
+    render_job = providers.Factory(
+        RenderJob, queries=repository, policy=submission_policy, build=providers.Callable(_job_builder, settings)
+    )
 
     web_app = providers.Singleton(
         _web_app,
         repository=repository,
         submit=submit_task,
         cancel=request_cancel,
+        render=render_job,
         api=settings.provided.api,
         http=settings.provided.http,
         metrics=metrics,

@@ -12,7 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from nightwatch.app.usecases.cancel import RequestCancel
+from nightwatch.app.usecases.render import RenderJob
 from nightwatch.app.usecases.submit import SubmitTask
+from nightwatch.domain.errors import PermanentError
 from nightwatch.domain.model import Task, TaskId, TaskStatus
 from nightwatch.domain.ports import TaskFilter, TaskQueries, TaskSummary
 
@@ -44,6 +46,13 @@ class TaskGateway(Protocol):
         """Request cancellation. Raises TaskNotFound, InvalidTransition (already ended), RetryableError."""
         ...
 
+    def render(
+        self, task_id: int | None = None, *, name: str | None = None, namespace: str = "default", info: Any = None
+    ) -> dict[str, Any]:
+        """The Job manifest of a stored task (`task_id`), or of `info` not yet submitted. Raises
+        TaskNotFound, InvalidTaskSpec (every bad field), RetryableError; ApiRefused through a server."""
+        ...
+
 
 def newest_first(
     page: Callable[[C | None, int], tuple[Sequence[TaskSummary], C | None]], start: C | None, limit: int
@@ -63,7 +72,16 @@ def newest_first(
 class LocalGateway:
     """The database directly, through the same use cases and read side as the REST API."""
 
-    def __init__(self, submit: SubmitTask, cancel: RequestCancel, queries: TaskQueries, *, user_id: int = 0) -> None:
+    def __init__(
+        self,
+        submit: SubmitTask,
+        cancel: RequestCancel,
+        queries: TaskQueries,
+        *,
+        user_id: int = 0,
+        render: RenderJob | None = None,
+    ) -> None:
+        self._render = render
         self._submit = submit
         self._cancel = cancel
         self._queries = queries
@@ -88,3 +106,12 @@ class LocalGateway:
 
     def cancel(self, task_id: int) -> Task:
         return self._cancel(TaskId(task_id))
+
+    def render(
+        self, task_id: int | None = None, *, name: str | None = None, namespace: str = "default", info: Any = None
+    ) -> dict[str, Any]:
+        if self._render is None:
+            raise PermanentError("rendering is not available here")
+        if task_id is not None:
+            return self._render.task(TaskId(task_id))
+        return self._render.preview(name, namespace, info)

@@ -44,6 +44,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from nightwatch.domain.errors import InvalidTaskSpec, Problem
 from nightwatch.domain.model import TaskId
+from nightwatch.domain.profiles import BUILTIN_DEFAULT, NO_PLACEMENT, Placement, Profile
 
 MAX_INFO_BYTES = 256 * 1024
 """Larger `info` is refused: a Job object must stay well under etcd's 1.5 MiB limit."""
@@ -317,7 +318,11 @@ class JobSpec(BaseModel):
     @classmethod
     def from_info(cls, info: str | None) -> JobSpec:
         """Parse a task's `info` column. Raises InvalidTaskSpec with a message a user can act on."""
-        data = parse_info(info)
+        return cls.from_data(parse_info(info))
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> JobSpec:
+        """Parse `info` already read as a JSON object. Raises InvalidTaskSpec."""
         try:
             spec = cls.model_validate(data)
         except ValidationError as exc:
@@ -405,3 +410,8 @@ class LaunchRequest:
     job_name: str
     namespace: str
     spec: JobSpec
+    profile: Profile = BUILTIN_DEFAULT
+    """The task's Job profile (the runner merges `spec` into its `job`)."""
+    placement: Placement = NO_PLACEMENT
+    note: str = ""
+    """Set by a runner for itself (the local runner: the profile fields it cannot honour)."""

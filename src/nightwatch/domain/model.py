@@ -124,11 +124,11 @@ class Task:
     def is_terminal(self) -> bool:
         return self.status.is_terminal
 
-    def start(self, job_name: str, now: datetime) -> StatusChange:
-        """Normal -> Pending: the Job `job_name` was created (or adopted)."""
+    def start(self, job_name: str, now: datetime, message: str = "") -> StatusChange:
+        """Normal -> Pending: the Job `job_name` was created (or adopted); `message` notes how, if at all."""
         if self.status is not TaskStatus.NORMAL:
             raise InvalidTransition(f"task {self.id} cannot go from {self.status} to Pending: only Normal tasks start")
-        return self._move(TaskStatus.PENDING, now, message="", job_name=job_name)
+        return self._move(TaskStatus.PENDING, now, message=message, job_name=job_name)
 
     def postpone(self, until: datetime, now: datetime, message: str = "") -> StatusChange:
         """Normal -> Normal, not dispatched before `until`."""

@@ -253,6 +253,8 @@ class LaunchResult:
     job_name: str
     adopted: bool = False
     """True when the Job already existed with our task-id label (a crash between create and write)."""
+    note: str = ""
+    """What the task's message says once it is Pending (e.g. the profile fields a runner ignored)."""
 
 
 class JobRunner(Protocol):

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nightwatch.domain.errors import InvalidTaskSpec, Problem
-from nightwatch.domain.jobspec import JobSpec, LaunchRequest
+from nightwatch.domain.jobspec import JobSpec, LaunchRequest, parse_info
 from nightwatch.domain.model import Task
 from nightwatch.domain.names import check_dns1123_label, check_namespace_allowed
+from nightwatch.domain.profiles import BUILTIN_DEFAULT, NO_PLACEMENT, Placement, Profile, ProfileCatalog, ProfileSource
 
 STORED_NAME_CHARS = 45
 """The widest name and namespace the task table stores (`VARCHAR(45)`, the original system's width).
@@ -31,6 +32,8 @@ class SubmissionPolicy:
     """What this deployment accepts, from configuration."""
 
     allowed_namespaces: frozenset[str] = frozenset({"default"})
+    profiles: ProfileSource = field(default_factory=ProfileCatalog)
+    """The Job profiles; read once per validation, so a reload swaps them between two tasks, never within one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,8 @@ class Submission:
     namespace: str
     info: str
     spec: JobSpec
+    profile: Profile = BUILTIN_DEFAULT
+    placement: Placement = NO_PLACEMENT
 
 
 def encode_info(info: Mapping[str, Any]) -> str:
@@ -77,20 +82,37 @@ def validate_submission(
     )
     raw: str | None = None
     spec: JobSpec | None = None
+    profile: Profile | None = None
+    placement = NO_PLACEMENT
     try:
         raw = encode_info(info) if isinstance(info, Mapping) else info
-        spec = JobSpec.from_info(raw)
+        data = parse_info(raw)
+        profile = policy.profiles.catalog().resolve(namespace, data.get("profile"))
+        problems.extend(profile.lock_problems(data))
+        try:
+            placement = profile.placement(data)
+        except InvalidTaskSpec as exc:
+            problems.extend(exc.problems)
+        default_image = profile.default_image()
+        if default_image is not None and "image" not in data:
+            data = {**data, "image": default_image}  # the profile's image, which the user may not override
+        spec = JobSpec.from_data(data)
+        if not profile.image_allowed(spec.image):
+            message = (
+                f"image {spec.image} is not allowed by profile {profile.name} (allowed: {', '.join(profile.images)})"
+            )
+            problems.append(Problem(("info", "image"), message))
     except InvalidTaskSpec as exc:
         problems.extend(exc.problems)
-    if problems or spec is None or raw is None:
+    if problems or spec is None or raw is None or profile is None:
         raise InvalidTaskSpec("; ".join(p.message for p in problems), problems)
-    return Submission(name, namespace, raw, spec)
+    return Submission(name, namespace, raw, spec, profile, placement)
 
 
 def launch_request_for(task: Task, policy: SubmissionPolicy) -> LaunchRequest:
     """What the runner needs to launch a stored task, validated as at submit. Raises InvalidTaskSpec."""
     valid = validate_submission(task.name, task.namespace, task.info, policy, stored=True)
-    return LaunchRequest(task.id, task.name, task.namespace, valid.spec)
+    return LaunchRequest(task.id, task.name, task.namespace, valid.spec, valid.profile, valid.placement)
 
 
 def _storable(value: str, what: str) -> str:

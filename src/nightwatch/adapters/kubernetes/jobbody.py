@@ -1,7 +1,8 @@
 """The Job object nightwatch sends for a task: a pure function from a LaunchRequest to a dict.
 
-Only allow-listed fields reach the Job (see `JobSpec`): one container named `task`, `restartPolicy:
-Never`, no security context, volumes, service account or host access. No secret reaches a task: the
+Only allow-listed fields reach the Job: the task's profile (`domain/profiles.py`, whose `job` is checked by
+an allow-list walk: never host paths, privilege or host namespaces) merged with the allow-listed `info`
+fields (`JobSpec`); one container named `task`, `restartPolicy: Never`. No secret reaches a task: the
 pod gets no service-account token (`automountServiceAccountToken: false`: a task cannot call the API
 server as its namespace's default account) and no service links (`enableServiceLinks: false`: no
 `REDIS_PORT=tcp://...`-style variables naming every Service in the namespace); its environment is the
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from nightwatch.domain.jobspec import LaunchRequest
+from nightwatch.domain.profiles import merge
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "nightwatch"
@@ -39,55 +41,43 @@ def job_labels(task_id: int) -> dict[str, str]:
 
 
 def build_job_body(request: LaunchRequest, *, default_ttl_seconds_after_finished: int | None = 3600) -> dict[str, Any]:
-    """The batch/v1 Job for `request`, as the JSON the API server receives."""
-    spec = request.spec
-    container: dict[str, Any] = {"name": CONTAINER_NAME, "image": spec.image}
-    if spec.command:
-        container["command"] = list(spec.command)
-    if spec.args:
-        container["args"] = list(spec.args)
-    if spec.env:
-        container["env"] = [{"name": e.name, "value": e.value} for e in spec.env]
-    if spec.resources is not None and (spec.resources.requests or spec.resources.limits):
-        resources: dict[str, dict[str, str]] = {}
-        if spec.resources.requests:
-            resources["requests"] = dict(spec.resources.requests)
-        if spec.resources.limits:
-            resources["limits"] = dict(spec.resources.limits)
-        container["resources"] = resources
+    """The batch/v1 Job for `request`, as the JSON the API server receives.
 
-    job_spec: dict[str, Any] = {
-        "backoffLimit": spec.backoff_limit,
-        "template": {
-            "metadata": {"labels": {**job_labels(request.task_id), POD_APP_LABEL: POD_APP_VALUE}},
-            "spec": {
-                "restartPolicy": "Never",
-                "automountServiceAccountToken": False,
-                "enableServiceLinks": False,
-                "containers": [container],
-            },
-        },
+    The task's profile merged with its spec (`profiles.merge`) over nightwatch's pod defaults
+    (`restartPolicy: Never`, no service-account token, no service links), then nightwatch's identity:
+    Job name, namespace, the managed-by and task-id labels, the outcome finalizer, the container's name.
+    """
+    merged = merge(request.profile, request.spec, request.placement)
+    metadata = merged.get("metadata", {})
+    job_spec: dict[str, Any] = merged["spec"]
+    template = job_spec["template"]
+    pod: dict[str, Any] = {"automountServiceAccountToken": False, "enableServiceLinks": False, **template["spec"]}
+    pod["restartPolicy"] = "Never"
+    container = {"name": CONTAINER_NAME, **pod.pop("containers")[0]}
+    container["name"] = CONTAINER_NAME
+    pod["containers"] = [container]
+    pod_metadata = dict(template.get("metadata", {}))
+    pod_metadata["labels"] = {
+        **pod_metadata.get("labels", {}),
+        **job_labels(request.task_id),
+        POD_APP_LABEL: POD_APP_VALUE,
     }
-    if spec.active_deadline_seconds is not None:
-        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
+    job_spec["template"] = {"metadata": pod_metadata, "spec": pod}
     # Finished Jobs are garbage-collected by the TTL controller so they do not pile up in etcd.
-    ttl = spec.ttl_seconds_after_finished
-    if ttl is None:
-        ttl = default_ttl_seconds_after_finished
-    if ttl is not None:
-        job_spec["ttlSecondsAfterFinished"] = ttl
+    if "ttlSecondsAfterFinished" not in job_spec and default_ttl_seconds_after_finished is not None:
+        job_spec["ttlSecondsAfterFinished"] = default_ttl_seconds_after_finished
 
-    body: dict[str, Any] = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": request.job_name,
-            "namespace": request.namespace,
-            "labels": job_labels(request.task_id),
-            "finalizers": [OUTCOME_FINALIZER],
-        },
-        "spec": job_spec,
+    annotations = dict(metadata.get("annotations", {}))
+    annotations.pop(START_TIMEOUT_ANNOTATION, None)
+    spec = request.spec
+    if spec.start_timeout_seconds is not None and "startTimeoutSeconds" in request.profile.user_fields:
+        annotations[START_TIMEOUT_ANNOTATION] = str(spec.start_timeout_seconds)
+    body_metadata: dict[str, Any] = {
+        "name": request.job_name,
+        "namespace": request.namespace,
+        "labels": {**metadata.get("labels", {}), **job_labels(request.task_id)},
+        "finalizers": [OUTCOME_FINALIZER],
     }
-    if spec.start_timeout_seconds is not None:
-        body["metadata"]["annotations"] = {START_TIMEOUT_ANNOTATION: str(spec.start_timeout_seconds)}
-    return body
+    if annotations:
+        body_metadata["annotations"] = annotations
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": body_metadata, "spec": job_spec}

@@ -14,6 +14,7 @@ execs it, with the task's env); the Job fails with "exit code 127: command not f
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import json
@@ -31,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from nightwatch.adapters.local import jobdir
+from nightwatch.adapters.local.profile import local_view
 from nightwatch.adapters.local.settings import LocalRunnerSettings
 from nightwatch.adapters.local.supervisor import supervisor_environment
 from nightwatch.domain.errors import ForeignJob, JobInvalid, PermanentError, RetryableError
@@ -67,14 +69,18 @@ class LocalJobRunner:
 
     # -- the port ---------------------------------------------------------------------------
     def launch(self, request: LaunchRequest) -> LaunchResult:
-        spec = request.spec
+        spec, ignored = local_view(request)
+        note = ""
+        if ignored:
+            note = f"the local runner ignores these fields of profile {request.profile.name}: {', '.join(ignored)}"
+        request = dataclasses.replace(request, spec=spec, note=note)
         if not spec.command and not spec.args:
             raise JobInvalid(f"the local runner needs a command: image {spec.image} has no entrypoint here")
         final = self._job_dir(request.namespace, request.job_name)
         try:
             if final.exists():
-                return self._existing(request, final)
-            return self._create(request, final)
+                return dataclasses.replace(self._existing(request, final), note=note)
+            return dataclasses.replace(self._create(request, final), note=note)
         except OSError as exc:
             raise RetryableError(f"could not start local Job {request.namespace}/{request.job_name}: {exc}") from exc
 
@@ -198,7 +204,7 @@ class LocalJobRunner:
             pid = jobdir.read_text(path / jobdir.PID)
             if pid is None:
                 return JobObservation(JobPhase.PENDING, "Starting", "the local process is starting")
-            return JobObservation(JobPhase.ACTIVE, "", f"local process {pid.strip()} running")
+            return _noted(JobObservation(JobPhase.ACTIVE, "", f"local process {pid.strip()} running"), path)
         if result is None:
             # The supervisor may have written its result and exited between the two reads above.
             result = jobdir.read_json(path / jobdir.RESULT)
@@ -208,7 +214,7 @@ class LocalJobRunner:
                 "ProcessDisappeared",
                 "the local process disappeared without a result (machine restarted, or its supervisor was killed)",
             )
-        return _from_result(result)
+        return _noted(_from_result(result), path)
 
     def _reap(self) -> None:
         # Supervisors are our children until they exit; collect them so they do not linger as zombies.
@@ -249,9 +255,20 @@ def _spec_json(request: LaunchRequest) -> str:
             "job_name": request.job_name,
             "created_at": datetime.now(UTC).isoformat(),
             "spec": request.spec.model_dump(mode="json", by_alias=True),
+            "note": request.note,
         },
         indent=2,
     )
+
+
+def _noted(observation: JobObservation, path: Path) -> JobObservation:
+    """The observation with the Job's launch note (profile fields ignored) added to its message."""
+    recorded = jobdir.read_json(path / jobdir.SPEC) or {}
+    note = recorded.get("note") if isinstance(recorded, dict) else None
+    if not note:
+        return observation
+    message = f"{observation.message} ({note})" if observation.message else str(note)
+    return dataclasses.replace(observation, message=message)
 
 
 def _from_result(result: Mapping[str, object]) -> JobObservation:

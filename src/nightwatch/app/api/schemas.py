@@ -24,8 +24,9 @@ class NewTaskIn(BaseModel):
     name: str = Field(description="Task name = Job name: a DNS-1123 label, unique in its namespace")
     namespace: str = Field(default="default", description="Must be on the configured allow-list")
     info: dict[str, Any] = Field(
-        description="The Job spec: image (required), command, args, env, resources, backoffLimit, "
-        "activeDeadlineSeconds, ttlSecondsAfterFinished; other keys are stored but never reach a Job",
+        description="The Job spec: image (required unless the profile sets it), command, args, env, resources, "
+        "backoffLimit, activeDeadlineSeconds, ttlSecondsAfterFinished, and `profile` (docs/profiles.md); a Job "
+        "field the profile locks is a 422, other keys are stored but never reach a Job",
         examples=[{"image": "busybox", "command": ["sh", "-c"], "args": ["echo hello"]}],
     )
 

@@ -233,7 +233,7 @@ class DispatchTasks:
             report.errors.append(f"task {task.id}: {exc!r}")
             logger.exception("unexpected error launching task %s (%s/%s)", task.id, request.namespace, request.job_name)
             return False
-        writes.append(task.start(result.job_name, self._clock.now()))
+        writes.append(task.start(result.job_name, self._clock.now(), result.note))
         self._end_outage(request.namespace)
         if result.adopted:
             report.adopted += 1

@@ -11,7 +11,7 @@
   const MAX_LIMIT = 500; // the most rows one refresh asks for
   const STATUSES = ["Normal", "Pending", "Running", "Succeeded", "Failed", "Cancelled"];
   const TERMINAL = new Set(["Succeeded", "Failed", "Cancelled"]);
-  const FORM_FIELDS = ["name", "namespace", "image", "command", "args", "env"];
+  const FORM_FIELDS = ["name", "namespace", "image", "command", "args", "env", "profile"];
 
   const $ = (id) => document.getElementById(id);
 
@@ -175,6 +175,7 @@
       if (value) sessionStorage.setItem(TOKEN_KEY, value);
       else sessionStorage.removeItem(TOKEN_KEY);
       loadWhoami().then(restartList);
+      loadProfiles();
     });
     $("token-forget").addEventListener("click", () => {
       sessionStorage.removeItem(TOKEN_KEY);
@@ -291,6 +292,8 @@
       else errors.push(["env", "Line " + number + ": expected NAME=VALUE."]);
     });
     const info = { image: image };
+    const profile = fieldInput("profile").value;
+    if (profile) info.profile = profile;
     if (command.length) info.command = command;
     if (argLines.length) info.args = argLines.map((a) => a.line);
     if (env.length) info.env = env;
@@ -359,6 +362,44 @@
     }
   }
 
+  // "Preview Job": the exact manifest the task would get (POST /render validates as submit does).
+  async function onPreview() {
+    clearFormErrors();
+    const out = $("job-preview");
+    const form = readForm();
+    if (form.errors.length) {
+      setFieldErrors(form.errors);
+      return;
+    }
+    setText(out, "Rendering…");
+    show(out, true);
+    try {
+      const job = await api("render", { method: "POST", json: form.body });
+      setText(out, JSON.stringify(job, null, 2));
+    } catch (err) {
+      show(out, false);
+      setText(out, "");
+      setFieldErrors(serverErrors(err, form.lineOf, form.body));
+    }
+  }
+
+  async function loadProfiles() {
+    let profiles = [];
+    try {
+      profiles = await api("profiles");
+    } catch (err) {
+      return; // no token yet, or an older server: the namespace's default profile applies
+    }
+    const select = fieldInput("profile");
+    while (select.options.length > 1) select.remove(1);
+    profiles.forEach((p) => {
+      const option = document.createElement("option");
+      option.value = p.name;
+      option.textContent = p.name + (p.default ? " (default)" : "") + ": you set " + (p.user_fields.join(", ") || "nothing");
+      select.appendChild(option);
+    });
+  }
+
   function updateCommandPreview() {
     const preview = $("f-command-preview");
     const text = fieldInput("command").value;
@@ -372,6 +413,8 @@
 
   function setupForm() {
     $("submit-form").addEventListener("submit", onSubmit);
+    $("preview-button").addEventListener("click", onPreview);
+    loadProfiles();
     fieldInput("command").addEventListener("input", updateCommandPreview);
     FORM_FIELDS.forEach((field) => {
       fieldInput(field).addEventListener("input", () => {
