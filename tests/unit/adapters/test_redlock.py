@@ -15,7 +15,9 @@ import pytest
 from nightwatch.adapters.redlock import RedlockLeaderLock, default_replica_id
 
 KEY = "nightwatch:leader"
-TTL = 1.0
+TTL = 10.0
+"""Long enough that a loaded machine (a Lua script load, a descheduled thread) never eats the validity;
+the tests of expiry use their own short TTL."""
 
 
 class Masters:
@@ -61,7 +63,7 @@ def test_acquires_with_all_masters_and_reports_validity(masters: Masters) -> Non
     assert lock.is_held()
     assert 0 < lock.validity_seconds() <= TTL - lock.drift_seconds
     assert masters.values() == [b"a", b"a", b"a"]
-    assert all(0 < masters.pttl(i) <= 1000 for i in range(3))
+    assert all(0 < masters.pttl(i) <= TTL * 1000 for i in range(3))
 
 
 def test_quorum_with_one_master_down(masters: Masters) -> None:
@@ -100,11 +102,11 @@ def test_renewal_extends_the_ttl_on_the_masters(masters: Masters) -> None:
     assert lock.acquire()
     threading.Event().wait(0.4)
     before = [masters.pttl(i) for i in range(3)]
-    assert all(p <= 650 for p in before)
+    assert all(p <= TTL * 1000 - 350 for p in before)
     assert lock.renew()
     after = [masters.pttl(i) for i in range(3)]
-    assert all(p > 900 for p in after), after
-    assert lock.validity_seconds() > 0.9
+    assert all(a > b + 200 for a, b in zip(after, before, strict=True)), (before, after)
+    assert lock.validity_seconds() > TTL * 0.9
 
 
 def test_an_expired_lease_is_not_held_not_renewed_and_taken_over(masters: Masters) -> None:
