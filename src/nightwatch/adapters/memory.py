@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -91,6 +91,13 @@ class MemoryTaskRepository:
             page = tuple(TaskSummary.of(t) for t in rows[: max(limit, 0)])
             more = len(rows) > len(page) and bool(page)
             return TaskPage(page, page[-1].id if more else None)
+
+    def get_many(self, task_ids: Collection[TaskId], *, statuses: Collection[TaskStatus] | None = None) -> list[Task]:
+        wanted = None if statuses is None else set(statuses)
+        with self._lock:
+            rows = (self._rows.get(TaskId(i)) for i in set(task_ids))
+            found = sorted((t for t in rows if t is not None and (wanted is None or t.status in wanted)), key=_by_id)
+            return [t.copy() for t in found]
 
     def list_cancel_requested(self, *, limit: int = 500) -> list[Task]:
         with self._lock:

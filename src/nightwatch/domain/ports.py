@@ -8,7 +8,7 @@ library exception escape.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -152,6 +152,13 @@ class LeaderStore(Protocol):
 
     def list_cancel_requested(self, *, limit: int = 500) -> list[Task]:
         """Non-terminal tasks whose cancellation was requested, oldest first. Raises RetryableError."""
+        ...
+
+    def get_many(self, task_ids: Collection[TaskId], *, statuses: Collection[TaskStatus] | None = None) -> list[Task]:
+        """The tasks with these ids (in any of `statuses`, when given), oldest first: what sync reads
+        for the Jobs that changed, never the whole in-flight set. Ids with no row (or another status)
+        are left out; unreadable rows are skipped and logged, never raised. Raises RetryableError.
+        """
         ...
 
     def apply(self, changes: Sequence[StatusChange], *, epoch: int) -> WriteResult:
