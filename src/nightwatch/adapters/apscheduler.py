@@ -10,6 +10,7 @@ out its retries, it would otherwise fire every interval, for every watcher.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -52,8 +53,12 @@ class ApschedulerTicker:
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
             timezone=UTC,
         )
+        self._wake_lock = threading.Lock()
+        self._running: set[str] = set()
+        self._woken: set[str] = set()
 
     def add(self, name: str, tick: Callable[[], None], *, interval_seconds: float | None, cron: str | None) -> None:
+        tick = self._wakeable(name, tick)
         if cron is not None:
             trigger: CronTrigger | IntervalTrigger = CronTrigger.from_crontab(cron, timezone=UTC)
             next_run = None
@@ -74,6 +79,36 @@ class ApschedulerTicker:
     def resume(self, name: str) -> None:
         with suppress(JobLookupError):
             self._scheduler.resume_job(name)
+
+    def _wakeable(self, name: str, tick: Callable[[], None]) -> Callable[[], None]:
+        """`tick`, run again right after itself when woken while it ran (APScheduler skips a run
+        that would overlap: `max_instances=1`)."""
+
+        def run() -> None:
+            again = True
+            while again:
+                with self._wake_lock:
+                    self._running.add(name)
+                    self._woken.discard(name)
+                try:
+                    tick()
+                finally:
+                    with self._wake_lock:
+                        self._running.discard(name)
+                        again = name in self._woken
+                        self._woken.discard(name)
+
+        return run
+
+    def wake(self, name: str) -> None:
+        with self._wake_lock:
+            if name in self._running:
+                self._woken.add(name)
+                return
+        with suppress(JobLookupError):
+            job = self._scheduler.get_job(name)
+            if job is not None and job.next_run_time is not None:  # None: paused
+                job.modify(next_run_time=datetime.now(UTC))
 
     def shutdown(self, wait: bool) -> None:
         if self._scheduler.running:

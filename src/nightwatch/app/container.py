@@ -26,7 +26,7 @@ from nightwatch.app.metrics import Metrics
 from nightwatch.app.service import Readiness, Service
 from nightwatch.app.usecases.cancel import RequestCancel
 from nightwatch.app.usecases.submit import SubmitTask
-from nightwatch.app.watchers import WatcherContext, WatcherTiming, default_registry
+from nightwatch.app.watchers import Wakeups, WatcherContext, WatcherTiming, default_registry
 from nightwatch.domain.ports import JobRunner, TaskQueries, TaskRepository
 from nightwatch.domain.submission import SubmissionPolicy
 
@@ -146,7 +146,7 @@ def _service(
 ) -> Service:
     watchers = default_registry(load_plugins=load_plugins).build(context, timings)
     metrics.watch_tasks(queries)
-    return Service(watchers, ticker, leadership, metrics)
+    return Service(watchers, ticker, leadership, metrics, wakeups=context.wakeups)
 
 
 class Container(containers.DeclarativeContainer):
@@ -162,6 +162,8 @@ class Container(containers.DeclarativeContainer):
     )
 
     clock = providers.Singleton(SystemClock)
+    wakeups = providers.Singleton(Wakeups)
+    """How watchers and the API ask for a tick now (connected to the ticker by the service)."""
     metrics = providers.Singleton(Metrics)
 
     repository = providers.Selector(
@@ -209,6 +211,7 @@ class Container(containers.DeclarativeContainer):
         sync=settings.provided.sync,
         cancel=settings.provided.cancel,
         policy=submission_policy,
+        wakeups=wakeups,
     )
     ticker = providers.Singleton(ApschedulerTicker)
     service = providers.Singleton(

@@ -64,9 +64,12 @@ class Observer:
         max_pod_reads: int,
         list_workers: int,
         now: Callable[[], datetime],
+        jobs_of: Callable[[str], dict[str, dict[str, Any]] | RetryableError] | None = None,
     ) -> None:
-        """`delete`: how a Job past its start timeout is deleted (the runner's own `delete`)."""
+        """`delete`: how a Job past its start timeout is deleted (the runner's own `delete`).
+        `jobs_of`: name -> Job of a namespace (the informer's cache, else a list); a list by default."""
         self._api = api
+        self._jobs_of = jobs_of or api.list_jobs_or_error
         self._delete = delete
         self._pending_after = pending_after
         self._start_timeout = start_timeout
@@ -95,7 +98,7 @@ class Observer:
         # Namespaces are listed a few at a time, so reading one page overlaps with the server
         # producing the next; results are consumed in order.
         with ThreadPoolExecutor(max(1, min(self._list_workers, len(namespaces))), "observe") as pool:
-            for namespace, jobs in zip(namespaces, pool.map(self._api.list_jobs_or_error, namespaces), strict=True):
+            for namespace, jobs in zip(namespaces, pool.map(self._jobs_of, namespaces), strict=True):
                 if isinstance(jobs, RetryableError):
                     # One namespace that cannot be read (RBAC, a timeout) must not stop the others:
                     # its tasks get no observation this tick and stay as they are.
