@@ -188,7 +188,9 @@ class NamespaceInformer:
                 self._watch()
                 failures = 0
             except Gone:
-                logger.info("informer %s: resourceVersion %s is too old; relisting", self.namespace, self.resource_version)
+                logger.info(
+                    "informer %s: resourceVersion %s is too old; relisting", self.namespace, self.resource_version
+                )
                 self.resource_version = None
             except (RetryableError, ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
                 if self._stop.is_set():

@@ -80,9 +80,7 @@ class SyncTasks:
         self._settings = settings or SyncSettings()
         self._wake = wake
         self._monotonic = monotonic
-        self._feed: ChangeFeed | None = (
-            runner if isinstance(runner, ChangeFeed) and runner.follows_changes else None
-        )
+        self._feed: ChangeFeed | None = runner if isinstance(runner, ChangeFeed) and runner.follows_changes else None
         self._term: int | None = None
         """The epoch whose changes the feed queues (None: none followed yet)."""
         self._next_full = 0.0
