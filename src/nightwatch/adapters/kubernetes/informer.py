@@ -34,8 +34,9 @@ from nightwatch.adapters.kubernetes.api import KubeApi
 from nightwatch.adapters.kubernetes.finalizer import is_dying, is_finished
 from nightwatch.adapters.kubernetes.jobbody import MANAGED_SELECTOR, START_TIMEOUT_ANNOTATION, TASK_ID_LABEL
 from nightwatch.adapters.kubernetes.status import observe_job
-from nightwatch.domain.errors import RetryableError
+from nightwatch.domain.errors import InvalidTaskSpec, RetryableError
 from nightwatch.domain.model import TaskId
+from nightwatch.domain.names import check_dns1123_label
 from nightwatch.domain.observation import JobPhase
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,15 @@ def trim(job: dict[str, Any]) -> dict[str, Any]:
     if conditions:
         trimmed_status["conditions"] = conditions
     return {"metadata": trimmed_meta, "status": trimmed_status}
+
+
+def _watchable(namespace: str) -> bool:
+    """A namespace a Job can be in: a row written by hand with "" or "a/b" names none (observe says so)."""
+    try:
+        check_dns1123_label(namespace, "namespace")
+    except InvalidTaskSpec:
+        return False
+    return True
 
 
 def _task_id(job: dict[str, Any]) -> TaskId | None:
@@ -349,7 +359,7 @@ class Informers:
 
     def follow(self, namespaces: Collection[str], wake: Callable[[], None]) -> None:
         """Watch exactly these namespaces (start the missing ones, stop the others)."""
-        wanted = set(namespaces)
+        wanted = {ns for ns in namespaces if _watchable(ns)}
         with self._lock:
             self._active = True
             self.queue.wake = wake
@@ -362,7 +372,7 @@ class Informers:
 
     def ensure(self, namespace: str) -> None:
         with self._lock:
-            if self._active and namespace not in self._informers:
+            if self._active and namespace not in self._informers and _watchable(namespace):
                 self._start(namespace)
 
     def _start(self, namespace: str) -> None:
