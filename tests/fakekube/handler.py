@@ -123,6 +123,7 @@ class KubeHandler(BaseHTTPRequestHandler):
             query.get("resourceVersion"),
             bookmarks=query.get("allowWatchBookmarks") in ("true", "1"),
             timeout=timeout,
+            client=self.headers.get("User-Agent", ""),
         )
         journal = self.fake.store.watch
         try:

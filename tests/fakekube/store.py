@@ -127,7 +127,14 @@ class Store:
         self.watch.record(rv, "ADDED" if before is None else "MODIFIED", key[0], _snapshot(job))
 
     def watch_jobs(
-        self, namespace: str | None, selector: str | None, since: str | None, *, bookmarks: bool, timeout: float
+        self,
+        namespace: str | None,
+        selector: str | None,
+        since: str | None,
+        *,
+        bookmarks: bool,
+        timeout: float,
+        client: str = "",
     ) -> Any:
         """The lines of a Job watch (see `WatchJournal.stream`)."""
         try:
@@ -144,7 +151,9 @@ class Store:
             with self.lock:
                 return self._rv, [_snapshot(j) for j in self.jobs.values()]
 
-        return self.watch.stream(namespace, selector, since, bookmarks=bookmarks, timeout=timeout, current=current)
+        return self.watch.stream(
+            namespace, selector, since, bookmarks=bookmarks, timeout=timeout, current=current, client=client
+        )
 
     def compact_watch(self) -> None:
         """Forget the watch history: a watch from any version issued so far gets 410 Gone."""

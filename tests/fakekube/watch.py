@@ -50,6 +50,8 @@ class WatchJournal:
         self.bookmark_seconds = 1.0
         self.opened = 0
         """Watch streams served so far (tests count reconnections)."""
+        self.open_by: dict[str, int] = {}
+        """Streams open now, by the client's User-Agent (a replica's `nightwatch/<replica id>`)."""
         self.bytes_sent = 0
 
     def record(self, rv: int, type_: str, namespace: str, obj: dict[str, Any]) -> None:
@@ -85,8 +87,27 @@ class WatchJournal:
         bookmarks: bool,
         timeout: float,
         current: Callable[[], tuple[int, list[dict[str, Any]]]],
+        client: str = "",
     ) -> Iterator[bytes | None]:
         """The lines of one watch; None means "cut the connection now" (after a half-written event)."""
+        with self.cond:
+            self.open_by[client] = self.open_by.get(client, 0) + 1
+        try:
+            yield from self._stream(namespace, selector, since, bookmarks=bookmarks, timeout=timeout, current=current)
+        finally:
+            with self.cond:
+                self.open_by[client] -= 1
+
+    def _stream(
+        self,
+        namespace: str | None,
+        selector: str | None,
+        since: str | None,
+        *,
+        bookmarks: bool,
+        timeout: float,
+        current: Callable[[], tuple[int, list[dict[str, Any]]]],
+    ) -> Iterator[bytes | None]:
         matches = parse_selector(selector)
         deadline = time.monotonic() + timeout
         with self.cond:

@@ -10,7 +10,7 @@ build a container from a dict and override providers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from dependency_injector import containers, providers
@@ -79,6 +79,27 @@ def _kubernetes_runner(settings: KubernetesSettings, workers: int, replica_id: s
         adapter.close()
 
 
+def _redis_nudges(lock: LockSettings) -> Iterator[Any]:
+    from nightwatch.adapters.redisnudge import RedisNudges
+
+    nudges = RedisNudges(lock.redis_urls, channel=f"{lock.key}:nudge")
+    try:
+        yield nudges
+    finally:
+        nudges.close()
+
+
+def _nudge(wakeups: Wakeups, remote: Any) -> Callable[[], None]:
+    """After a submit: wake dispatch here (this replica may lead) and tell the others (one of them may)."""
+
+    def nudge() -> None:
+        wakeups.wake("dispatch")
+        if remote is not None:
+            remote.publish("dispatch")
+
+    return nudge
+
+
 def _replica_id(settings: Settings) -> str:
     from nightwatch.adapters.redlock import default_replica_id
 
@@ -143,9 +164,12 @@ def _service(
     leadership: Leadership,
     metrics: Metrics,
     load_plugins: bool,
+    nudges: Any,
 ) -> Service:
     watchers = default_registry(load_plugins=load_plugins).build(context, timings)
     metrics.watch_tasks(queries)
+    if nudges is not None:
+        nudges.listen(context.wakeups.wake)  # the service ignores them unless this replica leads
     return Service(watchers, ticker, leadership, metrics, wakeups=context.wakeups)
 
 
@@ -191,6 +215,13 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
+    nudges = providers.Selector(
+        settings.provided.lock.backend,
+        memory=providers.Object(None),
+        redis=providers.Resource(_redis_nudges, lock=settings.provided.lock),
+    )
+    """Redis pub/sub between replicas: a submission on one wakes the leader's dispatch (None: one process)."""
+
     leadership = providers.Singleton(
         Leadership,
         lock=lock,
@@ -223,10 +254,17 @@ class Container(containers.DeclarativeContainer):
         leadership=leadership,
         metrics=metrics,
         load_plugins=load_plugins,
+        nudges=nudges,
     )
     readiness = providers.Singleton(Readiness, repository=repository, leadership=leadership)
 
-    submit_task = providers.Factory(SubmitTask, repository=repository, clock=clock, policy=submission_policy)
+    submit_task = providers.Factory(
+        SubmitTask,
+        repository=repository,
+        clock=clock,
+        policy=submission_policy,
+        nudge=providers.Singleton(_nudge, wakeups=wakeups, remote=nudges),
+    )
     request_cancel = providers.Factory(RequestCancel, repository=repository)
 
     web_app = providers.Singleton(

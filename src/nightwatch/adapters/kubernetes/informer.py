@@ -85,6 +85,15 @@ def _watchable(namespace: str) -> bool:
     return True
 
 
+def _seen_by_sync(job: dict[str, Any] | None) -> Any:
+    """What of a trimmed Job can change its task's observation: everything but the finalizers (nightwatch's
+    own release patch changes only those, and must not queue every task it just finished again)."""
+    if job is None:
+        return None
+    meta = job["metadata"]
+    return (job["status"], meta.get("uid"), meta.get("deletionTimestamp"), meta.get("labels"), meta.get("annotations"))
+
+
 def _task_id(job: dict[str, Any]) -> TaskId | None:
     value = ((job.get("metadata") or {}).get("labels") or {}).get(TASK_ID_LABEL)
     return TaskId(int(value)) if isinstance(value, str) and value.isdigit() else None
@@ -233,7 +242,7 @@ class NamespaceInformer:
             old = self._jobs
             for name in old.keys() | fresh.keys():
                 before, after = old.get(name), fresh.get(name)
-                if before != after:
+                if _seen_by_sync(before) != _seen_by_sync(after):
                     changed.update(t for t in (_task_id(before or {}), _task_id(after or {})) if t is not None)
             self._jobs = fresh
             self._waiting = {n for n, j in fresh.items() if _waiting(j)}
@@ -309,7 +318,7 @@ class NamespaceInformer:
                         self._waiting.discard(name)
             else:
                 return
-            if after != before:
+            if _seen_by_sync(after) != _seen_by_sync(before):
                 changed.update(t for t in (_task_id(before or {}), _task_id(after or obj)) if t is not None)
         if isinstance(version, str) and version:
             self.resource_version = version

@@ -81,6 +81,8 @@ class SyncTasks:
         self._wake = wake
         self._monotonic = monotonic
         self._feed: ChangeFeed | None = runner if isinstance(runner, ChangeFeed) and runner.follows_changes else None
+        self._releases: ThreadPoolExecutor | None = None
+        """Releases of the incremental path, off the path from a change to its row (created on first use)."""
         self._term: int | None = None
         """The epoch whose changes the feed queues (None: none followed yet)."""
         self._next_full = 0.0
@@ -110,7 +112,7 @@ class SyncTasks:
             if not ids:
                 break
             tasks = [t for t in self._repository.get_many(ids, statuses=IN_FLIGHT_STATUSES) if not t.cancel_requested]
-            self._observe_and_write(tasks, lambda: self._same_term(epoch), report)
+            self._observe_and_write(tasks, lambda: self._same_term(epoch), report, background=True)
         else:
             self._wake()  # more is queued than one tick takes: another tick right after this one
         return report
@@ -139,7 +141,9 @@ class SyncTasks:
         self._observe_and_write(tasks, epoch, report)
         return report
 
-    def _observe_and_write(self, tasks: list[Task], epoch: Callable[[], int], report: SyncReport) -> None:
+    def _observe_and_write(
+        self, tasks: list[Task], epoch: Callable[[], int], report: SyncReport, *, background: bool = False
+    ) -> None:
         if not tasks:
             return
         epoch()  # do not spend API calls when we are not the leader any more
@@ -170,15 +174,34 @@ class SyncTasks:
                 result = future.result()  # re-raises LeadershipLost / RetryableError from a writer
                 report.changed += len(result.applied)
                 report.lost += len(result.lost)
-                report.released += self._release(result, changes, refs)
+                report.released += self._release(result, changes, refs, background=background)
 
-    def _release(self, result: WriteResult, changes: list[StatusChange], refs: dict[TaskId, JobRef]) -> int:
+    def _release(
+        self, result: WriteResult, changes: list[StatusChange], refs: dict[TaskId, JobRef], *, background: bool
+    ) -> int:
         """Let the cluster collect the Jobs whose outcome this write stored (only rows really written:
-        a row someone else moved on keeps its Job for whoever did). A failure is left to ReleaseJobs."""
+        a row someone else moved on keeps its Job for whoever did). A failure is left to ReleaseJobs.
+
+        In the background (changes from the feed): one request per Job must not delay the next change
+        reaching its row; a release is harmless whoever leads by the time it is sent."""
         terminal = {c.task_id for c in changes if c.status.is_terminal}
         done = [refs[task_id] for task_id in result.applied if task_id in terminal]
         if not done:
             return 0
+        if background:
+            if self._releases is None:
+                self._releases = ThreadPoolExecutor(1, thread_name_prefix="sync-release")
+            self._releases.submit(self._release_in_background, done)
+            return len(done)
+        return self._release_now(done)
+
+    def _release_in_background(self, done: list[JobRef]) -> None:
+        try:
+            self._release_now(done)
+        except Exception:  # nobody waits for this future: say it here
+            logger.exception("releasing %d Job(s) failed unexpectedly; ReleaseJobs will find them", len(done))
+
+    def _release_now(self, done: list[JobRef]) -> int:
         try:
             self._runner.release(done)
         except RetryableError as exc:
