@@ -303,8 +303,8 @@ def run_watch(args: argparse.Namespace) -> dict[str, Any]:
     ticker = threading.Thread(target=loop, daemon=True)
     ticker.start()
     # The term's full pass, then the informer's first list (every task queued once) settle first.
-    settle = time.monotonic() + 120
-    while idle_ticks[0] < 2 and time.monotonic() < settle:
+    settle = time.monotonic() + (5 if args.poll else 120)  # polling: every tick is a full pass
+    while (args.poll or idle_ticks[0] < 2) and time.monotonic() < settle:
         time.sleep(0.1)
     statements: list[str] = []
 
