@@ -45,6 +45,9 @@ class SyncSettings(BaseModel):
     resync_seconds: float = Field(default=600.0, gt=0)
     """With a runner that pushes changes: how often a full pass reads and observes every in-flight task
     (configured as `watchers.sync.resync_seconds`)."""
+    batch_window_seconds: float = Field(default=0.1, ge=0)
+    """With a runner that pushes changes: a tick woken less than this after the last one waits out the
+    rest first, so a stream of changes is written in batches rather than one tick per event."""
     max_rounds_per_tick: int = Field(default=20, gt=0)
     """Change batches one tick takes at most (changes arriving while it writes are taken in the same tick)."""
 
@@ -71,6 +74,7 @@ class SyncTasks:
         *,
         wake: Callable[[], None] = lambda: None,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """`wake`: asks for a tick now (the runner calls it, from its own thread, when a change arrives)."""
         self._repository = repository
@@ -80,6 +84,8 @@ class SyncTasks:
         self._settings = settings or SyncSettings()
         self._wake = wake
         self._monotonic = monotonic
+        self._sleep = sleep
+        self._last_round = float("-inf")
         self._feed: ChangeFeed | None = runner if isinstance(runner, ChangeFeed) and runner.follows_changes else None
         self._releases: ThreadPoolExecutor | None = None
         """Releases of the incremental path, off the path from a change to its row (created on first use)."""
@@ -108,9 +114,13 @@ class SyncTasks:
             return report
         report = SyncReport()
         for _ in range(self._settings.max_rounds_per_tick):
+            wait = self._last_round + self._settings.batch_window_seconds - self._monotonic()
+            if wait > 0:
+                self._sleep(wait)  # let more changes join this round
             ids = self._feed.take_changes()
             if not ids:
                 break
+            self._last_round = self._monotonic()
             tasks = [t for t in self._repository.get_many(ids, statuses=IN_FLIGHT_STATUSES) if not t.cancel_requested]
             self._observe_and_write(tasks, lambda: self._same_term(epoch), report, background=True)
         else:

@@ -83,7 +83,9 @@ def running(repo: MemoryTaskRepository, runner: FeedRunner, count: int, epoch: i
 def world() -> tuple[MemoryTaskRepository, FeedRunner, Fence, Clock, SyncTasks]:
     repo, runner, clock = MemoryTaskRepository(), FeedRunner(), Clock()
     fence = Fence(repo.advance_epoch())
-    sync = SyncTasks(repo, runner, FakeClock(NOW), fence, SyncSettings(resync_seconds=600), monotonic=clock)
+    sync = SyncTasks(
+        repo, runner, FakeClock(NOW), fence, SyncSettings(resync_seconds=600), monotonic=clock, sleep=lambda _: None
+    )
     return repo, runner, fence, clock, sync
 
 
@@ -152,7 +154,12 @@ def test_more_changes_than_one_tick_takes_ask_for_another_tick() -> None:
     fence = Fence(repo.advance_epoch())
     woken: list[int] = []
     sync = SyncTasks(
-        repo, runner, FakeClock(NOW), fence, SyncSettings(max_rounds_per_tick=2), wake=lambda: woken.append(1)
+        repo,
+        runner,
+        FakeClock(NOW),
+        fence,
+        SyncSettings(max_rounds_per_tick=2, batch_window_seconds=0),
+        wake=lambda: woken.append(1),
     )
     ids = running(repo, runner, 1, fence.epoch())
     sync()
