@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor as WakePool
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +57,11 @@ class ApschedulerTicker:
         self._wake_lock = threading.Lock()
         self._running: set[str] = set()
         self._woken: set[str] = set()
+        self._paused: set[str] = set()
+        self._ticks: dict[str, Callable[[], None]] = {}
+        self._stopped = False
+        self._wake_pool = WakePool(2, thread_name_prefix="wake")
+        """Runs woken ticks at once (APScheduler's own executor runs the scheduled ones)."""
 
     def add(self, name: str, tick: Callable[[], None], *, interval_seconds: float | None, cron: str | None) -> None:
         tick = self._wakeable(name, tick)
@@ -72,44 +78,67 @@ class ApschedulerTicker:
         self._scheduler.start()
 
     def pause(self, name: str) -> None:
+        with self._wake_lock:
+            self._paused.add(name)
         # Leadership can change while the scheduler shuts down; a job already gone needs no pausing.
         with suppress(JobLookupError):
             self._scheduler.pause_job(name)
 
     def resume(self, name: str) -> None:
+        with self._wake_lock:
+            self._paused.discard(name)
         with suppress(JobLookupError):
             self._scheduler.resume_job(name)
 
     def _wakeable(self, name: str, tick: Callable[[], None]) -> Callable[[], None]:
-        """`tick`, run again right after itself when woken while it ran (APScheduler skips a run
-        that would overlap: `max_instances=1`)."""
+        """`tick`, never twice at once, run again right after itself when woken (or fired) while it ran.
+
+        The ticker keeps the one-at-a-time rule itself (APScheduler's `max_instances` would skip a run
+        woken just as the previous one returned, before APScheduler counted it finished)."""
 
         def run() -> None:
-            again = True
+            with self._wake_lock:
+                if name in self._running:
+                    self._woken.add(name)
+                    return
+                self._running.add(name)
+            self._run_claimed(name, tick)
+
+        self._ticks[name] = tick
+        return run
+
+    def _run_claimed(self, name: str, tick: Callable[[], None]) -> None:
+        again = True
+        try:
             while again:
                 with self._wake_lock:
-                    self._running.add(name)
                     self._woken.discard(name)
-                try:
-                    tick()
-                finally:
-                    with self._wake_lock:
-                        self._running.discard(name)
-                        again = name in self._woken
-                        self._woken.discard(name)
-
-        return run
+                tick()
+                with self._wake_lock:
+                    again = name in self._woken and name not in self._paused
+        finally:
+            with self._wake_lock:
+                self._running.discard(name)
+                self._woken.discard(name)
 
     def wake(self, name: str) -> None:
         with self._wake_lock:
+            tick = self._ticks.get(name)
+            if tick is None or name in self._paused or self._stopped:
+                return
             if name in self._running:
                 self._woken.add(name)
                 return
-        with suppress(JobLookupError):
-            job = self._scheduler.get_job(name)
-            if job is not None and job.next_run_time is not None:  # None: paused
-                job.modify(next_run_time=datetime.now(UTC))
+            self._running.add(name)
+        try:
+            self._wake_pool.submit(self._run_claimed, name, tick)
+        except RuntimeError:  # the pool is shutting down
+            with self._wake_lock:
+                self._running.discard(name)
 
     def shutdown(self, wait: bool) -> None:
+        with self._wake_lock:
+            self._stopped = True
         if self._scheduler.running:
             self._scheduler.shutdown(wait=wait)
+        self._wake_pool.shutdown(wait=wait)
