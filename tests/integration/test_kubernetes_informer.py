@@ -296,3 +296,34 @@ def test_step_down_stops_the_watch_and_a_new_term_never_writes_what_the_old_one_
         assert report.full
     finally:
         runner.close()
+
+
+def test_a_job_waiting_for_a_pod_is_rechecked_without_events_and_its_start_timeout_fires(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    """Time, not an event, ends a wait: the feed re-delivers the Jobs still waiting every
+    `watch_recheck_seconds`, so the start timeout deletes the Job and fails the task."""
+    fake, api = kube
+    repo = MemoryTaskRepository()
+    epoch = repo.advance_epoch()
+    runner = runner_for(api, start_timeout_seconds=1, watch_recheck_seconds=0.2)
+    from nightwatch.adapters.clock import SystemClock
+
+    sync = SyncTasks(repo, runner, SystemClock(), Fence(epoch))
+    try:
+        (task_id,) = dispatched(repo, runner, 1, epoch)
+        sync()
+        informer = runner.informers.informer("default")
+        assert informer is not None and informer.wait_synced(10.0)
+
+        def failed() -> bool:
+            sync()
+            return repo.get(task_id).status is TaskStatus.FAILED
+
+        wait_for(failed, timeout=15.0)
+        assert "StartTimeout" in repo.get(task_id).message
+        assert ("default", "job-0") not in fake.store.jobs or fake.store.jobs[("default", "job-0")]["metadata"].get(
+            "deletionTimestamp"
+        )
+    finally:
+        runner.close()
