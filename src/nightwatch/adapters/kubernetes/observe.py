@@ -1,7 +1,8 @@
 """Observing many tasks' Jobs at once: `Observer`, the `observe` half of the Kubernetes runner.
 
-Jobs are listed per namespace by label selector with pagination (`KubeApi.list`), a few namespaces
-concurrently, never one GET per task; a namespace that cannot be read leaves only its own tasks
+Jobs come per namespace from the informer's cache once it has listed (`informer.py`), else from a
+list by label selector with pagination (`KubeApi.list`), a few namespaces concurrently, never one GET
+per task; a namespace that cannot be read leaves only its own tasks
 unobserved. Pods are read only for a root cause: one list of pending pods per namespace with stuck
 tasks (at most once per diagnosis period, see `diagnosis.py`), and the pods of each newly failed task
 (capped per call) once its pods have terminated (a Job past its deadline has `FailureTarget` while
