@@ -172,7 +172,7 @@ def test_no_change_is_lost_when_streams_are_cut_while_1000_jobs_change(
 ) -> None:
     fake, api = kube
     fake.control("POST", "/_fake/jobs", {"namespace": "default", "jobs": [job_body(i) for i in range(1, 1001)]})
-    runner = runner_for(api)
+    runner = runner_for(api, watch_recheck_seconds=3600)  # only events can queue a task here
     try:
         runner.follow({"default"}, lambda: None)
         informer = runner.informers.informer("default")
@@ -194,10 +194,13 @@ def test_no_change_is_lost_when_streams_are_cut_while_1000_jobs_change(
             return len(changed) == 1000
 
         wait_for(all_seen, timeout=30.0)
-        cache = runner.informers.snapshot("default")
-        assert cache is not None
-        assert all(job["status"].get("succeeded") == 1 for job in cache.values()) and len(cache) == 1000
-        assert informer.watches >= 5 and informer.lists == 1  # resumed every time, never relisted
+
+        def all_cached() -> bool:
+            cache = runner.informers.snapshot("default") or {}
+            return len(cache) == 1000 and all(job["status"].get("succeeded") == 1 for job in cache.values())
+
+        wait_for(all_cached, timeout=30.0)
+        assert informer.watches >= 3 and informer.lists == 1  # resumed after the cuts, never relisted
     finally:
         runner.close()
 
@@ -325,5 +328,26 @@ def test_a_job_waiting_for_a_pod_is_rechecked_without_events_and_its_start_timeo
         assert ("default", "job-0") not in fake.store.jobs or fake.store.jobs[("default", "job-0")]["metadata"].get(
             "deletionTimestamp"
         )
+    finally:
+        runner.close()
+
+
+def test_a_forbidden_watch_falls_back_to_relisting_so_the_cache_never_goes_stale(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    fake, api = kube
+    fake.inject("403", verb="watch", seconds=60)  # RBAC with list but without watch
+    runner = runner_for(api)
+    try:
+        runner.launch(LaunchRequest(TaskId(1), "task-1", "default", JobSpec(image="alpine")))
+        runner.follow({"default"}, lambda: None)
+        informer = runner.informers.informer("default")
+        assert informer is not None and informer.wait_synced(10.0)
+        runner.take_changes()
+        fake.set_job_state("default", "task-1", "succeeded")
+        changed: set[TaskId] = set()
+        wait_for(lambda: changed.update(runner.take_changes()) or TaskId(1) in changed, timeout=10.0)
+        assert runner.observe([runner_ref(1)])[TaskId(1)].phase is JobPhase.SUCCEEDED
+        assert informer.lists >= 2
     finally:
         runner.close()

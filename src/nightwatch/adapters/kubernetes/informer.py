@@ -46,10 +46,17 @@ _STATUS_KEYS = ("active", "ready", "succeeded", "failed", "terminating", "startT
 _METADATA_KEYS = ("name", "uid", "creationTimestamp", "deletionTimestamp", "finalizers")
 _CONDITION_KEYS = ("type", "status", "reason", "message")
 MAX_BACKOFF_SECONDS = 30.0
+RELIST_WITHOUT_WATCH_SECONDS = 2.0
+"""A watch answered 403 (RBAC without `watch` on jobs): the informer relists this often instead, so its
+cache never goes stale (the polling method's cost, in that namespace only)."""
 
 
 class Gone(Exception):
     """The watch's resourceVersion is older than the server keeps (410): relist."""
+
+
+class WatchForbidden(Exception):
+    """The watch itself answered 403 (the list did not): relist now and then instead."""
 
 
 def trim(job: dict[str, Any]) -> dict[str, Any]:
@@ -200,6 +207,7 @@ class NamespaceInformer:
     # -- the loop ----------------------------------------------------------------------------------
     def _run(self) -> None:
         failures = 0
+        forbidden = False
         while not self._stop.is_set():
             try:
                 if self.resource_version is None:
@@ -210,6 +218,18 @@ class NamespaceInformer:
                 logger.info(
                     "informer %s: resourceVersion %s is too old; relisting", self.namespace, self.resource_version
                 )
+                self.resource_version = None
+            except WatchForbidden as exc:
+                if not forbidden:
+                    logger.error(
+                        "watching Jobs forbidden in namespace %s (%s): grant `watch` on jobs to nightwatch; "
+                        "relisting every %.0f s meanwhile",
+                        self.namespace,
+                        exc,
+                        RELIST_WITHOUT_WATCH_SECONDS,
+                    )
+                forbidden = True
+                self._stop.wait(RELIST_WITHOUT_WATCH_SECONDS)
                 self.resource_version = None
             except (RetryableError, ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
                 if self._stop.is_set():
@@ -272,6 +292,8 @@ class NamespaceInformer:
         except ApiException as exc:
             if exc.status == 410:
                 raise Gone() from None
+            if exc.status == 403:
+                raise WatchForbidden(str(exc.reason or "Forbidden")) from None
             raise
         self._response = response
         self.watches += 1
