@@ -250,12 +250,134 @@ def run_idle(args: argparse.Namespace) -> dict[str, Any]:
     return {"seconds": statistics.median(times), "statements": max(per_tick), "ticks": args.ticks}
 
 
+def _fake_control(kube: str, method: str, path: str, body: Any = None) -> Any:
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(kube + path, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=600) as response:
+        return json.loads(response.read() or b"null")
+
+
+def run_watch(args: argparse.Namespace) -> dict[str, Any]:
+    """The watch-based sync as the service runs it (woken by changes, else every 2 s), in one namespace
+    of `count` Running tasks: at rest for `rest_seconds`, then 200 Jobs finished 20 at a time (latency),
+    then every other Job at once (burst). With `--poll`: only the rest phase, with the watch off."""
+    import threading
+
+    from nightwatch.adapters.clock import SystemClock
+    from nightwatch.adapters.kubernetes import KubernetesJobRunner, KubernetesSettings
+    from nightwatch.adapters.memory import FixedFence
+    from nightwatch.app.usecases.sync import SyncTasks
+
+    repo = _repository(args.db)
+    runner = KubernetesJobRunner(
+        api_client_for(args.kube, pool_maxsize=WORKERS + 4),
+        KubernetesSettings(qps=0, list_page_size=args.page_size, watch=not args.poll),
+    )
+    applied: dict[int, float] = {}
+    apply = repo.apply
+
+    def timed_apply(changes: Any, *, epoch: int) -> Any:
+        result = apply(changes, epoch=epoch)
+        at = time.time()
+        for task_id in result.applied:
+            applied[int(task_id)] = at
+        return result
+
+    repo.apply = timed_apply
+    woken, stop = threading.Event(), threading.Event()
+    sync = SyncTasks(repo, runner, SystemClock(), FixedFence(1), wake=woken.set)
+    full_reads: list[int] = [0]
+    idle_ticks: list[int] = [0]
+
+    def loop() -> None:  # what the service's ticker does: every 2 s, or at once when woken
+        while not stop.is_set():
+            report = sync()
+            full_reads[0] += int(report.full)
+            idle_ticks[0] = 0 if report.full or report.observed else idle_ticks[0] + 1
+            woken.wait(2.0)
+            woken.clear()
+
+    ticker = threading.Thread(target=loop, daemon=True)
+    ticker.start()
+    # The term's full pass, then the informer's first list (every task queued once) settle first.
+    settle = time.monotonic() + (5 if args.poll else 120)  # polling: every tick is a full pass
+    while (args.poll or idle_ticks[0] < 2) and time.monotonic() < settle:
+        time.sleep(0.1)
+    statements: list[str] = []
+
+    def listener(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    sa.event.listen(repo.engine, "before_cursor_execute", listener)
+    _fake_control(args.kube, "POST", "/_fake/reset-counters")
+    bytes_before = _fake_control(args.kube, "GET", "/_fake/watch")["bytes"]
+    reads_before = full_reads[0]
+    cpu_before, wall_before = time.process_time(), time.perf_counter()
+    time.sleep(args.rest_seconds)
+    cpu = time.process_time() - cpu_before
+    wall = time.perf_counter() - wall_before
+    sa.event.remove(repo.engine, "before_cursor_execute", listener)
+    counters = _fake_control(args.kube, "GET", "/_fake/counters")["verbs"]
+    per_minute = 60.0 / wall
+    # A statement that reads every in-flight row: the full pass's status scan (get_many reads by id).
+    scans = [s for s in statements if s.startswith("SELECT") and "status" in s and " IN (" not in s.split("WHERE")[-1]]
+    result: dict[str, Any] = {
+        "rest_seconds": round(wall, 1),
+        "rest_cpu_percent": round(100 * cpu / wall, 2),
+        "rest_list_calls_per_minute": round(counters.get("list", 0) * per_minute, 2),
+        "rest_api_calls": counters,
+        "rest_watch_mb_per_minute": round(
+            (_fake_control(args.kube, "GET", "/_fake/watch")["bytes"] - bytes_before) * per_minute / 1e6, 4
+        ),
+        "rest_statements": len(statements),
+        "rest_in_flight_scans": len(scans),
+        "rest_full_passes": full_reads[0] - reads_before,
+    }
+    if args.poll:
+        stop.set()
+        return result
+    # Latency: 200 Jobs finished 20 at a time, each change timed to its row's write.
+    changed_at: dict[int, float] = {}
+    names = [(i + 1, f"t{i}") for i in range(args.count)]
+    for start in range(0, 200, 20):
+        for task_id, name in names[start : start + 20]:
+            changed_at[task_id] = time.time()
+            _fake_control(args.kube, "POST", f"/_fake/jobs/{args.namespace}/{name}/state", {"state": "succeeded"})
+        time.sleep(0.5)
+    deadline = time.time() + 30
+    while time.time() < deadline and not all(t in applied for t in changed_at):
+        time.sleep(0.05)
+    latencies = sorted(applied.get(t, float("inf")) - at for t, at in changed_at.items())
+    result["latency_p50"] = round(latencies[len(latencies) // 2], 3)
+    result["latency_p99"] = round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 3)
+    result["latency_max"] = round(latencies[-1], 3)
+    # Burst: every other Job at once.
+    rest = [t for t, _ in names[200:]]
+    started = time.time()
+    _fake_control(args.kube, "POST", "/_fake/jobs/state", {"state": "succeeded"})
+    returned = time.time()
+    deadline = time.time() + 300
+    while time.time() < deadline and not all(t in applied for t in rest):
+        time.sleep(0.02)
+    last = max(applied.get(t, float("inf")) for t in rest)
+    result["burst_tasks"] = len(rest)
+    result["burst_seconds_from_request"] = round(last - started, 3)
+    result["burst_seconds"] = round(last - returned, 3)
+    result["burst_written"] = sum(1 for t in rest if t in applied)
+    stop.set()
+    return result
+
+
 KINDS = {
     "dispatch": run_dispatch,
     "bare-create": run_bare_create,
     "sync": run_sync,
     "sync-baseline": run_sync_baseline,
     "idle": run_idle,
+    "watch": run_watch,
 }
 
 
@@ -267,6 +389,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--ticks", type=int, default=20)
     parser.add_argument("--page-size", type=int, default=1000)
+    parser.add_argument("--namespace", default="ns0")
+    parser.add_argument("--rest-seconds", type=float, default=60.0)
+    parser.add_argument("--poll", action="store_true")
     args = parser.parse_args()
     result = KINDS[args.kind](args)
     result["max_rss_mb"] = round(_max_rss_mb(), 1)

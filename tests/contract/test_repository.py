@@ -85,6 +85,20 @@ def test_list_by_status_is_oldest_first_and_batched(repo: TaskRepository) -> Non
     assert repo.list_by_status([TaskStatus.PENDING]) == []
 
 
+def test_get_many_reads_only_the_given_ids_oldest_first(repo: TaskRepository) -> None:
+    epoch = repo.advance_epoch()
+    ids = [add(repo, f"many{i}") for i in range(5)]
+    started = repo.get(ids[3])
+    repo.apply([started.start("many3", NOW)], epoch=epoch)
+    wanted = [ids[4], ids[1], ids[3], TaskId(987654), ids[1]]
+    assert [t.id for t in repo.get_many(wanted)] == [ids[1], ids[3], ids[4]]
+    assert [t.id for t in repo.get_many(wanted, statuses=[TaskStatus.PENDING])] == [ids[3]]
+    assert repo.get_many(wanted, statuses=[]) == []
+    assert repo.get_many([]) == []
+    got = repo.get_many([ids[3]])[0]
+    assert got.status is TaskStatus.PENDING and got.job_name == "many3" and got.info == INFO
+
+
 def test_compare_and_set_applies_once_and_reports_the_loser(repo: TaskRepository) -> None:
     epoch = repo.advance_epoch()
     task_id = add(repo, "cas")

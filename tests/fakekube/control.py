@@ -23,6 +23,10 @@ GET  /_fake/jobs                    [{"namespace", "name", "created_by", "create
 POST /_fake/jobs                    {"namespace", "jobs": [Job bodies], "state": "pending|active|succeeded|failed"}:
                                     create many Jobs at once (benchmark set-up), all in that state
 POST /_fake/jobs/state              {"state": ...}: set every Job to that state at once
+POST /_fake/watch                   {"drop": true, "compact": true, "cut_next": N, "bookmark_seconds": S}: cut every
+                                    open watch stream now; forget the watch history (older versions get 410);
+                                    send the next N watch events half-written, then cut; bookmark period
+GET  /_fake/watch                   {"opened": N, "bytes": N}: watch streams served and bytes they sent
 POST /_fake/reset                   forget everything (objects, records, faults, controller)
 POST /_fake/reset-counters          forget request records and counters only
 """
@@ -62,6 +66,8 @@ def handle(fake: FakeKubeServer, method: str, path: str, body: dict[str, Any]) -
                 }
                 for (ns, name), job in fake.store.jobs.items()
             ]
+    if method == "GET" and path == "/_fake/watch":
+        return 200, {"opened": fake.store.watch.opened, "bytes": fake.store.watch.bytes_sent}
     if method != "POST":
         raise StatusError(405, "MethodNotAllowed", f"{method} {path} is not a fake control endpoint")
     if path == "/_fake/jobs":
@@ -132,6 +138,18 @@ def handle(fake: FakeKubeServer, method: str, path: str, body: dict[str, Any]) -
             fake.expire_continue_tokens(int(body["next_continues"]))
         else:
             fake.compact()
+        return 200, ok
+    if path == "/_fake/watch":
+        journal = fake.store.watch
+        if body.get("compact"):
+            fake.store.compact_watch()
+        if body.get("cut_next"):
+            with journal.cond:
+                journal.cut_next = int(body["cut_next"])
+        if body.get("bookmark_seconds"):
+            journal.bookmark_seconds = float(body["bookmark_seconds"])
+        if body.get("drop"):
+            journal.drop_streams()
         return 200, ok
     if path == "/_fake/reset":
         fake.reset()

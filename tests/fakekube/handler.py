@@ -96,11 +96,56 @@ class KubeHandler(BaseHTTPRequestHandler):
             fault = self.fake.faults.take(verb, path)
             if fault is not None and self._fault(fault):
                 return
+            if verb == "watch" and method == "GET":
+                self._watch(path, query)
+                return
             code, result = self._route(method, path, query, body)
             self._send(code, result)
         except StatusError as exc:
             headers = {"Retry-After": str(exc.details.get("retryAfterSeconds", 1))} if exc.code == 429 else None
             self._send(exc.code, exc.body(), headers)
+
+    def _watch(self, path: str, query: dict[str, str]) -> None:
+        """A Job watch: chunked newline-delimited events until the server's timeout (see `watch.py`)."""
+        match = _JOBS.match(path)
+        if match and match.group(2) is None:
+            namespace: str | None = unquote(match.group(1))
+            self.fake.check_allowed(namespace or "", "watch", "jobs")
+        elif path == _ALL_JOBS:
+            namespace = None
+        else:
+            raise StatusError(405, "MethodNotAllowed", f"watch is not served for {path} by this fake")
+        # The real server caps a watch at its --min-request-timeout (1800 s) times a random factor.
+        timeout = min(float(query.get("timeoutSeconds") or 1800), 1800.0)
+        lines = self.fake.store.watch_jobs(
+            namespace,
+            query.get("labelSelector"),
+            query.get("resourceVersion"),
+            bookmarks=query.get("allowWatchBookmarks") in ("true", "1"),
+            timeout=timeout,
+            client=self.headers.get("User-Agent", ""),
+        )
+        journal = self.fake.store.watch
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.flush()
+            for line in lines:
+                if line is None:  # cut: no last chunk, the connection just ends
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                self.wfile.flush()
+                journal.bytes_sent += len(line)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.close_connection = True
+        finally:
+            lines.close()
 
     def _fault(self, fault: Fault) -> bool:
         """Apply a fault; True if it answered the request (False: go on and serve it).

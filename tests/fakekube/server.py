@@ -305,6 +305,19 @@ class FakeKubeServer:
             self.counters.clear()
             self.requests.clear()
 
+    def drop_watches(self) -> None:
+        """Cut every open watch stream at once (an apiserver restart, a proxy's idle cut)."""
+        self.store.watch.drop_streams()
+
+    def compact_watch(self) -> None:
+        """Forget the watch history: a watch from any version seen so far answers 410 Gone."""
+        self.store.compact_watch()
+
+    def cut_next_watch_events(self, count: int) -> None:
+        """The next `count` watch events go out half-written, then their stream is cut."""
+        with self.store.watch.cond:
+            self.store.watch.cut_next = count
+
     def reset_counters(self) -> None:
         with self._record_lock:
             self.counters.clear()

@@ -19,6 +19,7 @@ from typing import Any
 from tests.fakekube import deletion
 from tests.fakekube.patches import PatchError, json_patch, merge_patch
 from tests.fakekube.selectors import SelectorError, parse_selector
+from tests.fakekube.watch import WatchJournal
 
 TASK_ID_LABEL = "nightwatch.io/task-id"
 _REASONS = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 409: "AlreadyExists", 422: "Invalid"}
@@ -85,9 +86,13 @@ class Store:
         """Continue tokens issued before this resourceVersion are expired (etcd compacted their revision)."""
         self.compact_before_continues = 0
         """The next N lists that carry a continue token find it compacted first (`compact()` just before)."""
+        self.watch = WatchJournal()
+        """Every Job change, for watches (see `watch.py`)."""
 
     def reset(self) -> None:
         with self.lock:
+            self.watch.compact(self._rv)
+            self.watch.drop_streams()
             self.jobs.clear()
             self.pods.clear()
             self.created_at.clear()
@@ -106,6 +111,54 @@ class Store:
     def _next_rv(self) -> str:
         self._rv += 1
         return str(self._rv)
+
+    def _journal(self, key: Key, before: dict[str, Any] | None) -> None:
+        """Record what became of the Job at `key` (under the lock): ADDED, MODIFIED or DELETED."""
+        job = self.jobs.get(key)
+        if job is None:
+            if before is not None:
+                gone = _snapshot(before)
+                gone["metadata"]["resourceVersion"] = self._next_rv()
+                self.watch.record(self._rv, "DELETED", key[0], gone)
+            return
+        rv = int(job["metadata"]["resourceVersion"])
+        if before is not None and before["metadata"].get("resourceVersion") == str(rv):
+            return  # unchanged
+        self.watch.record(rv, "ADDED" if before is None else "MODIFIED", key[0], _snapshot(job))
+
+    def watch_jobs(
+        self,
+        namespace: str | None,
+        selector: str | None,
+        since: str | None,
+        *,
+        bookmarks: bool,
+        timeout: float,
+        client: str = "",
+    ) -> Any:
+        """The lines of a Job watch (see `WatchJournal.stream`)."""
+        try:
+            parse_selector(selector)
+        except SelectorError as exc:
+            raise StatusError(400, "BadRequest", f"unable to parse requirement: {exc}") from None
+        if since not in (None, "", "0"):
+            try:
+                int(since)
+            except ValueError:
+                raise StatusError(400, "BadRequest", f"invalid resource version: {since}") from None
+
+        def current() -> tuple[int, list[dict[str, Any]]]:
+            with self.lock:
+                return self._rv, [_snapshot(j) for j in self.jobs.values()]
+
+        return self.watch.stream(
+            namespace, selector, since, bookmarks=bookmarks, timeout=timeout, current=current, client=client
+        )
+
+    def compact_watch(self) -> None:
+        """Forget the watch history: a watch from any version issued so far gets 410 Gone."""
+        with self.lock:
+            self.watch.compact(self._rv)
 
     # -- Jobs ---------------------------------------------------------------------------------
     def create_job(
@@ -157,6 +210,7 @@ class Store:
             template_labels.update({"controller-uid": uid, "batch.kubernetes.io/job-name": name})
             job["status"] = {}
             self.jobs[(namespace, name)] = job
+            self._journal((namespace, name), None)
             self.created_at[(namespace, name)] = time.monotonic()
             self.created_by[(namespace, name)] = created_by
             self.created_wall[(namespace, name)] = time.time()
@@ -179,6 +233,7 @@ class Store:
     ) -> dict[str, Any]:
         with self.lock:
             current = self.get_job(namespace, name)
+            before = _snapshot(self.jobs[(namespace, name)])
             try:
                 if isinstance(patch, list) or "json-patch" in content_type:
                     if not isinstance(patch, list):
@@ -213,6 +268,7 @@ class Store:
             result["metadata"]["resourceVersion"] = self._next_rv()
             self.jobs[(namespace, name)] = result
             deletion.remove_if_released(self, (namespace, name))
+            self._journal((namespace, name), before)
             return copy.deepcopy(result)
 
     def set_job_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
@@ -221,10 +277,12 @@ class Store:
             job = self.jobs.get((namespace, name))
             if job is None:
                 raise StatusError(404, "NotFound", f'jobs.batch "{name}" not found', _details(name, "jobs"))
+            before = _snapshot(job)
             job["status"] = copy.deepcopy(status)
             job["metadata"]["resourceVersion"] = self._next_rv()
             if (namespace, name) not in self.finished_at and _finished(job):
                 self.finished_at[(namespace, name)] = time.monotonic()
+            self._journal((namespace, name), before)
             return copy.deepcopy(job)
 
     def delete_job(
@@ -233,14 +291,22 @@ class Store:
         """DELETE a Job, honouring its finalizers, the propagation policy and a UID precondition
         (see `deletion.py`). batch/v1 Jobs deleted through the API orphan their pods unless told otherwise."""
         with self.lock:
-            if (namespace, name) not in self.jobs:
+            before = self.jobs.get((namespace, name))
+            if before is None:
                 raise StatusError(404, "NotFound", f'jobs.batch "{name}" not found', _details(name, "jobs"))
-            return deletion.delete_job(self, (namespace, name), propagation, preconditions)
+            before = _snapshot(before)
+            try:
+                return deletion.delete_job(self, (namespace, name), propagation, preconditions)
+            finally:
+                self._journal((namespace, name), before)
 
     def collect_garbage(self) -> None:
         """Let the garbage collector finish every Foreground deletion (with `defer_garbage_collection`)."""
         with self.lock:
+            before = {k: _snapshot(j) for k, j in self.jobs.items() if deletion.is_being_deleted(j)}
             deletion.collect_garbage(self)
+            for key, job in before.items():
+                self._journal(key, job)
 
     # -- Pods ---------------------------------------------------------------------------------
     def add_pod(self, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:

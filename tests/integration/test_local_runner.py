@@ -283,3 +283,21 @@ def test_delete_does_not_wait_for_a_task_that_ignores_sigterm(runner: LocalJobRu
     assert time.monotonic() - started < 1.5  # the supervisor does the SIGKILL escalation, not the caller
     assert runner.observe([ref_of(request)])[request.task_id].phase is JobPhase.MISSING
     wait_gone(pid)
+
+
+def test_a_supervisor_announces_its_start_and_its_result_to_the_following_runner(runner: LocalJobRunner) -> None:
+    import threading
+
+    woken = threading.Event()
+    runner.follow({"default"}, woken.set)
+    request = shell(41, "announced", "sleep 0.3")
+    runner.launch(request)
+    assert woken.wait(10.0), "no announcement of the start"
+    assert TaskId(41) in runner.take_changes()
+    woken.clear()
+    assert woken.wait(10.0), "no announcement of the result"
+    assert runner.take_changes() == {TaskId(41)}
+    assert runner.observe([ref_of(request)])[TaskId(41)].phase is JobPhase.SUCCEEDED
+    runner.stop_following()
+    assert not (runner.state_dir / "events.sock").exists()
+    assert runner.take_changes() == set()  # forgotten on step-down; a stopped feed hears nothing more

@@ -164,3 +164,30 @@ def test_every_task_succeeds_once(steady: Cluster) -> None:
     leaders = [r.is_leader() for r in steady.replicas]
     assert leaders.count(True) == 1, leaders
     print(f"\n{steady.inserted} tasks, {len(steady.creations())} create calls, {len(steady.audit())} row writes")
+
+
+def test_a_leader_frozen_with_an_open_watch_writes_nothing_it_heard_after_thaw(steady: Cluster) -> None:
+    """The watch is on (the default): while frozen, the successor finishes the old leader's tasks and
+    their Job events pile up in its open stream's socket. On thaw it reads them, but it steps down and
+    writes none of them, and its watch streams end."""
+    old = wait_until(steady.leader, 10, what="a leader")
+    old_id = old.replica_id
+    assert steady.fake is not None
+    journal = steady.fake.store.watch
+    agent = f"nightwatch/{old_id}"
+    with steady.feeding(rate_per_second=40):
+        steady.insert_tasks(200)
+        wait_until(lambda: journal.open_by.get(agent, 0) > 0, 10, interval=0.05, what=f"a watch by {old_id}")
+        frozen_at = time.time()
+        old.signal(signal.SIGSTOP)
+        wait_until(lambda: steady.first_creation(frozen_at, not_by=old_id), TTL + RETRY + TICK + 10, what="a successor")
+        time.sleep(max(0.0, frozen_at + TTL + 2.0 - time.time()))  # Jobs finish meanwhile: events queue up
+        resumed_at = time.time()
+        old.signal(signal.SIGCONT)
+        wait_until(lambda: old.is_leader() is False, 5, interval=0.05, what=f"{old_id} to report nightwatch_leader 0")
+        wait_until(lambda: journal.open_by.get(agent, 0) == 0, 5, interval=0.05, what=f"{old_id}'s watch to end")
+        time.sleep(2.0)  # room for anything it had queued to show up
+    late_writes = [row for row in steady.audit() if row.writer == old_id and row.at >= resumed_at]
+    assert late_writes == [], f"{old_id} wrote {len(late_writes)} rows after it resumed"
+    assert journal.open_by.get(agent, 0) == 0, f"{old_id} watches again as a standby"
+    steady.wait_all_terminal()

@@ -23,8 +23,13 @@ def docs(name: str) -> list[dict[str, Any]]:
 
 def test_roles_grant_exactly_jobs_and_pod_reads() -> None:
     expected = [
-        # patch: release the nightwatch.io/outcome finalizer once a task's outcome is stored
-        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "delete", "patch"]},
+        # patch: release the nightwatch.io/outcome finalizer once a task's outcome is stored;
+        # watch: the informer (adapters/kubernetes/informer.py) follows Jobs instead of relisting them
+        {
+            "apiGroups": ["batch"],
+            "resources": ["jobs"],
+            "verbs": ["create", "get", "list", "watch", "delete", "patch"],
+        },
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
     ]

@@ -10,7 +10,9 @@ out its retries, it would otherwise fire every interval, for every watcher.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor as WakePool
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -52,8 +54,17 @@ class ApschedulerTicker:
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
             timezone=UTC,
         )
+        self._wake_lock = threading.Lock()
+        self._running: set[str] = set()
+        self._woken: set[str] = set()
+        self._paused: set[str] = set()
+        self._ticks: dict[str, Callable[[], None]] = {}
+        self._stopped = False
+        self._wake_pool = WakePool(2, thread_name_prefix="wake")
+        """Runs woken ticks at once (APScheduler's own executor runs the scheduled ones)."""
 
     def add(self, name: str, tick: Callable[[], None], *, interval_seconds: float | None, cron: str | None) -> None:
+        tick = self._wakeable(name, tick)
         if cron is not None:
             trigger: CronTrigger | IntervalTrigger = CronTrigger.from_crontab(cron, timezone=UTC)
             next_run = None
@@ -67,14 +78,67 @@ class ApschedulerTicker:
         self._scheduler.start()
 
     def pause(self, name: str) -> None:
+        with self._wake_lock:
+            self._paused.add(name)
         # Leadership can change while the scheduler shuts down; a job already gone needs no pausing.
         with suppress(JobLookupError):
             self._scheduler.pause_job(name)
 
     def resume(self, name: str) -> None:
+        with self._wake_lock:
+            self._paused.discard(name)
         with suppress(JobLookupError):
             self._scheduler.resume_job(name)
 
+    def _wakeable(self, name: str, tick: Callable[[], None]) -> Callable[[], None]:
+        """`tick`, never twice at once, run again right after itself when woken (or fired) while it ran.
+
+        The ticker keeps the one-at-a-time rule itself (APScheduler's `max_instances` would skip a run
+        woken just as the previous one returned, before APScheduler counted it finished)."""
+
+        def run() -> None:
+            with self._wake_lock:
+                if name in self._running:
+                    self._woken.add(name)
+                    return
+                self._running.add(name)
+            self._run_claimed(name, tick)
+
+        self._ticks[name] = tick
+        return run
+
+    def _run_claimed(self, name: str, tick: Callable[[], None]) -> None:
+        again = True
+        try:
+            while again:
+                with self._wake_lock:
+                    self._woken.discard(name)
+                tick()
+                with self._wake_lock:
+                    again = name in self._woken and name not in self._paused
+        finally:
+            with self._wake_lock:
+                self._running.discard(name)
+                self._woken.discard(name)
+
+    def wake(self, name: str) -> None:
+        with self._wake_lock:
+            tick = self._ticks.get(name)
+            if tick is None or name in self._paused or self._stopped:
+                return
+            if name in self._running:
+                self._woken.add(name)
+                return
+            self._running.add(name)
+        try:
+            self._wake_pool.submit(self._run_claimed, name, tick)
+        except RuntimeError:  # the pool is shutting down
+            with self._wake_lock:
+                self._running.discard(name)
+
     def shutdown(self, wait: bool) -> None:
+        with self._wake_lock:
+            self._stopped = True
         if self._scheduler.running:
             self._scheduler.shutdown(wait=wait)
+        self._wake_pool.shutdown(wait=wait)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -113,6 +113,12 @@ class MemoryTaskRepository:
                 key=lambda t: (t.next_attempt_at, t.id),
             )
             return [t.copy() for t in rows[: max(limit, 0)]]
+    def get_many(self, task_ids: Collection[TaskId], *, statuses: Collection[TaskStatus] | None = None) -> list[Task]:
+        wanted = None if statuses is None else set(statuses)
+        with self._lock:
+            rows = (self._rows.get(TaskId(i)) for i in set(task_ids))
+            found = sorted((t for t in rows if t is not None and (wanted is None or t.status in wanted)), key=_by_id)
+            return [t.copy() for t in found]
 
     def list_cancel_requested(self, *, limit: int = 500) -> list[Task]:
         with self._lock:

@@ -266,6 +266,16 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _sync_resync(self) -> Settings:
+        other = sorted(n for n, t in self.watchers.items() if t.resync_seconds is not None and n != "sync")
+        if other:
+            raise ValueError(f"watchers.{other[0]}.resync_seconds: only the sync watcher has a resync period")
+        sync = self.watchers.get("sync")
+        if sync is not None and sync.resync_seconds is not None:
+            self.sync = self.sync.model_copy(update={"resync_seconds": sync.resync_seconds})
+        return self
+
+    @model_validator(mode="after")
     def _profiles_are_valid(self) -> Settings:
         self.profile_catalog()
         return self

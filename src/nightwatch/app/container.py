@@ -29,7 +29,7 @@ from nightwatch.app.service import Readiness, Service
 from nightwatch.app.usecases.cancel import RequestCancel
 from nightwatch.app.usecases.render import RenderJob
 from nightwatch.app.usecases.submit import SubmitTask
-from nightwatch.app.watchers import WatcherContext, WatcherTiming, default_registry
+from nightwatch.app.watchers import Wakeups, WatcherContext, WatcherTiming, default_registry
 from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.ports import JobRunner, TaskQueries, TaskRepository
 from nightwatch.domain.submission import SubmissionPolicy
@@ -90,6 +90,25 @@ def _job_builder(settings: Settings) -> Callable[[LaunchRequest], dict[str, Any]
     return functools.partial(
         build_job_body, default_ttl_seconds_after_finished=settings.runner.ttl_seconds_after_finished or None
     )
+def _redis_nudges(lock: LockSettings) -> Iterator[Any]:
+    from nightwatch.adapters.redisnudge import RedisNudges
+
+    nudges = RedisNudges(lock.redis_urls, channel=f"{lock.key}:nudge")
+    try:
+        yield nudges
+    finally:
+        nudges.close()
+
+
+def _nudge(wakeups: Wakeups, remote: Any) -> Callable[[], None]:
+    """After a submit: wake dispatch here (this replica may lead) and tell the others (one of them may)."""
+
+    def nudge() -> None:
+        wakeups.wake("dispatch")
+        if remote is not None:
+            remote.publish("dispatch")
+
+    return nudge
 
 
 def _replica_id(settings: Settings) -> str:
@@ -157,10 +176,13 @@ def _service(
     leadership: Leadership,
     metrics: Metrics,
     load_plugins: bool,
+    nudges: Any,
 ) -> Service:
     watchers = default_registry(load_plugins=load_plugins).build(context, timings)
     metrics.watch_tasks(queries)
-    return Service(watchers, ticker, leadership, metrics)
+    if nudges is not None:
+        nudges.listen(context.wakeups.wake)  # the service ignores them unless this replica leads
+    return Service(watchers, ticker, leadership, metrics, wakeups=context.wakeups)
 
 
 class Container(containers.DeclarativeContainer):
@@ -180,6 +202,8 @@ class Container(containers.DeclarativeContainer):
     )
 
     clock = providers.Singleton(SystemClock)
+    wakeups = providers.Singleton(Wakeups)
+    """How watchers and the API ask for a tick now (connected to the ticker by the service)."""
     metrics = providers.Singleton(Metrics)
 
     repository = providers.Selector(
@@ -207,6 +231,13 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
+    nudges = providers.Selector(
+        settings.provided.lock.backend,
+        memory=providers.Object(None),
+        redis=providers.Resource(_redis_nudges, lock=settings.provided.lock),
+    )
+    """Redis pub/sub between replicas: a submission on one wakes the leader's dispatch (None: one process)."""
+
     leadership = providers.Singleton(
         Leadership,
         lock=lock,
@@ -227,6 +258,7 @@ class Container(containers.DeclarativeContainer):
         sync=settings.provided.sync,
         cancel=settings.provided.cancel,
         policy=submission_policy,
+        wakeups=wakeups,
     )
     ticker = providers.Singleton(ApschedulerTicker)
     service = providers.Singleton(
@@ -238,10 +270,17 @@ class Container(containers.DeclarativeContainer):
         leadership=leadership,
         metrics=metrics,
         load_plugins=load_plugins,
+        nudges=nudges,
     )
     readiness = providers.Singleton(Readiness, repository=repository, leadership=leadership)
 
-    submit_task = providers.Factory(SubmitTask, repository=repository, clock=clock, policy=submission_policy)
+    submit_task = providers.Factory(
+        SubmitTask,
+        repository=repository,
+        clock=clock,
+        policy=submission_policy,
+        nudge=providers.Singleton(_nudge, wakeups=wakeups, remote=nudges),
+    )
     request_cancel = providers.Factory(RequestCancel, repository=repository)
     render_job = providers.Factory(
         RenderJob, queries=repository, policy=submission_policy, build=providers.Callable(_job_builder, settings)

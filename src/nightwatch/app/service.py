@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields, is_dataclass
 
 from nightwatch.app.leadership import Leadership
 from nightwatch.app.metrics import Metrics
-from nightwatch.app.watchers import ScheduledWatcher
+from nightwatch.app.watchers import ScheduledWatcher, StepsDown, Wakeups
 from nightwatch.domain.errors import LeadershipLost, RetryableError
 from nightwatch.domain.ports import TaskQueries, Ticker
 
@@ -45,6 +45,7 @@ class Service:
         *,
         repeat_warning_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        wakeups: Wakeups | None = None,
     ) -> None:
         self._watchers = watchers
         self._ticker = ticker
@@ -54,6 +55,11 @@ class Service:
         self._clock = clock
         self._failing: dict[str, _FailingSince] = {}
         self._leader_only = [w.name for w in watchers if w.leader_only]
+        self._steps_down: list[StepsDown] = []
+        for watcher in watchers:
+            if isinstance(watcher.run, StepsDown):
+                self._steps_down.append(watcher.run)
+        self._wakeups = wakeups
         self._stopping = False
         leadership.on_gain = self._resume_leader_work
         leadership.on_loss = self._pause_leader_work
@@ -64,6 +70,8 @@ class Service:
                 watcher.name, self._tick_of(watcher), interval_seconds=watcher.interval_seconds, cron=watcher.cron
             )
         self._ticker.start()
+        if self._wakeups is not None:
+            self._wakeups.connect(self._wake)
         self._pause_leader_work()  # standby until the lease is ours
         self._leadership.start()
         logger.info("nightwatch started with watchers: %s", ", ".join(w.name for w in self._watchers))
@@ -143,7 +151,18 @@ class Service:
                 failing.ticks,
             )
 
+    def _wake(self, name: str) -> None:
+        if name in self._leader_only and not self._leadership.is_leader:
+            return
+        self._ticker.wake(name)
+
     def _pause_leader_work(self) -> None:
+        # Watches stop even while shutting down: nothing heard under this term may be written later.
+        for run in self._steps_down:
+            try:
+                run.step_down()
+            except Exception:
+                logger.exception("stepping a watcher down failed")
         if self._stopping:
             return
         for name in self._leader_only:

@@ -11,9 +11,11 @@ without code changes; what configuration leaves unset keeps the timing its spec 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -29,6 +31,36 @@ logger = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "nightwatch.watchers"
 
 
+class Wakeups:
+    """Asks for a watcher's tick now rather than at its next interval (a change the runner heard, a
+    task just submitted). The service connects it to its ticker when it starts; until then, and on a
+    replica that is not running watchers, a wake-up does nothing."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._target: Callable[[str], None] = lambda name: None
+
+    def connect(self, target: Callable[[str], None]) -> None:
+        with self._lock:
+            self._target = target
+
+    def wake(self, name: str) -> None:
+        with self._lock:
+            target = self._target
+        target(name)
+
+    def waker(self, name: str) -> Callable[[], None]:
+        return lambda: self.wake(name)
+
+
+@runtime_checkable
+class StepsDown(Protocol):
+    """A watcher's run that holds something for the leader's term (a watch): the service calls
+    `step_down()` the moment leadership is lost. Must not block or raise."""
+
+    def step_down(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class WatcherContext:
     """What a watcher may use. Built once by the composition root."""
@@ -42,6 +74,8 @@ class WatcherContext:
     cancel: CancelSettings = field(default_factory=CancelSettings)
     policy: SubmissionPolicy = field(default_factory=SubmissionPolicy)
     """What dispatch accepts (`runner.allowed_namespaces`), as SubmitTask does."""
+    wakeups: Wakeups = field(default_factory=Wakeups)
+    """How a watcher asks for a tick now (of itself or of another one)."""
 
 
 Run = Callable[[], object]
@@ -66,6 +100,9 @@ class WatcherTiming(BaseModel):
     interval_seconds: float | None = Field(default=None, gt=0)
     cron: str | None = None
     """A crontab spec ("*/5 * * * *", UTC); checked by the configuration, which knows the scheduler."""
+    resync_seconds: float | None = Field(default=None, gt=0)
+    """sync only: how often it reads every in-flight row and observes them all, repairing anything the
+    runner's change feed missed (the configuration folds it into `SyncSettings.resync_seconds`)."""
 
     @model_validator(mode="after")
     def _one_timing(self) -> WatcherTiming:
@@ -151,7 +188,7 @@ def _dispatch(ctx: WatcherContext) -> Run:
 
 
 def _sync(ctx: WatcherContext) -> Run:
-    return SyncTasks(ctx.repository, ctx.runner, ctx.clock, ctx.fence, ctx.sync)
+    return SyncTasks(ctx.repository, ctx.runner, ctx.clock, ctx.fence, ctx.sync, wake=ctx.wakeups.waker("sync"))
 
 
 def _cancel(ctx: WatcherContext) -> Run:

@@ -8,10 +8,10 @@ library exception escape.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import StatusChange, Task, TaskId, TaskStatus
@@ -169,6 +169,13 @@ class LeaderStore(Protocol):
         """Non-terminal tasks whose cancellation was requested, oldest first. Raises RetryableError."""
         ...
 
+    def get_many(self, task_ids: Collection[TaskId], *, statuses: Collection[TaskStatus] | None = None) -> list[Task]:
+        """The tasks with these ids (in any of `statuses`, when given), oldest first: what sync reads
+        for the Jobs that changed, never the whole in-flight set. Ids with no row (or another status)
+        are left out; unreadable rows are skipped and logged, never raised. Raises RetryableError.
+        """
+        ...
+
     def apply(self, changes: Sequence[StatusChange], *, epoch: int) -> WriteResult:
         """Apply compare-and-set writes in one transaction, only while `epoch` is the fencing epoch.
 
@@ -306,6 +313,36 @@ class JobRunner(Protocol):
         ...
 
 
+@runtime_checkable
+class ChangeFeed(Protocol):
+    """What a JobRunner that pushes changes offers on top of `observe` (the Kubernetes informer, the local
+    supervisor): which tasks' Jobs changed, so sync reads and observes only those.
+
+    A runner without it is observed in full on every sync tick (the memory runner: polling is free there).
+    """
+
+    @property
+    def follows_changes(self) -> bool:
+        """False when this runner is configured not to push changes (then sync polls it)."""
+        ...
+
+    def follow(self, namespaces: Collection[str], wake: Callable[[], None]) -> None:
+        """From now on follow the Jobs of these namespaces (those with tasks in flight), and no others;
+        a launch in another namespace adds it. `wake()` is called, from any thread, when a change is
+        queued after none was. Never raises (a namespace that cannot be read is retried inside)."""
+        ...
+
+    def take_changes(self) -> set[TaskId]:
+        """The tasks whose Job changed since the last call (coalesced), and now and then those whose
+        Job is still waiting for a pod (their diagnosis and start timeout move with time). Never raises."""
+        ...
+
+    def stop_following(self) -> None:
+        """Stop at once and forget every queued change (a step-down: nothing heard before it is
+        written after it). Never raises."""
+        ...
+
+
 class LeaderLock(Protocol):
     """A lease held by at most one replica. The fencing epoch comes from `TaskRepository.advance_epoch`."""
 
@@ -352,5 +389,10 @@ class Ticker(Protocol):
         ...
 
     def resume(self, name: str) -> None: ...
+
+    def wake(self, name: str) -> None:
+        """Run `name` as soon as possible (once, whatever the number of calls); if a run is going,
+        run it again right after. A paused or unknown name is left alone."""
+        ...
 
     def shutdown(self, wait: bool) -> None: ...

@@ -126,3 +126,11 @@ def test_lock_selector(backend: str) -> None:
     container = build_container({"lock": {"backend": backend}}, load_plugins=False)
     assert type(container.lock()).__name__ == ("MemoryLeaderLock" if backend == "memory" else "RedlockLeaderLock")
     container.shutdown_resources()
+
+
+def test_a_submit_wakes_dispatch_in_process() -> None:
+    container = build_container({"database": {"url": "memory://"}}, load_plugins=False)
+    woken: list[str] = []
+    container.wakeups().connect(woken.append)
+    container.submit_task()("nudged", "default", {"image": "alpine"})
+    assert woken == ["dispatch"]

@@ -8,6 +8,7 @@ leader logged about 12 warnings a second (every retry attempt, every failed tick
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import pytest
@@ -33,6 +34,7 @@ class ManualTicker:
     def start(self) -> None: ...
     def pause(self, name: str) -> None: ...
     def resume(self, name: str) -> None: ...
+    def wake(self, name: str) -> None: ...
     def shutdown(self, wait: bool) -> None: ...
 
 
@@ -94,5 +96,52 @@ def test_a_watcher_failing_tick_after_tick_warns_once_then_once_a_minute_then_sa
         outage.down = True
         ticker.ticks["sync"]()  # a new outage warns at once again
         assert len(messages(caplog, logging.WARNING)) == 1
+    finally:
+        service.stop(grace_seconds=1.0)
+
+
+class Term:
+    """A leader-only watcher that holds something for the term (a watch), as SyncTasks does."""
+
+    def __init__(self) -> None:
+        self.step_downs = 0
+
+    def __call__(self) -> None: ...
+
+    def step_down(self) -> None:
+        self.step_downs += 1
+
+
+class WakeRecorder(ManualTicker):
+    def __init__(self) -> None:
+        super().__init__()
+        self.woken: list[str] = []
+
+    def wake(self, name: str) -> None:
+        self.woken.append(name)
+
+
+def test_losing_the_lease_steps_watchers_down_and_wakeups_reach_only_a_leader() -> None:
+    from nightwatch.app.watchers import Wakeups
+
+    lock = MemoryLeaderLock("r1")
+    leadership = Leadership(lock, MemoryTaskRepository(), renew_interval=1.0, retry_interval=1.0, safety_margin=0.1)
+    ticker, term, wakeups = WakeRecorder(), Term(), Wakeups()
+    service = Service(
+        [ScheduledWatcher("sync", term, 2.0, None, leader_only=True)], ticker, leadership, Metrics(), wakeups=wakeups
+    )
+    service.start()
+    try:
+        wait = time.monotonic() + 5
+        while not leadership.is_leader and time.monotonic() < wait:
+            time.sleep(0.01)
+        assert leadership.is_leader
+        wakeups.wake("sync")
+        assert ticker.woken == ["sync"]
+        before = term.step_downs
+        leadership._step_down("lease renewal failed")  # what the watchdog does when a renewal fails
+        assert term.step_downs == before + 1
+        wakeups.wake("sync")  # a standby now: nothing to wake
+        assert ticker.woken == ["sync"]
     finally:
         service.stop(grace_seconds=1.0)

@@ -56,7 +56,7 @@ class KubeApi:
         body: dict[str, Any] | list[dict[str, Any]] | None = None,
         content_type: str = "application/json",
         _preload_content: bool = False,
-        _request_timeout: float | None = None,
+        _request_timeout: float | tuple[float, float] | None = None,
     ) -> Any:
         """One request through the ApiClient's own request path, without the generated methods.
 
@@ -104,6 +104,7 @@ class KubeApi:
         field_selector: str | None = None,
         label_selector: str | None = MANAGED_SELECTOR,
         log_forbidden: bool = True,
+        versions: list[str] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every nightwatch object of a kind in a namespace (Events: every one the field selector
         matches, they carry no labels of ours): one list call per page.
@@ -117,6 +118,9 @@ class KubeApi:
 
         A 403 raises `ListForbidden`, logged as an RBAC problem unless `log_forbidden` is False (the
         caller then says it, as often as it sees fit); any other failure a `RetryableError`.
+
+        `versions`, if given, gets each page's `metadata.resourceVersion` (the first is the list's: a
+        watch resumes from it).
         """
         token: str | None = None
         expired = malformed = 0
@@ -161,6 +165,10 @@ class KubeApi:
                         )
                     raise ListForbidden(message) from None
                 raise RetryableError(message) from None
+            if versions is not None:
+                version = (page.get("metadata") or {}).get("resourceVersion")
+                if isinstance(version, str) and version:
+                    versions.append(version)
             yield from page.get("items") or ()
             token = (page.get("metadata") or {}).get("continue") or None
             if not token:

@@ -1,7 +1,8 @@
 """Observing many tasks' Jobs at once: `Observer`, the `observe` half of the Kubernetes runner.
 
-Jobs are listed per namespace by label selector with pagination (`KubeApi.list`), a few namespaces
-concurrently, never one GET per task; a namespace that cannot be read leaves only its own tasks
+Jobs come per namespace from the informer's cache once it has listed (`informer.py`), else from a
+list by label selector with pagination (`KubeApi.list`), a few namespaces concurrently, never one GET
+per task; a namespace that cannot be read leaves only its own tasks
 unobserved. Pods are read only for a root cause: one list of pending pods per namespace with stuck
 tasks (at most once per diagnosis period, see `diagnosis.py`), and the pods of each newly failed task
 (capped per call) once its pods have terminated (a Job past its deadline has `FailureTarget` while
@@ -64,9 +65,12 @@ class Observer:
         max_pod_reads: int,
         list_workers: int,
         now: Callable[[], datetime],
+        jobs_of: Callable[[str], dict[str, dict[str, Any]] | RetryableError] | None = None,
     ) -> None:
-        """`delete`: how a Job past its start timeout is deleted (the runner's own `delete`)."""
+        """`delete`: how a Job past its start timeout is deleted (the runner's own `delete`).
+        `jobs_of`: name -> Job of a namespace (the informer's cache, else a list); a list by default."""
         self._api = api
+        self._jobs_of = jobs_of or api.list_jobs_or_error
         self._delete = delete
         self._pending_after = pending_after
         self._start_timeout = start_timeout
@@ -95,7 +99,7 @@ class Observer:
         # Namespaces are listed a few at a time, so reading one page overlaps with the server
         # producing the next; results are consumed in order.
         with ThreadPoolExecutor(max(1, min(self._list_workers, len(namespaces))), "observe") as pool:
-            for namespace, jobs in zip(namespaces, pool.map(self._api.list_jobs_or_error, namespaces), strict=True):
+            for namespace, jobs in zip(namespaces, pool.map(self._jobs_of, namespaces), strict=True):
                 if isinstance(jobs, RetryableError):
                     # One namespace that cannot be read (RBAC, a timeout) must not stop the others:
                     # its tasks get no observation this tick and stay as they are.

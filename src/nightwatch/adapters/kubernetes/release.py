@@ -10,7 +10,7 @@ releases first, or the deletion would wait for our own finalizer for ever; a 404
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,10 +29,18 @@ logger = logging.getLogger(__name__)
 
 
 class Releaser:
-    def __init__(self, api: KubeApi, *, workers: int) -> None:
-        """`workers`: Jobs released concurrently by `release` (the client's pool must allow as many)."""
+    def __init__(
+        self,
+        api: KubeApi,
+        *,
+        workers: int,
+        jobs_of: Callable[[str], dict[str, dict[str, Any]] | RetryableError] | None = None,
+    ) -> None:
+        """`workers`: Jobs released concurrently by `release` (the client's pool must allow as many).
+        `jobs_of`: name -> Job of a namespace (the informer's cache, else a list); a list by default."""
         self._api = api
         self._workers = workers
+        self._jobs_of = jobs_of or api.list_jobs_or_error
 
     def delete(self, ref: JobRef) -> None:
         if why_no_job_can_exist(ref):
@@ -120,7 +128,7 @@ class Releaser:
         )
 
     def held(self, namespace: str, *, unfinished: bool = False) -> list[JobRef]:
-        jobs = self._api.list_jobs_or_error(namespace)
+        jobs = self._jobs_of(namespace)
         if isinstance(jobs, RetryableError):
             raise jobs
         refs = []

@@ -94,6 +94,10 @@ class ApiCaller:
         delay = min(self._cap, self._base * float(2 ** (attempt - 1)))
         return delay * (0.5 + self._jitter() / 2)
 
+    def throttle(self) -> None:
+        """Take a token from the rate limiter for a request made outside `call` (a watch)."""
+        self._limiter.acquire()
+
     def call(self, what: str, fn: Callable[..., Any], *args: Any, parse: bool = True, **kwargs: Any) -> Any:
         """`fn(*args, **kwargs)` with retries; returns the parsed JSON body (None if empty, or if not `parse`).
 

@@ -8,7 +8,9 @@ retries every call, raw requests and paginated lists):
   and turn refusals into domain errors;
 - `observe.py`: list Jobs per namespace (never one GET per task), diagnose the ones still waiting or
   failed (`diagnosis.py`, `status.py`), and delete those past their start timeout;
-- `release.py`: remove nightwatch's outcome finalizer (`finalizer.py`), delete Jobs, list held ones.
+- `release.py`: remove nightwatch's outcome finalizer (`finalizer.py`), delete Jobs, list held ones;
+- `informer.py`: with `watch` on (the default), the `ChangeFeed`: a list + watch per namespace with
+  tasks in flight, whose cache `observe` and `held` read instead of listing.
 
 Library exceptions never leave the adapter.
 """
@@ -16,18 +18,21 @@ Library exceptions never leave the adapter.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from kubernetes import client
 
 from nightwatch.adapters.kubernetes.api import KubeApi
+from nightwatch.adapters.kubernetes.informer import Informers
 from nightwatch.adapters.kubernetes.launch import Launcher
 from nightwatch.adapters.kubernetes.observe import Observer
 from nightwatch.adapters.kubernetes.ratelimit import TokenBucket
 from nightwatch.adapters.kubernetes.release import Releaser
 from nightwatch.adapters.kubernetes.retry import ApiCaller
 from nightwatch.adapters.kubernetes.settings import KubernetesSettings
+from nightwatch.domain.errors import RetryableError
 from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import TaskId
 from nightwatch.domain.observation import JobObservation
@@ -70,7 +75,14 @@ class KubernetesJobRunner:
         self._api = KubeApi(api_client, calls, page_size=settings.list_page_size)
         # ttl 0: keep finished Jobs
         self._launcher = Launcher(self._api, default_ttl=settings.ttl_seconds_after_finished or None)
-        self._releaser = Releaser(self._api, workers=list_workers)
+        self._informers = Informers(
+            self._api,
+            watch_timeout=settings.watch_timeout_seconds,
+            connect_timeout=settings.request_timeout_seconds,
+            recheck_seconds=settings.watch_recheck_seconds,
+        )
+        self._watch = settings.watch
+        self._releaser = Releaser(self._api, workers=list_workers, jobs_of=self._jobs_of)
         self._observer = Observer(
             self._api,
             self._releaser.delete,
@@ -79,13 +91,43 @@ class KubernetesJobRunner:
             max_pod_reads=max_pod_reads,
             list_workers=list_workers,
             now=now,
+            jobs_of=self._jobs_of,
         )
 
     def close(self) -> None:
+        self._informers.close()
         self._api.client.close()  # type: ignore[no-untyped-call]
 
+    def _jobs_of(self, namespace: str) -> dict[str, dict[str, Any]] | RetryableError:
+        """name -> Job in `namespace`: the informer's cache once it has listed, else one list."""
+        cached = self._informers.snapshot(namespace)
+        return cached if cached is not None else self._api.list_jobs_or_error(namespace)
+
+    @property
+    def informers(self) -> Informers:
+        return self._informers
+
     def launch(self, request: LaunchRequest) -> LaunchResult:
-        return self._launcher.launch(request)
+        result = self._launcher.launch(request)
+        if self._watch:
+            self._informers.ensure(request.namespace)
+        return result
+
+    # -- ChangeFeed ---------------------------------------------------------------------------------
+    def follow(self, namespaces: Collection[str], wake: Callable[[], None]) -> None:
+        if self._watch:
+            self._informers.follow(namespaces, wake)
+
+    def take_changes(self) -> set[TaskId]:
+        return self._informers.take() if self._watch else set()
+
+    def stop_following(self) -> None:
+        self._informers.stop()
+
+    @property
+    def follows_changes(self) -> bool:
+        """False with `watch` off: sync then observes every in-flight task each tick (the polling method)."""
+        return self._watch
 
     def observe(self, refs: Sequence[JobRef]) -> Mapping[TaskId, JobObservation]:
         return self._observer.observe(refs)

@@ -29,3 +29,10 @@ class KubernetesSettings(BaseModel):
     `info.startTimeoutSeconds` overrides it."""
     list_page_size: int = Field(default=1000, gt=0)
     """Jobs per list page when observing."""
+    watch: bool = True
+    """Follow Jobs with a watch per namespace with tasks in flight (an informer) instead of listing every
+    in-flight Job on every sync tick."""
+    watch_timeout_seconds: int = Field(default=300, gt=0, le=1800)
+    """Server-side timeout of one watch request; the next resumes from the last resourceVersion seen."""
+    watch_recheck_seconds: float = Field(default=5.0, gt=0)
+    """Jobs still waiting for a pod are observed again this often (diagnosis, start timeout)."""

@@ -27,11 +27,12 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from nightwatch.adapters.local import jobdir
+from nightwatch.adapters.local.events import LocalChanges
 from nightwatch.adapters.local.profile import local_view
 from nightwatch.adapters.local.settings import LocalRunnerSettings
 from nightwatch.adapters.local.supervisor import supervisor_environment
@@ -65,6 +66,7 @@ class LocalJobRunner:
             raise PermanentError(f"the local runner's state directory {self.state_dir} is not usable: {exc}") from exc
         self._children: list[subprocess.Popen[bytes]] = []
         self._lock = threading.Lock()
+        self._changes = LocalChanges(self.state_dir)
         self._sweep(startup=True)
 
     # -- the port ---------------------------------------------------------------------------
@@ -92,7 +94,23 @@ class LocalJobRunner:
                 result[ref.task_id] = self._observe_one(ref)
         except OSError as exc:
             raise RetryableError(f"could not read the local runner's state in {self.state_dir}: {exc}") from exc
+        live = {t for t, o in result.items() if o.phase in (JobPhase.PENDING, JobPhase.ACTIVE)}
+        self._changes.seen(live, result.keys() - live)
         return result
+
+    # -- ChangeFeed: supervisors announce their state changes (see events.py) -------------------------
+    @property
+    def follows_changes(self) -> bool:
+        return True
+
+    def follow(self, namespaces: Collection[str], wake: Callable[[], None]) -> None:
+        self._changes.follow(wake)
+
+    def take_changes(self) -> set[TaskId]:
+        return self._changes.take()
+
+    def stop_following(self) -> None:
+        self._changes.stop()
 
     def delete(self, ref: JobRef) -> None:
         try:
@@ -126,6 +144,7 @@ class LocalJobRunner:
 
     def close(self) -> None:
         """Release what this instance holds. Running Jobs are left running: they outlive nightwatch."""
+        self._changes.stop()
         self._sweep()
 
     # -- internals --------------------------------------------------------------------------
@@ -180,7 +199,7 @@ class LocalJobRunner:
     def _spawn_supervisor(self, path: Path, lock_fd: int) -> None:
         with (path / jobdir.SUPERVISOR_LOG).open("ab") as log:
             child = subprocess.Popen(
-                [sys.executable, "-m", "nightwatch.adapters.local.supervisor", str(path)],
+                [sys.executable, "-m", "nightwatch.adapters.local.supervisor", str(path), self._changes.path],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log,

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from nightwatch.adapters.local import jobdir
+from nightwatch.adapters.local.events import notify
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +94,10 @@ def _on_terminate(signum: int, _frame: object) -> None:
 
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    if len(argv) != 1:
-        logger.error("usage: python -m nightwatch.adapters.local.supervisor JOBDIR")
+    if len(argv) not in (1, 2):
+        logger.error("usage: python -m nightwatch.adapters.local.supervisor JOBDIR [EVENTS_SOCKET]")
         return 2
+    _EVENTS[0] = argv[1] if len(argv) == 2 else ""
     # The directory may be renamed to the trash by `delete`; the working directory follows it.
     os.chdir(argv[0])
     # No SIGHUP handling needed: in a session of its own, it has no controlling terminal to hang up.
@@ -120,7 +122,19 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         # Deleted under our feet (directory removed): nobody is left to read the result.
         logger.warning("could not record the result %s: %s", result, exc)
+    _announce()
     return 0
+
+
+_EVENTS = [""]
+"""The runner's change socket (see `events.py`), from the command line."""
+
+
+def _announce() -> None:
+    """Tell the runner this Job's state just changed (nobody listening is fine)."""
+    task_id = jobdir.read_text(Path(jobdir.TASK_ID))
+    if task_id is not None:
+        notify(_EVENTS[0], task_id)
 
 
 def supervise(spec: dict[str, Any]) -> Outcome:
@@ -184,6 +198,7 @@ def _run_once(argv: list[str], env: dict[str, str], deadline: float | None) -> t
             log.write(f"cannot run {argv[0]!r}: {exc}\n".encode())
             return 126, False, False
     jobdir.write_atomically(Path(jobdir.PID), str(proc.pid))
+    _announce()
     kill_at: float | None = None
     deadline_hit = cancelled = False
     while (code := proc.poll()) is None:

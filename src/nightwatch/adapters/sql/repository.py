@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -49,6 +49,10 @@ class _Superseded(Exception):
     def __init__(self, current: int) -> None:
         super().__init__(current)
         self.current = current
+
+
+GET_MANY_CHUNK = 1000
+"""Ids per `get_many` statement (well under every dialect's bound-parameter limit)."""
 
 
 class SqlTaskRepository:
@@ -107,6 +111,26 @@ class SqlTaskRepository:
             return sa.select(*TASK_COLUMNS).where(match, task.c.id > after).order_by(task.c.id).limit(size)
 
         return self._run(lambda conn: _readable(conn, page, after_id, limit), "list tasks by status")
+
+    def get_many(self, task_ids: Collection[TaskId], *, statuses: Collection[TaskStatus] | None = None) -> list[Task]:
+        ids = sorted({int(i) for i in task_ids})
+        if not ids:
+            return []
+        wanted = None if statuses is None else sorted({str(s) for s in statuses})
+        if wanted == []:
+            return []
+
+        def run(conn: Connection) -> list[Task]:
+            # By primary key, GET_MANY_CHUNK ids a statement: never a scan of the in-flight rows.
+            tasks: list[Task] = []
+            for start in range(0, len(ids), GET_MANY_CHUNK):
+                query = sa.select(*TASK_COLUMNS).where(task.c.id.in_(ids[start : start + GET_MANY_CHUNK]))
+                if wanted is not None:
+                    query = query.where(_status_is(wanted, pads=self._pads))
+                tasks.extend(to_tasks(conn.execute(query.order_by(task.c.id)).all()))
+            return tasks
+
+        return self._run(run, f"get {len(ids)} task(s) by id")
 
     def list_newest(self, where: TaskFilter, *, before_id: int | None = None, limit: int = 50) -> TaskPage:
         if limit <= 0 or (where.statuses is not None and not where.statuses):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from nightwatch.domain.model import Task
 from nightwatch.domain.ports import Clock, NewTask, TaskCommands
 from nightwatch.domain.submission import SubmissionPolicy, validate_submission
+
+logger = logging.getLogger(__name__)
 
 
 class SubmitTask:
@@ -17,11 +20,28 @@ class SubmitTask:
     Nothing is stored when validation fails.
     """
 
-    def __init__(self, repository: TaskCommands, clock: Clock, policy: SubmissionPolicy) -> None:
+    def __init__(
+        self,
+        repository: TaskCommands,
+        clock: Clock,
+        policy: SubmissionPolicy,
+        *,
+        nudge: Callable[[], None] = lambda: None,
+    ) -> None:
+        """`nudge`: tells the leader's dispatch there is work now (in-process and over Redis); a
+        failing nudge only costs latency (the dispatch poll finds the task), so it never fails a submit."""
         self._repository = repository
         self._clock = clock
         self._policy = policy
+        self._nudge = nudge
 
     def __call__(self, name: str, namespace: str, info: str | Mapping[str, Any], user_id: int = 0) -> Task:
         valid = validate_submission(name, namespace, info, self._policy)
-        return self._repository.add(NewTask(valid.name, valid.namespace, valid.info, user_id), self._clock.now())
+        task = self._repository.add(NewTask(valid.name, valid.namespace, valid.info, user_id), self._clock.now())
+        try:
+            self._nudge()
+        except Exception:
+            logger.warning(
+                "could not nudge dispatch about task %s; the dispatch poll will find it", task.id, exc_info=True
+            )
+        return task

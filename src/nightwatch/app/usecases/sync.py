@@ -1,21 +1,30 @@
 """SyncTasks: one tick that writes what the cluster says about in-flight tasks back to their rows.
 
-All in-flight tasks are read first (in large pages) and observed with ONE JobRunner call, so the
-runner can list Jobs per namespace instead of fetching one Job per task; only rows whose state
+A full pass reads every in-flight task (in large pages) and observes them with ONE JobRunner call, so
+the runner can list Jobs per namespace instead of fetching one Job per task; only rows whose state
 changed are written, in batches, each under the current fencing epoch.
+
+With a runner that pushes changes (a `ChangeFeed`: the Kubernetes informer, the local supervisor),
+a full pass runs only when this replica's leadership term begins and then every `resync_seconds`
+(it also tells the runner which namespaces to follow); the ticks in between read only the rows of
+the tasks whose Job changed (`get_many`), and observe only those, from the runner's cache. The
+runner wakes the tick when a change arrives. A term's queued changes die with it: a new epoch (or
+`step_down`) drops them, and every write batch checks that the epoch is still the pass's own.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nightwatch.domain.errors import InvalidTransition, RetryableError
+from nightwatch.domain.errors import InvalidTransition, LeadershipLost, RetryableError
 from nightwatch.domain.model import IN_FLIGHT_STATUSES, StatusChange, Task, TaskId
-from nightwatch.domain.ports import Clock, Fence, JobRef, JobRunner, LeaderStore, WriteResult
+from nightwatch.domain.ports import ChangeFeed, Clock, Fence, JobRef, JobRunner, LeaderStore, WriteResult
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +42,21 @@ class SyncSettings(BaseModel):
     """Write batches in flight at once."""
     max_tasks_per_tick: int = Field(default=200_000, gt=0)
     """In-flight tasks observed by one tick at most."""
+    resync_seconds: float = Field(default=600.0, gt=0)
+    """With a runner that pushes changes: how often a full pass reads and observes every in-flight task
+    (configured as `watchers.sync.resync_seconds`)."""
+    batch_window_seconds: float = Field(default=0.1, ge=0)
+    """With a runner that pushes changes: a tick woken less than this after the last one waits out the
+    rest first, so a stream of changes is written in batches rather than one tick per event."""
+    max_rounds_per_tick: int = Field(default=20, gt=0)
+    """Change batches one tick takes at most (changes arriving while it writes are taken in the same tick)."""
 
 
 @dataclass
 class SyncReport:
     observed: int = 0
+    full: bool = False
+    """True when this tick read every in-flight task (a term's first tick, a resync, a polled runner)."""
     changed: int = 0
     lost: int = 0
     released: int = 0
@@ -52,22 +71,95 @@ class SyncTasks:
         clock: Clock,
         fence: Fence,
         settings: SyncSettings | None = None,
+        *,
+        wake: Callable[[], None] = lambda: None,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`wake`: asks for a tick now (the runner calls it, from its own thread, when a change arrives)."""
         self._repository = repository
         self._runner = runner
         self._clock = clock
         self._fence = fence
         self._settings = settings or SyncSettings()
+        self._wake = wake
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._last_round = float("-inf")
+        self._feed: ChangeFeed | None = runner if isinstance(runner, ChangeFeed) and runner.follows_changes else None
+        self._releases: ThreadPoolExecutor | None = None
+        """Releases of the incremental path, off the path from a change to its row (created on first use)."""
+        self._term: int | None = None
+        """The epoch whose changes the feed queues (None: none followed yet)."""
+        self._next_full = 0.0
+
+    def step_down(self) -> None:
+        """Leadership is gone: stop following changes at once and drop the queued ones."""
+        self._term = None
+        if self._feed is not None:
+            self._feed.stop_following()
 
     def __call__(self) -> SyncReport:
+        if self._feed is None:
+            return self._full_pass(self._fence.epoch, None)
+        epoch = self._fence.epoch()  # not the leader: nothing read, nothing followed
+        if epoch != self._term:
+            # A new term: whatever was queued under another epoch is not ours to write.
+            self._feed.stop_following()
+            self._term = None
+        if self._term is None or self._monotonic() >= self._next_full:
+            self._next_full = self._monotonic() + self._settings.resync_seconds
+            report = self._full_pass(lambda: self._same_term(epoch), self._feed)
+            self._term = epoch
+            return report
         report = SyncReport()
+        for _ in range(self._settings.max_rounds_per_tick):
+            wait = self._last_round + self._settings.batch_window_seconds - self._monotonic()
+            if wait > 0:
+                self._sleep(wait)  # let more changes join this round
+            ids = self._feed.take_changes()
+            if not ids:
+                break
+            self._last_round = self._monotonic()
+            tasks = [t for t in self._repository.get_many(ids, statuses=IN_FLIGHT_STATUSES) if not t.cancel_requested]
+            self._observe_and_write(tasks, lambda: self._same_term(epoch), report, background=True)
+        else:
+            self._wake()  # more is queued than one tick takes: another tick right after this one
+        return report
+
+    def _same_term(self, epoch: int) -> int:
+        """The epoch to write under, only if it is still the one the changes were heard in."""
+        current = self._fence.epoch()
+        if current != epoch:
+            raise LeadershipLost(f"fencing epoch {epoch} is over ({current} now); not writing what it heard")
+        return current
+
+    def _full_pass(self, epoch: Callable[[], int], feed: ChangeFeed | None) -> SyncReport:
+        report = SyncReport(full=True)
         tasks = self._in_flight()
+        if feed is not None:
+            epoch()  # never follow anything for a term that is over
+            feed.follow({t.namespace for t in tasks}, self._wake)
+            try:
+                epoch()  # a step-down while `follow` started watches must not leave them running
+            except LeadershipLost:
+                feed.stop_following()
+                raise
+            feed.take_changes()  # what was queued so far is in this pass already
         if not tasks:
             return report
-        self._fence.epoch()  # do not spend API calls when we are not the leader any more
+        self._observe_and_write(tasks, epoch, report)
+        return report
+
+    def _observe_and_write(
+        self, tasks: list[Task], epoch: Callable[[], int], report: SyncReport, *, background: bool = False
+    ) -> None:
+        if not tasks:
+            return
+        epoch()  # do not spend API calls when we are not the leader any more
         refs = {t.id: JobRef.of(t) for t in tasks}
         observations = self._runner.observe(list(refs.values()))
-        report.observed = len(tasks)
+        report.observed += len(tasks)
         now = self._clock.now()
         changes: list[StatusChange] = []
         for task in tasks:
@@ -85,23 +177,41 @@ class SyncTasks:
         # chunks touch disjoint rows, and each checks the fence just before it is sent.
         with ThreadPoolExecutor(self._settings.writers, thread_name_prefix="sync-writer") as writers:
             pending = [
-                writers.submit(self._write, changes[start : start + self._settings.write_batch_size])
+                writers.submit(self._write, changes[start : start + self._settings.write_batch_size], epoch)
                 for start in range(0, len(changes), self._settings.write_batch_size)
             ]
             for future in pending:
                 result = future.result()  # re-raises LeadershipLost / RetryableError from a writer
                 report.changed += len(result.applied)
                 report.lost += len(result.lost)
-                report.released += self._release(result, changes, refs)
-        return report
+                report.released += self._release(result, changes, refs, background=background)
 
-    def _release(self, result: WriteResult, changes: list[StatusChange], refs: dict[TaskId, JobRef]) -> int:
+    def _release(
+        self, result: WriteResult, changes: list[StatusChange], refs: dict[TaskId, JobRef], *, background: bool
+    ) -> int:
         """Let the cluster collect the Jobs whose outcome this write stored (only rows really written:
-        a row someone else moved on keeps its Job for whoever did). A failure is left to ReleaseJobs."""
+        a row someone else moved on keeps its Job for whoever did). A failure is left to ReleaseJobs.
+
+        In the background (changes from the feed): one request per Job must not delay the next change
+        reaching its row; a release is harmless whoever leads by the time it is sent."""
         terminal = {c.task_id for c in changes if c.status.is_terminal}
         done = [refs[task_id] for task_id in result.applied if task_id in terminal]
         if not done:
             return 0
+        if background:
+            if self._releases is None:
+                self._releases = ThreadPoolExecutor(1, thread_name_prefix="sync-release")
+            self._releases.submit(self._release_in_background, done)
+            return len(done)
+        return self._release_now(done)
+
+    def _release_in_background(self, done: list[JobRef]) -> None:
+        try:
+            self._release_now(done)
+        except Exception:  # nobody waits for this future: say it here
+            logger.exception("releasing %d Job(s) failed unexpectedly; ReleaseJobs will find them", len(done))
+
+    def _release_now(self, done: list[JobRef]) -> int:
         try:
             self._runner.release(done)
         except RetryableError as exc:
@@ -109,8 +219,8 @@ class SyncTasks:
             return 0
         return len(done)
 
-    def _write(self, chunk: list[StatusChange]) -> WriteResult:
-        return self._repository.apply(chunk, epoch=self._fence.epoch())
+    def _write(self, chunk: list[StatusChange], epoch: Callable[[], int]) -> WriteResult:
+        return self._repository.apply(chunk, epoch=epoch())
 
     def _in_flight(self) -> list[Task]:
         """Every in-flight task, except those being cancelled (CancelTasks owns them)."""

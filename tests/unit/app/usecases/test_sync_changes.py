@@ -1,0 +1,169 @@
+"""SyncTasks with a runner that pushes changes: a full pass per term and per resync, otherwise only the
+rows of the Jobs that changed; a term's queued changes never outlive it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import UTC, datetime
+
+import pytest
+
+from nightwatch.adapters.memory import FakeClock, MemoryJobRunner, MemoryTaskRepository
+from nightwatch.app.usecases.sync import SyncSettings, SyncTasks
+from nightwatch.domain.errors import LeadershipLost
+from nightwatch.domain.jobspec import JobSpec, LaunchRequest
+from nightwatch.domain.model import TaskId, TaskStatus
+from nightwatch.domain.observation import JobObservation, JobPhase
+from nightwatch.domain.ports import JobRef, NewTask
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class FeedRunner(MemoryJobRunner):
+    """The memory runner plus a change feed the test fills by hand, recording what sync asks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued: set[TaskId] = set()
+        self.followed: list[set[str]] = []
+        self.stops = 0
+        self.observed: list[set[TaskId]] = []
+        self.wake: Callable[[], None] = lambda: None
+
+    @property
+    def follows_changes(self) -> bool:
+        return True
+
+    def follow(self, namespaces: Collection[str], wake: Callable[[], None]) -> None:
+        self.followed.append(set(namespaces))
+        self.wake = wake
+
+    def take_changes(self) -> set[TaskId]:
+        ids, self.queued = self.queued, set()
+        return ids
+
+    def stop_following(self) -> None:
+        self.stops += 1
+        self.queued.clear()
+
+    def observe(self, refs: Sequence[JobRef]) -> Mapping[TaskId, JobObservation]:
+        self.observed.append({r.task_id for r in refs})
+        return super().observe(refs)
+
+
+class Fence:
+    def __init__(self, epoch: int) -> None:
+        self.current: int | None = epoch
+
+    def epoch(self) -> int:
+        if self.current is None:
+            raise LeadershipLost("not the leader")
+        return self.current
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def running(repo: MemoryTaskRepository, runner: FeedRunner, count: int, epoch: int) -> list[TaskId]:
+    ids = []
+    for i in range(count):
+        task = repo.add(NewTask(f"t{i}", f"ns{i % 2}", '{"image": "alpine"}'), NOW)
+        repo.apply([task.start(task.name, NOW)], epoch=epoch)
+        runner.launch(LaunchRequest(task.id, task.name, task.namespace, JobSpec(image="alpine")))
+        ids.append(task.id)
+    return ids
+
+
+@pytest.fixture
+def world() -> tuple[MemoryTaskRepository, FeedRunner, Fence, Clock, SyncTasks]:
+    repo, runner, clock = MemoryTaskRepository(), FeedRunner(), Clock()
+    fence = Fence(repo.advance_epoch())
+    sync = SyncTasks(
+        repo, runner, FakeClock(NOW), fence, SyncSettings(resync_seconds=600), monotonic=clock, sleep=lambda _: None
+    )
+    return repo, runner, fence, clock, sync
+
+
+def test_a_term_starts_with_a_full_pass_then_reads_only_changed_rows(world: tuple) -> None:  # type: ignore[type-arg]
+    repo, runner, fence, clock, sync = world
+    ids = running(repo, runner, 6, fence.epoch())
+    first = sync()
+    assert first.full and first.observed == 6 and runner.followed == [{"ns0", "ns1"}]
+    assert sync().observed == 0  # nothing changed: no row read, nothing observed
+    runner.set_observation("ns0", "t0", JobObservation(JobPhase.SUCCEEDED, "Completed", "done"))
+    runner.set_observation("ns1", "t1", JobObservation(JobPhase.ACTIVE))
+    runner.queued = {ids[0], ids[1], TaskId(999)}  # an id with no row is simply not there
+    report = sync()
+    assert not report.full and report.observed == 2 and report.changed == 2
+    assert runner.observed[-1] == {ids[0], ids[1]}
+    assert repo.get(ids[0]).status is TaskStatus.SUCCEEDED and repo.get(ids[1]).status is TaskStatus.RUNNING
+    # A terminal row is not in flight: its Job's later events (release, TTL deletion) read nothing.
+    runner.queued = {ids[0]}
+    assert sync().observed == 0
+    clock.now += 601  # the resync: every in-flight row once more
+    assert sync().full and runner.observed[-1] == set(ids[1:])
+
+
+def test_changes_heard_in_an_old_term_are_never_written(world: tuple) -> None:  # type: ignore[type-arg]
+    repo, runner, fence, _clock, sync = world
+    ids = running(repo, runner, 2, fence.epoch())
+    sync()
+    runner.set_observation("ns0", "t0", JobObservation(JobPhase.SUCCEEDED, "Completed", "done"))
+    runner.queued = {ids[0]}
+    fence.current = None  # the lease is lost before the tick that would write it
+    sync.step_down()
+    assert runner.stops >= 1 and runner.queued == set()
+    with pytest.raises(LeadershipLost):
+        sync()
+    # Leadership comes back under a new epoch: the queue of the old term is dropped, a full pass reads
+    # the rows as they are now.
+    runner.queued = {ids[1]}  # e.g. heard between the step-down and the new term
+    fence.current = repo.advance_epoch()
+    stops = runner.stops
+    report = sync()
+    assert runner.stops == stops + 1 and report.full
+    assert repo.get(ids[0]).status is TaskStatus.SUCCEEDED  # the full pass observed it afresh
+
+
+def test_a_write_under_a_later_epoch_than_the_changes_is_refused(world: tuple) -> None:  # type: ignore[type-arg]
+    repo, runner, fence, _clock, sync = world
+    ids = running(repo, runner, 1, fence.epoch())
+    sync()
+    runner.set_observation("ns0", "t0", JobObservation(JobPhase.SUCCEEDED, "Completed", "done"))
+    runner.queued = {ids[0]}
+    observe = runner.observe
+
+    def observe_then_lose(refs: Sequence[JobRef]) -> Mapping[TaskId, JobObservation]:
+        result = observe(refs)
+        fence.current = repo.advance_epoch()  # lost and won again while this tick was observing
+        return result
+
+    runner.observe = observe_then_lose  # type: ignore[method-assign]
+    with pytest.raises(LeadershipLost):
+        sync()
+    assert repo.get(ids[0]).status is TaskStatus.PENDING
+
+
+def test_more_changes_than_one_tick_takes_ask_for_another_tick() -> None:
+    repo, runner = MemoryTaskRepository(), FeedRunner()
+    fence = Fence(repo.advance_epoch())
+    woken: list[int] = []
+    sync = SyncTasks(
+        repo,
+        runner,
+        FakeClock(NOW),
+        fence,
+        SyncSettings(max_rounds_per_tick=2, batch_window_seconds=0),
+        wake=lambda: woken.append(1),
+    )
+    ids = running(repo, runner, 1, fence.epoch())
+    sync()
+    original = runner.take_changes
+    runner.take_changes = lambda: {ids[0]} | original()  # type: ignore[method-assign]  # a change every round
+    sync()
+    assert woken == [1]
