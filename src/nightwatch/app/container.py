@@ -15,19 +15,20 @@ from typing import Any
 
 from dependency_injector import containers, providers
 
-from nightwatch.adapters.apscheduler import ApschedulerTicker
+from nightwatch.adapters.apscheduler import ApschedulerCalendar, ApschedulerTicker
 from nightwatch.adapters.clock import SystemClock
 from nightwatch.adapters.kubernetes.settings import KubernetesSettings
 from nightwatch.adapters.local.settings import LocalRunnerSettings
-from nightwatch.adapters.memory import MemoryLeaderLock, MemoryTaskRepository
+from nightwatch.adapters.memory import MemoryLeaderLock, MemoryScheduleRepository, MemoryTaskRepository
 from nightwatch.app.config import ApiSettings, DatabaseSettings, HttpSettings, LockSettings, Settings
 from nightwatch.app.leadership import Leadership
 from nightwatch.app.metrics import Metrics
 from nightwatch.app.service import Readiness, Service
 from nightwatch.app.usecases.cancel import RequestCancel
+from nightwatch.app.usecases.schedules import ScheduleCommands
 from nightwatch.app.usecases.submit import SubmitTask
 from nightwatch.app.watchers import WatcherContext, WatcherTiming, default_registry
-from nightwatch.domain.ports import JobRunner, TaskQueries, TaskRepository
+from nightwatch.domain.ports import JobRunner, ScheduleRepository, TaskQueries, TaskRepository
 from nightwatch.domain.submission import SubmissionPolicy
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,13 @@ def _sql_repository(database: DatabaseSettings) -> Iterator[TaskRepository]:
         yield repository
     finally:
         repository.close()
+
+
+def _sql_schedules(repository: Any) -> ScheduleRepository:
+    """The schedule table on the task repository's engine (one pool, one database)."""
+    from nightwatch.adapters.sql import SqlScheduleRepository
+
+    return SqlScheduleRepository(repository.engine)
 
 
 def _redis_lock(lock: LockSettings, owner: str) -> Iterator[Any]:
@@ -172,6 +180,15 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(MemoryTaskRepository),
     )
 
+    schedules = providers.Selector(
+        settings.provided.database.kind,
+        sqlite=providers.Singleton(_sql_schedules, repository),
+        mysql=providers.Singleton(_sql_schedules, repository),
+        postgresql=providers.Singleton(_sql_schedules, repository),
+        memory=providers.Singleton(MemoryScheduleRepository, repository),
+    )
+    calendar = providers.Singleton(ApschedulerCalendar)
+
     lock = providers.Selector(
         settings.provided.lock.backend,
         memory=providers.Singleton(MemoryLeaderLock, owner=replica_id, ttl_seconds=settings.provided.lock.ttl_seconds),
@@ -209,6 +226,10 @@ class Container(containers.DeclarativeContainer):
         sync=settings.provided.sync,
         cancel=settings.provided.cancel,
         policy=submission_policy,
+        schedules=schedules,
+        calendar=calendar,
+        commands=repository,
+        spawn=settings.provided.spawn,
     )
     ticker = providers.Singleton(ApschedulerTicker)
     service = providers.Singleton(
@@ -225,6 +246,14 @@ class Container(containers.DeclarativeContainer):
 
     submit_task = providers.Factory(SubmitTask, repository=repository, clock=clock, policy=submission_policy)
     request_cancel = providers.Factory(RequestCancel, repository=repository)
+    schedule_commands = providers.Factory(
+        ScheduleCommands,
+        schedules=schedules,
+        tasks=repository,
+        calendar=calendar,
+        clock=clock,
+        policy=submission_policy,
+    )
 
     web_app = providers.Singleton(
         _web_app,
