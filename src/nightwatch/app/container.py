@@ -97,6 +97,7 @@ def _web_app(
     repository: TaskQueries,
     submit: SubmitTask,
     cancel: RequestCancel,
+    schedules: ScheduleCommands,
     api: ApiSettings,
     http: HttpSettings,
     metrics: Metrics,
@@ -105,7 +106,7 @@ def _web_app(
     # Imported here: the CLI's submit/list/show/cancel build a container too, without FastAPI.
     from nightwatch.app.api import ApiBackend, create_app
 
-    backend = ApiBackend(repository, submit, cancel)
+    backend = ApiBackend(repository, submit, cancel, schedules)
     return create_app(
         backend,
         api,
@@ -253,6 +254,7 @@ class Container(containers.DeclarativeContainer):
         calendar=calendar,
         clock=clock,
         policy=submission_policy,
+        queries=repository,
     )
 
     web_app = providers.Singleton(
@@ -260,6 +262,7 @@ class Container(containers.DeclarativeContainer):
         repository=repository,
         submit=submit_task,
         cancel=request_cancel,
+        schedules=schedule_commands,
         api=settings.provided.api,
         http=settings.provided.http,
         metrics=metrics,

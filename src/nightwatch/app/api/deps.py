@@ -18,6 +18,7 @@ from nightwatch.app.api.access import AccessPolicy, Caller
 from nightwatch.app.api.schemas import ErrorOut
 from nightwatch.app.counts import CachedCounts
 from nightwatch.app.usecases.cancel import RequestCancel
+from nightwatch.app.usecases.schedules import ScheduleCommands
 from nightwatch.app.usecases.submit import SubmitTask
 from nightwatch.domain.ports import TaskQueries
 
@@ -29,6 +30,8 @@ class ApiBackend:
     queries: TaskQueries
     submit: SubmitTask
     cancel: RequestCancel
+    schedules: ScheduleCommands | None = None
+    """None: this server has no schedules (the /schedules routes answer 404)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,11 +16,22 @@ from typing import Any
 from nightwatch.domain.errors import InvalidSchedule, InvalidTaskSpec, Problem
 from nightwatch.domain.model import Task
 from nightwatch.domain.names import check_dns1123_label
-from nightwatch.domain.ports import Clock, CronCalendar, NewSchedule, NewTask, ScheduleRepository, TaskCommands
+from nightwatch.domain.ports import (
+    Clock,
+    CronCalendar,
+    NewSchedule,
+    NewTask,
+    ScheduleRepository,
+    TaskCommands,
+    TaskFilter,
+    TaskQueries,
+    TaskSummary,
+)
 from nightwatch.domain.schedules import (
     MAX_SCHEDULE_NAME_CHARS,
     Concurrency,
     Schedule,
+    ScheduleId,
     check_schedule_fields,
     slot_task_name,
 )
@@ -28,6 +39,19 @@ from nightwatch.domain.submission import SubmissionPolicy, validate_submission
 
 MAX_UPCOMING = 1000
 """`next --count` at most."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleView:
+    """A schedule as people see it: its row, when it fires next, and its newest tasks (`keep` of them)."""
+
+    schedule: Schedule
+    next_fire_at: datetime | None
+    tasks: tuple[TaskSummary, ...] = ()
+
+    @property
+    def last_task(self) -> TaskSummary | None:
+        return self.tasks[0] if self.tasks else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +79,10 @@ class ScheduleCommands:
         calendar: CronCalendar,
         clock: Clock,
         policy: SubmissionPolicy,
+        queries: TaskQueries | None = None,
     ) -> None:
         self._schedules = schedules
+        self._queries = queries
         self._tasks = tasks
         self._calendar = calendar
         self._clock = clock
@@ -104,6 +130,28 @@ class ScheduleCommands:
             keep=request.keep,
         )
         return self._schedules.add(new, now)
+
+    def get(self, schedule_id: ScheduleId) -> Schedule:
+        return self._schedules.get(schedule_id)
+
+    def find(self, namespace: str, name: str) -> Schedule:
+        return self._schedules.find(namespace, name)
+
+    def list_schedules(self, *, user_id: int | None = None, limit: int = 500) -> list[Schedule]:
+        return self._schedules.list_schedules(user_id=user_id, limit=limit)
+
+    def view(self, schedule: Schedule, *, history: bool = True) -> ScheduleView:
+        """The schedule with its next fire time and (`history`) its newest `keep` tasks, or just the
+        newest one (for its status) without."""
+        limit = schedule.keep if history else 1
+        tasks: tuple[TaskSummary, ...] = ()
+        if self._queries is not None and limit > 0:
+            tasks = self._queries.list_newest(TaskFilter(schedule_id=schedule.id), limit=limit).tasks
+        try:
+            upcoming = self.next_fire(schedule)
+        except InvalidTaskSpec:
+            upcoming = None  # a spec written by hand that no longer parses: shown, never fired
+        return ScheduleView(schedule, upcoming, tasks)
 
     def pause(self, schedule: Schedule) -> Schedule:
         return self._schedules.set_suspended(schedule.id, True, self._clock.now())
