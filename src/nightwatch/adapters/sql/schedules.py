@@ -82,19 +82,19 @@ class SqlScheduleRepository:
             key = result.inserted_primary_key
             if key is None or key[0] is None:
                 raise exc.InvalidRequestError("the database returned no id for the new schedule")
-            return self._one(conn, schedule.c.id == int(key[0]), f"id {key[0]}")
+            return self._one(conn, schedule.c.id == int(key[0]), f"with id {key[0]}")
 
         return self._run(run, f"add schedule {new.namespace}/{new.name}")
 
     def get(self, schedule_id: ScheduleId) -> Schedule:
         return self._run(
-            lambda conn: self._one(conn, schedule.c.id == schedule_id, f"id {schedule_id}"), "get schedule"
+            lambda conn: self._one(conn, schedule.c.id == schedule_id, f"with id {schedule_id}"), "get schedule"
         )
 
     def find(self, namespace: str, name: str) -> Schedule:
         where = sa.and_(schedule.c.namespace == namespace, schedule.c.name == name)
         return self._run(
-            lambda conn: self._one(conn, where, f"name {name!r} in namespace {namespace!r}"), "find schedule"
+            lambda conn: self._one(conn, where, f"named {name!r} in namespace {namespace!r}"), "find schedule"
         )
 
     def list_schedules(
@@ -138,7 +138,7 @@ class SqlScheduleRepository:
                 .where(schedule.c.id == schedule_id)
                 .values(suspended=suspended, version=schedule.c.version + 1, updated_at=now)
             )
-            return self._one(conn, schedule.c.id == schedule_id, f"id {schedule_id}")
+            return self._one(conn, schedule.c.id == schedule_id, f"with id {schedule_id}")
 
         return self._run(run, f"{'pause' if suspended else 'resume'} schedule {schedule_id}")
 
@@ -208,7 +208,7 @@ class SqlScheduleRepository:
     def _one(self, conn: Connection, where: sa.ColumnElement[bool], what: str) -> Schedule:
         row = conn.execute(sa.select(schedule).where(where)).first()
         if row is None:
-            raise ScheduleNotFound(f"no schedule with {what}")
+            raise ScheduleNotFound(f"no schedule {what}")
         return _to_schedule(row)
 
     def _run(self, work: Callable[[Connection], T], what: str) -> T:
