@@ -90,10 +90,8 @@ def test_schedule_scenario(cli: Cli) -> None:
 
 def test_next_with_a_spec_alone_needs_no_schedule_and_prints_utc_instants(cli: Cli) -> None:
     cli.capsys.readouterr()
-    code = main(
-        ["schedule", "next", "--cron", "0,30 1-3 * * *", "--timezone", "America/New_York"]
-        + ["--from", "2026-11-01T04:00:00Z", "--count", "4", "--json"]
-    )
+    spec = ["--cron", "0,30 1-3 * * *", "--timezone", "America/New_York"]
+    code = main(["schedule", "next", *spec, "--from", "2026-11-01T04:00:00Z", "--count", "4", "--json"])
     out, err = cli.capsys.readouterr()
     assert code == 0, err
     assert json.loads(out) == [
