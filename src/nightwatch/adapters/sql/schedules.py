@@ -10,6 +10,9 @@ inserts each slot's task as
       AND NOT EXISTS (a task of this schedule and slot) AND NOT EXISTS (a task of this name here)
 
 The unique key (schedule_id, slot_at) is the backstop: whatever the interleaving, a slot has one row.
+Should a row for the slot appear between the NOT EXISTS and the INSERT (a `trigger` in the same
+second), the key refuses it, the whole step rolls back (a PermanentError from the retry helper, which
+the spawner logs for that schedule alone), and the next tick re-plans from the committed rows.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from nightwatch.adapters.sql.retry import DbRetry, is_duplicate_key, with_retry
 from nightwatch.adapters.sql.tables import EPOCH_ROW_ID, UtcDateTime, leader_epoch, schedule, task
-from nightwatch.domain.errors import DuplicateSchedule, LeadershipLost, RetryableError, ScheduleNotFound
+from nightwatch.domain.errors import DuplicateSchedule, LeadershipLost, ScheduleNotFound
 from nightwatch.domain.model import TaskId, TaskStatus
 from nightwatch.domain.ports import FireResult, NewSchedule, NewTask, SlotFiring
 from nightwatch.domain.schedules import Concurrency, Schedule, ScheduleId
@@ -199,10 +202,6 @@ class SqlScheduleRepository:
             return self._run(run, f"fire schedule {firing.schedule_id}")
         except _Superseded as superseded:
             raise LeadershipLost(f"fencing epoch {epoch} was superseded by {superseded.current}") from None
-        except exc.IntegrityError as error:
-            # Someone inserted the same slot between our NOT EXISTS and our INSERT (a trigger): the
-            # whole step rolled back; the next tick sees that row and moves on.
-            raise RetryableError(f"schedule {firing.schedule_id}: a slot's task appeared meanwhile: {error}") from None
 
     # -- plumbing ------------------------------------------------------------------------------
     def _one(self, conn: Connection, where: sa.ColumnElement[bool], what: str) -> Schedule:
