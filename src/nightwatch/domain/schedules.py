@@ -42,6 +42,13 @@ slots; nightwatch never gives up: it counts them as missed and runs the newest `
 MAX_HISTORY = 1000
 """The largest `keep` (how many finished tasks of a schedule its view lists)."""
 
+MAX_DEADLINE_SECONDS = 10 * 365 * 86400
+"""The largest `starting_deadline_seconds` (ten years: more is no deadline at all)."""
+
+MAX_CRON_CHARS = 255
+MAX_TIMEZONE_CHARS = 64
+"""The widths the schedule table stores (`cron VARCHAR(255)`, `timezone VARCHAR(64)`)."""
+
 
 class Concurrency(StrEnum):
     """What a slot does while the schedule's previous task is still in flight (as CronJob)."""
@@ -97,7 +104,13 @@ def slot_task_name(schedule_name: str, slot: datetime) -> str:
 
 
 def check_schedule_fields(
-    name: str, *, catch_up: int, keep: int, starting_deadline_seconds: int | None
+    name: str,
+    *,
+    catch_up: int,
+    keep: int,
+    starting_deadline_seconds: int | None,
+    cron: str = "",
+    timezone: str = "UTC",
 ) -> list[Problem]:
     """Every problem with the fields this module owns (the name, the bounds); the cron spec and zone
     are the calendar's, `info` and the namespace the submission validator's."""
@@ -115,13 +128,16 @@ def check_schedule_fields(
         problems.append(Problem(("catch_up",), f"catch_up must be from 1 to {MAX_CATCH_UP}, not {catch_up}"))
     if not 0 <= keep <= MAX_HISTORY:
         problems.append(Problem(("keep",), f"keep must be from 0 to {MAX_HISTORY}, not {keep}"))
-    if starting_deadline_seconds is not None and starting_deadline_seconds < 1:
+    if starting_deadline_seconds is not None and not 1 <= starting_deadline_seconds <= MAX_DEADLINE_SECONDS:
         problems.append(
             Problem(
                 ("starting_deadline_seconds",),
-                f"starting_deadline_seconds must be at least 1, not {starting_deadline_seconds}",
+                f"starting_deadline_seconds must be from 1 to {MAX_DEADLINE_SECONDS}, not {starting_deadline_seconds}",
             )
         )
+    for loc, value, width in (("cron", cron, MAX_CRON_CHARS), ("timezone", timezone, MAX_TIMEZONE_CHARS)):
+        if len(value) > width:
+            problems.append(Problem((loc,), f"{loc} is {len(value)} characters; at most {width} are stored"))
     return problems
 
 

@@ -7,10 +7,10 @@ schedules (another user's is a 404 when reads are scoped, a 403 for a change whe
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from pydantic import AwareDatetime
 
 from nightwatch.app.api.access import Caller
 from nightwatch.app.api.deps import UNAUTHORIZED, Reader, State, Writer
@@ -129,7 +129,9 @@ def upcoming(
     schedule_id: ScheduleIdPath,
     who: Reader,
     state: State,
-    from_: Annotated[datetime | None, Query(alias="from", description="ISO 8601 with offset; now by default")] = None,
+    from_: Annotated[
+        AwareDatetime | None, Query(alias="from", description="ISO 8601 with an offset; now by default")
+    ] = None,
     count: Annotated[int, Query(ge=1, le=MAX_UPCOMING)] = 5,
 ) -> UpcomingOut:
     """The next `count` fire times after `from`, as UTC instants."""

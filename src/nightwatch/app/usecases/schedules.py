@@ -95,6 +95,8 @@ class ScheduleCommands:
             catch_up=request.catch_up,
             keep=request.keep,
             starting_deadline_seconds=request.starting_deadline_seconds,
+            cron=request.cron,
+            timezone=request.timezone,
         )
         concurrency: Concurrency | None = None
         try:
@@ -107,7 +109,8 @@ class ScheduleCommands:
         try:
             self._calendar.check(request.cron, request.timezone)
         except InvalidTaskSpec as exc:
-            problems.extend(exc.problems)
+            # A field already refused for its width is not parsed again.
+            problems.extend(p for p in exc.problems if p.loc not in {q.loc for q in problems})
         info = ""
         try:
             # A name the schedule's tasks will have, so the namespace and info are judged as dispatch will.

@@ -10,6 +10,7 @@ import pytest
 
 from nightwatch.adapters.apscheduler import ApschedulerCalendar
 from nightwatch.adapters.memory import FakeClock, FixedFence, MemoryScheduleRepository, MemoryTaskRepository
+from nightwatch.app.metrics import Metrics
 from nightwatch.app.usecases.schedules import ScheduleCommands, ScheduleRequest
 from nightwatch.app.usecases.spawn import SpawnSchedules, SpawnSettings
 from nightwatch.domain.errors import InvalidSchedule, LeadershipLost
@@ -261,3 +262,17 @@ def test_the_schedule_view_lists_only_its_newest_tasks() -> None:
         spawn()
     page = world.tasks.list_newest(TaskFilter(schedule_id=schedule.id), limit=schedule.keep)
     assert [t.id for t in page.tasks] == [TaskId(4), TaskId(3)]
+
+
+def test_metrics_count_fired_skipped_and_missed_slots() -> None:
+    world = World()
+    world.create(concurrency="Forbid", catch_up=2)
+    world.clock.advance(5 * 60 - 30)  # 00:05: 00:01-00:03 missed, 00:04 skipped (Forbid, one at a time), 00:05 fired
+    report = world.spawner(1)()
+    metrics = Metrics()
+    metrics.record_report("spawn", report)
+
+    def slots(outcome: str) -> float | None:
+        return metrics.registry.get_sample_value("nightwatch_schedule_slots_total", {"outcome": outcome})
+
+    assert (slots("fired"), slots("skipped"), slots("missed")) == (1.0, 1.0, 3.0)
