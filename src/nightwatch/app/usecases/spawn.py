@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nightwatch.domain.errors import InvalidTransition, LeadershipLost, NightwatchError, TaskNotFound
 from nightwatch.domain.ports import Clock, CronCalendar, Fence, NewTask, ScheduleRepository, SlotFiring, TaskCommands
-from nightwatch.domain.schedules import Concurrency, Schedule, plan_slots, slot_task_name
+from nightwatch.domain.schedules import Concurrency, Schedule, ScheduleId, plan_slots, slot_task_name
 
 logger = logging.getLogger(__name__)
 
@@ -70,11 +70,15 @@ class SpawnSchedules:
         self._clock = clock
         self._fence = fence
         self._settings = settings or SpawnSettings()
+        self._next: dict[ScheduleId, tuple[tuple[object, ...], datetime | None]] = {}
 
     def __call__(self) -> SpawnReport:
         report = SpawnReport()
         self._fence.epoch()  # a replica that is not leading reads nothing
-        for schedule in self._schedules.list_schedules(suspended=False, limit=self._settings.max_schedules):
+        schedules = self._schedules.list_schedules(suspended=False, limit=self._settings.max_schedules)
+        for gone in set(self._next) - {s.id for s in schedules}:
+            del self._next[gone]  # deleted or paused: nothing to remember
+        for schedule in schedules:
             report.schedules += 1
             try:
                 self._step(schedule, report)
@@ -89,6 +93,16 @@ class SpawnSchedules:
     def _step(self, schedule: Schedule, report: SpawnReport) -> None:
         now = self._clock.now()
         after = schedule.last_slot_at or schedule.created_at or now
+        # An idle schedule costs a dict lookup, not a calendar walk (~0.2 ms each, every second): its
+        # next slot is remembered until the row changes (any step, pause or edit moves the version).
+        key = (schedule.version, schedule.cron, schedule.timezone, after)
+        cached = self._next.get(schedule.id)
+        if cached is None or cached[0] != key:
+            upcoming = self._calendar.slots(schedule.cron, schedule.timezone, after, until=None, limit=1)
+            cached = (key, upcoming[0] if upcoming else None)
+            self._next[schedule.id] = cached
+        if cached[1] is None or cached[1] > now:
+            return
         window = self._settings.window
         due = self._calendar.slots(schedule.cron, schedule.timezone, after, until=now, limit=window + 1)
         more_after = len(due) > window
