@@ -5,6 +5,7 @@ starting deadline, pause/resume, and two spawners with different epochs racing."
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -276,3 +277,20 @@ def test_metrics_count_fired_skipped_and_missed_slots() -> None:
         return metrics.registry.get_sample_value("nightwatch_schedule_slots_total", {"outcome": outcome})
 
     assert (slots("fired"), slots("skipped"), slots("missed")) == (1.0, 1.0, 3.0)
+
+
+def test_an_idle_schedule_is_not_walked_through_the_calendar_every_tick() -> None:
+    world = World()
+    world.create("0 * * * *")  # hourly: nothing due for the next hour
+    calls: list[int] = []
+
+    class Counting(ApschedulerCalendar):
+        def slots(self, *args: Any, **kwargs: Any) -> list[datetime]:
+            calls.append(kwargs["limit"])
+            return super().slots(*args, **kwargs)
+
+    spawn = SpawnSchedules(world.schedules, world.tasks, Counting(), world.clock, FixedFence(1))
+    for _ in range(10):
+        spawn()
+        world.clock.advance(1)
+    assert calls == [1]  # its next slot, once; remembered while the row does not change
