@@ -29,12 +29,43 @@ CREATE TABLE IF NOT EXISTS task (
     attempt          INT          NOT NULL DEFAULT 1,
     next_attempt_at  DATETIME(6)  NULL,
     run_at           DATETIME(6)  NULL,
+    schedule_id      BIGINT       NULL,
+    slot_at          DATETIME(6)  NULL,
     PRIMARY KEY (id),
     UNIQUE KEY uq_task_name_namespace (name, namespace),
+    UNIQUE KEY uq_task_schedule_id_slot_at (schedule_id, slot_at),
     KEY ix_task_status_id (status, id),
     KEY ix_task_status_next_attempt_at_id (status, next_attempt_at, id),
     KEY ix_task_user_id_id (user_id, id),
     KEY ix_task_namespace_id (namespace, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- Schedules (docs/schedules.md): a task template fired at the slots of a cron spec. A slot's task
+-- carries schedule_id and slot_at above, unique together, so a slot makes one task at most.
+CREATE TABLE IF NOT EXISTS schedule (
+    id                        BIGINT       NOT NULL AUTO_INCREMENT,
+    name                      VARCHAR(45)  NOT NULL,
+    namespace                 VARCHAR(45)  NOT NULL,
+    user_id                   BIGINT       NOT NULL DEFAULT 0,
+    info                      MEDIUMTEXT   NOT NULL,
+    cron                      VARCHAR(255) NOT NULL,
+    timezone                  VARCHAR(64)  NOT NULL DEFAULT 'UTC',
+    concurrency               VARCHAR(16)  NOT NULL DEFAULT 'Allow',
+    starting_deadline_seconds BIGINT       NULL,
+    catch_up                  INT          NOT NULL DEFAULT 1,
+    keep                      INT          NOT NULL DEFAULT 10,
+    suspended                 BOOLEAN      NOT NULL DEFAULT 0,
+    version                   BIGINT       NOT NULL DEFAULT 0,
+    created_at                DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    updated_at                DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    last_slot_at              DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    last_fired_at             DATETIME(6)  NULL,
+    fired                     BIGINT       NOT NULL DEFAULT 0,
+    missed                    BIGINT       NOT NULL DEFAULT 0,
+    skipped                   BIGINT       NOT NULL DEFAULT 0,
+    PRIMARY KEY (id),
+    UNIQUE KEY uq_schedule_name_namespace (name, namespace),
+    KEY ix_schedule_user_id_id (user_id, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 -- One row (id = 1): the fencing epoch. A new leader increments it; every leader write is

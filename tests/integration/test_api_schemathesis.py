@@ -42,6 +42,14 @@ def test_the_schema_publishes_every_operation(server: ApiServer) -> None:
         "GET /api/v1/whoami",
         "POST /api/v1/render",
         "GET /api/v1/profiles",
+        "POST /api/v1/schedules",
+        "GET /api/v1/schedules",
+        "GET /api/v1/schedules/{schedule_id}",
+        "POST /api/v1/schedules/{schedule_id}/pause",
+        "POST /api/v1/schedules/{schedule_id}/resume",
+        "POST /api/v1/schedules/{schedule_id}/trigger",
+        "DELETE /api/v1/schedules/{schedule_id}",
+        "GET /api/v1/schedules/{schedule_id}/next",
     }
 
 

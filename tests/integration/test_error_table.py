@@ -12,25 +12,30 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from nightwatch.adapters.memory import FakeClock, MemoryTaskRepository
+from nightwatch.adapters.apscheduler import ApschedulerCalendar
+from nightwatch.adapters.memory import FakeClock, MemoryScheduleRepository, MemoryTaskRepository
 from nightwatch.app.api import ApiBackend, create_app
 from nightwatch.app.client import ApiClient, ApiRefused
 from nightwatch.app.config import ApiSettings
 from nightwatch.app.errors import ERRORS, ErrorRow, error_for
 from nightwatch.app.http import HttpEndpoint
 from nightwatch.app.usecases.cancel import RequestCancel
+from nightwatch.app.usecases.schedules import ScheduleCommands, ScheduleRequest
 from nightwatch.app.usecases.submit import SubmitTask
 from nightwatch.domain.errors import (
+    DuplicateSchedule,
     DuplicateTask,
     InvalidTaskSpec,
     InvalidTransition,
     NightwatchError,
     PermanentError,
     Problem,
+    ScheduleNotFound,
     TaskNotFound,
 )
 from nightwatch.domain.model import Task, TaskId
-from nightwatch.domain.ports import NewTask
+from nightwatch.domain.ports import NewSchedule, NewTask
+from nightwatch.domain.schedules import Schedule, ScheduleId
 from nightwatch.domain.submission import SubmissionPolicy
 
 TOKEN = "error-table-token-0123456789"
@@ -62,6 +67,22 @@ class Failing(MemoryTaskRepository):
         return super().request_cancel(task_id)
 
 
+class FailingSchedules(MemoryScheduleRepository):
+    """The schedule store, failing with its task store's `fail` (the schedule routes' errors)."""
+
+    def __init__(self, tasks: Failing) -> None:
+        super().__init__(tasks)
+        self._failing = tasks
+
+    def add(self, schedule: NewSchedule, now: datetime) -> Schedule:
+        self._failing._maybe_fail()
+        return super().add(schedule, now)
+
+    def get(self, schedule_id: ScheduleId) -> Schedule:
+        self._failing._maybe_fail()
+        return super().get(schedule_id)
+
+
 class Served(NamedTuple):
     repository: Failing
     url: str
@@ -72,7 +93,12 @@ class Served(NamedTuple):
 def served() -> Iterator[Served]:
     repository = Failing()
     clock = FakeClock()
-    backend = ApiBackend(repository, SubmitTask(repository, clock, SubmissionPolicy()), RequestCancel(repository))
+    schedules = ScheduleCommands(
+        FailingSchedules(repository), repository, ApschedulerCalendar(), clock, SubmissionPolicy(), repository
+    )
+    backend = ApiBackend(
+        repository, SubmitTask(repository, clock, SubmissionPolicy()), RequestCancel(repository), schedules
+    )
     app = create_app(
         backend,
         ApiSettings.model_validate({"tokens": [{"token": TOKEN, "user_id": 1}]}),
@@ -86,6 +112,7 @@ def served() -> Iterator[Served]:
         url = f"http://127.0.0.1:{endpoint.port}"
         with ApiClient(url, TOKEN) as client:
             task_id = client.submit("exists", "default", INFO).id  # so get and cancel reach the repository
+            schedules.create(ScheduleRequest(name="exists", cron="@hourly", info=INFO))  # id 1: GET reaches it
         yield Served(repository, url, task_id)
     finally:
         endpoint.stop()
@@ -104,6 +131,11 @@ CALLS: dict[type[NightwatchError], tuple[str, Call]] = {
     DuplicateTask: ("POST /tasks", lambda c, _id: c.submit("new", "default", INFO)),
     InvalidTaskSpec: ("POST /tasks", lambda c, _id: c.submit("new", "default", INFO)),
     InvalidTransition: ("POST /tasks/{id}/cancel", lambda c, task_id: c.cancel(task_id)),
+    DuplicateSchedule: (
+        "POST /schedules",
+        lambda c, _id: c.create_schedule(ScheduleRequest(name="new", cron="@hourly", info=INFO)),
+    ),
+    ScheduleNotFound: ("GET /schedules/1", lambda c, _id: c.schedule("default", "exists")),
 }
 GET: tuple[str, Call] = ("GET /tasks/{id}", lambda c, task_id: c.get(task_id))
 
@@ -115,7 +147,11 @@ def test_every_row_round_trips_from_server_to_client(served: Served, row: ErrorR
     request, call = CALLS.get(row.error, GET)
     try:
         method, path = request.split()
-        body = {"name": "new", "info": INFO} if method == "POST" and path == "/tasks" else None
+        body: dict[str, object] | None = None
+        if method == "POST" and path == "/tasks":
+            body = {"name": "new", "info": INFO}
+        elif method == "POST" and path == "/schedules":
+            body = {"name": "new", "cron": "@hourly", "info": INFO}
         answer = httpx.request(
             method, url + "/api/v1" + path.format(id=task_id), json=body, headers={"Authorization": f"Bearer {TOKEN}"}
         )

@@ -9,21 +9,35 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from nightwatch.domain.errors import (
+    DuplicateSchedule,
     DuplicateTask,
     ForeignJob,
     InvalidTransition,
     LeadershipLost,
     NightwatchError,
+    ScheduleNotFound,
     TaskNotFound,
 )
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
-from nightwatch.domain.ports import JobRef, LaunchResult, NewTask, TaskFilter, TaskPage, TaskSummary, WriteResult
+from nightwatch.domain.ports import (
+    FireResult,
+    JobRef,
+    LaunchResult,
+    NewSchedule,
+    NewTask,
+    SlotFiring,
+    TaskFilter,
+    TaskPage,
+    TaskSummary,
+    WriteResult,
+)
+from nightwatch.domain.schedules import Schedule, ScheduleId
 
 
 class FakeClock:
@@ -50,25 +64,36 @@ class MemoryTaskRepository:
         self._lock = threading.Lock()
         self.write_batches = 0
         """How many `apply` calls reached the store (for tests of batching)."""
+        self.slots: dict[TaskId, tuple[int, datetime]] = {}
+        """(schedule id, slot) of each task a schedule made: the task table's two columns."""
 
     def add(self, task: NewTask, now: datetime) -> Task:
         with self._lock:
-            if any(t.name == task.name and t.namespace == task.namespace for t in self._rows.values()):
-                raise DuplicateTask(f"a task named {task.name!r} already exists in namespace {task.namespace!r}")
-            row = Task(
-                id=TaskId(self._next_id),
-                name=task.name,
-                namespace=task.namespace,
-                info=task.info,
-                status=TaskStatus.NORMAL,
-                user_id=task.user_id,
-                created_at=now,
-                next_attempt_at=task.run_at,
-                run_at=task.run_at,
-            )
-            self._next_id += 1
-            self._rows[row.id] = row
-            return row.copy()
+            return self._add(task, now)
+
+    def _add(self, task: NewTask, now: datetime) -> Task:
+        """`add` with the lock held (the schedule store inserts a slot's task under it too)."""
+        if any(t.name == task.name and t.namespace == task.namespace for t in self._rows.values()):
+            raise DuplicateTask(f"a task named {task.name!r} already exists in namespace {task.namespace!r}")
+        origin = (task.schedule_id, task.slot_at) if task.schedule_id is not None and task.slot_at else None
+        if origin is not None and origin in self.slots.values():
+            raise DuplicateTask(f"schedule {task.schedule_id} has a task for slot {task.slot_at} already")
+        row = Task(
+            id=TaskId(self._next_id),
+            name=task.name,
+            namespace=task.namespace,
+            info=task.info,
+            status=TaskStatus.NORMAL,
+            user_id=task.user_id,
+            created_at=now,
+            next_attempt_at=task.run_at,
+            run_at=task.run_at,
+        )
+        self._next_id += 1
+        self._rows[row.id] = row
+        if origin is not None:
+            self.slots[row.id] = (int(origin[0]), origin[1])
+        return row.copy()
 
     def get(self, task_id: TaskId) -> Task:
         with self._lock:
@@ -86,7 +111,13 @@ class MemoryTaskRepository:
     def list_newest(self, where: TaskFilter, *, before_id: int | None = None, limit: int = 50) -> TaskPage:
         with self._lock:
             rows = sorted(
-                (t for t in self._rows.values() if _matches(t, where) and (before_id is None or t.id < before_id)),
+                (
+                    t
+                    for t in self._rows.values()
+                    if _matches(t, where)
+                    and (before_id is None or t.id < before_id)
+                    and (where.schedule_id is None or self.slots.get(t.id, (None,))[0] == where.schedule_id)
+                ),
                 key=_by_id,
                 reverse=True,
             )
@@ -165,6 +196,114 @@ class MemoryTaskRepository:
 
     def ping(self) -> None:
         """Always answers: the store is this process's memory."""
+
+
+class MemoryScheduleRepository:
+    """The ScheduleRepository port in memory, over a `MemoryTaskRepository` (one lock, one epoch:
+    a slot's task and the schedule's bookkeeping are written together, as the SQL adapter does)."""
+
+    def __init__(self, tasks: MemoryTaskRepository) -> None:
+        self._tasks = tasks
+        self._rows: dict[ScheduleId, Schedule] = {}
+        self._next_id = 1
+
+    def add(self, schedule: NewSchedule, now: datetime) -> Schedule:
+        with self._tasks._lock:
+            if any(r.name == schedule.name and r.namespace == schedule.namespace for r in self._rows.values()):
+                raise DuplicateSchedule(
+                    f"a schedule named {schedule.name!r} already exists in namespace {schedule.namespace!r}"
+                )
+            row = Schedule(
+                id=ScheduleId(self._next_id),
+                name=schedule.name,
+                namespace=schedule.namespace,
+                info=schedule.info,
+                cron=schedule.cron,
+                timezone=schedule.timezone,
+                user_id=schedule.user_id,
+                concurrency=schedule.concurrency,
+                starting_deadline_seconds=schedule.starting_deadline_seconds,
+                catch_up=schedule.catch_up,
+                keep=schedule.keep,
+                created_at=now,
+                last_slot_at=now,
+            )
+            self._next_id += 1
+            self._rows[row.id] = row
+            return replace(row)
+
+    def get(self, schedule_id: ScheduleId) -> Schedule:
+        with self._tasks._lock:
+            return replace(self._row(schedule_id))
+
+    def find(self, namespace: str, name: str) -> Schedule:
+        with self._tasks._lock:
+            for row in self._rows.values():
+                if row.name == name and row.namespace == namespace:
+                    return replace(row)
+        raise ScheduleNotFound(f"no schedule named {name!r} in namespace {namespace!r}")
+
+    def list_schedules(
+        self, *, user_id: int | None = None, suspended: bool | None = None, limit: int = 500
+    ) -> list[Schedule]:
+        with self._tasks._lock:
+            rows = [
+                replace(r)
+                for _, r in sorted(self._rows.items())
+                if (user_id is None or r.user_id == user_id) and (suspended is None or r.suspended == suspended)
+            ]
+            return rows[: max(limit, 0)]
+
+    def set_suspended(self, schedule_id: ScheduleId, suspended: bool, now: datetime) -> Schedule:
+        with self._tasks._lock:
+            row = self._row(schedule_id)
+            if row.suspended and not suspended and (row.last_slot_at is None or row.last_slot_at < now):
+                row.last_slot_at = now
+            row.suspended = suspended
+            row.version += 1
+            return replace(row)
+
+    def delete(self, schedule_id: ScheduleId) -> None:
+        with self._tasks._lock:
+            self._row(schedule_id)
+            del self._rows[schedule_id]
+
+    def in_flight(self, schedule_id: ScheduleId, *, limit: int = 100) -> list[TaskId]:
+        with self._tasks._lock:
+            ids = sorted(
+                task_id
+                for task_id, (owner, _) in self._tasks.slots.items()
+                if owner == schedule_id and not self._tasks._rows[task_id].is_terminal
+            )
+            return ids[: max(limit, 0)]
+
+    def fire(self, firing: SlotFiring, *, epoch: int, now: datetime) -> FireResult:
+        with self._tasks._lock:
+            if epoch != self._tasks._epoch:
+                raise LeadershipLost(f"fencing epoch {epoch} was superseded by {self._tasks._epoch}")
+            row = self._rows.get(firing.schedule_id)
+            if row is None or row.version != firing.expected_version:
+                return FireResult(applied=False)
+            inserted: list[TaskId] = []
+            not_inserted: list[datetime] = []
+            for new in firing.tasks:
+                try:
+                    inserted.append(self._tasks._add(new, now).id)
+                except DuplicateTask:
+                    not_inserted.append(new.slot_at or now)
+            row.last_slot_at = firing.last_slot_at
+            row.last_fired_at = firing.last_fired_at or row.last_fired_at
+            row.fired += firing.fired
+            row.missed += firing.missed
+            row.skipped += firing.skipped
+            row.version += 1
+            return FireResult(applied=True, inserted=tuple(inserted), not_inserted=tuple(not_inserted))
+
+    def _row(self, schedule_id: ScheduleId) -> Schedule:
+        row = self._rows.get(schedule_id)
+        if row is None:
+            raise ScheduleNotFound(f"no schedule with id {schedule_id}")
+        return row
 
 
 def _by_id(task: Task) -> int:

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from nightwatch import __version__
 from nightwatch.app.client import ApiClient, ApiRefused
@@ -35,12 +36,14 @@ from nightwatch.app.config import ConfigError, Settings, database_kind, load_set
 from nightwatch.app.container import Container, build_container
 from nightwatch.app.cursor import MAX_ID
 from nightwatch.app.errors import problem_line
-from nightwatch.app.gateway import LocalGateway, TaskGateway
+from nightwatch.app.gateway import LocalGateway, LocalScheduleGateway, ScheduleGateway, TaskGateway
 from nightwatch.app.logs import configure_logging
-from nightwatch.domain.errors import InvalidTaskSpec, InvalidTransition, NightwatchError, TaskNotFound
+from nightwatch.app.usecases.schedules import MAX_UPCOMING, ScheduleRequest, ScheduleView
+from nightwatch.domain.errors import InvalidTaskSpec, InvalidTransition, NightwatchError, ScheduleNotFound, TaskNotFound
 from nightwatch.domain.model import Task, TaskStatus
 from nightwatch.domain.ports import TaskSummary
 from nightwatch.domain.profiles import ProfileCatalog
+from nightwatch.domain.schedules import parse_run_at
 
 logger = logging.getLogger("nightwatch")
 
@@ -64,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"nightwatch: {exc}", file=sys.stderr)
         return exc.code
-    except TaskNotFound as exc:
+    except (TaskNotFound, ScheduleNotFound) as exc:
         print(f"nightwatch: {exc}", file=sys.stderr)
         return 3
     except InvalidTaskSpec as exc:
@@ -145,6 +148,11 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--deadline", type=int, metavar="SECONDS", help="activeDeadlineSeconds")
     submit.add_argument("--backoff-limit", type=int, metavar="N")
     submit.add_argument("--user-id", type=int, help="the task's user (default 0; with --server, the token's)")
+    submit.add_argument(
+        "--at",
+        metavar="WHEN",
+        help="not before this time: ISO 8601 with an offset (2026-03-29T02:30:00+01:00, ...Z) or +30s/+10m/+2h/+1d",
+    )
     submit.add_argument("cmd", nargs=argparse.REMAINDER, help="command and arguments (after --)")
     submit.set_defaults(handler=cmd_submit)
 
@@ -178,9 +186,50 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--name", help="the task name (the Job's name; default: preview)")
     render.add_argument("--json", action="store_true", help="JSON instead of YAML")
     render.set_defaults(handler=cmd_render)
+    _schedule_parsers(sub, remote)
 
     sub.add_parser("version", help="print the version").set_defaults(handler=lambda a, s: print(__version__) or 0)
     return parser
+
+
+def _schedule_parsers(sub: Any, remote: argparse.ArgumentParser) -> None:
+    schedule = sub.add_parser("schedule", help="scheduled and recurring tasks (docs/schedules.md)")
+    actions = schedule.add_subparsers(dest="schedule_command", required=True, metavar="ACTION")
+    create = actions.add_parser("create", parents=[remote], help="create a schedule")
+    create.add_argument("--name", required=True, help="a DNS-1123 label of at most 37 characters")
+    create.add_argument("--namespace", default="default")
+    create.add_argument("--cron", required=True, metavar="SPEC", help="5 fields, 6 with seconds, @hourly, @every 30s")
+    create.add_argument("--timezone", default="UTC", metavar="TZ", help="IANA zone (default UTC)")
+    create.add_argument("--info", required=True, metavar="JSON", help="the task template (info JSON)")
+    create.add_argument("--concurrency", default="Allow", help="Allow, Forbid or Replace (default Allow)")
+    create.add_argument("--starting-deadline-seconds", type=int, metavar="N", help="a slot later than this is missed")
+    create.add_argument("--catch-up", type=int, default=1, metavar="N", help="missed slots run after an outage")
+    create.add_argument("--keep", type=int, default=10, metavar="N", help="how many finished tasks it lists")
+    create.add_argument("--user-id", type=int, help="the schedule's user (default 0; with --server, the token's)")
+    create.set_defaults(handler=cmd_schedule_create)
+    actions.add_parser("list", parents=[remote], help="list schedules").set_defaults(handler=cmd_schedule_list)
+    for action, help_text, handler in (
+        ("show", "show a schedule with its newest tasks", cmd_schedule_show),
+        ("pause", "stop firing (slots of the pause are not run later)", cmd_schedule_pause),
+        ("resume", "fire again from now", cmd_schedule_resume),
+        ("delete", "delete a schedule (its tasks stay)", cmd_schedule_delete),
+        ("trigger", "make one task now, outside the cron slots", cmd_schedule_trigger),
+    ):
+        one = actions.add_parser(action, parents=[remote], help=help_text)
+        one.add_argument("name")
+        one.add_argument("--namespace", default="default")
+        one.set_defaults(handler=handler)
+    upcoming = actions.add_parser(
+        "next", parents=[remote], help="the next fire times of a schedule, or of --cron SPEC --timezone TZ"
+    )
+    upcoming.add_argument("name", nargs="?")
+    upcoming.add_argument("--namespace", default="default")
+    upcoming.add_argument("--cron", metavar="SPEC", help="a spec instead of a schedule's (no database needed)")
+    upcoming.add_argument("--timezone", default="UTC", metavar="TZ")
+    upcoming.add_argument("--from", dest="start", metavar="ISO-8601", help="after this time (default now)")
+    upcoming.add_argument("--count", type=int, default=5)
+    upcoming.add_argument("--json", action="store_true", help="a JSON list of ISO 8601 UTC instants")
+    upcoming.set_defaults(handler=cmd_schedule_next)
 
 
 @contextmanager
@@ -270,6 +319,19 @@ def _gateway(args: argparse.Namespace, settings: Settings) -> Iterator[TaskGatew
             )
 
 
+@contextmanager
+def _schedule_gateway(args: argparse.Namespace, settings: Settings) -> Iterator[ScheduleGateway]:
+    """As `_gateway`, for the schedule commands."""
+    if args.server:
+        if getattr(args, "user_id", None) is not None:
+            raise CliError("--user-id cannot be used with --server: the server takes the user from the token", code=2)
+        with ApiClient(args.server, args.token) as client:
+            yield client
+    else:
+        with _local(settings) as container:
+            yield LocalScheduleGateway(container.schedule_commands(), user_id=getattr(args, "user_id", None) or 0)
+
+
 def _task_id(text: str) -> int:
     """A task id as an option's value: a whole number from 1 to BIGINT's maximum."""
     try:
@@ -283,9 +345,12 @@ def _task_id(text: str) -> int:
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     info = _info_from_args(args)
+    # Parsed before anything connects: a bad time stores nothing (InvalidTaskSpec: exit 2, the field named).
+    run_at = parse_run_at(args.at, datetime.now(UTC)) if args.at is not None else None
     with _gateway(args, settings) as gateway:
-        task = gateway.submit(args.name, args.namespace, info)
-    print(f"submitted task {task.id} ({task.namespace}/{task.name}): {task.status}")
+        task = gateway.submit(args.name, args.namespace, info, run_at=run_at)
+    later = f", not before {task.run_at.isoformat()}" if task.run_at is not None else ""
+    print(f"submitted task {task.id} ({task.namespace}/{task.name}): {task.status}{later}")
     return 0
 
 
@@ -355,6 +420,138 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
         task = gateway.cancel(args.id)
     print(f"cancellation of task {task.id} ({task.namespace}/{task.name}, {task.status}) requested")
     return 0
+
+
+def cmd_schedule_create(args: argparse.Namespace, settings: Settings) -> int:
+    request = ScheduleRequest(
+        name=args.name,
+        namespace=args.namespace,
+        cron=args.cron,
+        timezone=args.timezone,
+        info=args.info,
+        concurrency=args.concurrency,
+        starting_deadline_seconds=args.starting_deadline_seconds,
+        catch_up=args.catch_up,
+        keep=args.keep,
+    )
+    with _schedule_gateway(args, settings) as gateway:
+        view = gateway.create_schedule(request)
+    s = view.schedule
+    print(f"created schedule {s.id} ({s.namespace}/{s.name}): next fire {_iso(view.next_fire_at) or '-'}")
+    return 0
+
+
+def cmd_schedule_list(args: argparse.Namespace, settings: Settings) -> int:
+    with _schedule_gateway(args, settings) as gateway:
+        views = gateway.list_schedules()
+    rows = [
+        ("NAME", "NAMESPACE", "CRON", "TIMEZONE", "STATE", "LAST FIRED", "NEXT", "LAST TASK", "FIRED/MISSED/SKIPPED")
+    ]
+    for v in views:
+        s = v.schedule
+        last = v.last_task
+        rows.append(
+            (
+                s.name,
+                s.namespace,
+                s.cron,
+                s.timezone,
+                "paused" if s.suspended else "active",
+                _iso(s.last_fired_at) or "-",
+                _iso(v.next_fire_at) or "-",
+                f"{last.name} {last.status}" if last is not None else "-",
+                f"{s.fired}/{s.missed}/{s.skipped}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print("\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows))
+    return 0
+
+
+def cmd_schedule_show(args: argparse.Namespace, settings: Settings) -> int:
+    with _schedule_gateway(args, settings) as gateway:
+        view = gateway.schedule(args.namespace, args.name)
+    print(json.dumps(_schedule_dict(view), indent=2))
+    return 0
+
+
+def cmd_schedule_pause(args: argparse.Namespace, settings: Settings) -> int:
+    with _schedule_gateway(args, settings) as gateway:
+        view = gateway.pause_schedule(args.namespace, args.name)
+    print(f"paused schedule {view.schedule.namespace}/{view.schedule.name}")
+    return 0
+
+
+def cmd_schedule_resume(args: argparse.Namespace, settings: Settings) -> int:
+    with _schedule_gateway(args, settings) as gateway:
+        view = gateway.resume_schedule(args.namespace, args.name)
+    s = view.schedule
+    print(f"resumed schedule {s.namespace}/{s.name}: next fire {_iso(view.next_fire_at) or '-'}")
+    return 0
+
+
+def cmd_schedule_delete(args: argparse.Namespace, settings: Settings) -> int:
+    with _schedule_gateway(args, settings) as gateway:
+        gateway.delete_schedule(args.namespace, args.name)
+    print(f"deleted schedule {args.namespace}/{args.name} (its tasks stay)")
+    return 0
+
+
+def cmd_schedule_trigger(args: argparse.Namespace, settings: Settings) -> int:
+    with _schedule_gateway(args, settings) as gateway:
+        task = gateway.trigger_schedule(args.namespace, args.name)
+    print(f"triggered task {task.id} ({task.namespace}/{task.name}): {task.status}")
+    return 0
+
+
+def cmd_schedule_next(args: argparse.Namespace, settings: Settings) -> int:
+    start = parse_run_at(args.start, datetime.now(UTC), loc="from") if args.start is not None else None
+    if (args.name is None) == (args.cron is None):
+        raise CliError("give a schedule NAME or --cron SPEC (with --timezone TZ), not both", code=2)
+    if args.cron is not None:
+        # A spec alone needs no database: the calendar is all it takes (building it connects nothing).
+        if not 1 <= args.count <= MAX_UPCOMING:
+            raise CliError(f"--count must be from 1 to {MAX_UPCOMING}", code=2)
+        zone = args.timezone
+        calendar = build_container(settings).calendar()
+        times = calendar.slots(args.cron, zone, start or datetime.now(UTC), until=None, limit=args.count)
+    else:
+        with _schedule_gateway(args, settings) as gateway:
+            zone, times = gateway.upcoming(args.namespace, args.name, start, args.count)
+    if args.json:
+        print(json.dumps([t.astimezone(UTC).isoformat().replace("+00:00", "Z") for t in times]))
+        return 0
+    local = ZoneInfo(zone)
+    for t in times:
+        print(f"{t.astimezone(UTC).isoformat().replace('+00:00', 'Z')}  {t.astimezone(local).isoformat()} {zone}")
+    return 0
+
+
+def _schedule_dict(view: ScheduleView) -> dict[str, Any]:
+    s = view.schedule
+    return {
+        "id": s.id,
+        "name": s.name,
+        "namespace": s.namespace,
+        "user_id": s.user_id,
+        "cron": s.cron,
+        "timezone": s.timezone,
+        "concurrency": str(s.concurrency),
+        "starting_deadline_seconds": s.starting_deadline_seconds,
+        "catch_up": s.catch_up,
+        "keep": s.keep,
+        "suspended": s.suspended,
+        "created_at": _iso(s.created_at),
+        "last_slot_at": _iso(s.last_slot_at),
+        "last_fired_at": _iso(s.last_fired_at),
+        "next_fire_at": _iso(view.next_fire_at),
+        "fired": s.fired,
+        "missed": s.missed,
+        "skipped": s.skipped,
+        "last_task_status": str(view.last_task.status) if view.last_task is not None else None,
+        "tasks": [{"id": t.id, "name": t.name, "status": str(t.status)} for t in view.tasks],
+        "info": s.info,
+    }
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -451,6 +648,7 @@ def _as_dict(task: Task | TaskSummary) -> dict[str, Any]:
         "finished_at": _iso(task.finished_at),
     }
     if isinstance(task, Task):
+        fields["run_at"] = _iso(task.run_at)
         fields["info"] = task.info
     return fields
 

@@ -19,17 +19,21 @@ import httpx
 from nightwatch.app.cursor import encode_cursor
 from nightwatch.app.errors import error_for, problem_line, problems_of
 from nightwatch.app.gateway import newest_first
+from nightwatch.app.usecases.schedules import ScheduleRequest, ScheduleView
 from nightwatch.domain.errors import (
+    DuplicateSchedule,
     DuplicateTask,
     InvalidTaskSpec,
     InvalidTransition,
     NightwatchError,
     PermanentError,
     RetryableError,
+    ScheduleNotFound,
 )
 from nightwatch.domain.jobspec import parse_info
 from nightwatch.domain.model import Task, TaskId, TaskStatus
 from nightwatch.domain.ports import TaskSummary
+from nightwatch.domain.schedules import Concurrency, Schedule, ScheduleId
 
 API = "/api/v1"
 
@@ -55,10 +59,18 @@ class ApiClient:
     def close(self) -> None:
         self._http.close()
 
-    def submit(self, name: str, namespace: str, info: str | Mapping[str, Any]) -> Task:
+    def submit(
+        self, name: str, namespace: str, info: str | Mapping[str, Any], *, run_at: datetime | None = None
+    ) -> Task:
         """As the token's user. `info` text is parsed into the object the API takes, by the domain's
         rules. Raises InvalidTaskSpec (every bad field), DuplicateTask, ApiRefused, RetryableError."""
-        body = {"name": name, "namespace": namespace, "info": parse_info(info) if isinstance(info, str) else info}
+        body: dict[str, Any] = {
+            "name": name,
+            "namespace": namespace,
+            "info": parse_info(info) if isinstance(info, str) else info,
+        }
+        if run_at is not None:
+            body["run_at"] = run_at.isoformat()
         return _task(self._call("POST", f"{API}/tasks", json=body, conflict=DuplicateTask))
 
     def list_tasks(
@@ -95,7 +107,74 @@ class ApiClient:
         result: dict[str, Any] = self._call("POST", f"{API}/render", json=body)
         return result
 
+    # -- schedules ----------------------------------------------------------------------------
+    def create_schedule(self, request: ScheduleRequest) -> ScheduleView:
+        body = {
+            "name": request.name,
+            "namespace": request.namespace,
+            "cron": request.cron,
+            "timezone": request.timezone,
+            "info": parse_info(request.info) if isinstance(request.info, str) else request.info,
+            "concurrency": request.concurrency,
+            "starting_deadline_seconds": request.starting_deadline_seconds,
+            "catch_up": request.catch_up,
+            "keep": request.keep,
+        }
+        return _schedule(self._call("POST", f"{API}/schedules", json=body, conflict=DuplicateSchedule))
+
+    def list_schedules(self) -> list[ScheduleView]:
+        return [_schedule(item) for item in self._call("GET", f"{API}/schedules")]
+
+    def schedule(self, namespace: str, name: str) -> ScheduleView:
+        path = f"{API}/schedules/{self._schedule_id(namespace, name)}"
+        return _schedule(self._call("GET", path, conflict=ScheduleNotFound))
+
+    def pause_schedule(self, namespace: str, name: str) -> ScheduleView:
+        return _schedule(
+            self._call("POST", f"{API}/schedules/{self._schedule_id(namespace, name)}/pause", conflict=ScheduleNotFound)
+        )
+
+    def resume_schedule(self, namespace: str, name: str) -> ScheduleView:
+        return _schedule(
+            self._call(
+                "POST", f"{API}/schedules/{self._schedule_id(namespace, name)}/resume", conflict=ScheduleNotFound
+            )
+        )
+
+    def delete_schedule(self, namespace: str, name: str) -> None:
+        path = f"{API}/schedules/{self._schedule_id(namespace, name)}"
+        try:
+            response = self._http.request("DELETE", path)
+        except httpx.HTTPError as exc:
+            raise RetryableError(f"cannot reach {self.server}: {exc}") from None
+        if not response.is_success:
+            raise self._error(response, PermanentError)
+
+    def trigger_schedule(self, namespace: str, name: str) -> Task:
+        path = f"{API}/schedules/{self._schedule_id(namespace, name)}/trigger"
+        return _task(self._call("POST", path, conflict=DuplicateTask))
+
+    def upcoming(self, namespace: str, name: str, after: datetime | None, count: int) -> tuple[str, list[datetime]]:
+        params: dict[str, Any] = {"count": count}
+        if after is not None:
+            params["from"] = after.isoformat()
+        found = self._call(
+            "GET",
+            f"{API}/schedules/{self._schedule_id(namespace, name)}/next",
+            params=params,
+            conflict=ScheduleNotFound,
+        )
+        return str(found["timezone"]), [datetime.fromisoformat(t) for t in found["times"]]
+
+    def _schedule_id(self, namespace: str, name: str) -> int:
+        found = self._call("GET", f"{API}/schedules", params={"namespace": namespace, "name": name})
+        if not found:
+            raise ScheduleNotFound(f"no schedule named {name!r} in namespace {namespace!r}")
+        return int(found[0]["id"])
+
     def _call(self, method: str, path: str, *, conflict: type[PermanentError] = PermanentError, **kwargs: Any) -> Any:
+        """`conflict`: the error this request can run into where several share a status (a 409 is
+        DuplicateTask for a submit, InvalidTransition for a cancel; a 404 ScheduleNotFound for a schedule)."""
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -127,7 +206,7 @@ def _detail(response: httpx.Response) -> object:
 
 
 def _task(data: dict[str, Any]) -> Task:
-    return Task(info=data["info"], **_listed_fields(data))
+    return Task(info=data["info"], run_at=_when(data.get("run_at")), **_listed_fields(data))
 
 
 def _summary(data: dict[str, Any]) -> TaskSummary:
@@ -154,3 +233,38 @@ def _listed_fields(data: dict[str, Any]) -> dict[str, Any]:
 
 def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def _schedule(data: dict[str, Any]) -> ScheduleView:
+    schedule = Schedule(
+        id=ScheduleId(int(data["id"])),
+        name=data["name"],
+        namespace=data["namespace"],
+        info=data["info"],
+        cron=data["cron"],
+        timezone=data["timezone"],
+        user_id=int(data["user_id"]),
+        concurrency=Concurrency(data["concurrency"]),
+        starting_deadline_seconds=data["starting_deadline_seconds"],
+        catch_up=int(data["catch_up"]),
+        keep=int(data["keep"]),
+        suspended=bool(data["suspended"]),
+        version=int(data["version"]),
+        created_at=_when(data["created_at"]),
+        last_slot_at=_when(data["last_slot_at"]),
+        last_fired_at=_when(data["last_fired_at"]),
+        fired=int(data["fired"]),
+        missed=int(data["missed"]),
+        skipped=int(data["skipped"]),
+    )
+    tasks = tuple(
+        TaskSummary(
+            id=TaskId(int(t["id"])),
+            name=t["name"],
+            namespace=schedule.namespace,
+            status=TaskStatus(t["status"]),
+            created_at=_when(t["created_at"]),
+        )
+        for t in data["tasks"]
+    )
+    return ScheduleView(schedule, _when(data["next_fire_at"]), tasks)

@@ -30,6 +30,7 @@ from nightwatch.adapters.kubernetes.settings import KubernetesSettings
 from nightwatch.adapters.local.settings import LocalRunnerSettings
 from nightwatch.app.usecases.cancel import CancelSettings
 from nightwatch.app.usecases.dispatch import DispatchSettings
+from nightwatch.app.usecases.spawn import SpawnSettings
 from nightwatch.app.usecases.sync import SyncSettings
 from nightwatch.app.watchers import WatcherTiming
 from nightwatch.domain.errors import InvalidTaskSpec
@@ -244,6 +245,7 @@ class Settings(BaseSettings):
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     cancel: CancelSettings = Field(default_factory=CancelSettings)
+    spawn: SpawnSettings = Field(default_factory=SpawnSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     log: LogSettings = Field(default_factory=LogSettings)

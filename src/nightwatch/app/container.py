@@ -16,11 +16,11 @@ from typing import Any
 
 from dependency_injector import containers, providers
 
-from nightwatch.adapters.apscheduler import ApschedulerTicker
+from nightwatch.adapters.apscheduler import ApschedulerCalendar, ApschedulerTicker
 from nightwatch.adapters.clock import SystemClock
 from nightwatch.adapters.kubernetes.settings import KubernetesSettings
 from nightwatch.adapters.local.settings import LocalRunnerSettings
-from nightwatch.adapters.memory import MemoryLeaderLock, MemoryTaskRepository
+from nightwatch.adapters.memory import MemoryLeaderLock, MemoryScheduleRepository, MemoryTaskRepository
 from nightwatch.app.config import ApiSettings, DatabaseSettings, HttpSettings, LockSettings, Settings
 from nightwatch.app.leadership import Leadership
 from nightwatch.app.metrics import Metrics
@@ -28,10 +28,11 @@ from nightwatch.app.profiles import LiveProfiles
 from nightwatch.app.service import Readiness, Service
 from nightwatch.app.usecases.cancel import RequestCancel
 from nightwatch.app.usecases.render import RenderJob
+from nightwatch.app.usecases.schedules import ScheduleCommands
 from nightwatch.app.usecases.submit import SubmitTask
 from nightwatch.app.watchers import Wakeups, WatcherContext, WatcherTiming, default_registry
 from nightwatch.domain.jobspec import LaunchRequest
-from nightwatch.domain.ports import JobRunner, TaskQueries, TaskRepository
+from nightwatch.domain.ports import JobRunner, ScheduleRepository, TaskQueries, TaskRepository
 from nightwatch.domain.submission import SubmissionPolicy
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,13 @@ def _sql_repository(database: DatabaseSettings) -> Iterator[TaskRepository]:
         yield repository
     finally:
         repository.close()
+
+
+def _sql_schedules(repository: Any) -> ScheduleRepository:
+    """The schedule table on the task repository's engine (one pool, one database)."""
+    from nightwatch.adapters.sql import SqlScheduleRepository
+
+    return SqlScheduleRepository(repository.engine)
 
 
 def _redis_lock(lock: LockSettings, owner: str) -> Iterator[Any]:
@@ -122,6 +130,7 @@ def _web_app(
     submit: SubmitTask,
     cancel: RequestCancel,
     render: RenderJob,
+    schedules: ScheduleCommands,
     api: ApiSettings,
     http: HttpSettings,
     metrics: Metrics,
@@ -130,7 +139,7 @@ def _web_app(
     # Imported here: the CLI's submit/list/show/cancel build a container too, without FastAPI.
     from nightwatch.app.api import ApiBackend, create_app
 
-    backend = ApiBackend(repository, submit, cancel, render)
+    backend = ApiBackend(repository, submit, cancel, render, schedules)
     return create_app(
         backend,
         api,
@@ -214,6 +223,15 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(MemoryTaskRepository),
     )
 
+    schedules = providers.Selector(
+        settings.provided.database.kind,
+        sqlite=providers.Singleton(_sql_schedules, repository),
+        mysql=providers.Singleton(_sql_schedules, repository),
+        postgresql=providers.Singleton(_sql_schedules, repository),
+        memory=providers.Singleton(MemoryScheduleRepository, repository),
+    )
+    calendar = providers.Singleton(ApschedulerCalendar)
+
     lock = providers.Selector(
         settings.provided.lock.backend,
         memory=providers.Singleton(MemoryLeaderLock, owner=replica_id, ttl_seconds=settings.provided.lock.ttl_seconds),
@@ -259,6 +277,10 @@ class Container(containers.DeclarativeContainer):
         cancel=settings.provided.cancel,
         policy=submission_policy,
         wakeups=wakeups,
+        schedules=schedules,
+        calendar=calendar,
+        commands=repository,
+        spawn=settings.provided.spawn,
     )
     ticker = providers.Singleton(ApschedulerTicker)
     service = providers.Singleton(
@@ -286,12 +308,23 @@ class Container(containers.DeclarativeContainer):
         RenderJob, queries=repository, policy=submission_policy, build=providers.Callable(_job_builder, settings)
     )
 
+    schedule_commands = providers.Factory(
+        ScheduleCommands,
+        schedules=schedules,
+        tasks=repository,
+        calendar=calendar,
+        clock=clock,
+        policy=submission_policy,
+        queries=repository,
+    )
+
     web_app = providers.Singleton(
         _web_app,
         repository=repository,
         submit=submit_task,
         cancel=request_cancel,
         render=render_job,
+        schedules=schedule_commands,
         api=settings.provided.api,
         http=settings.provided.http,
         metrics=metrics,

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from nightwatch.domain.errors import (
+    DuplicateSchedule,
     DuplicateTask,
     InvalidTaskSpec,
     InvalidTransition,
@@ -21,6 +22,7 @@ from nightwatch.domain.errors import (
     PermanentError,
     Problem,
     RetryableError,
+    ScheduleNotFound,
     TaskNotFound,
 )
 
@@ -35,6 +37,8 @@ class ErrorRow(NamedTuple):
 
 ERRORS: tuple[ErrorRow, ...] = (
     ErrorRow(TaskNotFound, 404),
+    ErrorRow(ScheduleNotFound, 404),
+    ErrorRow(DuplicateSchedule, 409),
     ErrorRow(DuplicateTask, 409),
     ErrorRow(InvalidTransition, 409),
     ErrorRow(InvalidTaskSpec, 422),

@@ -9,10 +9,12 @@ serves too: no `info`, bounded text; `get` has the whole task), and both raise t
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from nightwatch.app.usecases.cancel import RequestCancel
 from nightwatch.app.usecases.render import RenderJob
+from nightwatch.app.usecases.schedules import ScheduleCommands, ScheduleRequest, ScheduleView
 from nightwatch.app.usecases.submit import SubmitTask
 from nightwatch.domain.errors import PermanentError
 from nightwatch.domain.model import Task, TaskId, TaskStatus
@@ -26,8 +28,10 @@ C = TypeVar("C")
 
 
 class TaskGateway(Protocol):
-    def submit(self, name: str, namespace: str, info: str | Mapping[str, Any]) -> Task:
-        """Submit a task as the gateway's user. Raises InvalidTaskSpec (`problems` names every bad
+    def submit(
+        self, name: str, namespace: str, info: str | Mapping[str, Any], *, run_at: datetime | None = None
+    ) -> Task:
+        """Submit a task as the gateway's user, not dispatched before `run_at` when given. Raises InvalidTaskSpec (`problems` names every bad
         field), DuplicateTask, RetryableError; ApiRefused through a server."""
         ...
 
@@ -51,6 +55,30 @@ class TaskGateway(Protocol):
     ) -> dict[str, Any]:
         """The Job manifest of a stored task (`task_id`), or of `info` not yet submitted. Raises
         TaskNotFound, InvalidTaskSpec (every bad field), RetryableError; ApiRefused through a server."""
+        ...
+
+
+class ScheduleGateway(Protocol):
+    """The CLI's `schedule` commands, on the database or through a server; schedules are named by
+    namespace and name. Raise InvalidSchedule (every bad field), DuplicateSchedule, ScheduleNotFound,
+    RetryableError; ApiRefused through a server."""
+
+    def create_schedule(self, request: ScheduleRequest) -> ScheduleView: ...
+
+    def list_schedules(self) -> list[ScheduleView]: ...
+
+    def schedule(self, namespace: str, name: str) -> ScheduleView: ...
+
+    def pause_schedule(self, namespace: str, name: str) -> ScheduleView: ...
+
+    def resume_schedule(self, namespace: str, name: str) -> ScheduleView: ...
+
+    def delete_schedule(self, namespace: str, name: str) -> None: ...
+
+    def trigger_schedule(self, namespace: str, name: str) -> Task: ...
+
+    def upcoming(self, namespace: str, name: str, after: datetime | None, count: int) -> tuple[str, list[datetime]]:
+        """The schedule's zone and its next `count` fire times after `after` (now when None)."""
         ...
 
 
@@ -87,8 +115,10 @@ class LocalGateway:
         self._queries = queries
         self._user_id = user_id
 
-    def submit(self, name: str, namespace: str, info: str | Mapping[str, Any]) -> Task:
-        return self._submit(name, namespace, info, user_id=self._user_id)
+    def submit(
+        self, name: str, namespace: str, info: str | Mapping[str, Any], *, run_at: datetime | None = None
+    ) -> Task:
+        return self._submit(name, namespace, info, user_id=self._user_id, run_at=run_at)
 
     def list_tasks(
         self, statuses: Sequence[TaskStatus] = (), *, before_id: int | None = None, limit: int = 100
@@ -115,3 +145,35 @@ class LocalGateway:
         if task_id is not None:
             return self._render.task(TaskId(task_id))
         return self._render.preview(name, namespace, info)
+
+class LocalScheduleGateway:
+    """Schedules on the database directly, through the same use case as the REST API."""
+
+    def __init__(self, commands: ScheduleCommands, *, user_id: int = 0) -> None:
+        self._commands = commands
+        self._user_id = user_id
+
+    def create_schedule(self, request: ScheduleRequest) -> ScheduleView:
+        return self._commands.view(self._commands.create(request, user_id=self._user_id))
+
+    def list_schedules(self) -> list[ScheduleView]:
+        return [self._commands.view(s, history=False) for s in self._commands.list_schedules()]
+
+    def schedule(self, namespace: str, name: str) -> ScheduleView:
+        return self._commands.view(self._commands.find(namespace, name))
+
+    def pause_schedule(self, namespace: str, name: str) -> ScheduleView:
+        return self._commands.view(self._commands.pause(self._commands.find(namespace, name)))
+
+    def resume_schedule(self, namespace: str, name: str) -> ScheduleView:
+        return self._commands.view(self._commands.resume(self._commands.find(namespace, name)))
+
+    def delete_schedule(self, namespace: str, name: str) -> None:
+        self._commands.delete(self._commands.find(namespace, name))
+
+    def trigger_schedule(self, namespace: str, name: str) -> Task:
+        return self._commands.trigger(self._commands.find(namespace, name))
+
+    def upcoming(self, namespace: str, name: str, after: datetime | None, count: int) -> tuple[str, list[datetime]]:
+        found = self._commands.find(namespace, name)
+        return found.timezone, self._commands.upcoming(found.cron, found.timezone, after, count)

@@ -47,6 +47,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.schedule_slots = Counter(
+            "nightwatch_schedule_slots_total",
+            "Schedule slots handled by spawn: fired, skipped (Forbid, Replace), missed (outage, deadline)",
+            ["outcome"],
+            registry=r,
+        )
         self.leader = Gauge("nightwatch_leader", "1 while this replica is the leader", registry=r)
         self.epoch = Gauge("nightwatch_leader_epoch", "Fencing epoch held by this replica (0 if none)", registry=r)
         self.lease_validity = Gauge("nightwatch_lease_validity_seconds", "Seconds left on the held lease", registry=r)
@@ -65,6 +71,9 @@ class Metrics:
             value = getattr(report, f.name)
             if isinstance(value, int) and not isinstance(value, bool) and value:
                 self.watcher_events.labels(watcher, f.name).inc(value)
+        if watcher == "spawn":
+            for outcome in ("fired", "skipped", "missed"):
+                self.schedule_slots.labels(outcome).inc(getattr(report, outcome, 0))
         if watcher == "dispatch":
             self.jobs_created.inc(getattr(report, "launched", 0))
             self.api_errors.inc(getattr(report, "deferred", 0))

@@ -2,7 +2,7 @@
 
 A watcher is a named periodic unit of work: a `WatcherSpec` says how to build its `run()` from
 the ports (`WatcherContext`) and when to run it (an interval or a cron spec). dispatch, sync,
-cancel and release are built-in watchers; a third-party package adds one by exposing a `WatcherSpec` (or a
+cancel, release and spawn are built-in watchers; a third-party package adds one by exposing a `WatcherSpec` (or a
 zero-argument callable returning one) under the `nightwatch.watchers` entry-point group. Each
 watcher can be disabled or re-timed by configuration (a `WatcherTiming` under `watchers.<name>`)
 without code changes; what configuration leaves unset keeps the timing its spec declares.
@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from nightwatch.app.usecases.cancel import CancelSettings, CancelTasks
 from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
 from nightwatch.app.usecases.release import ReleaseJobs
+from nightwatch.app.usecases.spawn import SpawnSchedules, SpawnSettings
 from nightwatch.app.usecases.sync import SyncSettings, SyncTasks
-from nightwatch.domain.ports import Clock, Fence, JobRunner, LeaderStore
+from nightwatch.domain.ports import Clock, CronCalendar, Fence, JobRunner, LeaderStore, ScheduleRepository, TaskCommands
 from nightwatch.domain.submission import SubmissionPolicy
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,12 @@ class WatcherContext:
     """What dispatch accepts (`runner.allowed_namespaces`), as SubmitTask does."""
     wakeups: Wakeups = field(default_factory=Wakeups)
     """How a watcher asks for a tick now (of itself or of another one)."""
+    schedules: ScheduleRepository | None = None
+    """The schedule table, the calendar and the task commands spawn needs (Replace cancels); a context
+    without them (a test of other watchers) gets a spawn watcher that does nothing."""
+    calendar: CronCalendar | None = None
+    commands: TaskCommands | None = None
+    spawn: SpawnSettings = field(default_factory=SpawnSettings)
 
 
 Run = Callable[[], object]
@@ -199,6 +206,12 @@ def _release(ctx: WatcherContext) -> Run:
     return ReleaseJobs(ctx.repository, ctx.runner, ctx.policy.allowed_namespaces, fence=ctx.fence)
 
 
+def _spawn(ctx: WatcherContext) -> Run:
+    if ctx.schedules is None or ctx.calendar is None or ctx.commands is None:
+        return lambda: None
+    return SpawnSchedules(ctx.schedules, ctx.commands, ctx.calendar, ctx.clock, ctx.fence, ctx.spawn)
+
+
 # The built-in watchers' timing, written here only: configuration overrides it per watcher.
 BUILTIN_WATCHERS = (
     WatcherSpec("dispatch", _dispatch, interval_seconds=1.0),
@@ -206,6 +219,8 @@ BUILTIN_WATCHERS = (
     WatcherSpec("cancel", _cancel, interval_seconds=1.0),
     # Leftovers only (SyncTasks releases each Job as it stores its outcome): see usecases/release.py.
     WatcherSpec("release", _release, interval_seconds=60.0),
+    # Every second: a schedule's seconds field can name every second, and an idle tick is one query.
+    WatcherSpec("spawn", _spawn, interval_seconds=1.0),
 )
 
 

@@ -102,3 +102,18 @@ class DuplicateTask(PermanentError):
 
 class LeadershipLost(NightwatchError):
     """This replica is no longer the leader (lease lost or fencing epoch superseded): stop writing."""
+
+
+class ScheduleNotFound(PermanentError, LookupError):
+    """No schedule with that id or name (or not one the caller may see)."""
+
+
+class DuplicateSchedule(PermanentError):
+    """A schedule of that name exists in that namespace."""
+
+
+class InvalidSchedule(InvalidTaskSpec):
+    """A schedule that cannot be stored: `problems` name every bad field (cron, timezone, info, ...).
+
+    A subclass of InvalidTaskSpec so the API answers 422 with `loc` per field and the CLI exits 2,
+    through the paths a refused task already takes."""

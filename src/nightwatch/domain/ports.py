@@ -17,6 +17,7 @@ from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import StatusChange, Task, TaskId, TaskStatus
 from nightwatch.domain.names import DNS1123_LABEL_MAX
 from nightwatch.domain.observation import JobObservation
+from nightwatch.domain.schedules import Concurrency, Schedule, ScheduleId
 
 MAX_LISTED_MESSAGE_CHARS = 1024
 """A listed task's `message` is cut to this many characters (the last one then "…"); `get` has it all."""
@@ -42,6 +43,9 @@ class NewTask:
     user_id: int = 0
     run_at: datetime | None = None
     """Not dispatched before this time (stored as `run_at` and as the not-before time)."""
+    schedule_id: int | None = None
+    """The schedule that made this task (with `slot_at`, unique: a slot makes one task at most)."""
+    slot_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,8 @@ class TaskFilter:
     statuses: frozenset[TaskStatus] | None = None
     namespace: str | None = None
     user_id: int | None = None
+    schedule_id: int | None = None
+    """Only the tasks this schedule made."""
 
 
 def cut_listed(text: str, limit: int) -> str:
@@ -396,3 +402,104 @@ class Ticker(Protocol):
         ...
 
     def shutdown(self, wait: bool) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewSchedule:
+    """A schedule as created (validated by `CreateSchedule`); its slots start after `now` of `add`."""
+
+    name: str
+    namespace: str
+    info: str
+    cron: str
+    timezone: str = "UTC"
+    user_id: int = 0
+    concurrency: Concurrency = Concurrency.ALLOW
+    starting_deadline_seconds: int | None = None
+    catch_up: int = 1
+    keep: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class SlotFiring:
+    """One schedule's step: its slots' tasks and its new bookkeeping, written together or not at all."""
+
+    schedule_id: ScheduleId
+    expected_version: int
+    """Compare-and-set: applied only while the schedule row still has this version."""
+    tasks: tuple[NewTask, ...]
+    """Each with `schedule_id` and `slot_at` set; a slot whose task exists already is left alone."""
+    last_slot_at: datetime
+    last_fired_at: datetime | None
+    fired: int = 0
+    missed: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FireResult:
+    applied: bool
+    """False: the schedule moved on (another leader, a pause, an edit); nothing was written."""
+    inserted: tuple[TaskId, ...] = ()
+    not_inserted: tuple[datetime, ...] = ()
+    """Slots whose task was not inserted: it exists already, or its name is taken in the namespace."""
+
+
+class CronCalendar(Protocol):
+    """The instants a cron spec names in an IANA zone (APScheduler's CronTrigger in production).
+
+    Specs: 5 fields (minute hour day-of-month month day-of-week, 0 or 7 = Sunday), 6 with a
+    leading seconds field, the aliases @yearly @annually @monthly @weekly @daily @midnight @hourly,
+    and `@every <duration>` (`30s`, `1h30m`; whole seconds, slots at multiples of it since the Unix epoch).
+    """
+
+    def check(self, spec: str, timezone: str) -> None:
+        """Raises InvalidSchedule naming `cron` or `timezone` (every problem) when either is bad."""
+        ...
+
+    def slots(self, spec: str, timezone: str, after: datetime, *, until: datetime | None, limit: int) -> list[datetime]:
+        """The slots in (after, until] (no bound when None), earliest first, at most `limit`, as
+        UTC instants, one per instant (the DST rules are in docs/schedules.md). Raises InvalidSchedule."""
+        ...
+
+
+class ScheduleRepository(Protocol):
+    """The schedule table, and the fenced insert of a slot's task with the schedule's bookkeeping."""
+
+    def add(self, schedule: NewSchedule, now: datetime) -> Schedule:
+        """Store a schedule whose slots start after `now`. Raises DuplicateSchedule; RetryableError."""
+        ...
+
+    def get(self, schedule_id: ScheduleId) -> Schedule:
+        """Raises ScheduleNotFound; RetryableError."""
+        ...
+
+    def find(self, namespace: str, name: str) -> Schedule:
+        """Raises ScheduleNotFound; RetryableError."""
+        ...
+
+    def list_schedules(
+        self, *, user_id: int | None = None, suspended: bool | None = None, limit: int = 500
+    ) -> list[Schedule]:
+        """Schedules by id, at most `limit`, of one user / suspended or not when given. Raises RetryableError."""
+        ...
+
+    def set_suspended(self, schedule_id: ScheduleId, suspended: bool, now: datetime) -> Schedule:
+        """Pause or resume (the version moves, so a spawner's stale step is refused). Resuming marks
+        every slot up to `now` handled: the slots of the pause do not run and are not counted as missed.
+        Raises ScheduleNotFound; RetryableError."""
+        ...
+
+    def delete(self, schedule_id: ScheduleId) -> None:
+        """Remove the schedule; its tasks stay. Raises ScheduleNotFound; RetryableError."""
+        ...
+
+    def in_flight(self, schedule_id: ScheduleId, *, limit: int = 100) -> list[TaskId]:
+        """Ids of this schedule's tasks that are Normal, Pending or Running. Raises RetryableError."""
+        ...
+
+    def fire(self, firing: SlotFiring, *, epoch: int, now: datetime) -> FireResult:
+        """In one transaction, only while `epoch` is the fencing epoch and the schedule row still has
+        `expected_version`: insert each task whose (schedule_id, slot_at) and (name, namespace) are
+        free, and write the bookkeeping. Raises LeadershipLost (nothing written); RetryableError."""
+        ...

@@ -6,6 +6,15 @@ from nightwatch.adapters.sql.engine import create_engine_for, redact
 from nightwatch.adapters.sql.repository import SqlTaskRepository
 from nightwatch.adapters.sql.retry import DbRetry
 from nightwatch.adapters.sql.rows import UnreadableTask
+from nightwatch.adapters.sql.schedules import SqlScheduleRepository
 from nightwatch.adapters.sql.schema import init_database
 
-__all__ = ["DbRetry", "SqlTaskRepository", "UnreadableTask", "create_engine_for", "init_database", "redact"]
+__all__ = [
+    "DbRetry",
+    "SqlScheduleRepository",
+    "SqlTaskRepository",
+    "UnreadableTask",
+    "create_engine_for",
+    "init_database",
+    "redact",
+]

@@ -140,6 +140,8 @@ class SqlTaskRepository:
             conditions.append(task.c.namespace == where.namespace)
         if where.user_id is not None:
             conditions.append(_user_is(where.user_id))
+        if where.schedule_id is not None:
+            conditions.append(task.c.schedule_id == where.schedule_id)
         if before_id is not None:
             conditions.append(task.c.id < before_id)
 
@@ -224,6 +226,8 @@ class SqlTaskRepository:
             "cancel_requested": False,
             "run_at": new.run_at,
             "next_attempt_at": new.run_at,
+            "schedule_id": new.schedule_id,
+            "slot_at": new.slot_at,
             "created_at": now,
             "updated_at": now,
         }

@@ -96,7 +96,11 @@ task = sa.Table(
     # by dispatch for a row whose run_at was written by hand.
     sa.Column("next_attempt_at", UtcDateTime(), nullable=True),
     sa.Column("run_at", UtcDateTime(), nullable=True),
+    # The schedule and slot a task was made for (NULL for a submitted task): a slot makes one task.
+    sa.Column("schedule_id", sa.BigInteger(), nullable=True),
+    sa.Column("slot_at", UtcDateTime(), nullable=True),
     sa.UniqueConstraint("name", "namespace", name="uq_task_name_namespace"),
+    sa.UniqueConstraint("schedule_id", "slot_at", name="uq_task_schedule_id_slot_at"),
     sa.Index("ix_task_status_id", "status", "id"),
     # Dispatch's two reads: (Normal, NULL) in id order, and (Normal, due times) earliest first.
     sa.Index("ix_task_status_next_attempt_at_id", "status", "next_attempt_at", "id"),
@@ -112,6 +116,36 @@ leader_epoch = sa.Table(
     metadata,
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
     sa.Column("epoch", sa.BigInteger(), nullable=False, server_default="0"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
+schedule = sa.Table(
+    "schedule",
+    metadata,
+    sa.Column("id", _BIGINT_ID, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(45), nullable=False),
+    sa.Column("namespace", sa.String(45), nullable=False),
+    sa.Column("user_id", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("info", sa.Text().with_variant(mysql.MEDIUMTEXT(), *_MYSQL), nullable=False),
+    sa.Column("cron", sa.String(255), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),
+    sa.Column("concurrency", sa.String(16), nullable=False, server_default="Allow"),
+    sa.Column("starting_deadline_seconds", sa.BigInteger(), nullable=True),
+    sa.Column("catch_up", sa.Integer(), nullable=False, server_default="1"),
+    sa.Column("keep", sa.Integer(), nullable=False, server_default="10"),
+    sa.Column("suspended", sa.Boolean(create_constraint=False), nullable=False, server_default="0"),
+    sa.Column("version", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("created_at", UtcDateTime(), nullable=False, server_default=sa.func.current_timestamp()),
+    sa.Column("updated_at", UtcDateTime(), nullable=False, server_default=sa.func.current_timestamp()),
+    # Every slot up to last_slot_at is handled (fired, missed or skipped); the spawner moves it by CAS.
+    sa.Column("last_slot_at", UtcDateTime(), nullable=False, server_default=sa.func.current_timestamp()),
+    sa.Column("last_fired_at", UtcDateTime(), nullable=True),
+    sa.Column("fired", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("missed", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("skipped", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.UniqueConstraint("name", "namespace", name="uq_schedule_name_namespace"),
+    sa.Index("ix_schedule_user_id_id", "user_id", "id"),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
 )

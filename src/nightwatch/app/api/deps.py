@@ -19,6 +19,7 @@ from nightwatch.app.api.schemas import ErrorOut
 from nightwatch.app.counts import CachedCounts
 from nightwatch.app.usecases.cancel import RequestCancel
 from nightwatch.app.usecases.render import RenderJob
+from nightwatch.app.usecases.schedules import ScheduleCommands
 from nightwatch.app.usecases.submit import SubmitTask
 from nightwatch.domain.ports import TaskQueries
 
@@ -32,6 +33,8 @@ class ApiBackend:
     cancel: RequestCancel
     render: RenderJob | None = None
     """`POST /render`; None: not offered (404)."""
+    schedules: ScheduleCommands | None = None
+    """None: this server has no schedules (the /schedules routes answer 404)."""
 
 
 @dataclass(frozen=True, slots=True)

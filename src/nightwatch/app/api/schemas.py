@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from nightwatch.app.usecases.schedules import ScheduleView
 from nightwatch.domain.model import Task, TaskStatus
 from nightwatch.domain.ports import (
     MAX_LISTED_JOB_NAME_CHARS,
@@ -29,6 +30,11 @@ class NewTaskIn(BaseModel):
         "field the profile locks is a 422, other keys are stored but never reach a Job",
         examples=[{"image": "busybox", "command": ["sh", "-c"], "args": ["echo hello"]}],
     )
+    run_at: AwareDatetime | None = Field(
+        default=None,
+        description="Not dispatched before this instant: ISO 8601 with an offset (a time without one is a 422)",
+        examples=["2026-03-29T02:30:00+01:00"],
+    )
 
 
 class TaskOut(BaseModel):
@@ -45,6 +51,7 @@ class TaskOut(BaseModel):
     created_at: datetime | None = Field(description="ISO-8601, UTC")
     started_at: datetime | None
     finished_at: datetime | None
+    run_at: datetime | None = Field(default=None, description="Not dispatched before this (null: at once)")
 
     @classmethod
     def of(cls, task: Task) -> TaskOut:
@@ -79,6 +86,91 @@ class TaskSummaryOut(BaseModel):
 class TaskPageOut(BaseModel):
     items: list[TaskSummaryOut] = Field(description="Summaries: no `info`, bounded text (see TaskSummaryOut)")
     next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page; null at the end")
+
+
+class NewScheduleIn(BaseModel):
+    """A schedule to create (docs/schedules.md). The user is the token's (an unknown key is a 422)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="A DNS-1123 label of at most 37 characters (a slot's task is NAME-<slot>)")
+    namespace: str = Field(default="default", description="Must be on the configured allow-list")
+    cron: str = Field(
+        description="5 fields, 6 with seconds first, @hourly and the other aliases, or @every 30s",
+        examples=["30 2 * * *", "*/10 * * * * *", "@every 5m"],
+    )
+    timezone: str = Field(default="UTC", description="An IANA zone the cron fields are read in")
+    info: dict[str, Any] = Field(description="The task template, validated as a submitted task's info")
+    concurrency: str = Field(default="Allow", description="Allow, Forbid or Replace (as CronJob)")
+    starting_deadline_seconds: int | None = Field(default=None, description="A slot later than this is missed")
+    catch_up: int = Field(default=1, description="Missed slots run after an outage (the newest ones)")
+    keep: int = Field(default=10, description="How many of its newest tasks the schedule lists")
+
+
+class ScheduleTaskOut(BaseModel):
+    id: int
+    name: str
+    status: TaskStatus
+    created_at: datetime | None
+
+
+class ScheduleOut(BaseModel):
+    id: int
+    name: str
+    namespace: str
+    user_id: int
+    info: str
+    cron: str
+    timezone: str
+    concurrency: str
+    starting_deadline_seconds: int | None
+    catch_up: int
+    keep: int
+    suspended: bool
+    version: int
+    created_at: datetime | None
+    last_slot_at: datetime | None = Field(description="Every slot up to here is handled")
+    last_fired_at: datetime | None = Field(description="The newest slot that made a task")
+    next_fire_at: datetime | None = Field(description="The next slot (null while suspended)")
+    fired: int
+    missed: int
+    skipped: int
+    last_task: ScheduleTaskOut | None
+    tasks: list[ScheduleTaskOut] = Field(description="The newest `keep` tasks (only the last one in a listing)")
+
+    @classmethod
+    def of(cls, view: ScheduleView) -> ScheduleOut:
+        s = view.schedule
+        tasks = [ScheduleTaskOut.model_validate(t, from_attributes=True) for t in view.tasks]
+        return cls(
+            id=s.id,
+            name=s.name,
+            namespace=s.namespace,
+            user_id=s.user_id,
+            info=s.info,
+            cron=s.cron,
+            timezone=s.timezone,
+            concurrency=str(s.concurrency),
+            starting_deadline_seconds=s.starting_deadline_seconds,
+            catch_up=s.catch_up,
+            keep=s.keep,
+            suspended=s.suspended,
+            version=s.version,
+            created_at=s.created_at,
+            last_slot_at=s.last_slot_at,
+            last_fired_at=s.last_fired_at,
+            next_fire_at=view.next_fire_at,
+            fired=s.fired,
+            missed=s.missed,
+            skipped=s.skipped,
+            last_task=tasks[0] if tasks else None,
+            tasks=tasks,
+        )
+
+
+class UpcomingOut(BaseModel):
+    timezone: str
+    times: list[datetime] = Field(description="ISO 8601 UTC instants, earliest first")
 
 
 class SummaryOut(BaseModel):

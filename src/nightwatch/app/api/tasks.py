@@ -31,7 +31,7 @@ TaskIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The task's id")]
 def submit_task(body: NewTaskIn, response: Response, who: Writer, state: State) -> TaskOut:
     """Submit a task as the token's user; validated exactly as the CLI and dispatch validate it."""
     assert who.user_id is not None
-    task = state.backend.submit(body.name, body.namespace, body.info, user_id=who.user_id)
+    task = state.backend.submit(body.name, body.namespace, body.info, user_id=who.user_id, run_at=body.run_at)
     response.headers["Location"] = f"/api/v1/tasks/{task.id}"
     return TaskOut.of(task)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from nightwatch.domain.model import Task
 from nightwatch.domain.ports import Clock, NewTask, TaskCommands
+from nightwatch.domain.schedules import aware_run_at
 from nightwatch.domain.submission import SubmissionPolicy, validate_submission
 
 logger = logging.getLogger(__name__)
@@ -35,9 +37,20 @@ class SubmitTask:
         self._policy = policy
         self._nudge = nudge
 
-    def __call__(self, name: str, namespace: str, info: str | Mapping[str, Any], user_id: int = 0) -> Task:
+    def __call__(
+        self,
+        name: str,
+        namespace: str,
+        info: str | Mapping[str, Any],
+        user_id: int = 0,
+        *,
+        run_at: datetime | None = None,
+    ) -> Task:
+        """`run_at`: not dispatched before then (an aware time; InvalidTaskSpec naming `run_at` if naive)."""
         valid = validate_submission(name, namespace, info, self._policy)
-        task = self._repository.add(NewTask(valid.name, valid.namespace, valid.info, user_id), self._clock.now())
+        when = aware_run_at(run_at) if run_at is not None else None
+        new = NewTask(valid.name, valid.namespace, valid.info, user_id, run_at=when)
+        task = self._repository.add(new, self._clock.now())
         try:
             self._nudge()
         except Exception:

@@ -11,7 +11,7 @@
   const MAX_LIMIT = 500; // the most rows one refresh asks for
   const STATUSES = ["Normal", "Pending", "Running", "Succeeded", "Failed", "Cancelled"];
   const TERMINAL = new Set(["Succeeded", "Failed", "Cancelled"]);
-  const FORM_FIELDS = ["name", "namespace", "image", "command", "args", "env", "profile"];
+  const FORM_FIELDS = ["name", "namespace", "image", "command", "args", "env", "profile", "run_at"];
 
   const $ = (id) => document.getElementById(id);
 
@@ -297,9 +297,17 @@
     if (command.length) info.command = command;
     if (argLines.length) info.args = argLines.map((a) => a.line);
     if (env.length) info.env = env;
+    const body = { name: name, namespace: namespace, info: info };
+    const runAt = fieldInput("run_at").value;
+    if (runAt) {
+      // datetime-local is the browser's wall-clock time without an offset; send the instant it means.
+      const when = new Date(runAt);
+      if (isNaN(when.getTime())) errors.push(["run_at", "Enter a date and time."]);
+      else body.run_at = when.toISOString();
+    }
     return {
       errors: errors,
-      body: { name: name, namespace: namespace, info: info },
+      body: body,
       lineOf: { args: argLines.map((a) => a.number), env: envLines.map((e) => e.number) },
     };
   }
@@ -307,7 +315,7 @@
   // Map a 422's `loc` (["body", "info", "env", 0, "name"]) onto the form field it names.
   function fieldForLoc(loc, lineOf) {
     const path = Array.isArray(loc) ? loc.slice(loc[0] === "body" ? 1 : 0) : [];
-    if (path[0] === "name" || path[0] === "namespace") return [path[0], ""];
+    if (path[0] === "name" || path[0] === "namespace" || path[0] === "run_at") return [path[0], ""];
     if (path[0] === "info" && FORM_FIELDS.includes(path[1]) && path[1] !== "name" && path[1] !== "namespace") {
       const field = path[1];
       const index = path[2];
@@ -723,6 +731,48 @@
     });
   }
 
+  // ---- schedules -----------------------------------------------------------------------------
+
+  async function loadSchedules() {
+    const rows = $("schedule-rows");
+    let schedules;
+    try {
+      schedules = await api("schedules");
+    } catch (err) {
+      setText($("schedules-result"), err.status === 401 ? "Enter a token to see schedules." : "Schedules: " + err.message);
+      return;
+    }
+    setText($("schedules-result"), schedules.length ? "" : "No schedules (nightwatch schedule create ...).");
+    rows.replaceChildren();
+    schedules.forEach((s) => {
+      const row = el("tr");
+      const last = s.last_task ? s.last_task.name + " " + s.last_task.status : "";
+      [s.name, s.namespace, s.cron, s.timezone, formatTime(s.last_fired_at), formatTime(s.next_fire_at), last,
+        String(s.missed)].forEach((text) => row.appendChild(el("td", null, text)));
+      const cell = el("td");
+      const button = el("button", null, s.suspended ? "Resume" : "Pause");
+      button.type = "button";
+      button.setAttribute("aria-label", (s.suspended ? "Resume " : "Pause ") + s.namespace + "/" + s.name);
+      button.addEventListener("click", async () => {
+        button.disabled = true;
+        try {
+          await api("schedules/" + s.id + (s.suspended ? "/resume" : "/pause"), { method: "POST" });
+        } catch (err) {
+          setText($("schedules-result"), "Not changed: " + err.message);
+        }
+        loadSchedules();
+      });
+      cell.appendChild(button);
+      row.appendChild(cell);
+      rows.appendChild(row);
+    });
+  }
+
+  function setupSchedules() {
+    loadSchedules();
+    setInterval(loadSchedules, 10000);
+  }
+
   // ---- start ---------------------------------------------------------------------------------
 
   function start() {
@@ -730,6 +780,7 @@
     setupForm();
     setupList();
     setupDetail();
+    setupSchedules();
     loadWhoami().then(tick);
   }
 
