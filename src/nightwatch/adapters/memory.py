@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from nightwatch.domain.errors import (
@@ -21,7 +21,7 @@ from nightwatch.domain.errors import (
     TaskNotFound,
 )
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
-from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskId, TaskStatus
+from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskEvent, TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
 from nightwatch.domain.ports import JobRef, LaunchResult, NewTask, TaskFilter, TaskPage, TaskSummary, WriteResult
 
@@ -50,6 +50,10 @@ class MemoryTaskRepository:
         self._lock = threading.Lock()
         self.write_batches = 0
         """How many `apply` calls reached the store (for tests of batching)."""
+        self.events: list[TaskEvent] = []
+        """Every task's history, in the order it was written."""
+        self.now: datetime | None = None
+        """The time `apply` stamps events with (None: the time of the change's own fields, else now)."""
 
     def add(self, task: NewTask, now: datetime) -> Task:
         with self._lock:
@@ -68,6 +72,7 @@ class MemoryTaskRepository:
             )
             self._next_id += 1
             self._rows[row.id] = row
+            self._event(TaskEvent(row.id, now, 1, None, str(TaskStatus.NORMAL), message="submitted"))
             return row.copy()
 
     def get(self, task_id: TaskId) -> Task:
@@ -136,7 +141,16 @@ class MemoryTaskRepository:
                     continue
                 row.apply(change)
                 applied.append(change.task_id)
+                self._event(TaskEvent.of(change, self.now or datetime.now(UTC), epoch))
             return WriteResult(tuple(applied), tuple(lost))
+
+    def _event(self, event: TaskEvent) -> None:
+        self.events.append(replace(event, id=len(self.events) + 1))
+
+    def list_events(self, task_id: TaskId, *, limit: int = 200) -> list[TaskEvent]:
+        with self._lock:
+            mine = [e for e in self.events if e.task_id == task_id]
+            return mine[-limit:] if limit > 0 else []
 
     def request_cancel(self, task_id: TaskId) -> Task:
         with self._lock:

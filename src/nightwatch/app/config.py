@@ -30,7 +30,7 @@ from nightwatch.adapters.kubernetes.settings import KubernetesSettings
 from nightwatch.adapters.local.settings import LocalRunnerSettings
 from nightwatch.app.usecases.cancel import CancelSettings
 from nightwatch.app.usecases.dispatch import DispatchSettings
-from nightwatch.app.usecases.sync import SyncSettings
+from nightwatch.app.usecases.sync import RetrySettings, SyncSettings
 from nightwatch.app.watchers import WatcherTiming
 
 DEFAULT_DATABASE_URL = "sqlite:///nightwatch.db"
@@ -234,6 +234,7 @@ class Settings(BaseSettings):
     """Per watcher: enabled, and interval_seconds or cron; what is unset keeps the watcher's own timing."""
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
     cancel: CancelSettings = Field(default_factory=CancelSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)

@@ -47,6 +47,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.attempts = Counter(
+            "nightwatch_task_attempts_failed_total",
+            "Failed attempts whose outcome was stored, by failure class and outcome (retried, failed)",
+            ["failure_class", "outcome"],
+            registry=r,
+        )
         self.leader = Gauge("nightwatch_leader", "1 while this replica is the leader", registry=r)
         self.epoch = Gauge("nightwatch_leader_epoch", "Fencing epoch held by this replica (0 if none)", registry=r)
         self.lease_validity = Gauge("nightwatch_lease_validity_seconds", "Seconds left on the held lease", registry=r)
@@ -70,6 +76,9 @@ class Metrics:
             self.api_errors.inc(getattr(report, "deferred", 0))
             for reason, count in (getattr(report, "deferred_by_reason", None) or {}).items():
                 self.launch_deferred.labels(reason).inc(count)
+        if watcher == "sync":
+            for (failure_class, outcome), count in (getattr(report, "attempts", None) or {}).items():
+                self.attempts.labels(failure_class, outcome).inc(count)
 
 
 class TaskCountCollector(Collector):

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from nightwatch.app.usecases.cancel import CancelSettings, CancelTasks
 from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
 from nightwatch.app.usecases.release import ReleaseJobs
-from nightwatch.app.usecases.sync import SyncSettings, SyncTasks
+from nightwatch.app.usecases.sync import RetrySettings, SyncSettings, SyncTasks
 from nightwatch.domain.ports import Clock, Fence, JobRunner, LeaderStore
 from nightwatch.domain.submission import SubmissionPolicy
 
@@ -39,6 +39,7 @@ class WatcherContext:
     fence: Fence
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
     cancel: CancelSettings = field(default_factory=CancelSettings)
     policy: SubmissionPolicy = field(default_factory=SubmissionPolicy)
     """What dispatch accepts (`runner.allowed_namespaces`), as SubmitTask does."""
@@ -151,7 +152,7 @@ def _dispatch(ctx: WatcherContext) -> Run:
 
 
 def _sync(ctx: WatcherContext) -> Run:
-    return SyncTasks(ctx.repository, ctx.runner, ctx.clock, ctx.fence, ctx.sync)
+    return SyncTasks(ctx.repository, ctx.runner, ctx.clock, ctx.fence, ctx.sync, retry=ctx.retry)
 
 
 def _cancel(ctx: WatcherContext) -> Run:

@@ -8,14 +8,18 @@ changed are written, in batches, each under the current fencing epoch.
 from __future__ import annotations
 
 import logging
+import random
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nightwatch.domain.errors import InvalidTransition, RetryableError
-from nightwatch.domain.model import IN_FLIGHT_STATUSES, StatusChange, Task, TaskId
+from nightwatch.domain.errors import InvalidTaskSpec, InvalidTransition, RetryableError
+from nightwatch.domain.jobspec import parse_info
+from nightwatch.domain.model import IN_FLIGHT_STATUSES, StatusChange, Task, TaskId, TaskStatus
 from nightwatch.domain.ports import Clock, Fence, JobRef, JobRunner, LeaderStore, WriteResult
+from nightwatch.domain.retries import BUILT_IN_DEFAULT, RetryPolicy, RetrySpec, decide, resolve_policy, retry_spec_of
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +39,24 @@ class SyncSettings(BaseModel):
     """In-flight tasks observed by one tick at most."""
 
 
+class RetrySettings(BaseModel):
+    """The deployment's retry policy (the `retry:` configuration section); a task's `info.retry`
+    overrides it key by key (see docs/retries.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default: RetrySpec = BUILT_IN_DEFAULT
+
+
 @dataclass
 class SyncReport:
     observed: int = 0
     changed: int = 0
     lost: int = 0
     released: int = 0
-    """Jobs handed back to the cluster because their task's terminal status is now stored."""
+    """Jobs handed back to the cluster because their task's terminal status (or retry) is now stored."""
+    attempts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Failed attempts whose outcome was written, by (failure class, outcome: "retried" or "failed")."""
 
 
 class SyncTasks:
@@ -52,12 +67,17 @@ class SyncTasks:
         clock: Clock,
         fence: Fence,
         settings: SyncSettings | None = None,
+        *,
+        retry: RetrySettings | None = None,
+        jitter: random.Random | None = None,
     ) -> None:
         self._repository = repository
         self._runner = runner
         self._clock = clock
         self._fence = fence
         self._settings = settings or SyncSettings()
+        self._retry = retry or RetrySettings()
+        self._jitter = jitter or random.Random()
 
     def __call__(self) -> SyncReport:
         report = SyncReport()
@@ -75,7 +95,8 @@ class SyncTasks:
             if observation is None:  # its namespace could not be read this tick (the runner logged why)
                 continue
             try:
-                change = task.observe(observation, now)
+                policy = self._policy_of(task) if observation.failed else None
+                change = decide(task, observation, policy or RetryPolicy(), now, self._jitter.random())
             except InvalidTransition as exc:  # a rule bug must not stop the other rows
                 logger.error("task %s: %s", task.id, exc)
                 continue
@@ -93,12 +114,24 @@ class SyncTasks:
                 report.changed += len(result.applied)
                 report.lost += len(result.lost)
                 report.released += self._release(result, changes, refs)
+                _count_attempts(report, result, changes)
         return report
+
+    def _policy_of(self, task: Task, profile_default: RetrySpec | None = None) -> RetryPolicy:
+        """The task's retry policy. A row whose `info.retry` became invalid after dispatch (edited by
+        hand) gets the deployment's default, and a log line: its attempt must still end or retry."""
+        try:
+            own = retry_spec_of(parse_info(task.info))
+        except InvalidTaskSpec as exc:
+            logger.warning("task %s: %s; using the default retry policy", task.id, exc)
+            own = None
+        return resolve_policy(own, self._retry.default, profile_default)
 
     def _release(self, result: WriteResult, changes: list[StatusChange], refs: dict[TaskId, JobRef]) -> int:
         """Let the cluster collect the Jobs whose outcome this write stored (only rows really written:
         a row someone else moved on keeps its Job for whoever did). A failure is left to ReleaseJobs."""
-        terminal = {c.task_id for c in changes if c.status.is_terminal}
+        # A retry (back to Normal) is the end of its attempt's Job too.
+        terminal = {c.task_id for c in changes if c.status.is_terminal or c.status is TaskStatus.NORMAL}
         done = [refs[task_id] for task_id in result.applied if task_id in terminal]
         if not done:
             return 0
@@ -123,3 +156,11 @@ class SyncTasks:
                 break
             after = page[-1].id
         return tasks
+
+
+def _count_attempts(report: SyncReport, result: WriteResult, changes: list[StatusChange]) -> None:
+    applied = set(result.applied)
+    for change in changes:
+        if change.failure_class and change.task_id in applied:
+            outcome = "retried" if change.status is TaskStatus.NORMAL else "failed"
+            report.attempts[(change.failure_class, outcome)] += 1
