@@ -28,7 +28,7 @@ from nightwatch.domain.errors import (
     RetryableError,
 )
 from nightwatch.domain.jobspec import parse_info
-from nightwatch.domain.model import Task, TaskId, TaskStatus
+from nightwatch.domain.model import Task, TaskEvent, TaskId, TaskStatus
 from nightwatch.domain.ports import TaskSummary
 
 API = "/api/v1"
@@ -84,6 +84,10 @@ class ApiClient:
     def cancel(self, task_id: int) -> Task:
         return _task(self._call("POST", f"{API}/tasks/{task_id}/cancel", conflict=InvalidTransition))
 
+    def events(self, task_id: int) -> list[TaskEvent]:
+        found = self._call("GET", f"{API}/tasks/{task_id}/events")
+        return [_event(item) for item in found["items"]]
+
     def _call(self, method: str, path: str, *, conflict: type[PermanentError] = PermanentError, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
@@ -116,7 +120,30 @@ def _detail(response: httpx.Response) -> object:
 
 
 def _task(data: dict[str, Any]) -> Task:
-    return Task(info=data["info"], **_listed_fields(data))
+    return Task(
+        info=data["info"],
+        attempt=int(data.get("attempt", 1)),
+        next_attempt_at=_when(data.get("next_attempt_at")),
+        **_listed_fields(data),
+    )
+
+
+def _event(data: dict[str, Any]) -> TaskEvent:
+    at = _when(data["at"])
+    assert at is not None
+    return TaskEvent(
+        task_id=TaskId(int(data["task_id"])),
+        at=at,
+        attempt=int(data["attempt"]),
+        from_status=data["from_status"],
+        to_status=data["to_status"],
+        job_name=data["job_name"],
+        failure_class=data["failure_class"],
+        reason=data["reason"],
+        message=data["message"],
+        epoch=data["epoch"],
+        id=int(data["id"]),
+    )
 
 
 def _summary(data: dict[str, Any]) -> TaskSummary:

@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 from nightwatch.app.usecases.cancel import RequestCancel
 from nightwatch.app.usecases.submit import SubmitTask
-from nightwatch.domain.model import Task, TaskId, TaskStatus
+from nightwatch.domain.model import Task, TaskEvent, TaskId, TaskStatus
 from nightwatch.domain.ports import TaskFilter, TaskQueries, TaskSummary
 
 PAGE_LIMIT = 500
@@ -42,6 +42,10 @@ class TaskGateway(Protocol):
 
     def cancel(self, task_id: int) -> Task:
         """Request cancellation. Raises TaskNotFound, InvalidTransition (already ended), RetryableError."""
+        ...
+
+    def events(self, task_id: int) -> list[TaskEvent]:
+        """The task's history, oldest first. Raises TaskNotFound, RetryableError."""
         ...
 
 
@@ -88,3 +92,6 @@ class LocalGateway:
 
     def cancel(self, task_id: int) -> Task:
         return self._cancel(TaskId(task_id))
+
+    def events(self, task_id: int) -> list[TaskEvent]:
+        return self._queries.list_events(TaskId(task_id))
