@@ -445,3 +445,14 @@ def test_a_superseded_epoch_writes_no_event(repo: TaskRepository) -> None:
     with pytest.raises(LeadershipLost):
         repo.apply([repo.get(a).start("a", NOW)], epoch=old)
     assert [e.to_status for e in repo.list_events(a)] == ["Normal"]
+
+
+def test_count_waiting_retry_counts_normal_tasks_on_a_later_attempt(repo: TaskRepository) -> None:
+    epoch = repo.advance_epoch()
+    a, b, c = add(repo, "a"), add(repo, "b"), add(repo, "c")
+    repo.apply([repo.get(t).start(str(t), NOW) for t in (a, b, c)], epoch=epoch)
+    later = NOW + timedelta(seconds=9)
+    repo.apply([repo.get(a).retry(later, NOW, "again"), repo.get(b).retry(later, NOW, "again")], epoch=epoch)
+    assert repo.count_waiting_retry() == 2
+    repo.apply([repo.get(b).start("b-r2", later)], epoch=epoch)
+    assert repo.count_waiting_retry() == 1

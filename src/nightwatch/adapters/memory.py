@@ -171,6 +171,10 @@ class MemoryTaskRepository:
         with self._lock:
             return dict(Counter(str(t.status) for t in self._rows.values() if user_id is None or t.user_id == user_id))
 
+    def count_waiting_retry(self) -> int:
+        with self._lock:
+            return sum(1 for t in self._rows.values() if _is_normal(t) and t.attempt > 1)
+
     def ping(self) -> None:
         """Always answers: the store is this process's memory."""
 

@@ -7,6 +7,7 @@ uses too, 5 s here), never per tick, so an idle leader costs the database nothin
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import fields, is_dataclass
 
@@ -87,6 +88,9 @@ class TaskCountCollector(Collector):
     def __init__(self, repository: TaskQueries, cache_seconds: float) -> None:
         self._counts_of = CachedCounts(repository, cache_seconds)
         self._last: Mapping[str, int] = {}
+        self._repository = repository
+        self._cache_seconds = cache_seconds
+        self._retrying: tuple[float, int] | None = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         counts = self._counts()
@@ -99,6 +103,23 @@ class TaskCountCollector(Collector):
         unknown.add_metric([], sum(n for s, n in counts.items() if TaskStatus.parse(s) is None))
         yield family
         yield unknown
+        retrying = GaugeMetricFamily(
+            "nightwatch_tasks_waiting_retry",
+            "Normal tasks on a later attempt (a retry waiting for its backoff or dispatch)",
+        )
+        retrying.add_metric([], self._waiting_retry())
+        yield retrying
+
+    def _waiting_retry(self) -> int:
+        """Counted at most once per cache period; during an outage the last count seen."""
+        now = time.monotonic()
+        if self._retrying is None or now - self._retrying[0] >= self._cache_seconds:
+            try:
+                self._retrying = (now, self._repository.count_waiting_retry())
+            except NightwatchError as exc:
+                logger.warning("cannot count tasks waiting for a retry for /metrics: %s", exc)
+                return self._retrying[1] if self._retrying is not None else 0
+        return self._retrying[1]
 
     def _counts(self) -> Mapping[str, int]:
         """The cached counts; during an outage the last ones seen (a scrape never fails), counted

@@ -218,6 +218,11 @@ class TaskQueries(Protocol):
         Raises RetryableError."""
         ...
 
+    def count_waiting_retry(self) -> int:
+        """`Normal` tasks on an attempt > 1: waiting for a retry's backoff, or for dispatch. Served by
+        the (status, ...) index prefix. Raises RetryableError."""
+        ...
+
     def count_by_status(self, *, user_id: int | None = None) -> Mapping[str, int]:
         """Row counts keyed by the raw status string (unknown strings included), of one user's rows
         when `user_id` is given. Raises RetryableError."""

@@ -181,6 +181,10 @@ class SqlTaskRepository:
             query = query.where(_user_is(user_id))
         return self._run(lambda conn: {str(s): int(n) for s, n in conn.execute(query)}, "count tasks")
 
+    def count_waiting_retry(self) -> int:
+        query = sa.select(sa.func.count()).where(_status_is([str(TaskStatus.NORMAL)]), task.c.attempt > 1)
+        return self._run(lambda conn: int(conn.execute(query).scalar_one()), "count tasks waiting for a retry")
+
     # -- writes --------------------------------------------------------------------------------
     def add(self, new: NewTask, now: datetime) -> Task:
         if self.engine.dialect.name == "postgresql":
