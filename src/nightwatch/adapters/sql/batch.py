@@ -38,6 +38,7 @@ EVENT_COLUMNS = (
     "message",
     "epoch",
 )
+FAILURE_CLASS_CHARS = 32
 REASON_CHARS = 128
 """The width of `task_event.reason` (a condition's reason is a CamelCase word; a hand-made one may not be)."""
 
@@ -129,32 +130,34 @@ def outcome_query(chunk: Sequence[StatusChange]) -> sa.Select[Any]:
     )
 
 
-def event_insert(
-    chunk: Sequence[StatusChange], *, epoch: int | None, now: datetime, dialect: Dialect
-) -> tuple[str, tuple[Any, ...]]:
-    """ONE multi-row INSERT of the history rows of `chunk` (the changes that won their compare-and-set).
+def event_insert(chunk: Sequence[StatusChange], *, epoch: int | None, dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
+    """ONE INSERT ... SELECT of the history rows of `chunk` (changes that won their compare-and-set).
 
-    Written out by hand like the UPDATE: 10 parameters a row, 5,000 for a full chunk, well below
-    SQLite's variable limit; compiling a Core `insert().values([...])` of 500 rows cost more than running it.
+    Run right after the chunk's UPDATE in the same transaction, so the task rows already hold what
+    the event records (attempt, status, job name, message, and `updated_at`, the batch's time): they
+    are copied in the database instead of sent again. Only what the row does not hold is sent: the
+    status moved from, the failure class and reason (one value for the chunk when they agree, so a
+    sync tick's events cost a list of ids). A multi-row VALUES of the same rows cost as much as the
+    UPDATE itself (measured 2x on MariaDB, 2.5x on PostgreSQL for a dispatch batch).
     """
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    at = UtcDateTime().process_bind_param(now, dialect)
-    row = "(" + ", ".join([mark] * len(EVENT_COLUMNS)) + ")"
     params: list[Any] = []
-    for c in chunk:
-        params.extend(
-            (
-                int(c.task_id),
-                at,
-                int(c.attempt),
-                str(c.expected_status),
-                str(c.status),
-                c.job_name,
-                c.failure_class[:32],
-                c.reason[:REASON_CHARS],
-                c.message,
-                epoch,
-            )
-        )
-    sql = f"INSERT INTO task_event ({', '.join(EVENT_COLUMNS)}) VALUES " + ", ".join([row] * len(chunk))
+
+    def per_row(values: list[str]) -> str:
+        if all(v == values[0] for v in values):
+            params.append(values[0])
+            return mark
+        params.extend(values)
+        return "CASE id " + " ".join(f"WHEN {int(c.task_id)} THEN {mark}" for c in chunk) + " END"
+
+    source = per_row([str(c.expected_status) for c in chunk])
+    klass = per_row([c.failure_class[:FAILURE_CLASS_CHARS] for c in chunk])
+    reason = per_row([c.reason[:REASON_CHARS] for c in chunk])
+    written_by = "NULL" if epoch is None else str(int(epoch))
+    ids = ", ".join(str(int(c.task_id)) for c in chunk)
+    sql = (
+        f"INSERT INTO task_event ({', '.join(EVENT_COLUMNS)}) "
+        f"SELECT id, updated_at, attempt, {source}, status, job_name, {klass}, {reason}, message, {written_by} "
+        f"FROM task WHERE id IN ({ids}) ORDER BY id"
+    )
     return sql, tuple(params)

@@ -256,7 +256,7 @@ class SqlTaskRepository:
                 matched = conn.exec_driver_sql(sql, params).rowcount
                 if matched == len(chunk):
                     applied.extend(c.task_id for c in chunk)
-                    self._record(conn, chunk, epoch, now)
+                    self._record(conn, chunk, epoch)
                     continue
                 rows = conn.execute(outcome_query(chunk)).all()
                 current = int(rows[0].epoch) if rows else None
@@ -265,7 +265,7 @@ class SqlTaskRepository:
                 won = _winners(chunk, rows, now)
                 applied.extend(c.task_id for c in chunk if c.task_id in won)
                 lost.extend(c.task_id for c in chunk if c.task_id not in won)
-                self._record(conn, [c for c in chunk if c.task_id in won], epoch, now)
+                self._record(conn, [c for c in chunk if c.task_id in won], epoch)
             return WriteResult(tuple(applied), tuple(lost))
 
         try:
@@ -274,10 +274,11 @@ class SqlTaskRepository:
             raise LeadershipLost(f"fencing epoch {epoch} was superseded by {superseded.current}") from None
 
     @staticmethod
-    def _record(conn: Connection, won: Sequence[StatusChange], epoch: int | None, now: datetime) -> None:
-        """The history rows of the changes that won, in the write's own transaction (one INSERT)."""
+    def _record(conn: Connection, won: Sequence[StatusChange], epoch: int | None) -> None:
+        """The history rows of the changes that won, in the write's own transaction (one INSERT,
+        stamped with the batch's `now` through the rows' `updated_at`)."""
         if won:
-            sql, params = event_insert(won, epoch=epoch, now=now, dialect=conn.dialect)
+            sql, params = event_insert(won, epoch=epoch, dialect=conn.dialect)
             conn.exec_driver_sql(sql, params)
 
     def list_events(self, task_id: TaskId, *, limit: int = 200) -> list[TaskEvent]:
