@@ -188,3 +188,22 @@ def test_a_new_leader_after_a_create_whose_write_was_lost_adopts_the_attempts_jo
     assert jobs(fake) == ["failover", "failover-r2"] and fake.counters["create"] == 3  # one a 409
     first.runner.close()
     second.runner.close()
+
+
+def test_a_job_of_the_attempts_name_but_another_attempt_is_not_adopted(leader: Leader) -> None:
+    task_id = leader.insert("twin", retry={"attempts": 2, "exitCodes": [2], "backoffSeconds": 1})
+    leader.tick("dispatch")
+    leader.fail_attempt(task_id, lambda job: failed_pod(job, exit_code=2))
+    leader.tick("sync")
+    # A Job named like attempt 2 with this task's id, made for attempt 1 (by hand, or a bug).
+    body = {
+        "metadata": {
+            "name": "twin-r2",
+            "labels": {"app.kubernetes.io/managed-by": "nightwatch", "nightwatch.io/task-id": str(task_id)},
+        },
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "task", "image": "a"}]}}},
+    }
+    leader.fake.store.create_job("default", body)
+    leader.next_attempt()
+    task = leader.repo.get(task_id)
+    assert task.status is S.FAILED and "for attempt 1 of this task, not attempt 2" in task.message
