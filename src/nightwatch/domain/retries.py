@@ -116,8 +116,9 @@ def resolve_policy(
     task: RetrySpec | None, default: RetrySpec = BUILT_IN_DEFAULT, profile_default: RetrySpec | None = None
 ) -> RetryPolicy:
     """The policy of a task: its own keys, else its profile's (issue 17 passes `profile_default`), else
-    the deployment's, else the built-in values."""
-    layers = [spec for spec in (task, profile_default, default) if spec is not None]
+    the deployment's, else the built-in values (`BUILT_IN_DEFAULT`: a deployment default that sets only
+    `attempts` keeps the three infrastructure attempts)."""
+    layers = [spec for spec in (task, profile_default, default, BUILT_IN_DEFAULT) if spec is not None]
 
     def pick(name: str, fallback: Any) -> Any:
         for spec in layers:

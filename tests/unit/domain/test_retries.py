@@ -61,6 +61,9 @@ def test_the_task_overrides_the_profile_which_overrides_the_default() -> None:
     assert (policy.attempts, policy.on_oom, policy.infrastructure_attempts, policy.backoff_seconds) == (6, True, 3, 5)
     assert resolve_policy(None, default).attempts == 2
     assert resolve_policy(RetrySpec(infrastructure_attempts=0), default).infrastructure_attempts == 0
+    # A deployment default that sets one key keeps the built-in values of the others.
+    partial = resolve_policy(None, RetrySpec(attempts=2))
+    assert (partial.attempts, partial.infrastructure_attempts, partial.max_backoff_seconds) == (2, 3, 600)
 
 
 @pytest.mark.parametrize(
