@@ -68,6 +68,24 @@ CREATE TABLE IF NOT EXISTS schedule (
     KEY ix_schedule_user_id_id (user_id, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
+-- A task's history: one row per applied status change (and the creation), written in the same
+-- transaction as the change. No foreign key: a task row deleted by hand keeps its history.
+CREATE TABLE IF NOT EXISTS task_event (
+    id            BIGINT       NOT NULL AUTO_INCREMENT,
+    task_id       BIGINT       NOT NULL,
+    at            DATETIME(6)  NOT NULL,
+    attempt       INT          NOT NULL DEFAULT 1,
+    from_status   VARCHAR(45)  NULL,
+    to_status     VARCHAR(45)  NOT NULL,
+    job_name      VARCHAR(253) NULL,
+    failure_class VARCHAR(32)  NOT NULL DEFAULT '',
+    reason        VARCHAR(128) NOT NULL DEFAULT '',
+    message       TEXT         NULL,
+    epoch         BIGINT       NULL,
+    PRIMARY KEY (id),
+    KEY ix_task_event_task_id_id (task_id, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
 -- One row (id = 1): the fencing epoch. A new leader increments it; every leader write is
 -- conditional on it still being the leader's own.
 CREATE TABLE IF NOT EXISTS leader_epoch (

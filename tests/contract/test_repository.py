@@ -399,3 +399,74 @@ def test_a_postponed_task_keeps_its_time_through_a_mixed_batch_and_its_start(rep
     assert repo.apply([postponed], epoch=epoch).lost == (a,)
     assert repo.apply([repo.get(a).start("a-job", until)], epoch=epoch).applied == (a,)
     assert repo.get(a).next_attempt_at == until and repo.list_come_due(until) == []
+
+
+# -- retries and history (issue 18) -----------------------------------------------------------------
+def test_a_retry_moves_to_normal_with_the_next_attempt_and_its_not_before_time(repo: TaskRepository) -> None:
+    epoch = repo.advance_epoch()
+    a, b = add(repo, "a"), add(repo, "b")
+    repo.apply([repo.get(a).start("a", NOW), repo.get(b).start("b", NOW)], epoch=epoch)
+    until = NOW + timedelta(seconds=20)
+    retry = repo.get(a).retry(until, NOW, "evicted [infrastructure failure]", failure_class="infrastructure")
+    done = repo.get(b).observe(JobObservation(JobPhase.SUCCEEDED, "Complete"), NOW)
+    assert done is not None
+    assert set(repo.apply([retry, done], epoch=epoch).applied) == {a, b}
+    again = repo.get(a)
+    assert (again.status, again.attempt, again.next_attempt_at, again.job_name) == (TaskStatus.NORMAL, 2, until, "a")
+    assert repo.get(b).attempt == 1 and repo.list_come_due(until) == [again]
+    # The retry is a compare-and-set like any move: a second leader's identical retry loses.
+    assert repo.apply([retry], epoch=epoch).lost == (a,)
+    assert repo.get(a).attempt == 2
+
+
+def test_each_applied_change_and_the_creation_is_one_event_in_order(repo: TaskRepository) -> None:
+    epoch = repo.advance_epoch()
+    a, b = add(repo, "a"), add(repo, "b")
+    start = repo.get(a).start("a", NOW)
+    repo.apply([start, repo.get(b).start("b", NOW)], epoch=epoch)
+    until = NOW + timedelta(seconds=5)
+    repo.apply(
+        [repo.get(a).retry(until, NOW, "exit 2", failure_class="exit_code", reason="BackoffLimitExceeded")], epoch=epoch
+    )
+    # A lost write leaves no event.
+    assert repo.apply([start], epoch=epoch).lost == (a,)
+    repo.apply([repo.get(a).start("a-r2", until)], epoch=epoch)
+    events = repo.list_events(a)
+    assert [(e.from_status, e.to_status, e.attempt, e.job_name) for e in events] == [
+        (None, "Normal", 1, None),
+        ("Normal", "Pending", 1, "a"),
+        ("Pending", "Normal", 2, "a"),
+        ("Normal", "Pending", 2, "a-r2"),
+    ]
+    retried = events[2]
+    assert (retried.failure_class, retried.reason, retried.message, retried.epoch) == (
+        "exit_code",
+        "BackoffLimitExceeded",
+        "exit 2",
+        epoch,
+    )
+    assert events[0].epoch is None and [e.id for e in events] == sorted(e.id for e in events)
+    assert [e.to_status for e in repo.list_events(b)] == ["Normal", "Pending"]
+    assert [e.to_status for e in repo.list_events(a, limit=2)] == ["Normal", "Pending"]
+    assert repo.list_events(a, limit=2)[-1].job_name == "a-r2"
+    assert repo.list_events(TaskId(999_999)) == []
+
+
+def test_a_superseded_epoch_writes_no_event(repo: TaskRepository) -> None:
+    old = repo.advance_epoch()
+    a = add(repo, "a")
+    repo.advance_epoch()
+    with pytest.raises(LeadershipLost):
+        repo.apply([repo.get(a).start("a", NOW)], epoch=old)
+    assert [e.to_status for e in repo.list_events(a)] == ["Normal"]
+
+
+def test_count_waiting_retry_counts_normal_tasks_on_a_later_attempt(repo: TaskRepository) -> None:
+    epoch = repo.advance_epoch()
+    a, b, c = add(repo, "a"), add(repo, "b"), add(repo, "c")
+    repo.apply([repo.get(t).start(str(t), NOW) for t in (a, b, c)], epoch=epoch)
+    later = NOW + timedelta(seconds=9)
+    repo.apply([repo.get(a).retry(later, NOW, "again"), repo.get(b).retry(later, NOW, "again")], epoch=epoch)
+    assert repo.count_waiting_retry() == 2
+    repo.apply([repo.get(b).start("b-r2", later)], epoch=epoch)
+    assert repo.count_waiting_retry() == 1

@@ -92,6 +92,25 @@ def failed_pod(job: dict[str, Any], *, exit_code: int = 1, reason: str = "Error"
     }
 
 
+def disrupted_pod(
+    job: dict[str, Any], reason: str, *, message: str = "", exit_code: int = 137, node_lost: bool = False
+) -> dict[str, Any]:
+    """A pod of `job` taken away by the cluster: the `DisruptionTarget` condition the scheduler (preemption),
+    the taint manager, the eviction API or the kubelet set before killing it (exit code 137 by default),
+    or, with `node_lost`, a pod whose node went away (`status.reason: NodeLost`, no condition)."""
+    pod = failed_pod(job, exit_code=exit_code, reason="Error")
+    if node_lost:
+        pod["status"]["reason"] = "NodeLost"
+        pod["status"]["message"] = "Node which was running pod is unresponsive"
+    else:
+        pod["status"]["conditions"] = [
+            {
+                **_condition("DisruptionTarget", reason, message or f"{reason}: the pod was disrupted"),
+            }
+        ]
+    return pod
+
+
 @dataclass
 class ControllerMode:
     mode: str = "off"

@@ -446,3 +446,32 @@ def test_probes_metrics_and_schema_share_the_port(server: ApiServer) -> None:
         page = client.get("/")  # the web page sets its own CSP: one policy, not two enforced together
         assert len(page.headers.get_list("content-security-policy")) == 1
         assert page.headers.get_list("x-content-type-options") == ["nosniff"]
+
+
+# -- history (issue 18) -------------------------------------------------------------------------------
+
+
+def test_events_are_the_tasks_timeline_and_read_like_the_task(closed: ApiServer) -> None:
+    with closed.client(ALICE) as alice, closed.client(BOB) as bob, closed.client(ADMIN) as admin:
+        mine = submit(alice, "alice-1")
+        finish(closed, mine["id"], TaskStatus.FAILED)
+        events = alice.get(f"/api/v1/tasks/{mine['id']}/events")
+        assert events.status_code == 200, events.text
+        items = events.json()["items"]
+        assert [(e["from_status"], e["to_status"], e["attempt"]) for e in items] == [
+            (None, "Normal", 1),
+            ("Normal", "Failed", 1),
+        ]
+        assert items[1]["message"] == "boom" and items[1]["epoch"] is not None and items[0]["epoch"] is None
+        assert items[0]["task_id"] == mine["id"] and items[0]["at"].endswith("Z")
+        assert admin.get(f"/api/v1/tasks/{mine['id']}/events").json() == events.json()
+        # Another user's task: 404 (ids reveal nothing), like GET /tasks/{id}; none without a token.
+        assert bob.get(f"/api/v1/tasks/{mine['id']}/events").status_code == 404
+        with closed.client() as anonymous:
+            assert anonymous.get(f"/api/v1/tasks/{mine['id']}/events").status_code == 401
+        assert alice.get("/api/v1/tasks/424242/events").status_code == 404
+        assert alice.get(f"/api/v1/tasks/{mine['id']}/events", params={"limit": 1}).json()["items"][0]["to_status"] == (
+            "Failed"
+        )
+        assert alice.get(f"/api/v1/tasks/{mine['id']}/events", params={"limit": 0}).status_code == 422
+        assert alice.get(f"/api/v1/tasks/{mine['id']}").json()["attempt"] == 1

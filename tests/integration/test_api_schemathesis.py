@@ -37,6 +37,7 @@ def test_the_schema_publishes_every_operation(server: ApiServer) -> None:
         "POST /api/v1/tasks",
         "GET /api/v1/tasks",
         "GET /api/v1/tasks/{task_id}",
+        "GET /api/v1/tasks/{task_id}/events",
         "POST /api/v1/tasks/{task_id}/cancel",
         "GET /api/v1/summary",
         "GET /api/v1/whoami",

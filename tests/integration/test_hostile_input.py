@@ -36,11 +36,12 @@ from nightwatch.adapters.sql import SqlTaskRepository
 from nightwatch.app.metrics import TaskCountCollector
 from nightwatch.app.usecases.cancel import CancelSettings, CancelTasks
 from nightwatch.app.usecases.dispatch import DispatchReport, DispatchSettings, DispatchTasks
-from nightwatch.app.usecases.sync import SyncSettings, SyncTasks
+from nightwatch.app.usecases.sync import RetrySettings, SyncSettings, SyncTasks
 from nightwatch.domain.jobspec import EnvVar, JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
 from nightwatch.domain.ports import JobRef
+from nightwatch.domain.retries import RetrySpec
 from nightwatch.domain.submission import SubmissionPolicy
 from tests.fakekube.controller import ControllerMode
 from tests.fakekube.fixtures import api_client_for
@@ -392,7 +393,10 @@ def run_hostile_rows(
     # Small batches and pages, so that bad rows sit between good ones in every page.
     settings = DispatchSettings(batch_size=3, workers=2, write_batch_size=2)
     dispatch = DispatchTasks(repo, runner, clock, fence, settings, policy=SubmissionPolicy(ALLOWED))
-    sync = SyncTasks(repo, runner, clock, fence, SyncSettings(page_size=3, write_batch_size=2))
+    # No backoff: a row written by hand as Pending without a Job is an infrastructure failure (issue 18),
+    # whose next attempt must launch within these rounds.
+    no_wait = RetrySettings(default=RetrySpec(backoff_seconds=0, max_backoff_seconds=0))
+    sync = SyncTasks(repo, runner, clock, fence, SyncSettings(page_size=3, write_batch_size=2), retry=no_wait)
     cancel = CancelTasks(repo, runner, clock, fence, CancelSettings(batch_size=3))
     dispatched: list[DispatchReport] = []
     for round_ in range(ROUNDS):

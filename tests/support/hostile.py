@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from nightwatch.adapters.kubernetes.jobbody import (
+    ATTEMPT_LABEL,
     CONTAINER_NAME,
     MANAGED_BY_LABEL,
     POD_APP_LABEL,
@@ -568,7 +569,8 @@ class _StringMap:
 
 LEAF = _Leaf()
 STRING_MAP = _StringMap()
-_JOB_LABELS = {MANAGED_BY_LABEL: LEAF, TASK_ID_LABEL: LEAF}
+_JOB_LABELS = {MANAGED_BY_LABEL: LEAF, TASK_ID_LABEL: LEAF, ATTEMPT_LABEL: LEAF}
+"""The attempt label is on a retry's Job and pods only (attempt > 1, issue 18)."""
 _CONTAINER: dict[str, Any] = {
     "name": LEAF,
     "image": LEAF,

@@ -56,6 +56,7 @@ def empty_mariadb() -> str:
     with engine.begin() as conn:
         conn.exec_driver_sql("TRUNCATE TABLE task")
         conn.exec_driver_sql("TRUNCATE TABLE schedule")
+        conn.exec_driver_sql("TRUNCATE TABLE task_event")
         conn.exec_driver_sql("UPDATE leader_epoch SET epoch = 0 WHERE id = 1")
     engine.dispose()
     return url
@@ -89,7 +90,7 @@ def empty_postgres() -> str:
     url = postgres_database_url()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE TABLE task, schedule RESTART IDENTITY")
+        conn.exec_driver_sql("TRUNCATE TABLE task, schedule, task_event RESTART IDENTITY")
         conn.exec_driver_sql("UPDATE leader_epoch SET epoch = 0 WHERE id = 1")
     engine.dispose()
     return url

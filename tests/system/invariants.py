@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from nightwatch.domain.names import job_name_for
 from tests.support.cluster import Cluster, fencing_violations
 from tests.support.waiting import wait_until
 
@@ -32,14 +33,22 @@ class TaskRow:
     status: str
     job_name: str | None
     message: str | None
+    attempt: int = 1
+
+    @property
+    def earlier_jobs(self) -> set[str]:
+        """The Job names of this task's earlier attempts (retries, issue 18): left for cleanup, not orphans."""
+        return {job_name_for(self.name, k) for k in range(1, self.attempt)}
 
 
 def task_rows(cluster: Cluster) -> list[TaskRow]:
     assert cluster.engine is not None
     with cluster.engine.connect() as conn:
         return [
-            TaskRow(int(r.id), str(r.name), str(r.namespace), str(r.status), r.job_name, r.message)
-            for r in conn.exec_driver_sql("SELECT id, name, namespace, status, job_name, message FROM task ORDER BY id")
+            TaskRow(int(r.id), str(r.name), str(r.namespace), str(r.status), r.job_name, r.message, int(r.attempt))
+            for r in conn.exec_driver_sql(
+                "SELECT id, name, namespace, status, job_name, message, attempt FROM task ORDER BY id"
+            )
         ]
 
 
@@ -77,7 +86,8 @@ def invariant_problems(cluster: Cluster, *, lost_jobs: set[str] | frozenset[str]
         stored = {name for (_, name) in cluster.store.jobs}
     expected = {r.job_name for r in rows if r.job_name and r.status != "Cancelled"} - set(lost_jobs)
     cancelled_jobs = {r.job_name for r in rows if r.job_name and r.status == "Cancelled"}
-    orphans = sorted(stored - expected - cancelled_jobs - set(lost_jobs))
+    earlier = {name for r in rows for name in r.earlier_jobs}
+    orphans = sorted(stored - expected - cancelled_jobs - set(lost_jobs) - earlier)
     if orphans:
         problems.append(f"{len(orphans)} Jobs in the API server belong to no task's job_name: {_examples(orphans)}")
     absent = sorted(expected - stored)
@@ -94,6 +104,12 @@ def invariant_problems(cluster: Cluster, *, lost_jobs: set[str] | frozenset[str]
     ]
     if stuck:
         problems.append(f"{len(stuck)} tasks Pending/Running without a Job: {_examples(stuck)}")
+
+    # At most one Job per attempt (the 201 count above), and no Job for an attempt the row never reached.
+    attempts = {job_name_for(r.name, k): r for r in rows for k in range(1, r.attempt + 1)}
+    beyond = sorted(name for name in created if name not in attempts and name not in set(lost_jobs))
+    if beyond:
+        problems.append(f"{len(beyond)} Jobs of attempts no row reached: {_examples(beyond)}")
 
     silent = [r.name for r in rows if r.status == "Failed" and not (r.message or "").strip()]
     if silent:

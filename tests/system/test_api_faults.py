@@ -46,7 +46,10 @@ FAIL_EVERY = 10
 DISPATCH_WORKERS = 8
 """The default `dispatch.workers`: at most this many creates were already past the fake's fault check
 when a window opened, and may still answer 201 inside it."""
-LOST_MESSAGE = re.compile(r"^JobMissing: the Job was deleted before its outcome was read; outcome unknown$")
+LOST_MESSAGE = re.compile(
+    r"^JobMissing: the Job was deleted before its outcome was read; outcome unknown "
+    r"\[infrastructure failure; attempt 1 of 1\]$"
+)
 
 
 def task_info(n: int) -> str:
@@ -61,7 +64,15 @@ def sequence(name: str) -> int:
 
 @pytest.fixture(scope="module")
 def cluster_options() -> dict[str, Any]:
-    return {"replicas": 2, "extra_env": {"NIGHTWATCH_RUNNER__REQUEST_TIMEOUT_SECONDS": str(REQUEST_TIMEOUT)}}
+    # No infrastructure retry: these tests check that a Job deleted behind nightwatch's back ends its
+    # task Failed saying so (issue 18's default would give it another attempt instead).
+    return {
+        "replicas": 2,
+        "extra_env": {
+            "NIGHTWATCH_RUNNER__REQUEST_TIMEOUT_SECONDS": str(REQUEST_TIMEOUT),
+            "NIGHTWATCH_RETRY__DEFAULT": '{"infrastructureAttempts": 0}',
+        },
+    }
 
 
 @pytest.fixture

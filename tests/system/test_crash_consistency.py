@@ -61,8 +61,17 @@ FAIL_EVERY = 10
 """Every 10th task runs the fake's failing image: Failed is a terminal state the crashes must keep too."""
 
 
+RETRY_EVERY = 2 * FAIL_EVERY
+"""Every 20th task (a failing one) asks for two attempts on its exit code (issue 18): a retry is a new
+Job after a backoff, and the kills must neither lose nor double an attempt."""
+RETRY_POLICY = {"attempts": 2, "exitCodes": [1], "backoffSeconds": 0.3, "maxBackoffSeconds": 0.3}
+
+
 def task_info(n: int) -> str:
-    """Jobs that last 0.2-2.0 s (so sync always has tasks in flight), every FAIL_EVERY-th one failing."""
+    """Jobs that last 0.2-2.0 s (so sync always has tasks in flight), every FAIL_EVERY-th one failing,
+    every RETRY_EVERY-th one failing twice (two attempts)."""
+    if n % RETRY_EVERY == 0:
+        return json.dumps({"image": "fail", "command": ["true"], "retry": RETRY_POLICY})
     if n % FAIL_EVERY == 0:
         return json.dumps({"image": "fail", "command": ["true"]})
     return json.dumps({"image": "busybox", "command": ["sleep", f"{0.2 + (n * 7 % 19) / 10:.1f}"]})
@@ -216,7 +225,16 @@ def test_sigkill_of_the_leader_at_any_moment_loses_and_duplicates_nothing(cluste
 
     assert cluster.inserted >= MIN_TASKS
     assert invariant_problems(cluster) == []
-    assert outcome_problems(task_rows(cluster), lambda r: int(r.name.lstrip("t")) % FAIL_EVERY == 0) == []
+    rows = task_rows(cluster)
+    assert outcome_problems(rows, lambda r: int(r.name.lstrip("t")) % FAIL_EVERY == 0) == []
+    # Exactly the asked number of attempts: two Jobs for a retried task, one for every other.
+    created = Counter(c.name for c in cluster.creations() if c.created)
+    wrong_attempts = [
+        f"{r.name}: attempt {r.attempt}, Jobs {sorted(n for n in created if n == r.name or n.startswith(r.name + '-r'))}"
+        for r in rows
+        if r.status != "Cancelled" and r.attempt != (2 if int(r.name.lstrip("t")) % RETRY_EVERY == 0 else 1)
+    ]
+    assert wrong_attempts == [], wrong_attempts[:10]
     assert interleavings(cluster.creations(), cluster.events()) == []
     never_adopted = [name for name in killer.torn if name not in adopted]
     assert never_adopted == [], f"Jobs stored for a killed creator but never adopted by a successor: {never_adopted}"

@@ -69,6 +69,8 @@ FAULT_KINDS = (
     "lose_job",
 )
 FAIL_IMAGE = "fail"
+NO_INFRASTRUCTURE_RETRY = '{"infrastructureAttempts": 0}'
+"""`retry.default` of these replicas: a Job deleted behind nightwatch's back fails its task, as it did."""
 SEED = int(os.environ.get("NIGHTWATCH_SOAK_SEED", "20261125"))
 JOB_TTL_SECONDS = 60
 """Finished Jobs are deleted this long after they finish (nightwatch's finalizer keeps each one until its
@@ -385,6 +387,9 @@ def soak_cluster(tmp_path: Path, database: PrivateMariaDB) -> Iterator[SoakClust
         extra_env={
             "NIGHTWATCH_RUNNER__REQUEST_TIMEOUT_SECONDS": str(REQUEST_TIMEOUT),
             "NIGHTWATCH_RUNNER__TTL_SECONDS_AFTER_FINISHED": str(JOB_TTL_SECONDS),
+            # This soak checks that a deleted Job's task ends Failed saying so: no infrastructure retry
+            # (issue 18's default would give it another attempt; test_kubernetes_retries.py covers that).
+            "NIGHTWATCH_RETRY__DEFAULT": NO_INFRASTRUCTURE_RETRY,
         },
     )
     cluster.start()

@@ -23,7 +23,7 @@ from nightwatch.domain.errors import (
     TaskNotFound,
 )
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
-from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskId, TaskStatus
+from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskEvent, TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
 from nightwatch.domain.ports import (
     FireResult,
@@ -66,6 +66,10 @@ class MemoryTaskRepository:
         """How many `apply` calls reached the store (for tests of batching)."""
         self.slots: dict[TaskId, tuple[int, datetime]] = {}
         """(schedule id, slot) of each task a schedule made: the task table's two columns."""
+        self.events: list[TaskEvent] = []
+        """Every task's history, in the order it was written."""
+        self.now: datetime | None = None
+        """The time `apply` stamps events with (None: the time of the change's own fields, else now)."""
 
     def add(self, task: NewTask, now: datetime) -> Task:
         with self._lock:
@@ -93,6 +97,7 @@ class MemoryTaskRepository:
         self._rows[row.id] = row
         if origin is not None:
             self.slots[row.id] = (int(origin[0]), origin[1])
+        self._event(TaskEvent(row.id, now, 1, None, str(TaskStatus.NORMAL), message="submitted"))
         return row.copy()
 
     def get(self, task_id: TaskId) -> Task:
@@ -173,7 +178,16 @@ class MemoryTaskRepository:
                     continue
                 row.apply(change)
                 applied.append(change.task_id)
+                self._event(TaskEvent.of(change, self.now or datetime.now(UTC), epoch))
             return WriteResult(tuple(applied), tuple(lost))
+
+    def _event(self, event: TaskEvent) -> None:
+        self.events.append(replace(event, id=len(self.events) + 1))
+
+    def list_events(self, task_id: TaskId, *, limit: int = 200) -> list[TaskEvent]:
+        with self._lock:
+            mine = [e for e in self.events if e.task_id == task_id]
+            return mine[-limit:] if limit > 0 else []
 
     def request_cancel(self, task_id: TaskId) -> Task:
         with self._lock:
@@ -193,6 +207,10 @@ class MemoryTaskRepository:
     def count_by_status(self, *, user_id: int | None = None) -> Mapping[str, int]:
         with self._lock:
             return dict(Counter(str(t.status) for t in self._rows.values() if user_id is None or t.user_id == user_id))
+
+    def count_waiting_retry(self) -> int:
+        with self._lock:
+            return sum(1 for t in self._rows.values() if _is_normal(t) and t.attempt > 1)
 
     def ping(self) -> None:
         """Always answers: the store is this process's memory."""

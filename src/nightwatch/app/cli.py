@@ -40,7 +40,7 @@ from nightwatch.app.gateway import LocalGateway, LocalScheduleGateway, ScheduleG
 from nightwatch.app.logs import configure_logging
 from nightwatch.app.usecases.schedules import MAX_UPCOMING, ScheduleRequest, ScheduleView
 from nightwatch.domain.errors import InvalidTaskSpec, InvalidTransition, NightwatchError, ScheduleNotFound, TaskNotFound
-from nightwatch.domain.model import Task, TaskStatus
+from nightwatch.domain.model import Task, TaskEvent, TaskStatus
 from nightwatch.domain.ports import TaskSummary
 from nightwatch.domain.profiles import ProfileCatalog
 from nightwatch.domain.schedules import parse_run_at
@@ -411,8 +411,23 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     with _gateway(args, settings) as gateway:
         task = gateway.get(args.id)
-    print(json.dumps(_as_dict(task), indent=2))
+        events = gateway.events(args.id)
+    shown = _as_dict(task)
+    shown["attempt"] = task.attempt
+    shown["next_attempt_at"] = _iso(task.next_attempt_at)
+    # The attempts and the timeline (issue 18): one line per stored status change, oldest first.
+    shown["timeline"] = [_event_line(e) for e in events]
+    print(json.dumps(shown, indent=2))
     return 0
+
+
+def _event_line(event: TaskEvent) -> str:
+    """`<time> attempt <k> <from> -> <to> [<class>] <job>: <message>`, as `show` prints the timeline."""
+    arrow = f"{event.from_status} -> {event.to_status}" if event.from_status else f"submitted as {event.to_status}"
+    klass = f" [{event.failure_class}]" if event.failure_class else ""
+    job = f" {event.job_name}" if event.job_name and event.to_status != "Normal" else ""
+    message = f": {event.message}" if event.message else ""
+    return f"{_iso(event.at)} attempt {event.attempt} {arrow}{klass}{job}{message}"
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:

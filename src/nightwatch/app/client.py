@@ -31,7 +31,7 @@ from nightwatch.domain.errors import (
     ScheduleNotFound,
 )
 from nightwatch.domain.jobspec import parse_info
-from nightwatch.domain.model import Task, TaskId, TaskStatus
+from nightwatch.domain.model import Task, TaskEvent, TaskId, TaskStatus
 from nightwatch.domain.ports import TaskSummary
 from nightwatch.domain.schedules import Concurrency, Schedule, ScheduleId
 
@@ -172,6 +172,10 @@ class ApiClient:
             raise ScheduleNotFound(f"no schedule named {name!r} in namespace {namespace!r}")
         return int(found[0]["id"])
 
+    def events(self, task_id: int) -> list[TaskEvent]:
+        found = self._call("GET", f"{API}/tasks/{task_id}/events")
+        return [_event(item) for item in found["items"]]
+
     def _call(self, method: str, path: str, *, conflict: type[PermanentError] = PermanentError, **kwargs: Any) -> Any:
         """`conflict`: the error this request can run into where several share a status (a 409 is
         DuplicateTask for a submit, InvalidTransition for a cancel; a 404 ScheduleNotFound for a schedule)."""
@@ -206,7 +210,31 @@ def _detail(response: httpx.Response) -> object:
 
 
 def _task(data: dict[str, Any]) -> Task:
-    return Task(info=data["info"], run_at=_when(data.get("run_at")), **_listed_fields(data))
+    return Task(
+        info=data["info"],
+        attempt=int(data.get("attempt", 1)),
+        next_attempt_at=_when(data.get("next_attempt_at")),
+        run_at=_when(data.get("run_at")),
+        **_listed_fields(data),
+    )
+
+
+def _event(data: dict[str, Any]) -> TaskEvent:
+    at = _when(data["at"])
+    assert at is not None
+    return TaskEvent(
+        task_id=TaskId(int(data["task_id"])),
+        at=at,
+        attempt=int(data["attempt"]),
+        from_status=data["from_status"],
+        to_status=data["to_status"],
+        job_name=data["job_name"],
+        failure_class=data["failure_class"],
+        reason=data["reason"],
+        message=data["message"],
+        epoch=data["epoch"],
+        id=int(data["id"]),
+    )
 
 
 def _summary(data: dict[str, Any]) -> TaskSummary:

@@ -31,7 +31,7 @@ from nightwatch.adapters.local.settings import LocalRunnerSettings
 from nightwatch.app.usecases.cancel import CancelSettings
 from nightwatch.app.usecases.dispatch import DispatchSettings
 from nightwatch.app.usecases.spawn import SpawnSettings
-from nightwatch.app.usecases.sync import SyncSettings
+from nightwatch.app.usecases.sync import RetrySettings, SyncSettings
 from nightwatch.app.watchers import WatcherTiming
 from nightwatch.domain.errors import InvalidTaskSpec
 from nightwatch.domain.profiles import DEFAULT_PROFILE_NAME, ProfileCatalog
@@ -244,6 +244,7 @@ class Settings(BaseSettings):
     """Per watcher: enabled, and interval_seconds or cron; what is unset keeps the watcher's own timing."""
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
     cancel: CancelSettings = Field(default_factory=CancelSettings)
     spawn: SpawnSettings = Field(default_factory=SpawnSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)

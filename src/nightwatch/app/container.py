@@ -274,6 +274,7 @@ class Container(containers.DeclarativeContainer):
         fence=leadership,
         dispatch=settings.provided.dispatch,
         sync=settings.provided.sync,
+        retry=settings.provided.retry,
         cancel=settings.provided.cancel,
         policy=submission_policy,
         wakeups=wakeups,

@@ -17,7 +17,7 @@ from nightwatch.app.usecases.render import RenderJob
 from nightwatch.app.usecases.schedules import ScheduleCommands, ScheduleRequest, ScheduleView
 from nightwatch.app.usecases.submit import SubmitTask
 from nightwatch.domain.errors import PermanentError
-from nightwatch.domain.model import Task, TaskId, TaskStatus
+from nightwatch.domain.model import Task, TaskEvent, TaskId, TaskStatus
 from nightwatch.domain.ports import TaskFilter, TaskQueries, TaskSummary
 
 PAGE_LIMIT = 500
@@ -56,6 +56,9 @@ class TaskGateway(Protocol):
         """The Job manifest of a stored task (`task_id`), or of `info` not yet submitted. Raises
         TaskNotFound, InvalidTaskSpec (every bad field), RetryableError; ApiRefused through a server."""
         ...
+
+    def events(self, task_id: int) -> list[TaskEvent]:
+        """The task's history, oldest first. Raises TaskNotFound, RetryableError."""
 
 
 class ScheduleGateway(Protocol):
@@ -145,6 +148,10 @@ class LocalGateway:
         if task_id is not None:
             return self._render.task(TaskId(task_id))
         return self._render.preview(name, namespace, info)
+
+    def events(self, task_id: int) -> list[TaskEvent]:
+        return self._queries.list_events(TaskId(task_id))
+
 
 class LocalScheduleGateway:
     """Schedules on the database directly, through the same use case as the REST API."""

@@ -7,6 +7,7 @@ uses too, 5 s here), never per tick, so an idle leader costs the database nothin
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import fields, is_dataclass
 
@@ -53,6 +54,12 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.attempts = Counter(
+            "nightwatch_task_attempts_failed_total",
+            "Failed attempts whose outcome was stored, by failure class and outcome (retried, failed)",
+            ["failure_class", "outcome"],
+            registry=r,
+        )
         self.leader = Gauge("nightwatch_leader", "1 while this replica is the leader", registry=r)
         self.epoch = Gauge("nightwatch_leader_epoch", "Fencing epoch held by this replica (0 if none)", registry=r)
         self.lease_validity = Gauge("nightwatch_lease_validity_seconds", "Seconds left on the held lease", registry=r)
@@ -79,6 +86,9 @@ class Metrics:
             self.api_errors.inc(getattr(report, "deferred", 0))
             for reason, count in (getattr(report, "deferred_by_reason", None) or {}).items():
                 self.launch_deferred.labels(reason).inc(count)
+        if watcher == "sync":
+            for (failure_class, outcome), count in (getattr(report, "attempts", None) or {}).items():
+                self.attempts.labels(failure_class, outcome).inc(count)
 
 
 class TaskCountCollector(Collector):
@@ -87,6 +97,9 @@ class TaskCountCollector(Collector):
     def __init__(self, repository: TaskQueries, cache_seconds: float) -> None:
         self._counts_of = CachedCounts(repository, cache_seconds)
         self._last: Mapping[str, int] = {}
+        self._repository = repository
+        self._cache_seconds = cache_seconds
+        self._retrying: tuple[float, int] | None = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         counts = self._counts()
@@ -99,6 +112,23 @@ class TaskCountCollector(Collector):
         unknown.add_metric([], sum(n for s, n in counts.items() if TaskStatus.parse(s) is None))
         yield family
         yield unknown
+        retrying = GaugeMetricFamily(
+            "nightwatch_tasks_waiting_retry",
+            "Normal tasks on a later attempt (a retry waiting for its backoff or dispatch)",
+        )
+        retrying.add_metric([], self._waiting_retry())
+        yield retrying
+
+    def _waiting_retry(self) -> int:
+        """Counted at most once per cache period; during an outage the last count seen."""
+        now = time.monotonic()
+        if self._retrying is None or now - self._retrying[0] >= self._cache_seconds:
+            try:
+                self._retrying = (now, self._repository.count_waiting_retry())
+            except NightwatchError as exc:
+                logger.warning("cannot count tasks waiting for a retry for /metrics: %s", exc)
+                return self._retrying[1] if self._retrying is not None else 0
+        return self._retrying[1]
 
     def _counts(self) -> Mapping[str, int]:
         """The cached counts; during an outage the last ones seen (a scrape never fails), counted

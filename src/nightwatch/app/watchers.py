@@ -23,7 +23,7 @@ from nightwatch.app.usecases.cancel import CancelSettings, CancelTasks
 from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
 from nightwatch.app.usecases.release import ReleaseJobs
 from nightwatch.app.usecases.spawn import SpawnSchedules, SpawnSettings
-from nightwatch.app.usecases.sync import SyncSettings, SyncTasks
+from nightwatch.app.usecases.sync import RetrySettings, SyncSettings, SyncTasks
 from nightwatch.domain.ports import Clock, CronCalendar, Fence, JobRunner, LeaderStore, ScheduleRepository, TaskCommands
 from nightwatch.domain.submission import SubmissionPolicy
 
@@ -72,6 +72,7 @@ class WatcherContext:
     fence: Fence
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
     cancel: CancelSettings = field(default_factory=CancelSettings)
     policy: SubmissionPolicy = field(default_factory=SubmissionPolicy)
     """What dispatch accepts (`runner.allowed_namespaces`), as SubmitTask does."""
@@ -195,7 +196,9 @@ def _dispatch(ctx: WatcherContext) -> Run:
 
 
 def _sync(ctx: WatcherContext) -> Run:
-    return SyncTasks(ctx.repository, ctx.runner, ctx.clock, ctx.fence, ctx.sync, wake=ctx.wakeups.waker("sync"))
+    return SyncTasks(
+        ctx.repository, ctx.runner, ctx.clock, ctx.fence, ctx.sync, retry=ctx.retry, wake=ctx.wakeups.waker("sync")
+    )
 
 
 def _cancel(ctx: WatcherContext) -> Run:

@@ -24,6 +24,7 @@ submit instead, with a message naming the field). Submit and dispatch both parse
 | `activeDeadlineSeconds`    | 1..2147483647                                               | int64 in the API; capped at int32   |
 | `ttlSecondsAfterFinished`  | 0..2147483647                                               | int32 in the API                    |
 | `startTimeoutSeconds`      | 0..2147483647 (0: off; unset: `runner.start_timeout_seconds`)| nightwatch's own, an annotation     |
+| `retry`                    | a retry policy (`domain/retries.py`), unknown keys refused  | nightwatch's own, never on the Job  |
 
 `startTimeoutSeconds` is nightwatch's, not the Job API's: a Job with no running pod that long after it
 started is deleted and its task fails with the last known reason (FailedCreate, ImagePullBackOff,
@@ -45,6 +46,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from nightwatch.domain.errors import InvalidTaskSpec, Problem
 from nightwatch.domain.model import TaskId
 from nightwatch.domain.profiles import BUILTIN_DEFAULT, NO_PLACEMENT, Placement, Profile
+from nightwatch.domain.retries import RetrySpec
 
 MAX_INFO_BYTES = 256 * 1024
 """Larger `info` is refused: a Job object must stay well under etcd's 1.5 MiB limit."""
@@ -299,6 +301,8 @@ class JobSpec(BaseModel):
         Annotated[int, Field(strict=True), _int_in(0, MAX_START_TIMEOUT_SECONDS, "int32, like the Job API's fields")]
         | None
     ) = Field(default=None, alias="startTimeoutSeconds")
+    retry: RetrySpec | None = None
+    """nightwatch's own: which failed attempts get another Job (`domain/retries.py`)."""
 
     @field_validator("command", "args", mode="before")
     @classmethod
@@ -415,3 +419,5 @@ class LaunchRequest:
     placement: Placement = NO_PLACEMENT
     note: str = ""
     """Set by a runner for itself (the local runner: the profile fields it cannot honour)."""
+    attempt: int = 1
+    """Which attempt this Job is (`job_name` is `names.job_name_for(task name, attempt)`)."""

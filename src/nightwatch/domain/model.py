@@ -4,10 +4,12 @@
                          ^                            |
                          '--observe(suspended)--------'   (Kueue preemption, kubectl patch suspend)
     Normal/Pending/Running --fail--> Failed;   Normal/Pending/Running --cancel--> Cancelled
-    Normal --postpone(until)--> Normal   (not before `until`: a `run_at` in the future, a retry's backoff)
+    Normal --postpone(until)--> Normal   (not before `until`: a `run_at` in the future)
+    Pending/Running --retry(until)--> Normal   (attempt + 1, not before `until`: a retry's backoff)
 
 Every transition returns a `StatusChange`: the compare-and-set write that a repository applies
-only if the row still has the status and version this entity was read with.
+only if the row still has the status and version this entity was read with. Each applied change is
+also a `TaskEvent`, the task's history, written in the same transaction.
 """
 
 from __future__ import annotations
@@ -56,8 +58,10 @@ _ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
     # Normal -> Normal: postponed (a not-before time), still waiting for dispatch.
     TaskStatus.NORMAL: frozenset({TaskStatus.NORMAL, TaskStatus.PENDING, TaskStatus.FAILED, TaskStatus.CANCELLED}),
     # Pending -> Pending is a message update (a diagnosis such as ImagePullBackOff).
+    # Pending/Running -> Normal: a retry (the next attempt waits for its backoff).
     TaskStatus.PENDING: frozenset(
         {
+            TaskStatus.NORMAL,
             TaskStatus.PENDING,
             TaskStatus.RUNNING,
             TaskStatus.SUCCEEDED,
@@ -66,7 +70,9 @@ _ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
         }
     ),
     # Running -> Pending: its Job was suspended (its pods deleted); it runs again when resumed.
-    TaskStatus.RUNNING: frozenset({TaskStatus.PENDING, TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED}),
+    TaskStatus.RUNNING: frozenset(
+        {TaskStatus.NORMAL, TaskStatus.PENDING, TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED}
+    ),
     TaskStatus.SUCCEEDED: frozenset(),
     TaskStatus.FAILED: frozenset(),
     TaskStatus.CANCELLED: frozenset(),
@@ -96,6 +102,45 @@ class StatusChange:
     next_attempt_at: datetime | None = None
     """Only a move to Normal sets these two (a postponement, a retry); every other move carries
     them unchanged, and the SQL adapter writes them only in batches that hold a move to Normal."""
+    failure_class: str = ""
+    """For the history only (not a task column): the failure class of a retry or a failure."""
+    reason: str = ""
+    """For the history only: the short reason of the change (the Job condition's reason...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """One entry of a task's history (`task_event`): a status change as it was applied."""
+
+    task_id: TaskId
+    at: datetime
+    attempt: int
+    from_status: str | None
+    """None for the creation of the task."""
+    to_status: str
+    job_name: str | None = None
+    failure_class: str = ""
+    reason: str = ""
+    message: str = ""
+    epoch: int | None = None
+    """The fencing epoch of the leader that wrote it (None: a user's write, the submission)."""
+    id: int = 0
+    """Assigned by the store; orders a task's events."""
+
+    @classmethod
+    def of(cls, change: StatusChange, at: datetime, epoch: int | None) -> TaskEvent:
+        return cls(
+            task_id=change.task_id,
+            at=at,
+            attempt=change.attempt,
+            from_status=str(change.expected_status),
+            to_status=str(change.status),
+            job_name=change.job_name,
+            failure_class=change.failure_class,
+            reason=change.reason,
+            message=change.message,
+            epoch=epoch,
+        )
 
 
 @dataclass(slots=True)
@@ -140,9 +185,26 @@ class Task:
         """Whether a Normal task may start at `now` (its not-before and run_at times have come)."""
         return all(when is None or when <= now for when in (self.next_attempt_at, self.run_at))
 
-    def fail(self, message: str, now: datetime) -> StatusChange:
+    def fail(self, message: str, now: datetime, *, failure_class: str = "", reason: str = "") -> StatusChange:
         """Any non-terminal status -> Failed, with a message saying why."""
-        return self._move(TaskStatus.FAILED, now, message=message)
+        return self._move(TaskStatus.FAILED, now, message=message, failure_class=failure_class, reason=reason)
+
+    def retry(
+        self, until: datetime, now: datetime, message: str, *, failure_class: str = "", reason: str = ""
+    ) -> StatusChange:
+        """Pending/Running -> Normal: this attempt failed and the next one (attempt + 1, a new Job) is
+        dispatched not before `until`. The failed attempt's Job is left for cleanup."""
+        if self.status not in IN_FLIGHT_STATUSES:
+            raise InvalidTransition(f"task {self.id} is {self.status}; only Pending/Running tasks are retried")
+        return self._move(
+            TaskStatus.NORMAL,
+            now,
+            message=message,
+            attempt=self.attempt + 1,
+            next_attempt_at=until,
+            failure_class=failure_class,
+            reason=reason,
+        )
 
     def cancel(self, now: datetime, message: str = "cancelled on request") -> StatusChange:
         """Any non-terminal status -> Cancelled (the caller deletes the Job first, if there is one)."""
@@ -154,9 +216,9 @@ class Task:
             raise InvalidTransition(f"task {self.id} is {self.status}; only Pending/Running tasks observe Jobs")
         phase = observation.phase
         if phase is JobPhase.SUCCEEDED:
-            return self._move(TaskStatus.SUCCEEDED, now, message=observation.summary)
+            return self._move(TaskStatus.SUCCEEDED, now, message=observation.summary, reason=observation.reason)
         if phase in (JobPhase.FAILED, JobPhase.MISSING):
-            return self._move(TaskStatus.FAILED, now, message=observation.summary)
+            return self._move(TaskStatus.FAILED, now, message=observation.summary, reason=observation.reason)
         if phase is JobPhase.ACTIVE:
             return self._move(TaskStatus.RUNNING, now, message="") if self.status is TaskStatus.PENDING else None
         if phase is JobPhase.SUSPENDED:
@@ -179,6 +241,8 @@ class Task:
         job_name: str | None = None,
         attempt: int | None = None,
         next_attempt_at: datetime | None = None,
+        failure_class: str = "",
+        reason: str = "",
     ) -> StatusChange:
         if to not in _ALLOWED[self.status]:
             raise InvalidTransition(f"task {self.id} cannot go from {self.status} to {to}")
@@ -195,6 +259,8 @@ class Task:
             finished_at=now if to.is_terminal else None,
             attempt=self.attempt if attempt is None else attempt,
             next_attempt_at=next_attempt_at if to is TaskStatus.NORMAL else self.next_attempt_at,
+            failure_class=failure_class,
+            reason=reason,
         )
         self.apply(change)
         return change

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from nightwatch.domain.errors import InvalidTaskSpec
@@ -33,3 +34,25 @@ def check_namespace_allowed(namespace: str, allowed: frozenset[str]) -> str:
             f"namespace {namespace!r} is not allowed (allowed: {', '.join(sorted(allowed)) or 'none'})"
         )
     return namespace
+
+
+ATTEMPT_SUFFIX = "-r"
+"""Attempt k > 1 of task `name` runs as Job `<name>-r<k>`; attempt 1 keeps the task's own name."""
+_HASH_CHARS = 8
+
+
+def job_name_for(task_name: str, attempt: int) -> str:
+    """The deterministic Job name of one attempt of a task (a DNS-1123 label when the name is one).
+
+    Attempt 1 is the task name itself, so rows and Jobs made before retries existed keep their
+    names. A name too long for the suffix is cut and a hash of the whole name inserted, so two long
+    names that share a prefix still get different Jobs.
+    """
+    if attempt <= 1:
+        return task_name
+    suffix = f"{ATTEMPT_SUFFIX}{attempt}"
+    if len(task_name) + len(suffix) <= DNS1123_LABEL_MAX:
+        return task_name + suffix
+    digest = hashlib.sha256(task_name.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
+    keep = task_name[: DNS1123_LABEL_MAX - len(suffix) - _HASH_CHARS - 1].rstrip("-")
+    return f"{keep}-{digest}{suffix}"

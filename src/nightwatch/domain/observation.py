@@ -42,11 +42,31 @@ class JobCondition:
         return self.status == "True"
 
 
+DISRUPTION_REASONS = frozenset(
+    {"PreemptionByScheduler", "DeletionByTaintManager", "EvictionByEvictionAPI", "TerminationByKubelet"}
+)
+"""The reasons of a pod's `DisruptionTarget` condition: the pod was taken away, not failed by its code."""
+
+
 @dataclass(frozen=True, slots=True)
 class JobObservation:
+    """A Job's phase, its reason and message, and for a failure the evidence the adapter saw
+    underneath (the domain classifies it: `failures.classify`)."""
+
     phase: JobPhase
     reason: str = ""
     message: str = ""
+    exit_code: int | None = None
+    """The non-zero exit code of the failed attempt's container, if one was read."""
+    oom: bool = False
+    """The container was OOMKilled."""
+    disruption: str = ""
+    """Why the pod was taken away: a `DisruptionTarget` reason (PreemptionByScheduler...), or NodeLost."""
+
+    @property
+    def failed(self) -> bool:
+        """The attempt is over without success (a failed Job, or a Job gone before its outcome)."""
+        return self.phase in (JobPhase.FAILED, JobPhase.MISSING)
 
     @property
     def summary(self) -> str:
@@ -88,8 +108,12 @@ class JobObservation:
         succeeded: int = 0,
         failed: int = 0,
         diagnosis: str = "",
+        exit_code: int | None = None,
+        oom: bool = False,
+        disruption: str = "",
     ) -> JobObservation:
-        """Classify a Job's status. `diagnosis` is a pod-level reason for a Job still pending."""
+        """Classify a Job's status. `diagnosis` is a pod-level reason (why a Job is still pending, or how
+        its container ended); `exit_code`, `oom` and `disruption` the evidence of a failure."""
         true = {c.type: c for c in conditions if c.is_true}
         for kind in FAILURE_CONDITIONS:
             if kind in true:
@@ -97,7 +121,9 @@ class JobObservation:
                 detail = cond.message or (f"{failed} pod(s) failed" if failed else "")
                 if diagnosis:
                     detail = f"{detail} ({diagnosis})" if detail else diagnosis
-                return cls(JobPhase.FAILED, cond.reason or kind, detail)
+                return cls(
+                    JobPhase.FAILED, cond.reason or kind, detail, exit_code=exit_code, oom=oom, disruption=disruption
+                )
         for kind in SUCCESS_CONDITIONS:
             if kind in true:
                 cond = true[kind]

@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from nightwatch.domain.jobspec import LaunchRequest
-from nightwatch.domain.model import StatusChange, Task, TaskId, TaskStatus
-from nightwatch.domain.names import DNS1123_LABEL_MAX
+from nightwatch.domain.model import StatusChange, Task, TaskEvent, TaskId, TaskStatus
+from nightwatch.domain.names import DNS1123_LABEL_MAX, job_name_for
 from nightwatch.domain.observation import JobObservation
 from nightwatch.domain.schedules import Concurrency, Schedule, ScheduleId
 
@@ -225,6 +225,17 @@ class TaskQueries(Protocol):
         """
         ...
 
+    def list_events(self, task_id: TaskId, *, limit: int = 200) -> list[TaskEvent]:
+        """The task's history: its newest `limit` events (the creation, then one per applied status
+        change), oldest first. An unknown task has none (callers that must tell check `get` first).
+        Raises RetryableError."""
+        ...
+
+    def count_waiting_retry(self) -> int:
+        """`Normal` tasks on an attempt > 1: waiting for a retry's backoff, or for dispatch. Served by
+        the (status, ...) index prefix. Raises RetryableError."""
+        ...
+
     def count_by_status(self, *, user_id: int | None = None) -> Mapping[str, int]:
         """Row counts keyed by the raw status string (unknown strings included), of one user's rows
         when `user_id` is given. Raises RetryableError."""
@@ -253,12 +264,21 @@ class JobRef:
     namespace: str
     job_name: str
     started_at: datetime | None = None
+    attempt: int = 1
+    """The attempt the Job runs (its pods carry it too; a pod of an earlier attempt is not its evidence)."""
 
     @classmethod
     def of(cls, task: Task) -> JobRef:
         """The Job of an in-flight task. A row written as Pending by hand has no job_name or
-        started_at: its Job is named after the task, and its age still counts for a diagnosis."""
-        return cls(task.id, task.namespace, task.job_name or task.name, task.started_at or task.created_at)
+        started_at: its Job is named after the task (its attempt's name), and its age still counts
+        for a diagnosis."""
+        return cls(
+            task.id,
+            task.namespace,
+            task.job_name or job_name_for(task.name, task.attempt),
+            task.started_at or task.created_at,
+            max(1, task.attempt),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from typing import Any
 from nightwatch.domain.errors import InvalidTaskSpec, Problem
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest, parse_info
 from nightwatch.domain.model import Task
-from nightwatch.domain.names import check_dns1123_label, check_namespace_allowed
+from nightwatch.domain.names import check_dns1123_label, check_namespace_allowed, job_name_for
 from nightwatch.domain.profiles import BUILTIN_DEFAULT, NO_PLACEMENT, Placement, Profile, ProfileCatalog, ProfileSource
 
 STORED_NAME_CHARS = 45
@@ -112,7 +112,15 @@ def validate_submission(
 def launch_request_for(task: Task, policy: SubmissionPolicy) -> LaunchRequest:
     """What the runner needs to launch a stored task, validated as at submit. Raises InvalidTaskSpec."""
     valid = validate_submission(task.name, task.namespace, task.info, policy, stored=True)
-    return LaunchRequest(task.id, task.name, task.namespace, valid.spec, valid.profile, valid.placement)
+    return LaunchRequest(
+        task.id,
+        job_name_for(task.name, task.attempt),
+        task.namespace,
+        valid.spec,
+        valid.profile,
+        valid.placement,
+        attempt=max(1, task.attempt),
+    )
 
 
 def _storable(value: str, what: str) -> str:

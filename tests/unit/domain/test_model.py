@@ -122,11 +122,13 @@ ALLOWED = {
     (S.NORMAL, S.PENDING),
     (S.NORMAL, S.FAILED),
     (S.NORMAL, S.CANCELLED),
+    (S.PENDING, S.NORMAL),  # a retry: the next attempt (issue 18)
     (S.PENDING, S.PENDING),
     (S.PENDING, S.RUNNING),
     (S.PENDING, S.SUCCEEDED),
     (S.PENDING, S.FAILED),
     (S.PENDING, S.CANCELLED),
+    (S.RUNNING, S.NORMAL),  # a retry
     (S.RUNNING, S.PENDING),  # its Job was suspended
     (S.RUNNING, S.SUCCEEDED),
     (S.RUNNING, S.FAILED),

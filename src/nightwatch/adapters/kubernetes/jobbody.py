@@ -13,6 +13,7 @@ findable by one label-selector list and tie it to its task (idempotent launch, a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from nightwatch.domain.jobspec import LaunchRequest
@@ -21,6 +22,8 @@ from nightwatch.domain.profiles import merge
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "nightwatch"
 TASK_ID_LABEL = "nightwatch.io/task-id"
+ATTEMPT_LABEL = "nightwatch.io/attempt"
+"""On a retry's Job and its pods (attempt > 1); absent means attempt 1 (Jobs made before retries existed)."""
 POD_APP_LABEL = "app"
 POD_APP_VALUE = "task-job"
 CONTAINER_NAME = "task"
@@ -36,8 +39,20 @@ def task_selector(task_id: int) -> str:
     return f"{TASK_ID_LABEL}={task_id}"
 
 
-def job_labels(task_id: int) -> dict[str, str]:
-    return {MANAGED_BY_LABEL: MANAGED_BY_VALUE, TASK_ID_LABEL: str(task_id)}
+def job_labels(task_id: int, attempt: int = 1) -> dict[str, str]:
+    labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, TASK_ID_LABEL: str(task_id)}
+    if attempt > 1:
+        labels[ATTEMPT_LABEL] = str(attempt)
+    return labels
+
+
+def attempt_of(obj: Mapping[str, Any]) -> int:
+    """The attempt a Job or pod belongs to (its label; none, or an unreadable one, is attempt 1)."""
+    value = ((obj.get("metadata") or {}).get("labels") or {}).get(ATTEMPT_LABEL)
+    try:
+        return max(1, int(value)) if value is not None else 1
+    except (TypeError, ValueError):
+        return 1
 
 
 def build_job_body(request: LaunchRequest, *, default_ttl_seconds_after_finished: int | None = 3600) -> dict[str, Any]:
@@ -59,7 +74,7 @@ def build_job_body(request: LaunchRequest, *, default_ttl_seconds_after_finished
     pod_metadata = dict(template.get("metadata", {}))
     pod_metadata["labels"] = {
         **pod_metadata.get("labels", {}),
-        **job_labels(request.task_id),
+        **job_labels(request.task_id, request.attempt),
         POD_APP_LABEL: POD_APP_VALUE,
     }
     job_spec["template"] = {"metadata": pod_metadata, "spec": pod}
@@ -75,7 +90,7 @@ def build_job_body(request: LaunchRequest, *, default_ttl_seconds_after_finished
     body_metadata: dict[str, Any] = {
         "name": request.job_name,
         "namespace": request.namespace,
-        "labels": {**metadata.get("labels", {}), **job_labels(request.task_id)},
+        "labels": {**metadata.get("labels", {}), **job_labels(request.task_id, request.attempt)},
         "finalizers": [OUTCOME_FINALIZER],
     }
     if annotations:

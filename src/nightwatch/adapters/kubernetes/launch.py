@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from nightwatch.adapters.kubernetes.api import KubeApi
 from nightwatch.adapters.kubernetes.finalizer import is_dying
 from nightwatch.adapters.kubernetes.forbidden import forbidden_error
-from nightwatch.adapters.kubernetes.jobbody import build_job_body
+from nightwatch.adapters.kubernetes.jobbody import attempt_of, build_job_body
 from nightwatch.adapters.kubernetes.retry import api_causes, api_message
 from nightwatch.adapters.kubernetes.status import task_id_of
 from nightwatch.domain.errors import AdmissionDeferred, ForeignJob, JobInvalid, JobRefused, RetryableError
@@ -59,7 +59,7 @@ class Launcher:
                 # Deleted between our create and our read (TTL, a user): the next tick creates it again.
                 raise RetryableError(f"Job {where} disappeared while being adopted; will retry") from None
             raise self._refusal(exc, f"read Job {where}", request.namespace) from None
-        if task_id_of(job) == str(request.task_id):
+        if task_id_of(job) == str(request.task_id) and attempt_of(job) == request.attempt:
             # Ours, even while being deleted: it is this task's only Job, and our finalizer keeps its
             # outcome readable (waiting for it to go would wait for ourselves).
             logger.info("adopted existing Job %s for task %s", where, request.task_id)
@@ -68,6 +68,11 @@ class Launcher:
             # Another Job of that name on its way out (409 "object is being deleted"): the task stays
             # Normal and is launched once the old Job is gone.
             raise RetryableError(f"a Job named {request.job_name} is being deleted in {request.namespace}; will retry")
+        if task_id_of(job) == str(request.task_id):
+            raise ForeignJob(
+                f"a Job named {request.job_name} already exists in {request.namespace} for attempt "
+                f"{attempt_of(job)} of this task, not attempt {request.attempt}"
+            )
         raise ForeignJob(
             f"a Job named {request.job_name} already exists in {request.namespace} and was not created by nightwatch"
         )

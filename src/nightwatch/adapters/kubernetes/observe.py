@@ -37,8 +37,9 @@ from nightwatch.adapters.kubernetes.finalizer import is_dying, is_finished
 from nightwatch.adapters.kubernetes.jobbody import task_selector
 from nightwatch.adapters.kubernetes.legacy import adopt_legacy_jobs
 from nightwatch.adapters.kubernetes.status import (
+    FailureEvidence,
     conditions_of,
-    failure_diagnosis,
+    failure_evidence,
     is_stale,
     observe_job,
     pods_still_terminating,
@@ -140,7 +141,7 @@ class Observer:
                     # known yet, so no observation: the task stays as it is until Failed (terminating 0).
                     continue
                 # Each task fails once, so reading its pods for the exit code is not a per-tick cost.
-                observation = observe_job(job, self._failure_diagnosis(ref, budget), conditions)
+                observation = observe_job(job, "", conditions, self._failure_evidence(ref, budget))
             elif observation.phase is JobPhase.PENDING:
                 waiting.append(self._waiting(ref, job, conditions, now))
             result[ref.task_id] = observation
@@ -221,10 +222,10 @@ class Observer:
             logger.warning("cannot read the pending pods of %s: %s", namespace, exc)
             return []
 
-    def _failure_diagnosis(self, ref: JobRef, budget: list[int]) -> str:
-        """How a failed task's container ended, from its pods, within the call's budget."""
+    def _failure_evidence(self, ref: JobRef, budget: list[int]) -> FailureEvidence:
+        """How a failed attempt's container ended, from its pods, within the call's budget."""
         if budget[0] <= 0:
-            return ""
+            return FailureEvidence()
         budget[0] -= 1
         try:
             pods = self._api.calls.call(
@@ -235,8 +236,8 @@ class Observer:
             )
         except (ApiException, RetryableError) as exc:
             logger.warning("cannot read pods of task %s in %s: %s", ref.task_id, ref.namespace, exc)
-            return ""
-        return failure_diagnosis(pods.get("items") or ())
+            return FailureEvidence()
+        return failure_evidence(pods.get("items") or (), ref.attempt)
 
 
 @dataclass(frozen=True, slots=True)

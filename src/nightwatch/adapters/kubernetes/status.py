@@ -7,11 +7,12 @@ building the official client's model objects is most of the cost of a big list (
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from nightwatch.adapters.kubernetes.jobbody import START_TIMEOUT_ANNOTATION, TASK_ID_LABEL
-from nightwatch.domain.observation import JobCondition, JobObservation
+from nightwatch.adapters.kubernetes.jobbody import START_TIMEOUT_ANNOTATION, TASK_ID_LABEL, attempt_of
+from nightwatch.domain.observation import DISRUPTION_REASONS, JobCondition, JobObservation
 from nightwatch.domain.ports import JobRef
 
 MAX_DIAGNOSIS_CHARS = 300
@@ -57,9 +58,12 @@ def _count(status: Mapping[str, Any], key: str) -> int:
 
 
 def observe_job(
-    job: Mapping[str, Any], diagnosis: str = "", conditions: list[JobCondition] | None = None
+    job: Mapping[str, Any],
+    diagnosis: str = "",
+    conditions: list[JobCondition] | None = None,
+    evidence: FailureEvidence | None = None,
 ) -> JobObservation:
-    """Classify one raw Job through the domain's rule."""
+    """Classify one raw Job through the domain's rule (`evidence`: a failed attempt's pods)."""
     status = job.get("status") or {}
     return JobObservation.from_job_status(
         conditions_of(job) if conditions is None else conditions,
@@ -68,7 +72,10 @@ def observe_job(
         ready=status.get("ready") if isinstance(status.get("ready"), int) else None,
         succeeded=_count(status, "succeeded"),
         failed=_count(status, "failed"),
-        diagnosis=diagnosis,
+        diagnosis=evidence.diagnosis if evidence is not None else diagnosis,
+        exit_code=evidence.exit_code if evidence is not None else None,
+        oom=evidence.oom if evidence is not None else False,
+        disruption=evidence.disruption if evidence is not None else "",
     )
 
 
@@ -103,10 +110,39 @@ def pending_diagnosis(pods: Iterable[Mapping[str, Any]]) -> str:
     return unschedulable
 
 
-def failure_diagnosis(pods: Iterable[Mapping[str, Any]]) -> str:
-    """How a failed task's container ended (exit code, OOMKilled), from its newest pod, or ""."""
-    ordered = sorted(pods, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""), reverse=True)
+@dataclass(frozen=True, slots=True)
+class FailureEvidence:
+    """What a failed attempt's pods say (the domain classifies it: `failures.classify`)."""
+
+    diagnosis: str = ""
+    exit_code: int | None = None
+    oom: bool = False
+    disruption: str = ""
+
+
+def _disruption_of(pod: Mapping[str, Any]) -> str:
+    """`reason: message` of a true DisruptionTarget condition, or NodeLost (a pod on a lost node), or ""."""
+    status = pod.get("status") or {}
+    for condition in status.get("conditions") or ():
+        if not isinstance(condition, dict):
+            continue
+        if condition.get("type") == "DisruptionTarget" and condition.get("status") == "True":
+            reason = str(condition.get("reason") or "DisruptionTarget")
+            if reason in DISRUPTION_REASONS:
+                message = str(condition.get("message") or "")
+                return _shorten(f"{reason}: {message}" if message else reason)
+    if status.get("reason") == "NodeLost":
+        return "NodeLost: " + _shorten(str(status.get("message") or "the pod's node was lost"))
+    return ""
+
+
+def failure_evidence(pods: Iterable[Mapping[str, Any]], attempt: int = 1) -> FailureEvidence:
+    """How a failed attempt's container ended (exit code, OOMKilled, a disruption), from the newest pod
+    of that attempt (pods of earlier attempts carry the same task id), or no evidence."""
+    mine = [p for p in pods if attempt_of(p) == attempt]
+    ordered = sorted(mine, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""), reverse=True)
     for pod in ordered:
+        disruption = _disruption_of(pod)
         for container in _container_statuses(pod):
             for state_key in ("state", "lastState"):
                 terminated = (container.get(state_key) or {}).get("terminated") or {}
@@ -115,11 +151,22 @@ def failure_diagnosis(pods: Iterable[Mapping[str, Any]]) -> str:
                     name = container.get("name", "?")
                     reason = terminated.get("reason") or ""
                     if reason == "OOMKilled":
-                        return f"container {name} was OOMKilled (exit code {code})"
-                    return f"container {name} exited with code {code}" + (
-                        f" ({reason})" if reason and reason != "Error" else ""
-                    )
-    return ""
+                        text = f"container {name} was OOMKilled (exit code {code})"
+                    else:
+                        text = f"container {name} exited with code {code}" + (
+                            f" ({reason})" if reason and reason != "Error" else ""
+                        )
+                    if disruption:
+                        text = f"{text}; pod disrupted: {disruption}"
+                    return FailureEvidence(text, code, reason == "OOMKilled", disruption)
+        if disruption:
+            return FailureEvidence(f"pod disrupted: {disruption}", disruption=disruption)
+    return FailureEvidence()
+
+
+def failure_diagnosis(pods: Iterable[Mapping[str, Any]]) -> str:
+    """How a failed task's container ended (exit code, OOMKilled), from its newest pod, or ""."""
+    return failure_evidence(pods).diagnosis
 
 
 def is_stale(started_at: datetime | None, now: datetime, after_seconds: float) -> bool:

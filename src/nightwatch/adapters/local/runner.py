@@ -35,7 +35,7 @@ from nightwatch.adapters.local import jobdir
 from nightwatch.adapters.local.events import LocalChanges
 from nightwatch.adapters.local.profile import local_view
 from nightwatch.adapters.local.settings import LocalRunnerSettings
-from nightwatch.adapters.local.supervisor import supervisor_environment
+from nightwatch.adapters.local.supervisor import SUPERVISOR_STOPPED, supervisor_environment
 from nightwatch.domain.errors import ForeignJob, JobInvalid, PermanentError, RetryableError
 from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import TaskId
@@ -232,6 +232,7 @@ class LocalJobRunner:
                 JobPhase.FAILED,
                 "ProcessDisappeared",
                 "the local process disappeared without a result (machine restarted, or its supervisor was killed)",
+                disruption="ProcessDisappeared",
             )
         return _noted(_from_result(result), path)
 
@@ -297,4 +298,11 @@ def _from_result(result: Mapping[str, object]) -> JobObservation:
     message = str(result.get("message") or "")
     if result.get("phase") == "succeeded":
         return JobObservation(JobPhase.SUCCEEDED, reason or "Completed", message)
-    return JobObservation(JobPhase.FAILED, reason or "Error", message)
+    code = result.get("exit_code")
+    exit_code: int | None = None
+    if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+        # A process killed by a signal (negative in Python) reports 128 + n, as a container's shell does.
+        exit_code = code if code > 0 else 128 - code
+    # Only the supervisor's own loss is the machine's doing; a task killed by a signal of its own is not.
+    disruption = reason if reason == SUPERVISOR_STOPPED else ""
+    return JobObservation(JobPhase.FAILED, reason or "Error", message, exit_code=exit_code, disruption=disruption)

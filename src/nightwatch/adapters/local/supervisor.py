@@ -126,6 +126,10 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+SUPERVISOR_STOPPED = "SupervisorStopped"
+"""The reason of a Job whose supervisor was told to stop (SIGTERM/SIGINT): the machine's doing."""
+
+
 _EVENTS = [""]
 """The runner's change socket (see `events.py`), from the command line."""
 
@@ -224,7 +228,10 @@ def _run_once(argv: list[str], env: dict[str, str], deadline: float | None) -> t
 
 def _stopped(code: int | None) -> Outcome:
     name = signal.Signals(_terminated[0]).name
-    return Outcome("failed", code, "Error", f"the local supervisor was stopped by {name}; the task was killed")
+    # The supervisor's loss, not the task's: reported so (SupervisorStopped is an infrastructure failure).
+    return Outcome(
+        "failed", code, SUPERVISOR_STOPPED, f"the local supervisor was stopped by {name}; the task was killed"
+    )
 
 
 def _exit_message(code: int, tail: str) -> str:

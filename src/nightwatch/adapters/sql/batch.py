@@ -26,6 +26,22 @@ from sqlalchemy.engine import Dialect
 from nightwatch.adapters.sql.tables import EPOCH_ROW_ID, UtcDateTime, leader_epoch, task
 from nightwatch.domain.model import StatusChange, TaskStatus
 
+EVENT_COLUMNS = (
+    "task_id",
+    "at",
+    "attempt",
+    "from_status",
+    "to_status",
+    "job_name",
+    "failure_class",
+    "reason",
+    "message",
+    "epoch",
+)
+FAILURE_CLASS_CHARS = 32
+REASON_CHARS = 128
+"""The width of `task_event.reason` (a condition's reason is a CamelCase word; a hand-made one may not be)."""
+
 CHUNK_ROWS = 500
 """Rows per UPDATE: about 14 bound values each, far below SQLite's variable limit (32766) and
 MySQL's max_allowed_packet even with 4000-character messages (500 x 16 kB = 8 MB < 16 MB)."""
@@ -112,3 +128,36 @@ def outcome_query(chunk: Sequence[StatusChange]) -> sa.Select[Any]:
         .select_from(leader_epoch.outerjoin(task, task.c.id.in_(ids)))
         .where(leader_epoch.c.id == EPOCH_ROW_ID)
     )
+
+
+def event_insert(chunk: Sequence[StatusChange], *, epoch: int | None, dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
+    """ONE INSERT ... SELECT of the history rows of `chunk` (changes that won their compare-and-set).
+
+    Run right after the chunk's UPDATE in the same transaction, so the task rows already hold what
+    the event records (attempt, status, job name, message, and `updated_at`, the batch's time): they
+    are copied in the database instead of sent again. Only what the row does not hold is sent: the
+    status moved from, the failure class and reason (one value for the chunk when they agree, so a
+    sync tick's events cost a list of ids). A multi-row VALUES of the same rows cost as much as the
+    UPDATE itself (measured 2x on MariaDB, 2.5x on PostgreSQL for a dispatch batch).
+    """
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    params: list[Any] = []
+
+    def per_row(values: list[str]) -> str:
+        if all(v == values[0] for v in values):
+            params.append(values[0])
+            return mark
+        params.extend(values)
+        return "CASE id " + " ".join(f"WHEN {int(c.task_id)} THEN {mark}" for c in chunk) + " END"
+
+    source = per_row([str(c.expected_status) for c in chunk])
+    klass = per_row([c.failure_class[:FAILURE_CLASS_CHARS] for c in chunk])
+    reason = per_row([c.reason[:REASON_CHARS] for c in chunk])
+    written_by = "NULL" if epoch is None else str(int(epoch))
+    ids = ", ".join(str(int(c.task_id)) for c in chunk)
+    sql = (
+        f"INSERT INTO task_event ({', '.join(EVENT_COLUMNS)}) "
+        f"SELECT id, updated_at, attempt, {source}, status, job_name, {klass}, {reason}, message, {written_by} "
+        f"FROM task WHERE id IN ({ids}) ORDER BY id"
+    )
+    return sql, tuple(params)

@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Engine
 
-from nightwatch.adapters.sql.batch import cas_update, chunks, outcome_query
+from nightwatch.adapters.sql.batch import cas_update, chunks, event_insert, outcome_query
 from nightwatch.adapters.sql.retry import DbRetry, is_duplicate_key, with_retry
 from nightwatch.adapters.sql.rows import SUMMARY_COLUMNS, TASK_COLUMNS, to_summaries, to_task, to_tasks
-from nightwatch.adapters.sql.tables import EPOCH_ROW_ID, leader_epoch, task
+from nightwatch.adapters.sql.tables import EPOCH_ROW_ID, leader_epoch, task, task_event
 from nightwatch.domain.errors import (
     DuplicateTask,
     InvalidTransition,
@@ -31,7 +31,7 @@ from nightwatch.domain.errors import (
     RetryableError,
     TaskNotFound,
 )
-from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskId, TaskStatus
+from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskEvent, TaskId, TaskStatus
 from nightwatch.domain.ports import NewTask, TaskFilter, TaskPage, WriteResult
 
 T = TypeVar("T")
@@ -208,6 +208,16 @@ class SqlTaskRepository:
             query = query.where(_user_is(user_id))
         return self._run(lambda conn: {str(s): int(n) for s, n in conn.execute(query)}, "count tasks")
 
+    def count_waiting_retry(self) -> int:
+        # A retry always sets a not-before time, so the (status, next_attempt_at, id) index narrows this
+        # to the tasks that wait for a time, not every Normal row.
+        query = sa.select(sa.func.count()).where(
+            _status_is([str(TaskStatus.NORMAL)], pads=self._pads),
+            task.c.next_attempt_at.is_not(None),
+            task.c.attempt > 1,
+        )
+        return self._run(lambda conn: int(conn.execute(query).scalar_one()), "count tasks waiting for a retry")
+
     # -- writes --------------------------------------------------------------------------------
     def add(self, new: NewTask, now: datetime) -> Task:
         if self.engine.dialect.name == "postgresql":
@@ -244,6 +254,16 @@ class SqlTaskRepository:
             key = result.inserted_primary_key
             if key is None or key[0] is None:
                 raise exc.InvalidRequestError("the database returned no id for the new task")
+            conn.execute(
+                sa.insert(task_event).values(
+                    task_id=int(key[0]),
+                    at=now,
+                    attempt=1,
+                    from_status=None,
+                    to_status=str(TaskStatus.NORMAL),
+                    message="submitted",
+                )
+            )
             return Task(
                 id=TaskId(int(key[0])),
                 name=new.name,
@@ -271,6 +291,7 @@ class SqlTaskRepository:
                 matched = conn.exec_driver_sql(sql, params).rowcount
                 if matched == len(chunk):
                     applied.extend(c.task_id for c in chunk)
+                    self._record(conn, chunk, epoch)
                     continue
                 rows = conn.execute(outcome_query(chunk)).all()
                 current = int(rows[0].epoch) if rows else None
@@ -279,12 +300,34 @@ class SqlTaskRepository:
                 won = _winners(chunk, rows, now)
                 applied.extend(c.task_id for c in chunk if c.task_id in won)
                 lost.extend(c.task_id for c in chunk if c.task_id not in won)
+                self._record(conn, [c for c in chunk if c.task_id in won], epoch)
             return WriteResult(tuple(applied), tuple(lost))
 
         try:
             return self._run(run, f"apply {len(changes)} status changes")
         except _Superseded as superseded:
             raise LeadershipLost(f"fencing epoch {epoch} was superseded by {superseded.current}") from None
+
+    @staticmethod
+    def _record(conn: Connection, won: Sequence[StatusChange], epoch: int | None) -> None:
+        """The history rows of the changes that won, in the write's own transaction (one INSERT,
+        stamped with the batch's `now` through the rows' `updated_at`)."""
+        if won:
+            sql, params = event_insert(won, epoch=epoch, dialect=conn.dialect)
+            conn.exec_driver_sql(sql, params)
+
+    def list_events(self, task_id: TaskId, *, limit: int = 200) -> list[TaskEvent]:
+        if limit <= 0:
+            return []
+        # The newest `limit` by the (task_id, id) index, handed out oldest first.
+        query = (
+            sa.select(task_event).where(task_event.c.task_id == task_id).order_by(task_event.c.id.desc()).limit(limit)
+        )
+
+        def run(conn: Connection) -> list[TaskEvent]:
+            return [_to_event(row) for row in reversed(conn.execute(query).all())]
+
+        return self._run(run, f"list events of task {task_id}")
 
     def request_cancel(self, task_id: TaskId) -> Task:
         def run(conn: Connection) -> Task:
@@ -326,6 +369,22 @@ class SqlTaskRepository:
                 return work(conn)
 
         return with_retry(attempt, what=what, policy=self._retry)
+
+
+def _to_event(row: sa.Row[Any]) -> TaskEvent:
+    return TaskEvent(
+        task_id=TaskId(int(row.task_id)),
+        at=row.at,
+        attempt=int(row.attempt or 1),
+        from_status=row.from_status,
+        to_status=str(row.to_status),
+        job_name=row.job_name,
+        failure_class=str(row.failure_class or ""),
+        reason=str(row.reason or ""),
+        message=str(row.message or ""),
+        epoch=None if row.epoch is None else int(row.epoch),
+        id=int(row.id),
+    )
 
 
 def _row_id(row: sa.Row[Any]) -> int:

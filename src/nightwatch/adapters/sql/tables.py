@@ -111,6 +111,29 @@ task = sa.Table(
     mysql_charset="utf8mb4",
 )
 
+task_event = sa.Table(
+    "task_event",
+    metadata,
+    sa.Column("id", _BIGINT_ID, primary_key=True, autoincrement=True),
+    # No foreign key: a row deleted by hand keeps its history, and the insert needs no lookup.
+    sa.Column("task_id", sa.BigInteger(), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False, server_default="1"),
+    sa.Column("from_status", sa.String(45), nullable=True),
+    sa.Column("to_status", sa.String(45), nullable=False),
+    sa.Column("job_name", sa.String(253), nullable=True),
+    sa.Column("failure_class", sa.String(32), nullable=False, server_default=""),
+    sa.Column("reason", sa.String(128), nullable=False, server_default=""),
+    sa.Column("message", sa.Text(), nullable=True),
+    sa.Column("epoch", sa.BigInteger(), nullable=True),
+    # A task's timeline: its events in id order.
+    sa.Index("ix_task_event_task_id_id", "task_id", "id"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+"""A task's history: one row per applied status change (and its creation), written in the same
+transaction as the change (`SqlTaskRepository.apply` / `add`)."""
+
 leader_epoch = sa.Table(
     "leader_epoch",
     metadata,

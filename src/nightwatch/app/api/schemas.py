@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from nightwatch.app.usecases.schedules import ScheduleView
-from nightwatch.domain.model import Task, TaskStatus
+from nightwatch.domain.model import Task, TaskEvent, TaskStatus
 from nightwatch.domain.ports import (
     MAX_LISTED_JOB_NAME_CHARS,
     MAX_LISTED_MESSAGE_CHARS,
@@ -52,6 +52,10 @@ class TaskOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     run_at: datetime | None = Field(default=None, description="Not dispatched before this (null: at once)")
+    attempt: int = Field(default=1, description="The attempt the task is on (each attempt is a new Job)")
+    next_attempt_at: datetime | None = Field(
+        default=None, description="A Normal task waits until then (a retry's backoff, run_at)"
+    )
 
     @classmethod
     def of(cls, task: Task) -> TaskOut:
@@ -183,6 +187,30 @@ class WhoAmIOut(BaseModel):
     admin: bool
     can_write: bool
     reads_open: bool = Field(description="Whether reads work without a token")
+
+
+class TaskEventOut(BaseModel):
+    """One entry of a task's history: a status change as it was stored."""
+
+    id: int
+    task_id: int
+    at: datetime = Field(description="ISO-8601, UTC")
+    attempt: int
+    from_status: str | None = Field(description="null for the submission")
+    to_status: str
+    job_name: str | None
+    failure_class: str = Field(description="infrastructure, oom, exit_code, deadline, config; empty otherwise")
+    reason: str
+    message: str
+    epoch: int | None = Field(description="The fencing epoch of the leader that wrote it; null for a user's write")
+
+    @classmethod
+    def of(cls, event: TaskEvent) -> TaskEventOut:
+        return cls.model_validate(event, from_attributes=True)
+
+
+class TaskEventsOut(BaseModel):
+    items: list[TaskEventOut] = Field(description="Oldest first: the newest `limit` events of the task")
 
 
 class ErrorOut(BaseModel):

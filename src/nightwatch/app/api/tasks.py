@@ -12,7 +12,15 @@ from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from nightwatch.app.api.deps import UNAUTHORIZED, Reader, State, Writer
-from nightwatch.app.api.schemas import ErrorOut, NewTaskIn, TaskOut, TaskPageOut, TaskSummaryOut
+from nightwatch.app.api.schemas import (
+    ErrorOut,
+    NewTaskIn,
+    TaskEventOut,
+    TaskEventsOut,
+    TaskOut,
+    TaskPageOut,
+    TaskSummaryOut,
+)
 from nightwatch.app.cursor import MAX_ID, decode_cursor, encode_cursor
 from nightwatch.domain.model import TaskId, TaskStatus
 from nightwatch.domain.ports import TaskFilter
@@ -70,6 +78,19 @@ def get_task(task_id: TaskIdPath, who: Reader, state: State) -> TaskOut:
     task = state.backend.queries.get(TaskId(task_id))
     state.policy.check_readable(who, task)
     return TaskOut.of(task)
+
+
+@router.get("/tasks/{task_id}/events", response_model=TaskEventsOut, responses={404: {"model": ErrorOut}})
+def list_task_events(
+    task_id: TaskIdPath,
+    who: Reader,
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+) -> TaskEventsOut:
+    """The task's history (its attempts and every status change), oldest first; read like the task."""
+    task = state.backend.queries.get(TaskId(task_id))
+    state.policy.check_readable(who, task)
+    return TaskEventsOut(items=[TaskEventOut.of(e) for e in state.backend.queries.list_events(task.id, limit=limit)])
 
 
 @router.post(

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from nightwatch.domain.errors import RetryableError, TaskNotFound
+from nightwatch.domain.names import job_name_for
 from nightwatch.domain.ports import Fence, JobRef, JobRunner, LeaderStore
 
 logger = logging.getLogger(__name__)
@@ -73,8 +74,11 @@ class ReleaseJobs:
         return report
 
     def _outcome_stored(self, ref: JobRef) -> bool:
-        """True when the task's row is terminal, or gone (no row waits for this Job's outcome)."""
+        """True when the task's row is terminal, or gone, or on a later attempt than this Job's (a
+        retried attempt: sync stored its outcome when it moved the task on): no row waits for it."""
         try:
-            return self._repository.get(ref.task_id).is_terminal
+            task = self._repository.get(ref.task_id)
         except TaskNotFound:
             return True
+        superseded = task.attempt > 1 and ref.job_name not in (task.job_name, job_name_for(task.name, task.attempt))
+        return task.is_terminal or superseded

@@ -15,16 +15,20 @@ runner wakes the tick when a change arrives. A term's queued changes die with it
 from __future__ import annotations
 
 import logging
+import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nightwatch.domain.errors import InvalidTransition, LeadershipLost, RetryableError
-from nightwatch.domain.model import IN_FLIGHT_STATUSES, StatusChange, Task, TaskId
+from nightwatch.domain.errors import InvalidTaskSpec, InvalidTransition, LeadershipLost, RetryableError
+from nightwatch.domain.jobspec import parse_info
+from nightwatch.domain.model import IN_FLIGHT_STATUSES, StatusChange, Task, TaskId, TaskStatus
 from nightwatch.domain.ports import ChangeFeed, Clock, Fence, JobRef, JobRunner, LeaderStore, WriteResult
+from nightwatch.domain.retries import BUILT_IN_DEFAULT, RetryPolicy, RetrySpec, decide, resolve_policy, retry_spec_of
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +56,15 @@ class SyncSettings(BaseModel):
     """Change batches one tick takes at most (changes arriving while it writes are taken in the same tick)."""
 
 
+class RetrySettings(BaseModel):
+    """The deployment's retry policy (the `retry:` configuration section); a task's `info.retry`
+    overrides it key by key (see docs/retries.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default: RetrySpec = BUILT_IN_DEFAULT
+
+
 @dataclass
 class SyncReport:
     observed: int = 0
@@ -60,7 +73,9 @@ class SyncReport:
     changed: int = 0
     lost: int = 0
     released: int = 0
-    """Jobs handed back to the cluster because their task's terminal status is now stored."""
+    """Jobs handed back to the cluster because their task's terminal status (or retry) is now stored."""
+    attempts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Failed attempts whose outcome was written, by (failure class, outcome: "retried" or "failed")."""
 
 
 class SyncTasks:
@@ -72,6 +87,8 @@ class SyncTasks:
         fence: Fence,
         settings: SyncSettings | None = None,
         *,
+        retry: RetrySettings | None = None,
+        jitter: random.Random | None = None,
         wake: Callable[[], None] = lambda: None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -82,6 +99,8 @@ class SyncTasks:
         self._clock = clock
         self._fence = fence
         self._settings = settings or SyncSettings()
+        self._retry = retry or RetrySettings()
+        self._jitter = jitter or random.Random()
         self._wake = wake
         self._monotonic = monotonic
         self._sleep = sleep
@@ -167,7 +186,8 @@ class SyncTasks:
             if observation is None:  # its namespace could not be read this tick (the runner logged why)
                 continue
             try:
-                change = task.observe(observation, now)
+                policy = self._policy_of(task) if observation.failed else None
+                change = decide(task, observation, policy or RetryPolicy(), now, self._jitter.random())
             except InvalidTransition as exc:  # a rule bug must not stop the other rows
                 logger.error("task %s: %s", task.id, exc)
                 continue
@@ -185,6 +205,17 @@ class SyncTasks:
                 report.changed += len(result.applied)
                 report.lost += len(result.lost)
                 report.released += self._release(result, changes, refs, background=background)
+                _count_attempts(report, result, changes)
+
+    def _policy_of(self, task: Task, profile_default: RetrySpec | None = None) -> RetryPolicy:
+        """The task's retry policy. A row whose `info.retry` became invalid after dispatch (edited by
+        hand) gets the deployment's default, and a log line: its attempt must still end or retry."""
+        try:
+            own = retry_spec_of(parse_info(task.info))
+        except InvalidTaskSpec as exc:
+            logger.warning("task %s: %s; using the default retry policy", task.id, exc)
+            own = None
+        return resolve_policy(own, self._retry.default, profile_default)
 
     def _release(
         self, result: WriteResult, changes: list[StatusChange], refs: dict[TaskId, JobRef], *, background: bool
@@ -194,7 +225,8 @@ class SyncTasks:
 
         In the background (changes from the feed): one request per Job must not delay the next change
         reaching its row; a release is harmless whoever leads by the time it is sent."""
-        terminal = {c.task_id for c in changes if c.status.is_terminal}
+        # A retry (back to Normal) is the end of its attempt's Job too.
+        terminal = {c.task_id for c in changes if c.status.is_terminal or c.status is TaskStatus.NORMAL}
         done = [refs[task_id] for task_id in result.applied if task_id in terminal]
         if not done:
             return 0
@@ -233,3 +265,11 @@ class SyncTasks:
                 break
             after = page[-1].id
         return tasks
+
+
+def _count_attempts(report: SyncReport, result: WriteResult, changes: list[StatusChange]) -> None:
+    applied = set(result.applied)
+    for change in changes:
+        if change.failure_class and change.task_id in applied:
+            outcome = "retried" if change.status is TaskStatus.NORMAL else "failed"
+            report.attempts[(change.failure_class, outcome)] += 1

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from nightwatch.app.usecases.sync import RetrySettings
 from nightwatch.domain.errors import (
     RetryableError,
 )
 from nightwatch.domain.observation import JobObservation, JobPhase
+from nightwatch.domain.retries import RetrySpec
 from tests.unit.app.usecases.world import SAMPLE_1, SAMPLE_2, S, World
 
 
@@ -33,7 +35,9 @@ def test_the_original_sample_rows_run_to_succeeded_and_failed(world: World) -> N
     assert world.sync().changed == 2
     assert world.status(one) is S.SUCCEEDED
     failed = world.repo.get(two)
-    assert failed.status is S.FAILED and failed.message == "DeadlineExceeded: Job was active too long"
+    assert failed.status is S.FAILED and failed.message.startswith(
+        "DeadlineExceeded: Job was active too long [deadline failure; attempt 1 of 1]"
+    )
     assert failed.finished_at is not None and failed.job_name == "demo-task-2"
 
     # Terminal tasks are never scanned again: nothing to observe, nothing written.
@@ -61,7 +65,19 @@ def test_a_missing_job_fails_the_in_flight_task(world: World) -> None:
     world.runner.jobs.clear()
     world.sync()
     task = world.repo.get(task_id)
-    assert task.status is S.FAILED and "outcome unknown" in task.message
+    # An infrastructure failure (issue 18): retried by the default policy, then failed when spent.
+    assert task.status is S.NORMAL and task.attempt == 2 and "outcome unknown" in task.message
+    assert "[infrastructure failure" in task.message
+
+
+def test_a_missing_job_fails_the_task_when_infrastructure_attempts_are_spent() -> None:
+    world = World(retry=RetrySettings(default=RetrySpec(infrastructure_attempts=0)))
+    task_id = world.insert("vanished")
+    world.dispatch()
+    world.runner.jobs.clear()
+    world.sync()
+    task = world.repo.get(task_id)
+    assert task.status is S.FAILED and "outcome unknown" in task.message and "attempt 1 of 1" in task.message
 
 
 def test_a_cluster_outage_changes_no_task(world: World) -> None:

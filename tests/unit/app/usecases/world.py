@@ -13,6 +13,7 @@ from nightwatch.adapters.memory import FakeClock, FixedFence, MemoryJobRunner, M
 from nightwatch.app.usecases.cancel import RequestCancel
 from nightwatch.app.usecases.dispatch import DispatchSettings
 from nightwatch.app.usecases.submit import SubmitTask
+from nightwatch.app.usecases.sync import RetrySettings
 from nightwatch.app.watchers import WatcherContext, default_registry
 from nightwatch.domain.errors import LeadershipLost
 from nightwatch.domain.model import TaskId, TaskStatus
@@ -25,14 +26,21 @@ SAMPLE_2 = '{"image":"busybox","command":["sleep"],"args":["3600"]}'
 
 
 class World:
-    def __init__(self, batch_size: int = 500, namespaces: frozenset[str] = frozenset({"default", "demo"})) -> None:
+    def __init__(
+        self,
+        batch_size: int = 500,
+        namespaces: frozenset[str] = frozenset({"default", "demo"}),
+        retry: RetrySettings | None = None,
+    ) -> None:
         self.repo = MemoryTaskRepository()
         self.runner = MemoryJobRunner()
         self.clock = FakeClock()
         self.fence = FixedFence(self.repo.advance_epoch())
         self.policy = SubmissionPolicy(namespaces)
         settings = DispatchSettings(batch_size=batch_size, workers=4)
-        context = WatcherContext(self.repo, self.runner, self.clock, self.fence, settings, policy=self.policy)
+        context = WatcherContext(
+            self.repo, self.runner, self.clock, self.fence, settings, policy=self.policy, retry=retry or RetrySettings()
+        )
         watchers: dict[str, Any] = {w.name: w.run for w in default_registry(load_plugins=False).build(context, {})}
         self.submit = SubmitTask(self.repo, self.clock, self.policy)
         self.dispatch = watchers["dispatch"]

@@ -639,6 +639,8 @@
     setText($("d-namespace"), task.namespace);
     setText($("d-user"), task.user_id === null || task.user_id === undefined ? "—" : task.user_id);
     setText($("d-job"), task.job_name || "—");
+    setText($("d-attempt"), task.attempt === undefined ? "—" :
+      task.attempt + (task.next_attempt_at ? " (next not before " + formatTime(task.next_attempt_at) + ")" : ""));
     setTime($("d-created"), task.created_at);
     setTime($("d-started"), task.started_at);
     setTime($("d-finished"), task.finished_at);
@@ -665,6 +667,22 @@
     show(cancelButton, cancellable);
   }
 
+  // The task's history (GET /tasks/{id}/events): one line per status change, oldest first. Built
+  // with text nodes only: a message is user and cluster text, never HTML.
+  function fillTimeline(events) {
+    const list = $("d-timeline");
+    list.replaceChildren();
+    for (const e of events) {
+      const item = el("li", "timeline-event");
+      item.appendChild(timeNode(e.at));
+      const move = e.from_status ? " " + e.from_status + " → " + e.to_status : " submitted";
+      item.appendChild(el("span", "timeline-move", " attempt " + e.attempt + move));
+      if (e.failure_class) item.appendChild(el("span", "badge timeline-class", e.failure_class));
+      if (e.message) item.appendChild(el("span", "timeline-message", " " + e.message));
+      list.appendChild(item);
+    }
+  }
+
   function openDetail(id, opener) {
     const task = state.tasks.find((t) => t.id === id);
     state.detailId = id;
@@ -672,6 +690,7 @@
     setText($("detail-result"), "");
     show($("detail-error"), false);
     if (task) fillDetail(task);
+    $("d-timeline").replaceChildren();
     const dialog = $("detail");
     if (!dialog.open) dialog.showModal();
     refreshDetail();
@@ -683,6 +702,8 @@
     try {
       const task = await api("tasks/" + encodeURIComponent(id));
       if (state.detailId === id) fillDetail(task);
+      const events = await api("tasks/" + encodeURIComponent(id) + "/events");
+      if (state.detailId === id) fillTimeline(events.items);
     } catch (err) {
       if (state.detailId === id) showError($("detail-error"), "Cannot load this task: " + err.message + ".");
     }
