@@ -54,7 +54,8 @@ def empty_mariadb() -> str:
     url = mariadb_database_url()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE TABLE task")
+        for table in ("task", "outbox", "task_log"):
+            conn.exec_driver_sql(f"TRUNCATE TABLE {table}")
         conn.exec_driver_sql("UPDATE leader_epoch SET epoch = 0 WHERE id = 1")
     engine.dispose()
     return url
@@ -88,7 +89,7 @@ def empty_postgres() -> str:
     url = postgres_database_url()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE TABLE task RESTART IDENTITY")
+        conn.exec_driver_sql("TRUNCATE TABLE task, outbox, task_log RESTART IDENTITY")
         conn.exec_driver_sql("UPDATE leader_epoch SET epoch = 0 WHERE id = 1")
     engine.dispose()
     return url

@@ -19,15 +19,16 @@ from nightwatch.adapters.apscheduler import ApschedulerTicker
 from nightwatch.adapters.clock import SystemClock
 from nightwatch.adapters.kubernetes.settings import KubernetesSettings
 from nightwatch.adapters.local.settings import LocalRunnerSettings
-from nightwatch.adapters.memory import MemoryLeaderLock, MemoryTaskRepository
+from nightwatch.adapters.memory import MemoryLeaderLock, MemoryOutbox, MemoryTaskLogs, MemoryTaskRepository
 from nightwatch.app.config import ApiSettings, DatabaseSettings, HttpSettings, LockSettings, Settings
 from nightwatch.app.leadership import Leadership
 from nightwatch.app.metrics import Metrics
 from nightwatch.app.service import Readiness, Service
 from nightwatch.app.usecases.cancel import RequestCancel
+from nightwatch.app.usecases.logs import ReadTaskLogs
 from nightwatch.app.usecases.submit import SubmitTask
 from nightwatch.app.watchers import WatcherContext, WatcherTiming, default_registry
-from nightwatch.domain.ports import JobRunner, TaskQueries, TaskRepository
+from nightwatch.domain.ports import JobLogs, JobRunner, Outbox, TaskLogStore, TaskQueries, TaskRepository
 from nightwatch.domain.submission import SubmissionPolicy
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,39 @@ def _sql_repository(database: DatabaseSettings) -> Iterator[TaskRepository]:
         yield repository
     finally:
         repository.close()
+
+
+def _outbox(repository: TaskRepository) -> Outbox:
+    """The outbox beside the task table: same store, same engine."""
+    if isinstance(repository, MemoryTaskRepository):
+        return MemoryOutbox(repository)
+    from nightwatch.adapters.sql.outbox import SqlOutbox
+
+    return SqlOutbox(repository.engine)  # type: ignore[attr-defined]
+
+
+def _task_logs(repository: TaskRepository) -> TaskLogStore:
+    if isinstance(repository, MemoryTaskRepository):
+        return MemoryTaskLogs(repository)
+    from nightwatch.adapters.sql.tasklog import SqlTaskLogs
+
+    return SqlTaskLogs(repository.engine)  # type: ignore[attr-defined]
+
+
+def _job_logs(runner: JobRunner) -> JobLogs:
+    """Each runner serves its own Jobs' output (`logs`), over its own client."""
+    logs: JobLogs = runner.logs  # type: ignore[attr-defined]
+    return logs
+
+
+def _webhook_poster(workers: int) -> Iterator[Any]:
+    from nightwatch.adapters.webhook import HttpxWebhookPoster
+
+    poster = HttpxWebhookPoster(max_connections=max(workers, 4))
+    try:
+        yield poster
+    finally:
+        poster.close()
 
 
 def _redis_lock(lock: LockSettings, owner: str) -> Iterator[Any]:
@@ -89,6 +123,7 @@ def _web_app(
     repository: TaskQueries,
     submit: SubmitTask,
     cancel: RequestCancel,
+    logs: ReadTaskLogs,
     api: ApiSettings,
     http: HttpSettings,
     metrics: Metrics,
@@ -97,7 +132,7 @@ def _web_app(
     # Imported here: the CLI's submit/list/show/cancel build a container too, without FastAPI.
     from nightwatch.app.api import ApiBackend, create_app
 
-    backend = ApiBackend(repository, submit, cancel)
+    backend = ApiBackend(repository, submit, cancel, logs)
     return create_app(
         backend,
         api,
@@ -199,6 +234,15 @@ class Container(containers.DeclarativeContainer):
         metrics=metrics,
     )
 
+    outbox = providers.Singleton(_outbox, repository)
+    task_logs = providers.Singleton(_task_logs, repository)
+    job_logs = providers.Singleton(_job_logs, runner)
+    webhook_poster = providers.Resource(_webhook_poster, settings.provided.notify.workers)
+    read_logs = providers.Singleton(
+        ReadTaskLogs, queries=repository, job_logs=job_logs, stored=task_logs, settings=settings.provided.logs
+    )
+    """One per replica: it holds the replica's cap on concurrent log streams."""
+
     watcher_context = providers.Singleton(
         WatcherContext,
         repository=repository,
@@ -209,6 +253,12 @@ class Container(containers.DeclarativeContainer):
         sync=settings.provided.sync,
         cancel=settings.provided.cancel,
         policy=submission_policy,
+        outbox=outbox,
+        poster=webhook_poster,
+        notify=settings.provided.notify,
+        job_logs=job_logs,
+        task_logs=task_logs,
+        logs=settings.provided.logs,
     )
     ticker = providers.Singleton(ApschedulerTicker)
     service = providers.Singleton(
@@ -231,6 +281,7 @@ class Container(containers.DeclarativeContainer):
         repository=repository,
         submit=submit_task,
         cancel=request_cancel,
+        logs=read_logs,
         api=settings.provided.api,
         http=settings.provided.http,
         metrics=metrics,

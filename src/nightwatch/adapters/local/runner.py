@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from nightwatch.adapters.local import jobdir
+from nightwatch.adapters.local.logs import LocalJobLogs
 from nightwatch.adapters.local.settings import LocalRunnerSettings
 from nightwatch.adapters.local.supervisor import supervisor_environment
 from nightwatch.domain.errors import ForeignJob, JobInvalid, PermanentError, RetryableError
@@ -63,6 +64,8 @@ class LocalJobRunner:
             raise PermanentError(f"the local runner's state directory {self.state_dir} is not usable: {exc}") from exc
         self._children: list[subprocess.Popen[bytes]] = []
         self._lock = threading.Lock()
+        self.logs = LocalJobLogs(self.state_dir)
+        """The `JobLogs` port over the same Job directories."""
         self._sweep(startup=True)
 
     # -- the port ---------------------------------------------------------------------------

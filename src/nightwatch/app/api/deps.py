@@ -18,6 +18,7 @@ from nightwatch.app.api.access import AccessPolicy, Caller
 from nightwatch.app.api.schemas import ErrorOut
 from nightwatch.app.counts import CachedCounts
 from nightwatch.app.usecases.cancel import RequestCancel
+from nightwatch.app.usecases.logs import ReadTaskLogs
 from nightwatch.app.usecases.submit import SubmitTask
 from nightwatch.domain.ports import TaskQueries
 
@@ -29,6 +30,8 @@ class ApiBackend:
     queries: TaskQueries
     submit: SubmitTask
     cancel: RequestCancel
+    logs: ReadTaskLogs | None = None
+    """Task output (None: `/tasks/{id}/logs` answers 404)."""
 
 
 @dataclass(frozen=True, slots=True)
