@@ -16,6 +16,7 @@ Tests write a container's output with `write`, end it with `end`, and cut live f
 from __future__ import annotations
 
 import threading
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tests.fakekube.store import StatusError
@@ -106,14 +107,8 @@ class PodLogs:
                 _chunk(handler, first)
                 sent += len(first)
             while limit is None or sent < limit:
-                seen = offset
                 with self._cond:
-                    self._cond.wait_for(
-                        lambda: (
-                            len(self._output[key]) > seen or key in self._ended or self._cuts.get(key[:2], 0) != cuts
-                        ),
-                        timeout=30,
-                    )
+                    self._cond.wait_for(partial(self._moved, key, offset, cuts), timeout=30)
                     if self._cuts.get(key[:2], 0) != cuts:
                         handler.close_connection = True
                         handler.wfile.flush()
@@ -135,6 +130,10 @@ class PodLogs:
         finally:
             with self._cond:
                 self.follows_open -= 1
+
+    def _moved(self, key: Key, offset: int, cuts: int) -> bool:
+        """New output, the container's end, or a cut (call with the condition held)."""
+        return len(self._output[key]) > offset or key in self._ended or self._cuts.get(key[:2], 0) != cuts
 
     def _container(self, namespace: str, pod_name: str, wanted: str | None) -> str:
         with self._store.lock:
