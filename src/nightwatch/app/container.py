@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from dependency_injector import containers, providers
@@ -61,10 +62,17 @@ def _task_logs(repository: TaskRepository) -> TaskLogStore:
     return SqlTaskLogs(repository.engine)  # type: ignore[attr-defined]
 
 
-def _job_logs(runner: JobRunner) -> JobLogs:
-    """Each runner serves its own Jobs' output (`logs`), over its own client."""
+def _runner_logs(runner: JobRunner) -> JobLogs:
+    """The Kubernetes runner serves its Jobs' output (`logs`) over its own client and rate limit."""
     logs: JobLogs = runner.logs  # type: ignore[attr-defined]
     return logs
+
+
+def _local_logs(settings: LocalRunnerSettings) -> JobLogs:
+    # Only the Job directories: `nightwatch logs` need not start a local runner (which sweeps them).
+    from nightwatch.adapters.local.logs import LocalJobLogs
+
+    return LocalJobLogs(Path(settings.local_state_dir))
 
 
 def _webhook_poster(workers: int) -> Iterator[Any]:
@@ -236,7 +244,11 @@ class Container(containers.DeclarativeContainer):
 
     outbox = providers.Singleton(_outbox, repository)
     task_logs = providers.Singleton(_task_logs, repository)
-    job_logs = providers.Singleton(_job_logs, runner)
+    job_logs = providers.Selector(
+        settings.provided.runner.backend,
+        local=providers.Singleton(_local_logs, settings.provided.runner),
+        kubernetes=providers.Singleton(_runner_logs, runner),
+    )
     webhook_poster = providers.Resource(_webhook_poster, settings.provided.notify.workers)
     read_logs = providers.Singleton(
         ReadTaskLogs, queries=repository, job_logs=job_logs, stored=task_logs, settings=settings.provided.logs

@@ -8,11 +8,13 @@ serves too: no `info`, bounded text; `get` has the whole task), and both raise t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from nightwatch.app.usecases.cancel import RequestCancel
+from nightwatch.app.usecases.logs import ReadTaskLogs, as_utf8, decode
 from nightwatch.app.usecases.submit import SubmitTask
+from nightwatch.domain.errors import TaskNotFound
 from nightwatch.domain.model import Task, TaskId, TaskStatus
 from nightwatch.domain.ports import TaskFilter, TaskQueries, TaskSummary
 
@@ -44,6 +46,13 @@ class TaskGateway(Protocol):
         """Request cancellation. Raises TaskNotFound, InvalidTransition (already ended), RetryableError."""
         ...
 
+    def logs(
+        self, task_id: int, *, follow: bool = False, tail: int | None = None, attempt: int | None = None
+    ) -> Iterator[bytes]:
+        """A task's output (UTF-8; invalid bytes as U+FFFD); with `follow`, until the task ends.
+        Raises TaskNotFound, BadAttempt, RetryableError."""
+        ...
+
 
 def newest_first(
     page: Callable[[C | None, int], tuple[Sequence[TaskSummary], C | None]], start: C | None, limit: int
@@ -63,11 +72,20 @@ def newest_first(
 class LocalGateway:
     """The database directly, through the same use cases and read side as the REST API."""
 
-    def __init__(self, submit: SubmitTask, cancel: RequestCancel, queries: TaskQueries, *, user_id: int = 0) -> None:
+    def __init__(
+        self,
+        submit: SubmitTask,
+        cancel: RequestCancel,
+        queries: TaskQueries,
+        *,
+        user_id: int = 0,
+        logs: ReadTaskLogs | None = None,
+    ) -> None:
         self._submit = submit
         self._cancel = cancel
         self._queries = queries
         self._user_id = user_id
+        self._logs = logs
 
     def submit(self, name: str, namespace: str, info: str | Mapping[str, Any]) -> Task:
         return self._submit(name, namespace, info, user_id=self._user_id)
@@ -88,3 +106,12 @@ class LocalGateway:
 
     def cancel(self, task_id: int) -> Task:
         return self._cancel(TaskId(task_id))
+
+    def logs(
+        self, task_id: int, *, follow: bool = False, tail: int | None = None, attempt: int | None = None
+    ) -> Iterator[bytes]:
+        if self._logs is None:
+            raise TaskNotFound("no task output here")
+        if follow:
+            return as_utf8(self._logs.follow(TaskId(task_id), tail=tail, attempt=attempt))
+        return iter([decode(self._logs.read(self._queries.get(TaskId(task_id)), tail=tail, attempt=attempt)).encode()])

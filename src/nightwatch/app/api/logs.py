@@ -10,7 +10,6 @@ thread pool the other routes run in: a few dozen waiting streams must not starve
 from __future__ import annotations
 
 import asyncio
-import codecs
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
@@ -21,7 +20,7 @@ from fastapi.responses import Response, StreamingResponse
 from nightwatch.app.api.deps import UNAUTHORIZED, Reader, State
 from nightwatch.app.api.schemas import ErrorOut
 from nightwatch.app.api.tasks import TaskIdPath
-from nightwatch.app.usecases.logs import decode
+from nightwatch.app.usecases.logs import as_utf8, decode
 from nightwatch.domain.errors import TaskNotFound
 from nightwatch.domain.model import TaskId
 
@@ -50,6 +49,9 @@ def task_logs(
     follow: Annotated[bool, Query(description="Keep sending output until the task ends")] = False,
     tail: Annotated[int | None, Query(ge=0, le=1_000_000, description="Only the last N lines")] = None,
     attempt: Annotated[int | None, Query(ge=1, le=1_000_000, description="Which attempt (default: current)")] = None,
+    offset: Annotated[
+        int, Query(ge=0, le=1 << 40, description="With follow and no tail: skip this many bytes (a reconnect)")
+    ] = 0,
 ) -> Response:
     """The output of one attempt of a task: live from its Job, or the tail kept once it ended."""
     logs = state.backend.logs
@@ -59,15 +61,16 @@ def task_logs(
     state.policy.check_readable(who, task)
     if not follow:
         return Response(decode(logs.read(task, tail=tail, attempt=attempt)).encode("utf-8"), media_type=TEXT)
-    chunks = logs.follow(task.id, tail=tail, attempt=attempt)
-    return StreamingResponse(_on_own_thread(chunks), media_type=TEXT, headers={"X-Accel-Buffering": "no"})
+    gone = threading.Event()
+    chunks = logs.follow(task.id, tail=tail, attempt=attempt, offset=offset, stopped=gone.is_set)
+    return StreamingResponse(_on_own_thread(chunks, gone), media_type=TEXT, headers={"X-Accel-Buffering": "no"})
 
 
-async def _on_own_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
-    """`chunks` pumped by a dedicated thread into a bounded queue; closed when the client goes."""
+async def _on_own_thread(chunks: Iterator[bytes], gone: threading.Event) -> AsyncIterator[bytes]:
+    """`chunks` pumped by a dedicated thread into a bounded queue; `gone` is set when the client
+    goes (or the server stops), which ends the stream at its next chunk or poll."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_QUEUED_CHUNKS)
-    gone = threading.Event()
 
     def put(item: bytes | None) -> bool:
         while not gone.is_set():
@@ -80,20 +83,16 @@ async def _on_own_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
         return False
 
     def pump() -> None:
-        # Incremental, so a character split between two chunks arrives whole; invalid bytes as U+FFFD.
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text = as_utf8(chunks)
         try:
-            for chunk in chunks:
-                text = decoder.decode(chunk).replace("\x00", "\ufffd")
-                if text and not put(text.encode("utf-8")):
+            for chunk in text:
+                if not put(chunk):
                     return
-            tail = decoder.decode(b"", final=True)
-            if tail:
-                put(tail.encode("utf-8"))
         finally:
+            text.close()
             close = getattr(chunks, "close", None)
             if close is not None:
-                close()  # gives the stream slot back
+                close()  # gives the stream slot back (idempotent)
             if not gone.is_set():
                 loop.call_soon_threadsafe(_end, queue)
 

@@ -13,10 +13,11 @@ transaction) only between stream segments, and ends once the task is terminal.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -66,6 +67,24 @@ def job_name_for_attempt(task: Task, attempt: int) -> str:
 def decode(output: bytes) -> str:
     """Output as text: invalid UTF-8 becomes U+FFFD (never an error), NUL too (PostgreSQL stores none)."""
     return output.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+
+
+def as_utf8(chunks: Iterator[bytes]) -> Generator[bytes]:
+    """Raw output as UTF-8, a character split between two chunks kept whole, invalid bytes (and NUL)
+    as U+FFFD; closes `chunks` when done or closed itself."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    try:
+        for chunk in chunks:
+            text = decoder.decode(chunk)
+            if text:
+                yield text.replace("\x00", "\ufffd").encode("utf-8")
+        rest = decoder.decode(b"", final=True)
+        if rest:
+            yield rest.encode("utf-8")
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def last_bytes(output: bytes, limit: int) -> tuple[bytes, bool]:
@@ -134,8 +153,18 @@ class ReadTaskLogs:
         except LogsUnavailable:
             return b""
 
-    def follow(self, task_id: TaskId, *, tail: int | None = None, attempt: int | None = None) -> Iterator[bytes]:
+    def follow(
+        self,
+        task_id: TaskId,
+        *,
+        tail: int | None = None,
+        attempt: int | None = None,
+        offset: int = 0,
+        stopped: Callable[[], bool] = lambda: False,
+    ) -> Iterator[bytes]:
         """The output, then more as it comes, until the task ends, the byte cap or the idle timeout.
+        `offset` (without `tail`): skip that many bytes first (a client reconnecting after a cut).
+        `stopped`: asked between chunks and polls; True ends the stream (its reader has gone).
 
         Reserves one of the replica's stream slots for as long as the iterator lives (close it to
         give the slot back). Raises TooManyStreams, TaskNotFound, BadAttempt before the first chunk."""
@@ -143,17 +172,24 @@ class ReadTaskLogs:
         where = self.locate(task, attempt)
         if not self._streams.acquire(blocking=False):
             raise TooManyStreams(f"this replica already serves {self.settings.max_streams} log streams")
-        return LogStream(self._follow(task, where, tail), self._streams.release)
+        return LogStream(self._follow(task, where, tail, offset, stopped), self._streams.release)
 
-    def _follow(self, task: Task, where: LogRead, tail: int | None) -> Iterator[bytes]:
+    def _follow(
+        self, task: Task, where: LogRead, tail: int | None, offset: int, stopped: Callable[[], bool]
+    ) -> Iterator[bytes]:
         budget = self.settings.max_bytes_per_request
         if task.is_terminal or where.attempt < task.attempt:
-            yield self.read(task, tail=tail, attempt=where.attempt)
+            if tail is not None or not offset:
+                yield self.read(task, tail=tail, attempt=where.attempt)
+                return
+            # A client that reconnected as the task ended: the rest of the output after `offset`.
+            everything = self.read(task, attempt=where.attempt)
+            yield everything[offset:] if len(everything) < self.settings.max_bytes_per_request else b""
             return
-        sent = 0
+        sent = offset if tail is None else 0
         lines = tail
         last_output = self._monotonic()
-        while budget > 0:
+        while budget > 0 and not stopped():
             # A reconnect (the stream was cut, or the runner's read timed out) must not repeat output:
             # from the start, it skips the bytes sent; after a tail, it asks for new lines only.
             skip = sent if tail is None else 0
@@ -169,12 +205,14 @@ class ReadTaskLogs:
                     sent += len(chunk)
                     last_output = self._monotonic()
                     yield chunk
-                    if budget <= 0:
+                    if budget <= 0 or stopped():
                         return
                 if tail is not None:
                     lines = 0
             except LogsUnavailable:
                 pass  # no pod yet (or between pods): look again shortly
+            if stopped():
+                return
             current = self._queries.get(task.id)  # one short read: no connection is held while waiting
             if current.is_terminal or current.attempt != where.attempt:
                 return
