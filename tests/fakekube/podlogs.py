@@ -36,6 +36,7 @@ class PodLogs:
         self._cuts: dict[tuple[str, str], int] = {}
         self._cond = threading.Condition()
         self.follows_open = 0
+        self._ticker_stop = threading.Event()
         """Follow streams being served right now (a test checks none is left behind)."""
 
     # -- test hooks ---------------------------------------------------------------------------
@@ -57,7 +58,23 @@ class PodLogs:
             self._cuts[(namespace, pod)] = self._cuts.get((namespace, pod), 0) + 1
             self._cond.notify_all()
 
+    def tick(self, namespace: str, pods: list[str], every_seconds: float, container: str = "task") -> None:
+        """Write `line <n>` to each of `pods` every `every_seconds`, on a thread of the fake's own (so a
+        benchmark's writer costs the measured process nothing), until `reset`."""
+        stop = self._ticker_stop
+
+        def run() -> None:
+            n = 0
+            while not stop.wait(every_seconds):
+                for pod in pods:
+                    self.write(namespace, pod, f"line {n}\n".encode(), container)
+                n += 1
+
+        threading.Thread(target=run, name="podlogs-ticker", daemon=True).start()
+
     def reset(self) -> None:
+        self._ticker_stop.set()
+        self._ticker_stop = threading.Event()
         with self._cond:
             self._output.clear()
             self._ended.clear()
