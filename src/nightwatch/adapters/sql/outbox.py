@@ -50,7 +50,9 @@ def record_events(conn: Connection, changes: Sequence[StatusChange], now: dateti
         rows.append(
             {
                 "task_id": int(change.task_id),
-                # A retry's event belongs to the attempt that ended, not to the one it schedules.
+                # The change's attempt: for a terminal event the one that ended, for a retry the one
+                # it schedules (a move to Normal carries the next attempt). Only terminal events
+                # capture output so far: which attempt a retry ended is the retries branch's to say.
                 "attempt": int(change.attempt),
                 "event": event,
                 "message": change.message,
