@@ -246,3 +246,32 @@ def test_events_a_webhook_does_not_want_are_marked_delivered_without_a_post(
     outbox = SqlOutbox(repo.engine)  # type: ignore[attr-defined]
     run_until(send, lambda: outbox.recent()[0].state is DeliveryState.DELIVERED)
     assert receiver.at("/failures") == [] and outbox.recent()[0].tries == 0
+
+
+def test_notify_list_shows_each_delivery_and_its_outcome(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from nightwatch.app.cli import main
+    from tests.support.sql_backends import repository_at, sqlite_url
+
+    receiver.failures_left["/listed"] = 1000
+    with sqlite_url() as url, repository_at(url) as repo:
+        epoch = repo.advance_epoch()
+        finish(repo, epoch, "listed-failed")
+        finish(repo, epoch, "listed-cancelled", fail=False)
+        send = sender(repo, epoch, HttpxWebhookPoster(), WebhookSettings(url=receiver.url("/listed")), max_attempts=1)
+        outbox = SqlOutbox(repo.engine)  # type: ignore[attr-defined]
+        run_until(send, lambda: all(e.state is DeliveryState.FAILED for e in outbox.recent()))
+        monkeypatch.setenv("NIGHTWATCH_DATABASE__URL", url)
+        capsys.readouterr()
+        assert main(["notify", "list", "--json"]) == 0
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [(r["event"], r["state"], r["tries"]) for r in rows] == [
+            ("Cancelled", "failed", 1),
+            ("Failed", "failed", 1),
+        ]
+        assert "HTTP 500" in rows[0]["last_error"]
+        assert main(["notify", "list", "--state", "delivered"]) == 0
+        assert capsys.readouterr().out.splitlines()[1:] == []
