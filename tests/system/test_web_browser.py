@@ -352,3 +352,17 @@ def test_the_output_panel_follows_a_running_task_and_stops_when_it_ends(page: An
     expect(dialog.locator("#detail-status")).to_have_text("Succeeded")
     text = logs.text_content() or ""
     assert [line for line in text.splitlines() if line] == ["line-1", "line-2", "line-3", "line-4"], text
+
+
+def test_a_notification_link_opens_the_task(page: Any, service: Nightwatch) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page)
+    submit(page, "web-link", 'sh -c "echo linked output"')
+    expect(row(page, "web-link").locator(".badge")).to_have_text("Succeeded")
+    task_id = next(t["id"] for t in service.tasks() if t["name"] == "web-link")
+    page.goto(f"http://127.0.0.1:{service.port}/?task={task_id}")
+    dialog = page.get_by_role("dialog")
+    expect(dialog.locator("#d-id")).to_have_text(str(task_id))
+    expect(dialog.locator("#d-logs")).to_contain_text("linked output")
+    expect(dialog.locator("#d-logs")).to_have_attribute("data-state", "ended")

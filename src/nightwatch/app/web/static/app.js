@@ -766,7 +766,14 @@
     setupForm();
     setupList();
     setupDetail();
-    loadWhoami().then(tick);
+    loadWhoami().then(tick).then(openLinkedTask);
+  }
+
+  // A notification's link is `/?task=ID`: open that task's detail view (and its output).
+  function openLinkedTask() {
+    const wanted = new URLSearchParams(window.location.search).get("task");
+    const id = wanted !== null && /^[0-9]{1,18}$/.test(wanted) ? Number(wanted) : null;
+    if (id !== null && id > 0) openDetail(id, null);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
