@@ -49,7 +49,7 @@ class WatcherContext:
     poster: WebhookPoster | None = None
     notify: NotifySettings = field(default_factory=NotifySettings)
     job_logs: JobLogs | None = None
-    """The runner's output (None: the `capture-logs` watcher does nothing)."""
+    """The runner's output (None: the `capture_logs` watcher does nothing)."""
     task_logs: TaskLogStore | None = None
     logs: LogsSettings = field(default_factory=LogsSettings)
 
@@ -198,7 +198,7 @@ BUILTIN_WATCHERS = (
     # Never waits for a receiver (a bounded pool does): see usecases/notify.py.
     WatcherSpec("notify", _notify, interval_seconds=1.0),
     # Apart from sync, so a log download never slows a status write: see usecases/logs.py.
-    WatcherSpec("capture-logs", _capture_logs, interval_seconds=2.0),
+    WatcherSpec("capture_logs", _capture_logs, interval_seconds=2.0),
 )
 
 

@@ -1,7 +1,7 @@
 """A task's output: read or follow it live (`ReadTaskLogs`), and keep its tail once it ends (`CaptureLogs`).
 
 Live output comes from the runner (`JobLogs`: the pod of the task's Job, or a local Job's output
-file); once a task has ended, the leader's `capture-logs` watcher stores its last `keep_bytes` in
+file); once a task has ended, the leader's `capture_logs` watcher stores its last `keep_bytes` in
 `task_log` (`TaskLogStore`), driven by the outbox entries `apply` wrote with the terminal status, so
 sync's hot path does not wait for a log download. A read of an ended attempt prefers what was kept.
 
