@@ -95,3 +95,34 @@ CREATE TABLE IF NOT EXISTS leader_epoch (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 INSERT IGNORE INTO leader_epoch (id, epoch) VALUES (1, 0);
+
+-- The transactional outbox: one row per terminal change or retry, written in the status write's
+-- transaction. The webhook sender and the log capture keep their progress on it.
+CREATE TABLE IF NOT EXISTS outbox (
+    id              BIGINT      NOT NULL AUTO_INCREMENT,
+    task_id         BIGINT      NOT NULL,
+    attempt         INT         NOT NULL DEFAULT 1,
+    event           VARCHAR(16) NOT NULL,
+    message         TEXT        NULL,
+    created_at      DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    state           VARCHAR(16) NOT NULL DEFAULT 'pending',
+    tries           INT         NOT NULL DEFAULT 0,
+    next_attempt_at DATETIME(6) NULL,
+    delivered_to    TEXT        NULL,
+    last_error      TEXT        NULL,
+    log_pending     BOOLEAN     NOT NULL DEFAULT 0,
+    PRIMARY KEY (id),
+    KEY ix_outbox_state_id (state, id),
+    KEY ix_outbox_task_id_id (task_id, id),
+    KEY ix_outbox_log_pending_id (log_pending, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- The last `logs.keep_bytes` of each finished attempt's output, kept after its pod is gone.
+CREATE TABLE IF NOT EXISTS task_log (
+    task_id     BIGINT      NOT NULL,
+    attempt     INT         NOT NULL,
+    output      MEDIUMTEXT  NULL,
+    truncated   BOOLEAN     NOT NULL DEFAULT 0,
+    captured_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    PRIMARY KEY (task_id, attempt)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

@@ -3,6 +3,11 @@
 POST /_fake/jobs/{ns}/{name}/state  {"state": "active|succeeded|failed|pending", "reason", "message"}
                                     or {"status": {...}} to set the raw status
 POST /_fake/pods/{ns}               a Pod object to add
+POST /_fake/podlogs/{ns}/{pod}      {"data": "text to append", "end": bool, "cut": bool, "container"}: a
+                                    container's output (see podlogs.py)
+POST /_fake/jobs/clear              {"namespace"}: forget every Job of a namespace at once (benchmark cycles)
+POST /_fake/podlogs-ticker          {"namespace", "pods": [...], "every_ms"}: a line to each pod's output
+                                    every `every_ms`, written by the fake itself, until reset
 POST /_fake/controller              {"mode": "off|timed|complete", "active_after_ms", "complete_after_ms",
                                      "fail_image", "collect_finished", "pods", "terminate_after_ms"}
 POST /_fake/faults                  {"kind": "429|429-status|500|503|403|delay", "count", "verb", "retry_after",
@@ -45,6 +50,7 @@ if TYPE_CHECKING:
 
 _STATE = re.compile(r"^/_fake/jobs/([^/]+)/([^/]+)/state$")
 _PODS = re.compile(r"^/_fake/pods/([^/]+)$")
+_POD_LOGS = re.compile(r"^/_fake/podlogs/([^/]+)/([^/]+)$")
 
 
 def handle(fake: FakeKubeServer, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
@@ -99,6 +105,24 @@ def handle(fake: FakeKubeServer, method: str, path: str, body: dict[str, Any]) -
     match = _PODS.match(path)
     if match:
         return 201, fake.add_pod(match.group(1), body)
+    logs = _POD_LOGS.match(path)
+    if logs and method == "POST":
+        namespace, pod, container = logs.group(1), logs.group(2), str(body.get("container", "task"))
+        if body.get("data"):
+            fake.pod_logs.write(namespace, pod, str(body["data"]).encode(), container)
+        if body.get("end"):
+            fake.pod_logs.end(namespace, pod, container)
+        if body.get("cut"):
+            fake.pod_logs.cut(namespace, pod)
+        return 200, ok
+    if path == "/_fake/jobs/clear":
+        with fake.store.lock:
+            for key in [k for k in fake.store.jobs if k[0] == body.get("namespace", "default")]:
+                del fake.store.jobs[key]
+        return 200, ok
+    if path == "/_fake/podlogs-ticker":
+        fake.pod_logs.tick(body.get("namespace", "default"), list(body["pods"]), float(body.get("every_ms", 50)) / 1000)
+        return 200, ok
     if path == "/_fake/controller":
         fake.controller.configure(
             ControllerMode(

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 _JOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+)(/status)?)?$")
 _ALL_JOBS = "/apis/batch/v1/jobs"
 _PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods$")
+_POD_LOG = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/log$")
 _EVENTS = re.compile(r"^/api/v1/(?:namespaces/([^/]+)/)?events$")
 _VERBS = {"POST": "create", "PATCH": "patch", "DELETE": "delete", "PUT": "update"}
 
@@ -98,6 +99,12 @@ class KubeHandler(BaseHTTPRequestHandler):
                 return
             if verb == "watch" and method == "GET":
                 self._watch(path, query)
+                return
+            log = _POD_LOG.match(path)
+            if log and method == "GET":
+                namespace = unquote(log.group(1))
+                self.fake.check_allowed(namespace, "get", "pods/log", unquote(log.group(2)))
+                self.fake.pod_logs.serve(self, namespace, unquote(log.group(2)), query)  # streams itself
                 return
             code, result = self._route(method, path, query, body)
             self._send(code, result)
@@ -177,7 +184,7 @@ class KubeHandler(BaseHTTPRequestHandler):
     def _verb(method: str, path: str, query: dict[str, str]) -> str:
         if method == "GET":
             match = _JOBS.match(path)
-            if match and match.group(2):
+            if (match and match.group(2)) or _POD_LOG.match(path):
                 return "get"
             return "watch" if query.get("watch") in ("true", "1") else "list"
         return _VERBS.get(method, method.lower())

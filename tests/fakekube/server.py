@@ -35,6 +35,7 @@ from tests.fakekube.controller import AutoController, ControllerMode, job_status
 from tests.fakekube.events import EventLog
 from tests.fakekube.faults import Fault, Faults
 from tests.fakekube.handler import KubeHandler
+from tests.fakekube.podlogs import PodLogs
 from tests.fakekube.store import StatusError, Store
 
 MAX_RECORDS = 200_000
@@ -65,6 +66,8 @@ class FakeKubeServer:
         self.store = Store()
         self.faults = Faults()
         self.events = EventLog(self.store)
+        self.pod_logs = PodLogs(self.store)
+        """Container output served at pods/{name}/log (see podlogs.py)."""
         self.controller = AutoController(self.store, events=self.events)
         self.forbidden_namespaces: set[str] = set()
         """RBAC: every API request in these namespaces answers 403 `User ... cannot <verb> resource ...`."""
@@ -293,6 +296,7 @@ class FakeKubeServer:
         """Forget every object, record, counter and fault; the controller goes off."""
         self.store.reset()
         self.events.reset()
+        self.pod_logs.reset()
         self.controller.refused_pods.clear()
         self.faults.clear()
         self.forbidden_namespaces.clear()

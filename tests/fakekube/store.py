@@ -207,7 +207,8 @@ class Store:
             spec.setdefault("completions", 1)
             spec.setdefault("parallelism", 1)
             template_labels = spec["template"].setdefault("metadata", {}).setdefault("labels", {})
-            template_labels.update({"controller-uid": uid, "batch.kubernetes.io/job-name": name})
+            # Both spellings, as the Job controller sets them since 1.27 (`job-name` before and since).
+            template_labels.update({"controller-uid": uid, "batch.kubernetes.io/job-name": name, "job-name": name})
             job["status"] = {}
             self.jobs[(namespace, name)] = job
             self._journal((namespace, name), None)

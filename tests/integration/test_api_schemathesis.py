@@ -23,7 +23,9 @@ EXAMPLES = 40
 
 @pytest.fixture(scope="module", params=["sqlite", "mariadb"])
 def server(request: pytest.FixtureRequest) -> Iterator[ApiServer]:
-    with database_url(request.param) as url, api_server(url) as running:
+    # A follow of a task that never runs ends at the idle timeout: short here, so examples stay fast.
+    logs = {"logs": {"idle_timeout_seconds": 0.5, "poll_seconds": 0.1}}
+    with database_url(request.param) as url, api_server(url, sections=logs) as running:
         with running.client(ALICE) as alice:  # a few rows, so ids and cancels sometimes hit something
             for i in range(5):
                 alice.post("/api/v1/tasks", json={"name": f"seed-{i}", "info": {"image": "busybox"}})
@@ -38,6 +40,7 @@ def test_the_schema_publishes_every_operation(server: ApiServer) -> None:
         "GET /api/v1/tasks",
         "GET /api/v1/tasks/{task_id}",
         "GET /api/v1/tasks/{task_id}/events",
+        "GET /api/v1/tasks/{task_id}/logs",
         "POST /api/v1/tasks/{task_id}/cancel",
         "GET /api/v1/summary",
         "GET /api/v1/whoami",

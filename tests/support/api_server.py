@@ -13,7 +13,7 @@ from dependency_injector import providers
 
 from nightwatch.app.container import Container, build_container
 from nightwatch.app.http import HttpEndpoint
-from nightwatch.domain.ports import TaskRepository
+from nightwatch.domain.ports import JobLogs, TaskRepository
 from tests.support.sql_backends import empty_mariadb, sqlite_url
 
 ALICE = "alice-token-0123456789abcdef"
@@ -62,21 +62,28 @@ def api_server(
     api: dict[str, Any] | None = None,
     repository: TaskRepository | None = None,
     profiles: dict[str, Any] | None = None,
+    job_logs: JobLogs | None = None,
+    sections: dict[str, Any] | None = None,
+    port: int = 0,
 ) -> Iterator[ApiServer]:
     """Serve the app for `database` (a URL) with the test tokens unless `api` says otherwise;
-    `repository` replaces the configured one (a hand-written fake, e.g. one that fails); `profiles`
-    are the Job profiles (none: the built-in ones)."""
+    `repository` replaces the configured one (a hand-written fake, e.g. one that fails), `job_logs`
+    the runner's output; `profiles` are the Job profiles (none: the built-in ones); `sections` adds
+    configuration sections (e.g. `logs`)."""
     settings = {
         "database": {"url": database},
         # Several users' tokens over the (never started) local runner: allowed explicitly.
         "runner": {"allowed_namespaces": ALLOWED_NAMESPACES, "local_multi_user": True},
         "api": {"tokens": TOKENS, **(api or {})},
         "profiles": profiles or {},
+        **(sections or {}),
     }
     container = build_container(settings, load_plugins=False)
     if repository is not None:
         container.repository.override(providers.Object(repository))
-    endpoint = HttpEndpoint("127.0.0.1", 0, container.web_app())
+    if job_logs is not None:
+        container.job_logs.override(providers.Object(job_logs))
+    endpoint = HttpEndpoint("127.0.0.1", port, container.web_app())
     endpoint.start()
     server = ApiServer(container, endpoint)
     try:

@@ -54,9 +54,8 @@ def empty_mariadb() -> str:
     url = mariadb_database_url()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE TABLE task")
-        conn.exec_driver_sql("TRUNCATE TABLE schedule")
-        conn.exec_driver_sql("TRUNCATE TABLE task_event")
+        for table in ("task", "schedule", "task_event", "outbox", "task_log"):
+            conn.exec_driver_sql(f"TRUNCATE TABLE {table}")
         conn.exec_driver_sql("UPDATE leader_epoch SET epoch = 0 WHERE id = 1")
     engine.dispose()
     return url
@@ -90,7 +89,7 @@ def empty_postgres() -> str:
     url = postgres_database_url()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE TABLE task, schedule, task_event RESTART IDENTITY")
+        conn.exec_driver_sql("TRUNCATE TABLE task, schedule, task_event, outbox, task_log RESTART IDENTITY")
         conn.exec_driver_sql("UPDATE leader_epoch SET epoch = 0 WHERE id = 1")
     engine.dispose()
     return url

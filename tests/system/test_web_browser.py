@@ -333,3 +333,36 @@ def test_load_more_follows_the_cursor_and_refreshes_keep_every_loaded_row(page: 
     updated = page.locator("#refresh-state").text_content()
     expect(page.locator("#refresh-state")).not_to_have_text(updated or "")  # a refresh after loading more
     expect(rows).to_have_count(60)
+
+
+def test_the_output_panel_follows_a_running_task_and_stops_when_it_ends(page: Any, service: Nightwatch) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page)
+    submit(page, "web-logs", 'sh -c "for i in 1 2 3 4; do echo line-$i; sleep 1; done"')
+    expect(row(page, "web-logs").locator(".badge")).to_have_text("Running")
+    row(page, "web-logs").get_by_role("button", name="web-logs").click()
+    dialog = page.get_by_role("dialog")
+    logs = dialog.locator("#d-logs")
+    expect(logs).to_contain_text("line-1")
+    expect(logs).to_have_attribute("data-state", "following")
+    expect(dialog.locator("#d-logs-command")).to_contain_text("nightwatch logs --server http://127.0.0.1:")
+    expect(logs).to_contain_text("line-4")
+    expect(logs).to_have_attribute("data-state", "ended")
+    expect(dialog.locator("#detail-status")).to_have_text("Succeeded")
+    text = logs.text_content() or ""
+    assert [line for line in text.splitlines() if line] == ["line-1", "line-2", "line-3", "line-4"], text
+
+
+def test_a_notification_link_opens_the_task(page: Any, service: Nightwatch) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page)
+    submit(page, "web-link", 'sh -c "echo linked output"')
+    expect(row(page, "web-link").locator(".badge")).to_have_text("Succeeded")
+    task_id = next(t["id"] for t in service.tasks() if t["name"] == "web-link")
+    page.goto(f"http://127.0.0.1:{service.port}/?task={task_id}")
+    dialog = page.get_by_role("dialog")
+    expect(dialog.locator("#d-id")).to_have_text(str(task_id))
+    expect(dialog.locator("#d-logs")).to_contain_text("linked output")
+    expect(dialog.locator("#d-logs")).to_have_attribute("data-state", "ended")

@@ -31,6 +31,8 @@ def test_roles_grant_exactly_jobs_and_pod_reads() -> None:
             "verbs": ["create", "get", "list", "watch", "delete", "patch"],
         },
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+        # a task's output (nightwatch logs, the tail kept once it ends)
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
     ]
     for name, kind in (("rbac.yaml", "Role"), ("clusterrole-multi-namespace.yaml", "ClusterRole")):

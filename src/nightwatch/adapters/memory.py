@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -18,20 +18,24 @@ from nightwatch.domain.errors import (
     ForeignJob,
     InvalidTransition,
     LeadershipLost,
+    LogsUnavailable,
     NightwatchError,
     ScheduleNotFound,
     TaskNotFound,
 )
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskEvent, TaskId, TaskStatus
+from nightwatch.domain.notifications import DeliveryOutcome, DeliveryState, OutboxEntry, event_of
 from nightwatch.domain.observation import JobObservation, JobPhase
 from nightwatch.domain.ports import (
     FireResult,
     JobRef,
     LaunchResult,
+    LogCapture,
     NewSchedule,
     NewTask,
     SlotFiring,
+    StoredLog,
     TaskFilter,
     TaskPage,
     TaskSummary,
@@ -70,6 +74,12 @@ class MemoryTaskRepository:
         """Every task's history, in the order it was written."""
         self.now: datetime | None = None
         """The time `apply` stamps events with (None: the time of the change's own fields, else now)."""
+        self.outbox: dict[int, OutboxEntry] = {}
+        """The events `apply` recorded (see `MemoryOutbox`), by entry id."""
+        self.log_pending: set[int] = set()
+        """Outbox entries whose output is still to capture (see `MemoryTaskLogs`)."""
+        self.logs: dict[tuple[TaskId, int], StoredLog] = {}
+        self._next_entry = 1
 
     def add(self, task: NewTask, now: datetime) -> Task:
         with self._lock:
@@ -179,6 +189,7 @@ class MemoryTaskRepository:
                 row.apply(change)
                 applied.append(change.task_id)
                 self._event(TaskEvent.of(change, self.now or datetime.now(UTC), epoch))
+                self._record_event(change)
             return WriteResult(tuple(applied), tuple(lost))
 
     def _event(self, event: TaskEvent) -> None:
@@ -188,6 +199,22 @@ class MemoryTaskRepository:
         with self._lock:
             mine = [e for e in self.events if e.task_id == task_id]
             return mine[-limit:] if limit > 0 else []
+
+    def _record_event(self, change: StatusChange) -> None:
+        # As the SQL adapter's outbox insert: in the same critical section as the status write.
+        event = event_of(change)
+        if event is None:
+            return
+        entry_id, self._next_entry = self._next_entry, self._next_entry + 1
+        now = change.finished_at or datetime.now(UTC)
+        self.outbox[entry_id] = OutboxEntry(entry_id, change.task_id, change.attempt, event, change.message, now)
+        if change.status.is_terminal:
+            self.log_pending.add(entry_id)
+
+    def check_epoch(self, epoch: int) -> None:
+        """Raise LeadershipLost unless `epoch` is the current one (call with the lock held)."""
+        if epoch != self._epoch:
+            raise LeadershipLost(f"fencing epoch {epoch} was superseded by {self._epoch}")
 
     def request_cancel(self, task_id: TaskId) -> Task:
         with self._lock:
@@ -324,6 +351,76 @@ class MemoryScheduleRepository:
         return row
 
 
+class MemoryOutbox:
+    """The `Outbox` port over a `MemoryTaskRepository`'s events."""
+
+    def __init__(self, repository: MemoryTaskRepository) -> None:
+        self._repo = repository
+
+    def due(self, now: datetime, *, limit: int = 100, exclude: frozenset[int] = frozenset()) -> list[OutboxEntry]:
+        with self._repo._lock:
+            pending = sorted((e for e in self._repo.outbox.values() if e.state is DeliveryState.PENDING), key=_entry_id)
+            first_of_task: dict[TaskId, int] = {}
+            for entry in pending:
+                first_of_task.setdefault(entry.task_id, entry.id)
+            due = [
+                e
+                for e in pending
+                if first_of_task[e.task_id] == e.id
+                and e.id not in exclude
+                and (e.next_attempt_at is None or e.next_attempt_at <= now)
+            ]
+            return due[: max(limit, 0)]
+
+    def record(self, outcomes: Sequence[DeliveryOutcome], *, epoch: int) -> None:
+        with self._repo._lock:
+            self._repo.check_epoch(epoch)
+            for outcome in outcomes:
+                entry = self._repo.outbox.get(outcome.entry_id)
+                if entry is None or entry.state is not DeliveryState.PENDING:
+                    continue
+                self._repo.outbox[entry.id] = replace(
+                    entry,
+                    state=outcome.state,
+                    tries=outcome.tries,
+                    next_attempt_at=outcome.next_attempt_at,
+                    delivered_to=outcome.delivered_to,
+                    last_error=outcome.last_error,
+                )
+
+    def recent(self, *, limit: int = 50, state: DeliveryState | None = None) -> list[OutboxEntry]:
+        with self._repo._lock:
+            entries = sorted(self._repo.outbox.values(), key=_entry_id, reverse=True)
+            return [e for e in entries if state is None or e.state is state][: max(limit, 0)]
+
+
+class MemoryTaskLogs:
+    """The `TaskLogStore` port over a `MemoryTaskRepository`."""
+
+    def __init__(self, repository: MemoryTaskRepository) -> None:
+        self._repo = repository
+
+    def uncaptured(self, *, limit: int = 50) -> list[LogCapture]:
+        with self._repo._lock:
+            ids = sorted(self._repo.log_pending)[: max(limit, 0)]
+            return [LogCapture(i, self._repo.outbox[i].task_id, self._repo.outbox[i].attempt) for i in ids]
+
+    def keep(self, capture: LogCapture, output: str, *, truncated: bool, now: datetime, epoch: int) -> None:
+        with self._repo._lock:
+            self._repo.check_epoch(epoch)
+            key = (capture.task_id, capture.attempt)
+            self._repo.logs[key] = StoredLog(capture.task_id, capture.attempt, output, truncated, now)
+            self._repo.log_pending.discard(capture.entry_id)
+
+    def stored(self, task_id: TaskId, attempt: int) -> StoredLog | None:
+        with self._repo._lock:
+            return self._repo.logs.get((task_id, attempt))
+
+
+def _entry_id(entry: OutboxEntry) -> int:
+    return entry.id
+
+
 def _by_id(task: Task) -> int:
     return task.id
 
@@ -360,6 +457,8 @@ class MemoryJobRunner:
         """Jobs whose outcome nightwatch said was stored (`release`), in call order."""
         self._faults: list[NightwatchError] = []
         self._lock = threading.Lock()
+        self.logs = MemoryJobLogs()
+        """The `JobLogs` port of these Jobs: tests write their output."""
 
     # -- test hooks -------------------------------------------------------------------------
     def add_foreign_job(self, namespace: str, name: str) -> None:
@@ -516,3 +615,67 @@ class MemoryLeaderLock:
 
     def _expired(self, now: datetime) -> bool:
         return self._server.expires_at is None or now >= self._server.expires_at
+
+
+class MemoryJobLogs:
+    """`JobLogs` in memory: tests write a Job's output (`write`) and end it (`end`)."""
+
+    def __init__(self, *, poll_seconds: float = 0.01, quiet_seconds: float = 5.0) -> None:
+        self._output: dict[tuple[str, str], bytearray] = {}
+        self._ended: set[tuple[str, str]] = set()
+        self._cond = threading.Condition()
+        self._poll = poll_seconds
+        self._quiet = quiet_seconds
+
+    def write(self, namespace: str, job_name: str, data: bytes) -> None:
+        with self._cond:
+            self._output.setdefault((namespace, job_name), bytearray()).extend(data)
+            self._cond.notify_all()
+
+    def end(self, namespace: str, job_name: str) -> None:
+        with self._cond:
+            self._ended.add((namespace, job_name))
+            self._cond.notify_all()
+
+    def forget(self, namespace: str, job_name: str) -> None:
+        """The Job and its pods are gone (a TTL): its output cannot be read any more."""
+        with self._cond:
+            self._output.pop((namespace, job_name), None)
+
+    def read(self, ref: JobRef, *, tail_lines: int | None, limit_bytes: int) -> bytes:
+        with self._cond:
+            data = self._output.get((ref.namespace, ref.job_name))
+            if data is None:
+                raise LogsUnavailable(f"Job {ref.namespace}/{ref.job_name} has no output")
+            out = bytes(data)
+        if tail_lines is not None:
+            lines = out.splitlines(keepends=True)
+            out = b"".join(lines[-tail_lines:]) if tail_lines > 0 else b""
+        return out[-limit_bytes:] if limit_bytes > 0 else b""
+
+    def follow(self, ref: JobRef, *, tail_lines: int | None, limit_bytes: int) -> Iterator[bytes]:
+        first = self.read(ref, tail_lines=tail_lines, limit_bytes=limit_bytes)
+        with self._cond:
+            offset = len(self._output[(ref.namespace, ref.job_name)])
+        return self._grow(ref, first, offset, limit_bytes)
+
+    def _grow(self, ref: JobRef, first: bytes, offset: int, budget: int) -> Iterator[bytes]:
+        key = (ref.namespace, ref.job_name)
+        if first:
+            yield first[:budget]
+            budget -= len(first)
+        while budget > 0:
+            with self._cond:
+                data = self._output.get(key, bytearray())
+                if len(data) <= offset and key not in self._ended:
+                    self._cond.wait(self._quiet)
+                data = self._output.get(key, bytearray())
+                chunk = bytes(data[offset : offset + budget])
+                ended = key in self._ended
+            if not chunk:
+                return  # ended, or quiet for too long: the caller looks at the task
+            offset += len(chunk)
+            budget -= len(chunk)
+            yield chunk
+            if ended and offset >= len(data):
+                return

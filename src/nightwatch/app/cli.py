@@ -188,6 +188,21 @@ def _parser() -> argparse.ArgumentParser:
     render.set_defaults(handler=cmd_render)
     _schedule_parsers(sub, remote)
 
+    logs = sub.add_parser("logs", parents=[remote], help="print a task's output (-f: follow it while it runs)")
+    logs.add_argument("id", type=_task_id)
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the task ends")
+    logs.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
+    logs.add_argument("--attempt", type=int, metavar="K", help="attempt K (default: the current one)")
+    logs.set_defaults(handler=cmd_logs)
+
+    notify = sub.add_parser("notify", help="webhook notifications")
+    notify_sub = notify.add_subparsers(dest="notify_command", required=True, metavar="ACTION")
+    notify_list = notify_sub.add_parser("list", help="the newest deliveries and their outcome (reads the database)")
+    notify_list.add_argument("--state", choices=["pending", "delivered", "failed"])
+    notify_list.add_argument("--limit", type=int, default=50)
+    notify_list.add_argument("--json", action="store_true", help="one JSON object per line")
+    notify_list.set_defaults(handler=cmd_notify_list)
+
     sub.add_parser("version", help="print the version").set_defaults(handler=lambda a, s: print(__version__) or 0)
     return parser
 
@@ -310,12 +325,15 @@ def _gateway(args: argparse.Namespace, settings: Settings) -> Iterator[TaskGatew
         with _local(settings) as container:
             queries = container.repository()
             user_id = getattr(args, "user_id", None) or 0
+            # Only `logs` reads output: the others need not build its adapters.
+            logs = container.read_logs() if args.command == "logs" else None
             yield LocalGateway(
                 container.submit_task(),
                 container.request_cancel(),
                 queries,
                 user_id=user_id,
                 render=container.render_job(),
+                logs=logs,
             )
 
 
@@ -567,6 +585,49 @@ def _schedule_dict(view: ScheduleView) -> dict[str, Any]:
         "tasks": [{"id": t.id, "name": t.name, "status": str(t.status)} for t in view.tasks],
         "info": s.info,
     }
+
+
+def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
+    if args.tail is not None and args.tail < 0:
+        raise CliError("--tail: give a number of lines, 0 or more", code=2)
+    if args.attempt is not None and args.attempt < 1:
+        raise CliError("--attempt: attempts count from 1", code=2)
+    out = sys.stdout.buffer
+    with _gateway(args, settings) as gateway:
+        for chunk in gateway.logs(args.id, follow=args.follow, tail=args.tail, attempt=args.attempt):
+            out.write(chunk)
+            out.flush()
+    return 0
+
+
+def cmd_notify_list(args: argparse.Namespace, settings: Settings) -> int:
+    from nightwatch.domain.notifications import DeliveryState
+
+    with _local(settings) as container:
+        state = DeliveryState(args.state) if args.state else None
+        entries = container.outbox().recent(limit=args.limit, state=state)
+    if args.json:
+        for e in entries:
+            print(
+                json.dumps(
+                    {
+                        "delivery_id": e.id,
+                        "task_id": e.task_id,
+                        "event": e.event,
+                        "attempt": e.attempt,
+                        "state": str(e.state),
+                        "tries": e.tries,
+                        "next_attempt_at": _iso(e.next_attempt_at),
+                        "created_at": _iso(e.created_at),
+                        "last_error": e.last_error,
+                    }
+                )
+            )
+        return 0
+    print(f"{'ID':>8}  {'TASK':>8}  {'EVENT':<10} {'STATE':<10} {'TRIES':>5}  LAST ERROR")
+    for e in entries:
+        print(f"{e.id:>8}  {e.task_id:>8}  {e.event:<10} {e.state!s:<10} {e.tries:>5}  {e.last_error[:80]}")
+    return 0
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:

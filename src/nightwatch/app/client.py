@@ -9,7 +9,8 @@ RetryableError; anything else the server refused is ApiRefused.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -40,6 +41,10 @@ API = "/api/v1"
 
 class ApiRefused(PermanentError):
     """The server refused the request for good (no or wrong token, another user's task, too large)."""
+
+
+class _Reconnect(Exception):
+    """A retryable answer to a follow (503: the replica's streams are all taken, or it is starting)."""
 
 
 class ApiClient:
@@ -175,6 +180,75 @@ class ApiClient:
     def events(self, task_id: int) -> list[TaskEvent]:
         found = self._call("GET", f"{API}/tasks/{task_id}/events")
         return [_event(item) for item in found["items"]]
+
+    def logs(
+        self,
+        task_id: int,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        attempt: int | None = None,
+        reconnect_for: float = 300.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Iterator[bytes]:
+        """A task's output. A follow that is cut (a replica restarting, a timeout) reconnects where it
+        left off until the task has ended, and for at most `reconnect_for` seconds of not reaching any
+        replica in a row. Raises TaskNotFound, ApiRefused, RetryableError (before the first chunk)."""
+        params: dict[str, Any] = {}
+        if tail is not None:
+            params["tail"] = tail
+        if attempt is not None:
+            params["attempt"] = attempt
+        if not follow:
+            return iter([self._text(f"{API}/tasks/{task_id}/logs", params)])
+        return self._follow(task_id, params, reconnect_for, sleep)
+
+    def _text(self, path: str, params: Mapping[str, Any]) -> bytes:
+        try:
+            response = self._http.get(path, params=dict(params))
+        except httpx.HTTPError as exc:
+            raise RetryableError(f"cannot reach {self.server}: {exc}") from None
+        if not response.is_success:
+            raise self._error(response, PermanentError)
+        return response.content
+
+    def _follow(
+        self, task_id: int, params: dict[str, Any], reconnect_for: float, sleep: Callable[[float], None]
+    ) -> Iterator[bytes]:
+        received = 0
+        failing_since: float | None = None
+        path = f"{API}/tasks/{task_id}/logs"
+        while True:
+            query = {**params, "follow": "true"}
+            if received and "tail" in query:
+                query["tail"] = 0  # after a tail: new lines only
+            elif received:
+                query["offset"] = received
+            try:
+                with self._http.stream("GET", path, params=query, timeout=httpx.Timeout(30.0, read=None)) as response:
+                    if not response.is_success:
+                        response.read()
+                        error = self._error(response, PermanentError)
+                        if not isinstance(error, RetryableError):
+                            raise error
+                        raise _Reconnect(str(error))
+                    failing_since = None
+                    for chunk in response.iter_raw():
+                        received += len(chunk)
+                        yield chunk
+            except (httpx.HTTPError, _Reconnect) as exc:
+                # Cut mid-way or not answered: a replica restarting. Try again while the task runs.
+                now = time.monotonic()
+                failing_since = failing_since if failing_since is not None else now
+                if now - failing_since > reconnect_for:
+                    raise RetryableError(f"lost the log stream from {self.server}: {exc}") from None
+                sleep(1.0)
+            try:
+                if self.get(task_id).is_terminal:
+                    return
+            except RetryableError:
+                continue  # the replica is still away: reconnecting finds out
+            sleep(0.5)  # the stream ended while the task runs (idle timeout, byte cap): no tight loop
 
     def _call(self, method: str, path: str, *, conflict: type[PermanentError] = PermanentError, **kwargs: Any) -> Any:
         """`conflict`: the error this request can run into where several share a status (a 409 is

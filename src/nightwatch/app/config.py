@@ -30,6 +30,8 @@ from nightwatch.adapters.kubernetes.settings import KubernetesSettings
 from nightwatch.adapters.local.settings import LocalRunnerSettings
 from nightwatch.app.usecases.cancel import CancelSettings
 from nightwatch.app.usecases.dispatch import DispatchSettings
+from nightwatch.app.usecases.logs import LogsSettings
+from nightwatch.app.usecases.notify import NotifySettings
 from nightwatch.app.usecases.spawn import SpawnSettings
 from nightwatch.app.usecases.sync import RetrySettings, SyncSettings
 from nightwatch.app.watchers import WatcherTiming
@@ -250,6 +252,10 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    """How nightwatch's own log is written (level, format)."""
+    logs: LogsSettings = Field(default_factory=LogsSettings)
+    """Task output: what is kept after a task ends, and the bounds of a log stream."""
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     replica_id: str | None = None
     """Defaults to hostname:pid:random."""

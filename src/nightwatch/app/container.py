@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from dependency_injector import containers, providers
@@ -20,19 +21,34 @@ from nightwatch.adapters.apscheduler import ApschedulerCalendar, ApschedulerTick
 from nightwatch.adapters.clock import SystemClock
 from nightwatch.adapters.kubernetes.settings import KubernetesSettings
 from nightwatch.adapters.local.settings import LocalRunnerSettings
-from nightwatch.adapters.memory import MemoryLeaderLock, MemoryScheduleRepository, MemoryTaskRepository
+from nightwatch.adapters.memory import (
+    MemoryLeaderLock,
+    MemoryOutbox,
+    MemoryScheduleRepository,
+    MemoryTaskLogs,
+    MemoryTaskRepository,
+)
 from nightwatch.app.config import ApiSettings, DatabaseSettings, HttpSettings, LockSettings, Settings
 from nightwatch.app.leadership import Leadership
 from nightwatch.app.metrics import Metrics
 from nightwatch.app.profiles import LiveProfiles
 from nightwatch.app.service import Readiness, Service
 from nightwatch.app.usecases.cancel import RequestCancel
+from nightwatch.app.usecases.logs import ReadTaskLogs
 from nightwatch.app.usecases.render import RenderJob
 from nightwatch.app.usecases.schedules import ScheduleCommands
 from nightwatch.app.usecases.submit import SubmitTask
 from nightwatch.app.watchers import Wakeups, WatcherContext, WatcherTiming, default_registry
 from nightwatch.domain.jobspec import LaunchRequest
-from nightwatch.domain.ports import JobRunner, ScheduleRepository, TaskQueries, TaskRepository
+from nightwatch.domain.ports import (
+    JobLogs,
+    JobRunner,
+    Outbox,
+    ScheduleRepository,
+    TaskLogStore,
+    TaskQueries,
+    TaskRepository,
+)
 from nightwatch.domain.submission import SubmissionPolicy
 
 logger = logging.getLogger(__name__)
@@ -53,6 +69,46 @@ def _sql_schedules(repository: Any) -> ScheduleRepository:
     from nightwatch.adapters.sql import SqlScheduleRepository
 
     return SqlScheduleRepository(repository.engine)
+
+
+def _outbox(repository: TaskRepository) -> Outbox:
+    """The outbox beside the task table: same store, same engine."""
+    if isinstance(repository, MemoryTaskRepository):
+        return MemoryOutbox(repository)
+    from nightwatch.adapters.sql.outbox import SqlOutbox
+
+    return SqlOutbox(repository.engine)  # type: ignore[attr-defined]
+
+
+def _task_logs(repository: TaskRepository) -> TaskLogStore:
+    if isinstance(repository, MemoryTaskRepository):
+        return MemoryTaskLogs(repository)
+    from nightwatch.adapters.sql.tasklog import SqlTaskLogs
+
+    return SqlTaskLogs(repository.engine)  # type: ignore[attr-defined]
+
+
+def _runner_logs(runner: JobRunner) -> JobLogs:
+    """The Kubernetes runner serves its Jobs' output (`logs`) over its own client and rate limit."""
+    logs: JobLogs = runner.logs  # type: ignore[attr-defined]
+    return logs
+
+
+def _local_logs(settings: LocalRunnerSettings) -> JobLogs:
+    # Only the Job directories: `nightwatch logs` need not start a local runner (which sweeps them).
+    from nightwatch.adapters.local.logs import LocalJobLogs
+
+    return LocalJobLogs(Path(settings.local_state_dir))
+
+
+def _webhook_poster(workers: int) -> Iterator[Any]:
+    from nightwatch.adapters.webhook import HttpxWebhookPoster
+
+    poster = HttpxWebhookPoster(max_connections=max(workers, 4))
+    try:
+        yield poster
+    finally:
+        poster.close()
 
 
 def _redis_lock(lock: LockSettings, owner: str) -> Iterator[Any]:
@@ -131,6 +187,7 @@ def _web_app(
     cancel: RequestCancel,
     render: RenderJob,
     schedules: ScheduleCommands,
+    logs: ReadTaskLogs,
     api: ApiSettings,
     http: HttpSettings,
     metrics: Metrics,
@@ -139,7 +196,7 @@ def _web_app(
     # Imported here: the CLI's submit/list/show/cancel build a container too, without FastAPI.
     from nightwatch.app.api import ApiBackend, create_app
 
-    backend = ApiBackend(repository, submit, cancel, render, schedules)
+    backend = ApiBackend(repository, submit, cancel, render, schedules, logs)
     return create_app(
         backend,
         api,
@@ -266,6 +323,19 @@ class Container(containers.DeclarativeContainer):
         metrics=metrics,
     )
 
+    outbox = providers.Singleton(_outbox, repository)
+    task_logs = providers.Singleton(_task_logs, repository)
+    job_logs = providers.Selector(
+        settings.provided.runner.backend,
+        local=providers.Singleton(_local_logs, settings.provided.runner),
+        kubernetes=providers.Singleton(_runner_logs, runner),
+    )
+    webhook_poster = providers.Resource(_webhook_poster, settings.provided.notify.workers)
+    read_logs = providers.Singleton(
+        ReadTaskLogs, queries=repository, job_logs=job_logs, stored=task_logs, settings=settings.provided.logs
+    )
+    """One per replica: it holds the replica's cap on concurrent log streams."""
+
     watcher_context = providers.Singleton(
         WatcherContext,
         repository=repository,
@@ -282,6 +352,12 @@ class Container(containers.DeclarativeContainer):
         calendar=calendar,
         commands=repository,
         spawn=settings.provided.spawn,
+        outbox=outbox,
+        poster=webhook_poster,
+        notify=settings.provided.notify,
+        job_logs=job_logs,
+        task_logs=task_logs,
+        logs=settings.provided.logs,
     )
     ticker = providers.Singleton(ApschedulerTicker)
     service = providers.Singleton(
@@ -326,6 +402,7 @@ class Container(containers.DeclarativeContainer):
         cancel=request_cancel,
         render=render_job,
         schedules=schedule_commands,
+        logs=read_logs,
         api=settings.provided.api,
         http=settings.provided.http,
         metrics=metrics,

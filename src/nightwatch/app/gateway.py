@@ -8,15 +8,16 @@ serves too: no `info`, bounded text; `get` has the whole task), and both raise t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from nightwatch.app.usecases.cancel import RequestCancel
+from nightwatch.app.usecases.logs import ReadTaskLogs, as_utf8, decode
 from nightwatch.app.usecases.render import RenderJob
 from nightwatch.app.usecases.schedules import ScheduleCommands, ScheduleRequest, ScheduleView
 from nightwatch.app.usecases.submit import SubmitTask
-from nightwatch.domain.errors import PermanentError
+from nightwatch.domain.errors import PermanentError, TaskNotFound
 from nightwatch.domain.model import Task, TaskEvent, TaskId, TaskStatus
 from nightwatch.domain.ports import TaskFilter, TaskQueries, TaskSummary
 
@@ -59,6 +60,12 @@ class TaskGateway(Protocol):
 
     def events(self, task_id: int) -> list[TaskEvent]:
         """The task's history, oldest first. Raises TaskNotFound, RetryableError."""
+
+    def logs(
+        self, task_id: int, *, follow: bool = False, tail: int | None = None, attempt: int | None = None
+    ) -> Iterator[bytes]:
+        """A task's output (UTF-8; invalid bytes as U+FFFD); with `follow`, until the task ends.
+        Raises TaskNotFound, BadAttempt, RetryableError."""
 
 
 class ScheduleGateway(Protocol):
@@ -111,12 +118,14 @@ class LocalGateway:
         *,
         user_id: int = 0,
         render: RenderJob | None = None,
+        logs: ReadTaskLogs | None = None,
     ) -> None:
         self._render = render
         self._submit = submit
         self._cancel = cancel
         self._queries = queries
         self._user_id = user_id
+        self._logs = logs
 
     def submit(
         self, name: str, namespace: str, info: str | Mapping[str, Any], *, run_at: datetime | None = None
@@ -151,6 +160,15 @@ class LocalGateway:
 
     def events(self, task_id: int) -> list[TaskEvent]:
         return self._queries.list_events(TaskId(task_id))
+
+    def logs(
+        self, task_id: int, *, follow: bool = False, tail: int | None = None, attempt: int | None = None
+    ) -> Iterator[bytes]:
+        if self._logs is None:
+            raise TaskNotFound("no task output here")
+        if follow:
+            return as_utf8(self._logs.follow(TaskId(task_id), tail=tail, attempt=attempt))
+        return iter([decode(self._logs.read(self._queries.get(TaskId(task_id)), tail=tail, attempt=attempt)).encode()])
 
 
 class LocalScheduleGateway:

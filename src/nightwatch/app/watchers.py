@@ -21,10 +21,24 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nightwatch.app.usecases.cancel import CancelSettings, CancelTasks
 from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
+from nightwatch.app.usecases.logs import CaptureLogs, LogsSettings
+from nightwatch.app.usecases.notify import NotifySettings, SendNotifications
 from nightwatch.app.usecases.release import ReleaseJobs
 from nightwatch.app.usecases.spawn import SpawnSchedules, SpawnSettings
 from nightwatch.app.usecases.sync import RetrySettings, SyncSettings, SyncTasks
-from nightwatch.domain.ports import Clock, CronCalendar, Fence, JobRunner, LeaderStore, ScheduleRepository, TaskCommands
+from nightwatch.domain.ports import (
+    Clock,
+    CronCalendar,
+    Fence,
+    JobLogs,
+    JobRunner,
+    LeaderStore,
+    Outbox,
+    ScheduleRepository,
+    TaskCommands,
+    TaskLogStore,
+    WebhookPoster,
+)
 from nightwatch.domain.submission import SubmissionPolicy
 
 logger = logging.getLogger(__name__)
@@ -84,6 +98,14 @@ class WatcherContext:
     calendar: CronCalendar | None = None
     commands: TaskCommands | None = None
     spawn: SpawnSettings = field(default_factory=SpawnSettings)
+    outbox: Outbox | None = None
+    """The events `apply` records (None: the `notify` watcher does nothing)."""
+    poster: WebhookPoster | None = None
+    notify: NotifySettings = field(default_factory=NotifySettings)
+    job_logs: JobLogs | None = None
+    """The runner's output (None: the `capture_logs` watcher does nothing)."""
+    task_logs: TaskLogStore | None = None
+    logs: LogsSettings = field(default_factory=LogsSettings)
 
 
 Run = Callable[[], object]
@@ -215,6 +237,22 @@ def _spawn(ctx: WatcherContext) -> Run:
     return SpawnSchedules(ctx.schedules, ctx.commands, ctx.calendar, ctx.clock, ctx.fence, ctx.spawn)
 
 
+def _idle() -> None:
+    """The run of a watcher whose ports this context lacks."""
+
+
+def _notify(ctx: WatcherContext) -> Run:
+    if ctx.outbox is None or ctx.poster is None:
+        return _idle
+    return SendNotifications(ctx.outbox, ctx.repository, ctx.poster, ctx.clock, ctx.fence, ctx.notify)
+
+
+def _capture_logs(ctx: WatcherContext) -> Run:
+    if ctx.job_logs is None or ctx.task_logs is None:
+        return _idle
+    return CaptureLogs(ctx.repository, ctx.job_logs, ctx.task_logs, ctx.clock, ctx.fence, ctx.logs)
+
+
 # The built-in watchers' timing, written here only: configuration overrides it per watcher.
 BUILTIN_WATCHERS = (
     WatcherSpec("dispatch", _dispatch, interval_seconds=1.0),
@@ -224,6 +262,10 @@ BUILTIN_WATCHERS = (
     WatcherSpec("release", _release, interval_seconds=60.0),
     # Every second: a schedule's seconds field can name every second, and an idle tick is one query.
     WatcherSpec("spawn", _spawn, interval_seconds=1.0),
+    # Never waits for a receiver (a bounded pool does): see usecases/notify.py.
+    WatcherSpec("notify", _notify, interval_seconds=1.0),
+    # Apart from sync, so a log download never slows a status write: see usecases/logs.py.
+    WatcherSpec("capture_logs", _capture_logs, interval_seconds=2.0),
 )
 
 

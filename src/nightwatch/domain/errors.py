@@ -92,6 +92,10 @@ class AdmissionDeferred(RetryableError):
         self.reason = reason
 
 
+class LogsUnavailable(NightwatchError, LookupError):
+    """A Job's output cannot be read now: its pod does not exist yet, or it is gone (and nothing was kept)."""
+
+
 class TaskNotFound(PermanentError, LookupError):
     """No task has that id."""
 

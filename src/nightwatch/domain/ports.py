@@ -8,7 +8,7 @@ library exception escape.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import StatusChange, Task, TaskEvent, TaskId, TaskStatus
 from nightwatch.domain.names import DNS1123_LABEL_MAX, job_name_for
+from nightwatch.domain.notifications import DeliveryOutcome, DeliveryState, OutboxEntry
 from nightwatch.domain.observation import JobObservation
 from nightwatch.domain.schedules import Concurrency, Schedule, ScheduleId
 
@@ -366,6 +367,87 @@ class ChangeFeed(Protocol):
     def stop_following(self) -> None:
         """Stop at once and forget every queued change (a step-down: nothing heard before it is
         written after it). Never raises."""
+        ...
+
+
+class JobLogs(Protocol):
+    """The output of a task's Job while it exists (a pod's log, a local Job's output file)."""
+
+    def read(self, ref: JobRef, *, tail_lines: int | None, limit_bytes: int) -> bytes:
+        """The output so far (its last `tail_lines` lines when given), at most `limit_bytes` (the
+        last ones). Raises LogsUnavailable (no pod yet, or the Job is gone); RetryableError."""
+        ...
+
+    def follow(self, ref: JobRef, *, tail_lines: int | None, limit_bytes: int) -> Iterator[bytes]:
+        """The output so far, then more as it is written, until the container ends, the stream is
+        cut or `limit_bytes` were sent; the caller closes it to stop early (so an adapter must not
+        hold a lock while it yields). Raises LogsUnavailable, RetryableError before the first chunk."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLog:
+    """The kept tail of one finished attempt's output."""
+
+    task_id: TaskId
+    attempt: int
+    output: str
+    truncated: bool
+    """True when the output was longer than what was kept."""
+    captured_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogCapture:
+    """A finished attempt whose output has not been kept yet (from the outbox entry of its end)."""
+
+    entry_id: int
+    task_id: TaskId
+    attempt: int
+
+
+class TaskLogStore(Protocol):
+    """The `task_log` table: output kept after the Job is gone."""
+
+    def uncaptured(self, *, limit: int = 50) -> list[LogCapture]:
+        """Finished attempts still to capture, oldest first. Raises RetryableError."""
+        ...
+
+    def keep(self, capture: LogCapture, output: str, *, truncated: bool, now: datetime, epoch: int) -> None:
+        """Store (or replace) the attempt's output and mark the capture done, under the fencing
+        epoch. Raises LeadershipLost; RetryableError."""
+        ...
+
+    def stored(self, task_id: TaskId, attempt: int) -> StoredLog | None:
+        """The kept output of one attempt, None if none was kept. Raises RetryableError."""
+        ...
+
+
+class Outbox(Protocol):
+    """The events `LeaderStore.apply` recorded with their status writes, and their delivery."""
+
+    def due(self, now: datetime, *, limit: int = 100, exclude: frozenset[int] = frozenset()) -> list[OutboxEntry]:
+        """Pending entries whose next try is due at `now`, lowest id first, leaving out the ids in
+        `exclude` (being sent) and every entry with an older pending one of the same task (so each
+        task's events reach a receiver in order). Raises RetryableError."""
+        ...
+
+    def record(self, outcomes: Sequence[DeliveryOutcome], *, epoch: int) -> None:
+        """Store what sending did, for entries still pending, under the fencing epoch.
+        Raises LeadershipLost (nothing written); RetryableError."""
+        ...
+
+    def recent(self, *, limit: int = 50, state: DeliveryState | None = None) -> list[OutboxEntry]:
+        """The newest entries first (of one state when given). Raises RetryableError."""
+        ...
+
+
+class WebhookPoster(Protocol):
+    """Sends one notification body to one receiver."""
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], *, timeout_seconds: float) -> None:
+        """POST `body`; returns on a 2xx answer. Raises RetryableError for anything else (an error
+        status, a timeout, a refused connection), with a message saying which."""
         ...
 
 

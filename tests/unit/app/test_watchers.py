@@ -30,7 +30,7 @@ def context() -> WatcherContext:
 
 def test_builtins_run_with_their_default_timing(context: WatcherContext) -> None:
     built = {w.name: w for w in default_registry(load_plugins=False).build(context, {})}
-    assert set(built) == {"dispatch", "sync", "cancel", "release", "spawn"}
+    assert set(built) == {"dispatch", "sync", "cancel", "release", "spawn", "notify", "capture_logs"}
     assert built["spawn"].interval_seconds == 1.0  # a seconds field can name every second
     assert built["dispatch"].interval_seconds == 1.0 and built["sync"].interval_seconds == 2.0
     assert built["release"].interval_seconds == 60.0  # leftovers only: sync releases as it stores outcomes
@@ -45,7 +45,7 @@ def test_configuration_disables_and_retimes(context: WatcherContext) -> None:
         "dispatch": WatcherTiming(interval_seconds=0.25),
     }
     built = {w.name: w for w in default_registry(load_plugins=False).build(context, schedules)}
-    assert set(built) == {"dispatch", "sync", "release", "spawn"}
+    assert set(built) == {"dispatch", "sync", "release", "spawn", "notify", "capture_logs"}
     assert (built["sync"].interval_seconds, built["sync"].cron) == (None, "*/5 * * * *")
     assert built["dispatch"].interval_seconds == 0.25
 

@@ -27,6 +27,7 @@ from kubernetes import client
 from nightwatch.adapters.kubernetes.api import KubeApi
 from nightwatch.adapters.kubernetes.informer import Informers
 from nightwatch.adapters.kubernetes.launch import Launcher
+from nightwatch.adapters.kubernetes.logs import KubernetesJobLogs
 from nightwatch.adapters.kubernetes.observe import Observer
 from nightwatch.adapters.kubernetes.ratelimit import TokenBucket
 from nightwatch.adapters.kubernetes.release import Releaser
@@ -73,6 +74,8 @@ class KubernetesJobRunner:
             sleep=sleep,
         )
         self._api = KubeApi(api_client, calls, page_size=settings.list_page_size)
+        self.logs = KubernetesJobLogs(self._api, request_timeout_seconds=settings.request_timeout_seconds)
+        """The `JobLogs` port over the same client and rate limit."""
         # ttl 0: keep finished Jobs
         self._launcher = Launcher(self._api, default_ttl=settings.ttl_seconds_after_finished or None)
         self._informers = Informers(

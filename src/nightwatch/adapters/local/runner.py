@@ -33,6 +33,7 @@ from pathlib import Path
 
 from nightwatch.adapters.local import jobdir
 from nightwatch.adapters.local.events import LocalChanges
+from nightwatch.adapters.local.logs import LocalJobLogs
 from nightwatch.adapters.local.profile import local_view
 from nightwatch.adapters.local.settings import LocalRunnerSettings
 from nightwatch.adapters.local.supervisor import SUPERVISOR_STOPPED, supervisor_environment
@@ -67,6 +68,8 @@ class LocalJobRunner:
         self._children: list[subprocess.Popen[bytes]] = []
         self._lock = threading.Lock()
         self._changes = LocalChanges(self.state_dir)
+        self.logs = LocalJobLogs(self.state_dir)
+        """The `JobLogs` port over the same Job directories."""
         self._sweep(startup=True)
 
     # -- the port ---------------------------------------------------------------------------

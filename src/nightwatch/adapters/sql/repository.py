@@ -20,6 +20,7 @@ from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Engine
 
 from nightwatch.adapters.sql.batch import cas_update, chunks, event_insert, outcome_query
+from nightwatch.adapters.sql.outbox import record_events
 from nightwatch.adapters.sql.retry import DbRetry, is_duplicate_key, with_retry
 from nightwatch.adapters.sql.rows import SUMMARY_COLUMNS, TASK_COLUMNS, to_summaries, to_task, to_tasks
 from nightwatch.adapters.sql.tables import EPOCH_ROW_ID, leader_epoch, task, task_event
@@ -292,6 +293,7 @@ class SqlTaskRepository:
                 if matched == len(chunk):
                     applied.extend(c.task_id for c in chunk)
                     self._record(conn, chunk, epoch)
+                    record_events(conn, chunk, now)
                     continue
                 rows = conn.execute(outcome_query(chunk)).all()
                 current = int(rows[0].epoch) if rows else None
@@ -301,6 +303,7 @@ class SqlTaskRepository:
                 applied.extend(c.task_id for c in chunk if c.task_id in won)
                 lost.extend(c.task_id for c in chunk if c.task_id not in won)
                 self._record(conn, [c for c in chunk if c.task_id in won], epoch)
+                record_events(conn, [c for c in chunk if c.task_id in won], now)
             return WriteResult(tuple(applied), tuple(lost))
 
         try:

@@ -172,3 +172,42 @@ schedule = sa.Table(
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
 )
+
+# The transactional outbox: one row per event worth telling (`domain/notifications.event_of`), written
+# by `apply` in the status write's transaction. Two consumers keep their progress on it: the webhook
+# sender (state, tries, next_attempt_at, delivered_to, last_error) and the log capture (log_pending).
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", _BIGINT_ID, primary_key=True, autoincrement=True),
+    sa.Column("task_id", sa.BigInteger(), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False, server_default="1"),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("message", sa.Text(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False, server_default=sa.func.current_timestamp()),
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("tries", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=True),
+    sa.Column("delivered_to", sa.Text(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("log_pending", sa.Boolean(create_constraint=False), nullable=False, server_default="0"),
+    # The sender's read (pending, oldest first), its per-task order check, and the log capture's read.
+    sa.Index("ix_outbox_state_id", "state", "id"),
+    sa.Index("ix_outbox_task_id_id", "task_id", "id"),
+    sa.Index("ix_outbox_log_pending_id", "log_pending", "id"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+
+# The last `logs.keep_bytes` of a finished attempt's output, kept after its pod or directory is gone.
+task_log = sa.Table(
+    "task_log",
+    metadata,
+    sa.Column("task_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("attempt", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("output", sa.Text().with_variant(mysql.MEDIUMTEXT(), *_MYSQL), nullable=True),
+    sa.Column("truncated", sa.Boolean(create_constraint=False), nullable=False, server_default="0"),
+    sa.Column("captured_at", UtcDateTime(), nullable=False, server_default=sa.func.current_timestamp()),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)

@@ -18,6 +18,7 @@ from nightwatch.app.api.access import AccessPolicy, Caller
 from nightwatch.app.api.schemas import ErrorOut
 from nightwatch.app.counts import CachedCounts
 from nightwatch.app.usecases.cancel import RequestCancel
+from nightwatch.app.usecases.logs import ReadTaskLogs
 from nightwatch.app.usecases.render import RenderJob
 from nightwatch.app.usecases.schedules import ScheduleCommands
 from nightwatch.app.usecases.submit import SubmitTask
@@ -35,6 +36,8 @@ class ApiBackend:
     """`POST /render`; None: not offered (404)."""
     schedules: ScheduleCommands | None = None
     """None: this server has no schedules (the /schedules routes answer 404)."""
+    logs: ReadTaskLogs | None = None
+    """Task output (None: `/tasks/{id}/logs` answers 404)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@
     timer: null,
     detailId: null,
     detailOpener: null,
+    logs: null, // {id, abort, timer} of the output the detail view follows
     filterDebounce: null, // typing in the namespace filter restarts the list once the typing pauses
   };
 
@@ -683,6 +684,78 @@
     }
   }
 
+  // ---- output panel: follows GET /tasks/{id}/logs?follow=true while the task runs --------------
+
+  const MAX_LOG_CHARS = 256 * 1024; // the panel keeps the end of a long output only
+
+  function logsCommand(id) {
+    return "nightwatch logs --server " + window.location.origin + " -f " + id;
+  }
+
+  function stopLogs() {
+    if (state.logs === null) return;
+    clearTimeout(state.logs.timer);
+    state.logs.abort.abort();
+    state.logs = null;
+  }
+
+  function appendLog(pre, text) {
+    const nearBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
+    let all = pre.textContent + text;
+    if (all.length > MAX_LOG_CHARS) all = all.slice(all.length - MAX_LOG_CHARS);
+    pre.textContent = all;
+    if (nearBottom) pre.scrollTop = pre.scrollHeight;
+  }
+
+  async function followLogs(id, fresh) {
+    const pre = $("d-logs");
+    if (fresh) {
+      stopLogs();
+      pre.textContent = "";
+      setText($("d-logs-command"), logsCommand(id));
+    }
+    const abort = new AbortController();
+    state.logs = { id: id, abort: abort, timer: null };
+    const headers = {};
+    if (token()) headers.Authorization = "Bearer " + token();
+    // Reconnects skip what was shown already (bytes received, as the CLI does).
+    const offset = new TextEncoder().encode(pre.textContent).length;
+    const query = "follow=true" + (offset ? "&offset=" + offset : "");
+    pre.dataset.state = "following";
+    try {
+      const response = await fetch(API + "tasks/" + encodeURIComponent(id) + "/logs?" + query, {
+        headers: headers, credentials: "omit", cache: "no-store", signal: abort.signal,
+      });
+      if (!response.ok) throw new ApiError(response.status, null);
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder("utf-8");
+      for (;;) {
+        const part = await reader.read();
+        if (part.done) break;
+        appendLog(pre, decoder.decode(part.value, { stream: true }));
+      }
+      appendLog(pre, decoder.decode());
+    } catch (err) {
+      if (abort.signal.aborted) return;
+    }
+    if (state.logs === null || state.logs.id !== id || state.detailId !== id) return;
+    // The stream ended: the task has, or the replica cut it. Look, and follow again if it runs.
+    try {
+      const task = await api("tasks/" + encodeURIComponent(id));
+      if (TERMINAL.has(task.status)) {
+        pre.dataset.state = "ended";
+        if (!pre.textContent) pre.textContent = "(no output)";
+        return;
+      }
+    } catch (err) {
+      // Cannot look now: try again below.
+    }
+    if (state.logs !== null && state.logs.id === id) {
+      pre.dataset.state = "waiting";
+      state.logs.timer = setTimeout(() => followLogs(id, false), 2000);
+    }
+  }
+
   function openDetail(id, opener) {
     const task = state.tasks.find((t) => t.id === id);
     state.detailId = id;
@@ -694,6 +767,7 @@
     const dialog = $("detail");
     if (!dialog.open) dialog.showModal();
     refreshDetail();
+    followLogs(id, true);
   }
 
   async function refreshDetail() {
@@ -735,6 +809,10 @@
     const dialog = $("detail");
     $("detail-close").addEventListener("click", () => dialog.close());
     $("detail-cancel").addEventListener("click", cancelTask);
+    $("d-logs-copy").addEventListener("click", () => {
+      const text = $("d-logs-command").textContent;
+      if (navigator.clipboard) navigator.clipboard.writeText(text).catch(() => {});
+    });
     // A click on the backdrop (the dialog box itself, outside its content) closes it; Escape does natively.
     dialog.addEventListener("click", (event) => {
       if (event.target !== dialog) return;
@@ -744,6 +822,7 @@
       if (!inside) dialog.close();
     });
     dialog.addEventListener("close", () => {
+      stopLogs();
       state.detailId = null;
       const opener = state.detailOpener;
       state.detailOpener = null;
@@ -802,7 +881,14 @@
     setupList();
     setupDetail();
     setupSchedules();
-    loadWhoami().then(tick);
+    loadWhoami().then(tick).then(openLinkedTask);
+  }
+
+  // A notification's link is `/?task=ID`: open that task's detail view (and its output).
+  function openLinkedTask() {
+    const wanted = new URLSearchParams(window.location.search).get("task");
+    const id = wanted !== null && /^[0-9]{1,18}$/.test(wanted) ? Number(wanted) : null;
+    if (id !== null && id > 0) openDetail(id, null);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
