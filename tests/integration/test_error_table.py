@@ -97,7 +97,7 @@ def served() -> Iterator[Served]:
         FailingSchedules(repository), repository, ApschedulerCalendar(), clock, SubmissionPolicy(), repository
     )
     backend = ApiBackend(
-        repository, SubmitTask(repository, clock, SubmissionPolicy()), RequestCancel(repository), schedules
+        repository, SubmitTask(repository, clock, SubmissionPolicy()), RequestCancel(repository), schedules=schedules
     )
     app = create_app(
         backend,

@@ -196,7 +196,7 @@ def _web_app(
     # Imported here: the CLI's submit/list/show/cancel build a container too, without FastAPI.
     from nightwatch.app.api import ApiBackend, create_app
 
-    backend = ApiBackend(repository, submit, cancel, render, schedules, logs)
+    backend = ApiBackend(repository, submit, cancel, render=render, schedules=schedules, logs=logs)
     return create_app(
         backend,
         api,
