@@ -55,6 +55,7 @@ def empty_mariadb() -> str:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql("TRUNCATE TABLE task")
+        conn.exec_driver_sql("TRUNCATE TABLE queue_state")
         conn.exec_driver_sql("UPDATE leader_epoch SET epoch = 0 WHERE id = 1")
     engine.dispose()
     return url
@@ -89,6 +90,7 @@ def empty_postgres() -> str:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql("TRUNCATE TABLE task RESTART IDENTITY")
+        conn.exec_driver_sql("TRUNCATE TABLE queue_state")
         conn.exec_driver_sql("UPDATE leader_epoch SET epoch = 0 WHERE id = 1")
     engine.dispose()
     return url

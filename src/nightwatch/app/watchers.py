@@ -21,7 +21,8 @@ from nightwatch.app.usecases.cancel import CancelSettings, CancelTasks
 from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
 from nightwatch.app.usecases.release import ReleaseJobs
 from nightwatch.app.usecases.sync import SyncSettings, SyncTasks
-from nightwatch.domain.ports import Clock, Fence, JobRunner, LeaderStore
+from nightwatch.domain.ports import Clock, Fence, JobRunner, LeaderStore, QueueStates
+from nightwatch.domain.queues import Queues
 from nightwatch.domain.submission import SubmissionPolicy
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,10 @@ class WatcherContext:
     cancel: CancelSettings = field(default_factory=CancelSettings)
     policy: SubmissionPolicy = field(default_factory=SubmissionPolicy)
     """What dispatch accepts (`runner.allowed_namespaces`), as SubmitTask does."""
+    queues: Queues = field(default_factory=Queues)
+    """The configured queues (`queues:`); dispatch selects through them."""
+    queue_states: QueueStates | None = None
+    """Which queues are paused (the `queue_state` table); None: none ever is."""
 
 
 Run = Callable[[], object]
@@ -147,7 +152,16 @@ class WatcherRegistry:
 
 
 def _dispatch(ctx: WatcherContext) -> Run:
-    return DispatchTasks(ctx.repository, ctx.runner, ctx.clock, ctx.fence, ctx.dispatch, policy=ctx.policy)
+    return DispatchTasks(
+        ctx.repository,
+        ctx.runner,
+        ctx.clock,
+        ctx.fence,
+        ctx.dispatch,
+        policy=ctx.policy,
+        queues=ctx.queues,
+        queue_states=ctx.queue_states,
+    )
 
 
 def _sync(ctx: WatcherContext) -> Run:

@@ -96,6 +96,9 @@ class StatusChange:
     next_attempt_at: datetime | None = None
     """Only a move to Normal sets these two (a postponement, a retry); every other move carries
     them unchanged, and the SQL adapter writes them only in batches that hold a move to Normal."""
+    queue: str | None = None
+    """The queue a start admitted the task under (None: no queue); set by a start like job_name,
+    carried unchanged by every other move."""
 
 
 @dataclass(slots=True)
@@ -119,16 +122,20 @@ class Task:
     """A `Normal` task is not dispatched before this time (None: at once)."""
     run_at: datetime | None = None
     """When the user asked it to run (None: now). Dispatch postpones a task found earlier."""
+    priority: int = 0
+    """Higher is dispatched first (then oldest); see `domain/queues.py` for the bounds."""
+    queue: str | None = None
+    """The queue the task was launched under (set by its start); None before, or without queues."""
 
     @property
     def is_terminal(self) -> bool:
         return self.status.is_terminal
 
-    def start(self, job_name: str, now: datetime) -> StatusChange:
-        """Normal -> Pending: the Job `job_name` was created (or adopted)."""
+    def start(self, job_name: str, now: datetime, *, queue: str | None = None) -> StatusChange:
+        """Normal -> Pending: the Job `job_name` was created (or adopted), admitted under `queue`."""
         if self.status is not TaskStatus.NORMAL:
             raise InvalidTransition(f"task {self.id} cannot go from {self.status} to Pending: only Normal tasks start")
-        return self._move(TaskStatus.PENDING, now, message="", job_name=job_name)
+        return self._move(TaskStatus.PENDING, now, message="", job_name=job_name, queue=queue)
 
     def postpone(self, until: datetime, now: datetime, message: str = "") -> StatusChange:
         """Normal -> Normal, not dispatched before `until`."""
@@ -179,6 +186,7 @@ class Task:
         job_name: str | None = None,
         attempt: int | None = None,
         next_attempt_at: datetime | None = None,
+        queue: str | None = None,
     ) -> StatusChange:
         if to not in _ALLOWED[self.status]:
             raise InvalidTransition(f"task {self.id} cannot go from {self.status} to {to}")
@@ -195,6 +203,7 @@ class Task:
             finished_at=now if to.is_terminal else None,
             attempt=self.attempt if attempt is None else attempt,
             next_attempt_at=next_attempt_at if to is TaskStatus.NORMAL else self.next_attempt_at,
+            queue=queue if self.status is TaskStatus.NORMAL and to is TaskStatus.PENDING else self.queue,
         )
         self.apply(change)
         return change
@@ -208,6 +217,7 @@ class Task:
         self.finished_at = change.finished_at
         self.attempt = change.attempt
         self.next_attempt_at = change.next_attempt_at
+        self.queue = change.queue
         self.version = change.expected_version + 1
 
     def copy(self) -> Task:

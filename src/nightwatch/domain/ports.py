@@ -17,6 +17,7 @@ from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import StatusChange, Task, TaskId, TaskStatus
 from nightwatch.domain.names import DNS1123_LABEL_MAX
 from nightwatch.domain.observation import JobObservation
+from nightwatch.domain.queues import InFlight
 
 MAX_LISTED_MESSAGE_CHARS = 1024
 """A listed task's `message` is cut to this many characters (the last one then "…"); `get` has it all."""
@@ -42,6 +43,8 @@ class NewTask:
     user_id: int = 0
     run_at: datetime | None = None
     """Not dispatched before this time (stored as `run_at` and as the not-before time)."""
+    priority: int = 0
+    """Higher first (validated by `validate_submission`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,10 @@ class TaskSummary:
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    priority: int = 0
+    next_attempt_at: datetime | None = None
+    run_at: datetime | None = None
+    queue: str | None = None
 
     def __post_init__(self) -> None:
         # Frozen: the bounded values replace the given ones through object.__setattr__.
@@ -115,6 +122,10 @@ class TaskSummary:
             created_at=task.created_at,
             started_at=task.started_at,
             finished_at=task.finished_at,
+            priority=task.priority,
+            next_attempt_at=task.next_attempt_at,
+            run_at=task.run_at,
+            queue=task.queue,
         )
 
 
@@ -152,12 +163,47 @@ class LeaderStore(Protocol):
         """
         ...
 
-    def list_ready(self, *, after_id: int = 0, limit: int = 500) -> list[Task]:
-        """`Normal` tasks without a not-before time, id > after_id, lowest id first, at most `limit`.
+    def list_ready(self, *, after_id: int = 0, after_priority: int | None = None, limit: int = 500) -> list[Task]:
+        """`Normal` tasks without a not-before time, highest priority first, then lowest id, at most
+        `limit`, after the position (after_priority, after_id): with after_priority None, every
+        priority from the highest, id > after_id within each.
 
-        Served by the (status, next_attempt_at, id) index, so it costs O(limit) however many tasks
-        wait for a later time. Skips unreadable rows like `list_by_status`. Raises RetryableError.
+        Walks the (status, next_attempt_at, priority, id) index one equality range per distinct
+        priority, so it costs O(limit + priorities crossed) however many tasks wait. Skips unreadable
+        rows like `list_by_status`. Raises RetryableError.
         """
+        ...
+
+    def list_ready_users(self, *, after_user: int | None = None, limit: int = 1000) -> list[int]:
+        """The distinct user ids (ascending, > after_user) that have ready tasks (as `list_ready`),
+        at most `limit`: a skip scan of the (status, next_attempt_at, user_id, id) index, one probe
+        per user, never a scan of their tasks. Rows whose user_id is NULL are not listed. Raises
+        RetryableError."""
+        ...
+
+    def list_ready_of_users(self, user_ids: Sequence[int], *, per_user: int) -> list[Task]:
+        """Each user's oldest `per_user` ready tasks (id order), O(len(user_ids) x per_user). Raises
+        RetryableError."""
+        ...
+
+    def count_in_flight(self, *, started_since: datetime) -> InFlight:
+        """Pending + Running tasks counted by (queue, user_id), and by queue those started at or after
+        `started_since`; a Pending task whose Job Kueue holds (message "Queued by Kueue: ...") is
+        not counted: Kueue owns its admission. A GROUP BY over the in-flight rows only (the
+        (status, queue, user_id) index). `paused` is left empty (`QueueStates` has it). Raises
+        RetryableError."""
+        ...
+
+    def count_ready_ahead(
+        self,
+        task: Task,
+        *,
+        namespaces: frozenset[str] = frozenset(),
+        users: frozenset[int] = frozenset(),
+    ) -> int:
+        """How many ready tasks dispatch takes before `task` (higher priority, or the same and older),
+        of the given namespaces and users when those are not empty: one COUNT over the priority
+        index, for one task's detail view. Raises RetryableError."""
         ...
 
     def list_come_due(self, now: datetime, *, limit: int = 500) -> list[Task]:
@@ -178,6 +224,18 @@ class LeaderStore(Protocol):
 
     def advance_epoch(self) -> int:
         """Take the next fencing epoch (atomically increment it) and return it. Raises RetryableError."""
+        ...
+
+
+class QueueStates(Protocol):
+    """The run state of each queue (the `queue_state` table): shared by every replica and leader."""
+
+    def set_paused(self, name: str, paused: bool, now: datetime) -> None:
+        """Pause (True) or resume (False) a queue; idempotent. Raises RetryableError."""
+        ...
+
+    def paused(self) -> frozenset[str]:
+        """The names of the paused queues. Raises RetryableError."""
         ...
 
 

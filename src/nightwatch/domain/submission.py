@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from nightwatch.domain.errors import InvalidTaskSpec, Problem
-from nightwatch.domain.jobspec import JobSpec, LaunchRequest
+from nightwatch.domain.jobspec import JobSpec, LaunchRequest, parse_info
 from nightwatch.domain.model import Task
 from nightwatch.domain.names import check_dns1123_label, check_namespace_allowed
+from nightwatch.domain.queues import check_priority
 
 STORED_NAME_CHARS = 45
 """The widest name and namespace the task table stores (`VARCHAR(45)`, the original system's width).
@@ -31,6 +32,8 @@ class SubmissionPolicy:
     """What this deployment accepts, from configuration."""
 
     allowed_namespaces: frozenset[str] = frozenset({"default"})
+    queues: frozenset[str] = frozenset()
+    """The configured queue names: an `info.queue` naming another one is refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,11 @@ class Submission:
     namespace: str
     info: str
     spec: JobSpec
+    queue: str | None = None
+    """`info.queue`: the configured queue the task asks for (None: matched by the queues' lists)."""
+    profile: str | None = None
+    """`info.profile`, as a string: queues match on it (profiles themselves live elsewhere)."""
+    priority: int = 0
 
 
 def encode_info(info: Mapping[str, Any]) -> str:
@@ -62,6 +70,7 @@ def validate_submission(
     policy: SubmissionPolicy,
     *,
     stored: bool = False,
+    priority: object = 0,
 ) -> Submission:
     """The validated task, or InvalidTaskSpec whose `problems` list every field that is wrong.
 
@@ -82,15 +91,45 @@ def validate_submission(
         spec = JobSpec.from_info(raw)
     except InvalidTaskSpec as exc:
         problems.extend(exc.problems)
+    queue = profile = None
+    if spec is not None and raw is not None:
+        queue, profile = _queue_keys(raw, policy, problems)
+    try:
+        checked_priority = check_priority(priority)
+    except ValueError as exc:
+        problems.append(Problem(("priority",), str(exc)))
     if problems or spec is None or raw is None:
         raise InvalidTaskSpec("; ".join(p.message for p in problems), problems)
-    return Submission(name, namespace, raw, spec)
+    return Submission(name, namespace, raw, spec, queue, profile, checked_priority)
+
+
+def submission_for(task: Task, policy: SubmissionPolicy) -> Submission:
+    """A stored task validated as at submit (dispatch's check). Raises InvalidTaskSpec."""
+    return validate_submission(task.name, task.namespace, task.info, policy, stored=True, priority=task.priority)
 
 
 def launch_request_for(task: Task, policy: SubmissionPolicy) -> LaunchRequest:
     """What the runner needs to launch a stored task, validated as at submit. Raises InvalidTaskSpec."""
-    valid = validate_submission(task.name, task.namespace, task.info, policy, stored=True)
+    valid = submission_for(task, policy)
     return LaunchRequest(task.id, task.name, task.namespace, valid.spec)
+
+
+def _queue_keys(raw: str, policy: SubmissionPolicy, problems: list[Problem]) -> tuple[str | None, str | None]:
+    """`info.queue` (a configured queue's name) and `info.profile` (a string), each checked."""
+    info = parse_info(raw)  # JobSpec.from_info accepted it: an object
+    queue, profile = info.get("queue"), info.get("profile")
+    if queue is not None:
+        if not isinstance(queue, str):
+            problems.append(Problem(("info", "queue"), f"info.queue must be a queue name, not {queue!r}"))
+            queue = None
+        elif queue not in policy.queues:
+            known = ", ".join(sorted(policy.queues)) or "none are configured"
+            problems.append(Problem(("info", "queue"), f"info.queue {queue!r} is not a configured queue ({known})"))
+            queue = None
+    if profile is not None and not isinstance(profile, str):
+        problems.append(Problem(("info", "profile"), f"info.profile must be a profile name, not {profile!r}"))
+        profile = None
+    return queue, profile
 
 
 def _storable(value: str, what: str) -> str:

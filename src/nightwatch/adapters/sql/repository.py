@@ -31,8 +31,10 @@ from nightwatch.domain.errors import (
     RetryableError,
     TaskNotFound,
 )
-from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskId, TaskStatus
+from nightwatch.domain.model import IN_FLIGHT_STATUSES, TERMINAL_STATUSES, StatusChange, Task, TaskId, TaskStatus
+from nightwatch.domain.observation import KUEUE_QUEUED_PREFIX
 from nightwatch.domain.ports import NewTask, TaskFilter, TaskPage, WriteResult
+from nightwatch.domain.queues import InFlight
 
 T = TypeVar("T")
 
@@ -138,16 +140,123 @@ class SqlTaskRepository:
 
         return self._run(run, "list newest tasks")
 
-    def list_ready(self, *, after_id: int = 0, limit: int = 500) -> list[Task]:
+    def list_ready(self, *, after_id: int = 0, after_priority: int | None = None, limit: int = 500) -> list[Task]:
         if limit <= 0:
             return []
-        # (Normal, NULL) is an equality on the index's first two columns, so rows come in id order.
-        match = sa.and_(_status_is([str(TaskStatus.NORMAL)]), task.c.next_attempt_at.is_(None))
+        # No index serves "priority DESC, id ASC" on every dialect (MariaDB before 10.8 ignores DESC in
+        # an index), so walk it: per distinct priority, highest first, an equality range on
+        # (Normal, NULL, priority) that yields rows in id order; MAX(priority) below the current one
+        # is one index probe. O(limit + priorities crossed), whatever waits behind.
+        ready = sa.and_(_status_is([str(TaskStatus.NORMAL)]), task.c.next_attempt_at.is_(None))
 
-        def page(after: int, size: int) -> sa.Select[Any]:
-            return sa.select(*TASK_COLUMNS).where(match, task.c.id > after).order_by(task.c.id).limit(size)
+        def run(conn: Connection) -> list[Task]:
+            tasks: list[Task] = []
+            level = after_priority if after_priority is not None else _next_priority(conn, ready, None)
+            after = after_id
+            while level is not None and len(tasks) < limit:
+                match = sa.and_(ready, task.c.priority == level)
 
-        return self._run(lambda conn: _readable(conn, page, after_id, limit), "list ready tasks")
+                def page(after: int, size: int, match: sa.ColumnElement[bool] = match) -> sa.Select[Any]:
+                    return sa.select(*TASK_COLUMNS).where(match, task.c.id > after).order_by(task.c.id).limit(size)
+
+                tasks.extend(_readable(conn, page, after, limit - len(tasks)))
+                if len(tasks) >= limit:
+                    break
+                level = _next_priority(conn, ready, level)
+                after = after_id if after_priority is None else 0
+            return tasks
+
+        return self._run(run, "list ready tasks")
+
+    def list_ready_users(self, *, after_user: int | None = None, limit: int = 1000) -> list[int]:
+        if limit <= 0:
+            return []
+        ready = sa.and_(_status_is([str(TaskStatus.NORMAL)]), task.c.next_attempt_at.is_(None))
+
+        def run(conn: Connection) -> list[int]:
+            # A skip scan: MIN(user_id) above the last one is one probe of the
+            # (status, next_attempt_at, user_id, id) index, so a user with 50,000 ready tasks costs
+            # what one with 5 does. PostgreSQL has no loose index scan, and MariaDB's needs a GROUP
+            # BY it will not always choose; the probes are short and all in one transaction.
+            users: list[int] = []
+            last = after_user
+            while len(users) < limit:
+                query = sa.select(sa.func.min(task.c.user_id)).where(ready)
+                if last is not None:
+                    query = query.where(task.c.user_id > last)
+                found = conn.execute(query).scalar()
+                if found is None:
+                    break
+                last = int(found)
+                users.append(last)
+            return users
+
+        return self._run(run, "list users with ready tasks")
+
+    def list_ready_of_users(self, user_ids: Sequence[int], *, per_user: int) -> list[Task]:
+        if per_user <= 0 or not user_ids:
+            return []
+        ready = sa.and_(_status_is([str(TaskStatus.NORMAL)]), task.c.next_attempt_at.is_(None))
+
+        def run(conn: Connection) -> list[Task]:
+            tasks: list[Task] = []
+            # One UNION ALL of per-user heads per chunk: each arm is an equality range on
+            # (Normal, NULL, user_id) in id order, stopped after per_user rows.
+            unique = sorted(set(user_ids))
+            for start in range(0, len(unique), _USERS_PER_STATEMENT):
+                arms = [
+                    sa.select(*TASK_COLUMNS).where(ready, task.c.user_id == user).order_by(task.c.id).limit(per_user)
+                    for user in unique[start : start + _USERS_PER_STATEMENT]
+                ]
+                if len(arms) == 1:
+                    tasks.extend(to_tasks(conn.execute(arms[0])))
+                else:
+                    union = sa.union_all(*(sa.select(arm.subquery()) for arm in arms))
+                    tasks.extend(to_tasks(conn.execute(union)))
+            return tasks
+
+        return self._run(run, "list ready tasks of users")
+
+    def count_in_flight(self, *, started_since: datetime) -> InFlight:
+        in_flight = _status_is([str(s) for s in IN_FLIGHT_STATUSES])
+        held_by_kueue = sa.and_(
+            task.c.status == str(TaskStatus.PENDING), task.c.message.like(KUEUE_QUEUED_PREFIX + "%")
+        )
+        recent = sa.case((task.c.started_at >= started_since, 1), else_=0)
+        query = (
+            sa.select(task.c.queue, task.c.user_id, sa.func.count(), sa.func.sum(recent))
+            .where(in_flight, sa.not_(held_by_kueue))
+            .group_by(task.c.queue, task.c.user_id)
+        )
+
+        def run(conn: Connection) -> InFlight:
+            counts: dict[tuple[str | None, int], int] = {}
+            started: dict[str | None, int] = {}
+            for queue, user, n, fresh in conn.execute(query):
+                key = (queue, int(user or 0))
+                counts[key] = counts.get(key, 0) + int(n)
+                started[queue] = started.get(queue, 0) + int(fresh or 0)
+            return InFlight(counts, started)
+
+        return self._run(run, "count in-flight tasks")
+
+    def count_ready_ahead(
+        self,
+        task_: Task,
+        *,
+        namespaces: frozenset[str] = frozenset(),
+        users: frozenset[int] = frozenset(),
+    ) -> int:
+        ready = sa.and_(_status_is([str(TaskStatus.NORMAL)]), task.c.next_attempt_at.is_(None))
+        ahead = sa.or_(
+            task.c.priority > task_.priority, sa.and_(task.c.priority == task_.priority, task.c.id < task_.id)
+        )
+        query = sa.select(sa.func.count()).select_from(task).where(ready, ahead)
+        if namespaces:
+            query = query.where(task.c.namespace.in_(sorted(namespaces)))
+        if users:
+            query = query.where(task.c.user_id.in_(sorted(users)))
+        return self._run(lambda conn: int(conn.execute(query).scalar_one()), f"position of task {task_.id}")
 
     def list_come_due(self, now: datetime, *, limit: int = 500) -> list[Task]:
         if limit <= 0:
@@ -199,6 +308,7 @@ class SqlTaskRepository:
             "cancel_requested": False,
             "run_at": new.run_at,
             "next_attempt_at": new.run_at,
+            "priority": new.priority,
             "created_at": now,
             "updated_at": now,
         }
@@ -225,6 +335,7 @@ class SqlTaskRepository:
                 created_at=now,
                 next_attempt_at=new.run_at,
                 run_at=new.run_at,
+                priority=new.priority,
             )
 
         return self._run(run, f"add task {new.namespace}/{new.name}")
@@ -297,6 +408,19 @@ class SqlTaskRepository:
                 return work(conn)
 
         return with_retry(attempt, what=what, policy=self._retry)
+
+
+_USERS_PER_STATEMENT = 100
+"""Per-user head queries joined by UNION ALL in one statement."""
+
+
+def _next_priority(conn: Connection, ready: sa.ColumnElement[bool], below: int | None) -> int | None:
+    """The highest priority among ready tasks (below `below`), or None: one index probe."""
+    query = sa.select(sa.func.max(task.c.priority)).where(ready)
+    if below is not None:
+        query = query.where(task.c.priority < below)
+    found = conn.execute(query).scalar()
+    return None if found is None else int(found)
 
 
 def _row_id(row: sa.Row[Any]) -> int:
