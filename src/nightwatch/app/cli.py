@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -38,6 +39,7 @@ from nightwatch.app.logs import configure_logging
 from nightwatch.domain.errors import InvalidTaskSpec, InvalidTransition, NightwatchError, TaskNotFound
 from nightwatch.domain.model import Task, TaskStatus
 from nightwatch.domain.ports import TaskSummary
+from nightwatch.domain.queues import waiting_reason
 
 logger = logging.getLogger("nightwatch")
 
@@ -142,6 +144,10 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--deadline", type=int, metavar="SECONDS", help="activeDeadlineSeconds")
     submit.add_argument("--backoff-limit", type=int, metavar="N")
     submit.add_argument("--user-id", type=int, help="the task's user (default 0; with --server, the token's)")
+    submit.add_argument(
+        "--priority", type=int, default=0, help="higher is dispatched first, then oldest (-1000..1000, default 0)"
+    )
+    submit.add_argument("--queue", help="the configured queue to run in (info.queue)")
     submit.add_argument("cmd", nargs=argparse.REMAINDER, help="command and arguments (after --)")
     submit.set_defaults(handler=cmd_submit)
 
@@ -162,6 +168,19 @@ def _parser() -> argparse.ArgumentParser:
     cancel = sub.add_parser("cancel", parents=[remote], help="request cancellation of a task")
     cancel.add_argument("id", type=int)
     cancel.set_defaults(handler=cmd_cancel)
+
+    queue_cmd = sub.add_parser("queue", parents=[remote], help="the configured queues: list, pause, resume")
+    queue_sub = queue_cmd.add_subparsers(dest="queue_command", required=True)
+    queue_sub.add_parser("list", help="every queue: paused or not, in flight, limits").set_defaults(
+        handler=cmd_queue_list
+    )
+    for verb, helptext in (
+        ("pause", "launch nothing new from the queue (running Jobs go on), on every replica"),
+        ("resume", "launch from the queue again"),
+    ):
+        one = queue_sub.add_parser(verb, help=helptext)
+        one.add_argument("name")
+        one.set_defaults(handler=cmd_queue_pause if verb == "pause" else cmd_queue_resume)
 
     sub.add_parser("version", help="print the version").set_defaults(handler=lambda a, s: print(__version__) or 0)
     return parser
@@ -245,7 +264,13 @@ def _gateway(args: argparse.Namespace, settings: Settings) -> Iterator[TaskGatew
         with _local(settings) as container:
             queries = container.repository()
             user_id = getattr(args, "user_id", None) or 0
-            yield LocalGateway(container.submit_task(), container.request_cancel(), queries, user_id=user_id)
+            yield LocalGateway(
+                container.submit_task(),
+                container.request_cancel(),
+                queries,
+                user_id=user_id,
+                waiting=container.explain_waiting(),
+            )
 
 
 def _task_id(text: str) -> int:
@@ -262,7 +287,7 @@ def _task_id(text: str) -> int:
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     info = _info_from_args(args)
     with _gateway(args, settings) as gateway:
-        task = gateway.submit(args.name, args.namespace, info)
+        task = gateway.submit(args.name, args.namespace, info, priority=args.priority)
     print(f"submitted task {task.id} ({task.namespace}/{task.name}): {task.status}")
     return 0
 
@@ -270,8 +295,8 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 def _info_from_args(args: argparse.Namespace) -> str | dict[str, Any]:
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if args.info is not None:
-        if args.image or command:
-            raise CliError("give either --info or --image with a command, not both", code=2)
+        if args.image or command or args.queue is not None:
+            raise CliError("give either --info or --image with a command (and --queue), not both", code=2)
         return str(args.info)
     if not args.image:
         raise CliError("--image (or --info) is required", code=2)
@@ -287,6 +312,8 @@ def _info_from_args(args: argparse.Namespace) -> str | dict[str, Any]:
         info["activeDeadlineSeconds"] = args.deadline
     if args.backoff_limit is not None:
         info["backoffLimit"] = args.backoff_limit
+    if args.queue is not None:
+        info["queue"] = args.queue
     return info
 
 
@@ -306,9 +333,56 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     with _gateway(args, settings) as gateway:
-        task = gateway.get(args.id)
-    print(json.dumps(_as_dict(task), indent=2))
+        task, waiting = gateway.show(args.id)
+    print(json.dumps(_as_dict(task, waiting), indent=2))
     return 0
+
+
+def cmd_queue_list(args: argparse.Namespace, settings: Settings) -> int:
+    rows = [("NAME", "STATE", "IN FLIGHT", "MAX", "STARTS/MIN", "FAIR")]
+    for q in _queue_views(args, settings):
+        rows.append(
+            (
+                q["name"],
+                "paused" if q["paused"] else "running",
+                str(q["in_flight"]),
+                "-" if q["max_in_flight"] is None else str(q["max_in_flight"]),
+                "-" if q["max_starts_per_minute"] is None else str(q["max_starts_per_minute"]),
+                "yes" if q["fair_share"] else "no",
+            )
+        )
+    print(_columns(rows))
+    return 0
+
+
+def cmd_queue_pause(args: argparse.Namespace, settings: Settings) -> int:
+    _set_paused(args, settings, True)
+    print(f"queue {args.name} paused: nothing new starts from it (running Jobs go on)")
+    return 0
+
+
+def cmd_queue_resume(args: argparse.Namespace, settings: Settings) -> int:
+    _set_paused(args, settings, False)
+    print(f"queue {args.name} resumed")
+    return 0
+
+
+def _queue_views(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]]:
+    if args.server:
+        with ApiClient(args.server, args.token) as client:
+            return client.queues()
+    with _local(settings) as container:
+        return [dataclasses.asdict(v) for v in container.queue_admin().list()]
+
+
+def _set_paused(args: argparse.Namespace, settings: Settings, paused: bool) -> None:
+    if args.server:
+        with ApiClient(args.server, args.token) as client:
+            client.set_paused(args.name, paused)
+        return
+    with _local(settings) as container:
+        admin = container.queue_admin()
+        admin.pause(args.name) if paused else admin.resume(args.name)
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
@@ -378,8 +452,9 @@ def _exit_after(seconds: float) -> None:
     threading.Thread(target=leave, name="exit-after-grace", daemon=True).start()
 
 
-def _as_dict(task: Task | TaskSummary) -> dict[str, Any]:
-    """A task as `show` prints it, or a listed summary as `list --json` prints it (without `info`)."""
+def _as_dict(task: Task | TaskSummary, waiting: str | None = None) -> dict[str, Any]:
+    """A task as `show` prints it, or a listed summary as `list --json` prints it (without `info`).
+    A listed Normal task's `waiting` says only what its row shows (a run_at or retry time)."""
     fields: dict[str, Any] = {
         "id": task.id,
         "name": task.name,
@@ -393,9 +468,17 @@ def _as_dict(task: Task | TaskSummary) -> dict[str, Any]:
         "created_at": _iso(task.created_at),
         "started_at": _iso(task.started_at),
         "finished_at": _iso(task.finished_at),
+        "priority": task.priority,
+        "queue": task.queue,
     }
     if isinstance(task, Task):
         fields["info"] = task.info
+    elif waiting is None and task.status is TaskStatus.NORMAL:
+        found = waiting_reason(
+            run_at=task.run_at, next_attempt_at=task.next_attempt_at, queue=None, in_flight=None, now=datetime.now(UTC)
+        )
+        waiting = str(found) if found is not None else None
+    fields["waiting"] = waiting
     return fields
 
 
@@ -439,3 +522,8 @@ def cmd_jobs_release_finalizers(args: argparse.Namespace, settings: Settings) ->
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _columns(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)

@@ -55,10 +55,15 @@ class ApiClient:
     def close(self) -> None:
         self._http.close()
 
-    def submit(self, name: str, namespace: str, info: str | Mapping[str, Any]) -> Task:
+    def submit(self, name: str, namespace: str, info: str | Mapping[str, Any], *, priority: int = 0) -> Task:
         """As the token's user. `info` text is parsed into the object the API takes, by the domain's
         rules. Raises InvalidTaskSpec (every bad field), DuplicateTask, ApiRefused, RetryableError."""
-        body = {"name": name, "namespace": namespace, "info": parse_info(info) if isinstance(info, str) else info}
+        body = {
+            "name": name,
+            "namespace": namespace,
+            "info": parse_info(info) if isinstance(info, str) else info,
+            "priority": priority,
+        }
         return _task(self._call("POST", f"{API}/tasks", json=body, conflict=DuplicateTask))
 
     def list_tasks(
@@ -80,6 +85,18 @@ class ApiClient:
 
     def get(self, task_id: int) -> Task:
         return _task(self._call("GET", f"{API}/tasks/{task_id}"))
+
+    def show(self, task_id: int) -> tuple[Task, str | None]:
+        data = self._call("GET", f"{API}/tasks/{task_id}")
+        return _task(data), data.get("waiting")
+
+    def queues(self) -> list[dict[str, Any]]:
+        """GET /api/v1/queues (an admin token). Raises ApiRefused, RetryableError."""
+        return list(self._call("GET", f"{API}/queues"))
+
+    def set_paused(self, name: str, paused: bool) -> dict[str, Any]:
+        """Pause or resume a queue (an admin token). Raises QueueNotFound, ApiRefused, RetryableError."""
+        return dict(self._call("POST", f"{API}/queues/{name}/{'pause' if paused else 'resume'}"))
 
     def cancel(self, task_id: int) -> Task:
         return _task(self._call("POST", f"{API}/tasks/{task_id}/cancel", conflict=InvalidTransition))
@@ -116,7 +133,7 @@ def _detail(response: httpx.Response) -> object:
 
 
 def _task(data: dict[str, Any]) -> Task:
-    return Task(info=data["info"], **_listed_fields(data))
+    return Task(info=data["info"], **_listed_fields(data))  # Task has every listed field too
 
 
 def _summary(data: dict[str, Any]) -> TaskSummary:
@@ -138,6 +155,10 @@ def _listed_fields(data: dict[str, Any]) -> dict[str, Any]:
         "created_at": _when(data["created_at"]),
         "started_at": _when(data["started_at"]),
         "finished_at": _when(data["finished_at"]),
+        "priority": int(data.get("priority") or 0),
+        "next_attempt_at": _when(data.get("next_attempt_at")),
+        "run_at": _when(data.get("run_at")),
+        "queue": data.get("queue"),
     }
 
 

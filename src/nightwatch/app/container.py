@@ -19,15 +19,17 @@ from nightwatch.adapters.apscheduler import ApschedulerTicker
 from nightwatch.adapters.clock import SystemClock
 from nightwatch.adapters.kubernetes.settings import KubernetesSettings
 from nightwatch.adapters.local.settings import LocalRunnerSettings
-from nightwatch.adapters.memory import MemoryLeaderLock, MemoryTaskRepository
+from nightwatch.adapters.memory import MemoryLeaderLock, MemoryQueueStates, MemoryTaskRepository
 from nightwatch.app.config import ApiSettings, DatabaseSettings, HttpSettings, LockSettings, Settings
 from nightwatch.app.leadership import Leadership
 from nightwatch.app.metrics import Metrics
 from nightwatch.app.service import Readiness, Service
 from nightwatch.app.usecases.cancel import RequestCancel
+from nightwatch.app.usecases.queues import ExplainWaiting, QueueAdmin
 from nightwatch.app.usecases.submit import SubmitTask
 from nightwatch.app.watchers import WatcherContext, WatcherTiming, default_registry
-from nightwatch.domain.ports import JobRunner, TaskQueries, TaskRepository
+from nightwatch.domain.ports import JobRunner, QueueStates, TaskQueries, TaskRepository
+from nightwatch.domain.queues import queues_from
 from nightwatch.domain.submission import SubmissionPolicy
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,14 @@ def _sql_repository(database: DatabaseSettings) -> Iterator[TaskRepository]:
         yield repository
     finally:
         repository.close()
+
+
+def _sql_queue_states(repository: TaskRepository) -> QueueStates:
+    from nightwatch.adapters.sql import SqlTaskRepository
+    from nightwatch.adapters.sql.queues import SqlQueueStates
+
+    assert isinstance(repository, SqlTaskRepository)  # the Selector picks both by the database kind
+    return SqlQueueStates(repository.engine)
 
 
 def _redis_lock(lock: LockSettings, owner: str) -> Iterator[Any]:
@@ -89,6 +99,8 @@ def _web_app(
     repository: TaskQueries,
     submit: SubmitTask,
     cancel: RequestCancel,
+    queues: QueueAdmin,
+    waiting: ExplainWaiting,
     api: ApiSettings,
     http: HttpSettings,
     metrics: Metrics,
@@ -97,7 +109,7 @@ def _web_app(
     # Imported here: the CLI's submit/list/show/cancel build a container too, without FastAPI.
     from nightwatch.app.api import ApiBackend, create_app
 
-    backend = ApiBackend(repository, submit, cancel)
+    backend = ApiBackend(repository, submit, cancel, queues, waiting)
     return create_app(
         backend,
         api,
@@ -157,8 +169,13 @@ class Container(containers.DeclarativeContainer):
 
     # Derived once per container: the lock owner and the Kubernetes user agent must agree.
     replica_id = providers.Singleton(_replica_id, settings)
+    queues = providers.Singleton(
+        queues_from, settings.provided.queues, max_in_flight=settings.provided.dispatch.max_in_flight
+    )
     submission_policy = providers.Singleton(
-        SubmissionPolicy, allowed_namespaces=providers.Callable(frozenset, settings.provided.runner.allowed_namespaces)
+        SubmissionPolicy,
+        allowed_namespaces=providers.Callable(frozenset, settings.provided.runner.allowed_namespaces),
+        queues=queues.provided.names,
     )
 
     clock = providers.Singleton(SystemClock)
@@ -171,6 +188,15 @@ class Container(containers.DeclarativeContainer):
         postgresql=providers.Resource(_sql_repository, settings.provided.database),
         memory=providers.Singleton(MemoryTaskRepository),
     )
+
+    queue_states = providers.Selector(
+        settings.provided.database.kind,
+        sqlite=providers.Singleton(_sql_queue_states, repository),
+        mysql=providers.Singleton(_sql_queue_states, repository),
+        postgresql=providers.Singleton(_sql_queue_states, repository),
+        memory=providers.Singleton(MemoryQueueStates),
+    )
+    """Which queues are paused: the `queue_state` table, on the repository's engine."""
 
     lock = providers.Selector(
         settings.provided.lock.backend,
@@ -209,6 +235,8 @@ class Container(containers.DeclarativeContainer):
         sync=settings.provided.sync,
         cancel=settings.provided.cancel,
         policy=submission_policy,
+        queues=queues,
+        queue_states=queue_states,
     )
     ticker = providers.Singleton(ApschedulerTicker)
     service = providers.Singleton(
@@ -225,12 +253,18 @@ class Container(containers.DeclarativeContainer):
 
     submit_task = providers.Factory(SubmitTask, repository=repository, clock=clock, policy=submission_policy)
     request_cancel = providers.Factory(RequestCancel, repository=repository)
+    queue_admin = providers.Factory(QueueAdmin, queues=queues, states=queue_states, queries=repository, clock=clock)
+    explain_waiting = providers.Factory(
+        ExplainWaiting, queues=queues, states=queue_states, queries=repository, clock=clock, policy=submission_policy
+    )
 
     web_app = providers.Singleton(
         _web_app,
         repository=repository,
         submit=submit_task,
         cancel=request_cancel,
+        queues=queue_admin,
+        waiting=explain_waiting,
         api=settings.provided.api,
         http=settings.provided.http,
         metrics=metrics,

@@ -20,6 +20,7 @@ from nightwatch.domain.errors import (
     NightwatchError,
     PermanentError,
     Problem,
+    QueueNotFound,
     RetryableError,
     TaskNotFound,
 )
@@ -35,6 +36,7 @@ class ErrorRow(NamedTuple):
 
 ERRORS: tuple[ErrorRow, ...] = (
     ErrorRow(TaskNotFound, 404),
+    ErrorRow(QueueNotFound, 404),
     ErrorRow(DuplicateTask, 409),
     ErrorRow(InvalidTransition, 409),
     ErrorRow(InvalidTaskSpec, 422),

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from nightwatch.app.usecases.cancel import RequestCancel
+from nightwatch.app.usecases.queues import ExplainWaiting
 from nightwatch.app.usecases.submit import SubmitTask
 from nightwatch.domain.model import Task, TaskId, TaskStatus
 from nightwatch.domain.ports import TaskFilter, TaskQueries, TaskSummary
@@ -24,7 +25,7 @@ C = TypeVar("C")
 
 
 class TaskGateway(Protocol):
-    def submit(self, name: str, namespace: str, info: str | Mapping[str, Any]) -> Task:
+    def submit(self, name: str, namespace: str, info: str | Mapping[str, Any], *, priority: int = 0) -> Task:
         """Submit a task as the gateway's user. Raises InvalidTaskSpec (`problems` names every bad
         field), DuplicateTask, RetryableError; ApiRefused through a server."""
         ...
@@ -38,6 +39,10 @@ class TaskGateway(Protocol):
 
     def get(self, task_id: int) -> Task:
         """Raises TaskNotFound, PermanentError (a row nightwatch cannot read), RetryableError."""
+        ...
+
+    def show(self, task_id: int) -> tuple[Task, str | None]:
+        """The task and why it waits (None: it does not, or it is not Normal). Raises as `get`."""
         ...
 
     def cancel(self, task_id: int) -> Task:
@@ -63,14 +68,23 @@ def newest_first(
 class LocalGateway:
     """The database directly, through the same use cases and read side as the REST API."""
 
-    def __init__(self, submit: SubmitTask, cancel: RequestCancel, queries: TaskQueries, *, user_id: int = 0) -> None:
+    def __init__(
+        self,
+        submit: SubmitTask,
+        cancel: RequestCancel,
+        queries: TaskQueries,
+        *,
+        user_id: int = 0,
+        waiting: ExplainWaiting | None = None,
+    ) -> None:
         self._submit = submit
         self._cancel = cancel
         self._queries = queries
         self._user_id = user_id
+        self._waiting = waiting
 
-    def submit(self, name: str, namespace: str, info: str | Mapping[str, Any]) -> Task:
-        return self._submit(name, namespace, info, user_id=self._user_id)
+    def submit(self, name: str, namespace: str, info: str | Mapping[str, Any], *, priority: int = 0) -> Task:
+        return self._submit(name, namespace, info, user_id=self._user_id, priority=priority)
 
     def list_tasks(
         self, statuses: Sequence[TaskStatus] = (), *, before_id: int | None = None, limit: int = 100
@@ -85,6 +99,10 @@ class LocalGateway:
 
     def get(self, task_id: int) -> Task:
         return self._queries.get(TaskId(task_id))
+
+    def show(self, task_id: int) -> tuple[Task, str | None]:
+        task = self.get(task_id)
+        return task, self._waiting.detail(task) if self._waiting is not None else None
 
     def cancel(self, task_id: int) -> Task:
         return self._cancel(TaskId(task_id))

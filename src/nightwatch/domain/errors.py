@@ -102,3 +102,7 @@ class DuplicateTask(PermanentError):
 
 class LeadershipLost(NightwatchError):
     """This replica is no longer the leader (lease lost or fencing epoch superseded): stop writing."""
+
+
+class QueueNotFound(PermanentError, LookupError):
+    """No queue of that name is configured."""

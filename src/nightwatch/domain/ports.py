@@ -194,18 +194,6 @@ class LeaderStore(Protocol):
         RetryableError."""
         ...
 
-    def count_ready_ahead(
-        self,
-        task: Task,
-        *,
-        namespaces: frozenset[str] = frozenset(),
-        users: frozenset[int] = frozenset(),
-    ) -> int:
-        """How many ready tasks dispatch takes before `task` (higher priority, or the same and older),
-        of the given namespaces and users when those are not empty: one COUNT over the priority
-        index, for one task's detail view. Raises RetryableError."""
-        ...
-
     def list_come_due(self, now: datetime, *, limit: int = 500) -> list[Task]:
         """`Normal` tasks whose not-before time is at or before `now`, earliest time first (then id),
         at most `limit`; the same index serves it in O(limit). Raises RetryableError."""
@@ -273,6 +261,22 @@ class TaskQueries(Protocol):
     def count_by_status(self, *, user_id: int | None = None) -> Mapping[str, int]:
         """Row counts keyed by the raw status string (unknown strings included), of one user's rows
         when `user_id` is given. Raises RetryableError."""
+        ...
+
+    def count_ready_ahead(
+        self,
+        task: Task,
+        *,
+        namespaces: frozenset[str] = frozenset(),
+        users: frozenset[int] = frozenset(),
+    ) -> int:
+        """How many ready tasks dispatch takes before `task` (higher priority, or the same and older),
+        of the given namespaces and users when those are not empty: one COUNT over the priority
+        index, for one task's detail view. Raises RetryableError."""
+        ...
+
+    def count_in_flight(self, *, started_since: datetime) -> InFlight:
+        """As `LeaderStore.count_in_flight` (the same method): for saying why a task waits."""
         ...
 
     def ping(self) -> None:

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from nightwatch.domain.model import TaskId
 
 PRIORITY_MIN = -1000
@@ -29,6 +31,48 @@ PRIORITY_MAX = 1000
 
 MAX_QUEUE_NAME_CHARS = 63
 """A queue name is stored in `task.queue` and `queue_state.name` (VARCHAR(63))."""
+
+
+class QueueSettings(BaseModel):
+    """One entry of the `queues:` configuration section (a mapping from queue name to this)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    namespaces: list[str] = Field(default_factory=list)
+    """Tasks in these namespaces (empty: any)."""
+    users: list[int] = Field(default_factory=list)
+    """Tasks of these user ids (empty: any)."""
+    profiles: list[str] = Field(default_factory=list)
+    """Tasks whose `info.profile` is one of these (empty: any, with or without a profile)."""
+    max_in_flight: int | None = Field(default=None, ge=0)
+    """Pending + Running tasks of this queue at most (None: no limit; 0 holds every task)."""
+    max_starts_per_minute: int | None = Field(default=None, ge=0)
+    """Launches in any minute at most (counted from the in-flight rows started in the last minute)."""
+    fair_share: bool = False
+    """Share the slots between users round-robin by their tasks in flight."""
+
+    def queue(self, name: str) -> Queue:
+        return Queue(
+            name,
+            frozenset(self.namespaces),
+            frozenset(self.users),
+            frozenset(self.profiles),
+            self.max_in_flight,
+            self.max_starts_per_minute,
+            self.fair_share,
+        )
+
+
+def check_queue_name(name: str) -> str:
+    """A queue name as configured: 1..63 characters of [A-Za-z0-9._-]; raises ValueError."""
+    if not 1 <= len(name) <= MAX_QUEUE_NAME_CHARS or not all(c.isascii() and (c.isalnum() or c in "._-") for c in name):
+        raise ValueError(f"queue name {name!r} must be 1 to {MAX_QUEUE_NAME_CHARS} letters, digits, '.', '_' or '-'")
+    return name
+
+
+def queues_from(settings: Mapping[str, QueueSettings], max_in_flight: int | None = None) -> Queues:
+    """The `Queues` of a validated `queues:` section, in its order (the first match wins)."""
+    return Queues(tuple(entry.queue(name) for name, entry in settings.items()), max_in_flight)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nightwatch.adapters.kubernetes.settings import KueueSettings
 from nightwatch.domain.jobspec import LaunchRequest
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -27,6 +28,8 @@ OUTCOME_FINALIZER = "nightwatch.io/outcome"
 """On every Job: the cluster keeps the Job until nightwatch has stored its outcome (see `finalizer.py`)."""
 START_TIMEOUT_ANNOTATION = "nightwatch.io/start-timeout-seconds"
 """A task's own `startTimeoutSeconds`, carried on its Job so observation needs no row (absent: the default)."""
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_PRIORITY_CLASS_LABEL = "kueue.x-k8s.io/priority-class"
 
 
 def task_selector(task_id: int) -> str:
@@ -38,8 +41,14 @@ def job_labels(task_id: int) -> dict[str, str]:
     return {MANAGED_BY_LABEL: MANAGED_BY_VALUE, TASK_ID_LABEL: str(task_id)}
 
 
-def build_job_body(request: LaunchRequest, *, default_ttl_seconds_after_finished: int | None = 3600) -> dict[str, Any]:
-    """The batch/v1 Job for `request`, as the JSON the API server receives."""
+def build_job_body(
+    request: LaunchRequest,
+    *,
+    default_ttl_seconds_after_finished: int | None = 3600,
+    kueue: KueueSettings | None = None,
+) -> dict[str, Any]:
+    """The batch/v1 Job for `request`, as the JSON the API server receives (for Kueue to admit, with
+    `kueue`)."""
     spec = request.spec
     container: dict[str, Any] = {"name": CONTAINER_NAME, "image": spec.image}
     if spec.command:
@@ -90,4 +99,16 @@ def build_job_body(request: LaunchRequest, *, default_ttl_seconds_after_finished
     }
     if spec.start_timeout_seconds is not None:
         body["metadata"]["annotations"] = {START_TIMEOUT_ANNOTATION: str(spec.start_timeout_seconds)}
+    if kueue is not None:
+        _for_kueue(body, kueue)
     return body
+
+
+def _for_kueue(body: dict[str, Any], kueue: KueueSettings) -> None:
+    """Created suspended with Kueue's labels: Kueue unsuspends the Job when it admits its Workload
+    (nightwatch never does), and suspends it again to preempt it."""
+    body["spec"]["suspend"] = True
+    labels = body["metadata"]["labels"]
+    labels[KUEUE_QUEUE_LABEL] = kueue.queue_name
+    if kueue.priority_class is not None:
+        labels[KUEUE_PRIORITY_CLASS_LABEL] = kueue.priority_class

@@ -69,7 +69,9 @@ class KubernetesJobRunner:
         )
         self._api = KubeApi(api_client, calls, page_size=settings.list_page_size)
         # ttl 0: keep finished Jobs
-        self._launcher = Launcher(self._api, default_ttl=settings.ttl_seconds_after_finished or None)
+        self._launcher = Launcher(
+            self._api, default_ttl=settings.ttl_seconds_after_finished or None, kueue=settings.kueue_for
+        )
         self._releaser = Releaser(self._api, workers=list_workers)
         self._observer = Observer(
             self._api,

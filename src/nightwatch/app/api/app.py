@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from nightwatch import __version__
-from nightwatch.app.api import summary, tasks
+from nightwatch.app.api import queues, summary, tasks
 from nightwatch.app.api.access import AccessPolicy, unauthorized
 from nightwatch.app.api.deps import ApiBackend, ApiState
 from nightwatch.app.api.guard import RequestGuard
@@ -84,6 +84,7 @@ def create_app(
     )
     app.state.api = ApiState(backend, policy, CachedCounts(backend.queries, summary.SUMMARY_TTL_SECONDS))
     app.include_router(tasks.router)
+    app.include_router(queues.router)
     app.include_router(summary.router)
     _add_probes(app, readiness)
     if metrics_open is not None:

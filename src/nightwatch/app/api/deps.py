@@ -18,6 +18,7 @@ from nightwatch.app.api.access import AccessPolicy, Caller
 from nightwatch.app.api.schemas import ErrorOut
 from nightwatch.app.counts import CachedCounts
 from nightwatch.app.usecases.cancel import RequestCancel
+from nightwatch.app.usecases.queues import ExplainWaiting, QueueAdmin
 from nightwatch.app.usecases.submit import SubmitTask
 from nightwatch.domain.ports import TaskQueries
 
@@ -29,6 +30,10 @@ class ApiBackend:
     queries: TaskQueries
     submit: SubmitTask
     cancel: RequestCancel
+    queues: QueueAdmin | None = None
+    """Pause, resume, list queues (None: the routes answer 404, e.g. in a test without them)."""
+    waiting: ExplainWaiting | None = None
+    """Why a Normal task waits (None: no `waiting` field is computed)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ class NewTaskIn(BaseModel):
         "activeDeadlineSeconds, ttlSecondsAfterFinished; other keys are stored but never reach a Job",
         examples=[{"image": "busybox", "command": ["sh", "-c"], "args": ["echo hello"]}],
     )
+    priority: int = Field(default=0, description="Higher is dispatched first (then oldest): -1000..1000")
 
 
 class TaskOut(BaseModel):
@@ -44,10 +45,16 @@ class TaskOut(BaseModel):
     created_at: datetime | None = Field(description="ISO-8601, UTC")
     started_at: datetime | None
     finished_at: datetime | None
+    priority: int = 0
+    next_attempt_at: datetime | None = Field(default=None, description="Not dispatched before this (a retry, a run_at)")
+    run_at: datetime | None = None
+    queue: str | None = Field(default=None, description="The queue the task was launched under")
+    waiting: str | None = Field(default=None, description="Why a Normal task has not started (docs/queues.md)")
 
     @classmethod
-    def of(cls, task: Task) -> TaskOut:
-        return cls.model_validate(task, from_attributes=True)
+    def of(cls, task: Task, waiting: str | None = None) -> TaskOut:
+        out = cls.model_validate(task, from_attributes=True)
+        return out.model_copy(update={"waiting": waiting}) if waiting is not None else out
 
 
 class TaskSummaryOut(BaseModel):
@@ -69,10 +76,16 @@ class TaskSummaryOut(BaseModel):
     created_at: datetime | None = Field(description="ISO-8601, UTC")
     started_at: datetime | None
     finished_at: datetime | None
+    priority: int = 0
+    next_attempt_at: datetime | None = None
+    run_at: datetime | None = None
+    queue: str | None = None
+    waiting: str | None = Field(default=None, description="A run_at or retry time still to come (docs/queues.md)")
 
     @classmethod
-    def of(cls, task: TaskSummary) -> TaskSummaryOut:
-        return cls.model_validate(task, from_attributes=True)
+    def of(cls, task: TaskSummary, waiting: str | None = None) -> TaskSummaryOut:
+        out = cls.model_validate(task, from_attributes=True)
+        return out.model_copy(update={"waiting": waiting}) if waiting is not None else out
 
 
 class TaskPageOut(BaseModel):
@@ -94,3 +107,16 @@ class WhoAmIOut(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
+
+
+class QueueOut(BaseModel):
+    name: str
+    paused: bool
+    in_flight: int = Field(description="Pending + Running tasks launched under this queue (Kueue-held left out)")
+    max_in_flight: int | None
+    max_starts_per_minute: int | None
+    fair_share: bool
+
+    @classmethod
+    def of(cls, view: Any) -> QueueOut:
+        return cls.model_validate(view, from_attributes=True)

@@ -22,6 +22,9 @@ class SubmitTask:
         self._clock = clock
         self._policy = policy
 
-    def __call__(self, name: str, namespace: str, info: str | Mapping[str, Any], user_id: int = 0) -> Task:
-        valid = validate_submission(name, namespace, info, self._policy)
-        return self._repository.add(NewTask(valid.name, valid.namespace, valid.info, user_id), self._clock.now())
+    def __call__(
+        self, name: str, namespace: str, info: str | Mapping[str, Any], user_id: int = 0, *, priority: object = 0
+    ) -> Task:
+        valid = validate_submission(name, namespace, info, self._policy, priority=priority)
+        new = NewTask(valid.name, valid.namespace, valid.info, user_id, priority=valid.priority)
+        return self._repository.add(new, self._clock.now())
