@@ -57,11 +57,17 @@ def database_url(backend: str) -> Iterator[str]:
 
 @contextmanager
 def api_server(
-    database: str, *, api: dict[str, Any] | None = None, repository: TaskRepository | None = None
+    database: str,
+    *,
+    api: dict[str, Any] | None = None,
+    repository: TaskRepository | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Iterator[ApiServer]:
     """Serve the app for `database` (a URL) with the test tokens unless `api` says otherwise;
-    `repository` replaces the configured one (a hand-written fake, e.g. one that fails)."""
+    `repository` replaces the configured one (a hand-written fake, e.g. one that fails); `extra` adds
+    configuration sections (e.g. `queues`)."""
     settings = {
+        **(extra or {}),
         "database": {"url": database},
         # Several users' tokens over the (never started) local runner: allowed explicitly.
         "runner": {"allowed_namespaces": ALLOWED_NAMESPACES, "local_multi_user": True},
