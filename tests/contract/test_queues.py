@@ -115,3 +115,12 @@ def _suspended_by_kueue() -> object:
     from nightwatch.domain.observation import JobObservation, JobPhase
 
     return JobObservation(JobPhase.SUSPENDED, "JobSuspended", "waiting for quota", queued_by_kueue=True)
+
+
+def test_the_skip_scan_finds_more_users_than_one_recursive_statement_walks(repo: TaskRepository) -> None:
+    # 950 users: past the 900 users one statement finds (MariaDB stops a recursion at 1000 by default).
+    for user in range(950):
+        add(repo, f"u{user}", user=user)
+    users = repo.list_ready_users(limit=2000)
+    assert users == list(range(950))
+    assert repo.list_ready_users(after_user=899, limit=3) == [900, 901, 902]

@@ -179,7 +179,14 @@ def _free(queue: Queue | None, in_flight: InFlight) -> float:
 class _Stream:
     """The candidates of one queue in the order that queue launches them."""
 
-    def __init__(self, queue: Queue | None, candidates: list[Candidate], in_flight: InFlight, free: float) -> None:
+    def __init__(
+        self,
+        queue: Queue | None,
+        candidates: list[Candidate],
+        in_flight: InFlight,
+        free: float,
+        last_served: Mapping[int, int],
+    ) -> None:
         self.free = free
         self._fair = queue is not None and queue.fair_share
         candidates.sort(key=lambda c: c.rank)
@@ -193,8 +200,13 @@ class _Stream:
             self._by_user[c.user_id].append(c)
         for tasks in self._by_user.values():
             tasks.reverse()  # pop() from the end gives the best
-        # The next launch goes to the user with the fewest in flight, then the best candidate.
-        self._heap = [(in_flight.of_user(name, u), tasks[-1].rank, u) for u, tasks in self._by_user.items()]
+        # The next launch goes to the user with the fewest in flight, then to the one served longest
+        # ago (never: first, so a newcomer does not wait behind every user with as few in flight),
+        # then to the best candidate.
+        self._heap = [
+            (in_flight.of_user(name, u), last_served.get(u, -1), tasks[-1].rank, u)
+            for u, tasks in self._by_user.items()
+        ]
         heapq.heapify(self._heap)
 
     def head(self) -> Candidate | None:
@@ -202,28 +214,38 @@ class _Stream:
             return None
         if not self._fair:
             return self._plain[self._next] if self._next < len(self._plain) else None
-        return self._by_user[self._heap[0][2]][-1] if self._heap else None
+        return self._by_user[self._heap[0][3]][-1] if self._heap else None
 
     def take(self) -> Candidate:
         self.free -= 1
         if not self._fair:
             self._next += 1
             return self._plain[self._next - 1]
-        count, _, user = heapq.heappop(self._heap)
+        count, served, _, user = heapq.heappop(self._heap)
         tasks = self._by_user[user]
         taken = tasks.pop()
         if tasks:
-            heapq.heappush(self._heap, (count + 1, tasks[-1].rank, user))
+            heapq.heappush(self._heap, (count + 1, served, tasks[-1].rank, user))
         return taken
 
 
-def select(candidates: Iterable[Candidate], in_flight: InFlight, queues: Queues, budget: int) -> list[Candidate]:
+def select(
+    candidates: Iterable[Candidate],
+    in_flight: InFlight,
+    queues: Queues,
+    budget: int,
+    *,
+    last_served: Mapping[int, int] | None = None,
+) -> list[Candidate]:
     """The candidates to launch now, in launch order: at most `budget` (and within the global cap),
     none from a paused queue, none past a queue's `max_in_flight` or `max_starts_per_minute`.
 
     Across queues the best-ranked head goes first; inside a fair-share queue the user with the fewest
-    in flight (counting this tick's picks) goes first. A candidate listed twice counts once.
+    in flight (counting this tick's picks) goes first, ties to the user served longest ago
+    (`last_served`: user -> a number that grows with each tick; missing: never). A candidate listed
+    twice counts once.
     """
+    served = last_served or {}
     if queues.max_in_flight is not None:
         budget = min(budget, queues.max_in_flight - in_flight.total)
     by_queue: dict[str | None, list[Candidate]] = defaultdict(list)
@@ -233,7 +255,7 @@ def select(candidates: Iterable[Candidate], in_flight: InFlight, queues: Queues,
             seen.add(c.task_id)
             by_queue[c.queue].append(c)
     streams = [
-        _Stream(queues.get(name), tasks, in_flight, _free(queues.get(name), in_flight))
+        _Stream(queues.get(name), tasks, in_flight, _free(queues.get(name), in_flight), served)
         for name, tasks in by_queue.items()
     ]
     chosen: list[Candidate] = []

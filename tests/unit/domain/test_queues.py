@@ -113,3 +113,10 @@ def test_waiting_reasons_say_the_most_specific_thing() -> None:
 def test_a_priority_out_of_bounds_or_not_an_integer_is_refused(bad: object) -> None:
     with pytest.raises(ValueError, match="priority"):
         check_priority(bad)
+
+
+def test_among_users_with_as_few_in_flight_a_newcomer_goes_first_then_the_one_served_longest_ago() -> None:
+    queues = Queues((Queue("q", fair_share=True),))
+    tasks = cands((1, 1, 0, "q"), (2, 2, 0, "q"), (3, 3, 0, "q"), (9, 4, 0, "q"))
+    chosen = select(tasks, InFlight(), queues, 4, last_served={1: 7, 2: 5, 3: 6})
+    assert [c.user_id for c in chosen] == [4, 2, 3, 1]

@@ -171,24 +171,23 @@ class SqlTaskRepository:
     def list_ready_users(self, *, after_user: int | None = None, limit: int = 1000) -> list[int]:
         if limit <= 0:
             return []
-        ready = sa.and_(_status_is([str(TaskStatus.NORMAL)]), task.c.next_attempt_at.is_(None))
 
         def run(conn: Connection) -> list[int]:
-            # A skip scan: MIN(user_id) above the last one is one probe of the
-            # (status, next_attempt_at, user_id, id) index, so a user with 50,000 ready tasks costs
-            # what one with 5 does. PostgreSQL has no loose index scan, and MariaDB's needs a GROUP
-            # BY it will not always choose; the probes are short and all in one transaction.
+            # A skip scan in one statement: each step of the recursive CTE is one probe of the
+            # (status, next_attempt_at, user_id, id) index (MIN above the last user), so a user with
+            # 50,000 ready tasks costs what one with 5 does. PostgreSQL has no loose index scan and
+            # MariaDB's needs a GROUP BY it does not always choose; this is the same plan on all
+            # three. In steps of at most _SKIP_SCAN_STEPS: MariaDB stops a recursion at 1000
+            # iterations by default (max_recursive_iterations).
             users: list[int] = []
             last = after_user
             while len(users) < limit:
-                query = sa.select(sa.func.min(task.c.user_id)).where(ready)
-                if last is not None:
-                    query = query.where(task.c.user_id > last)
-                found = conn.execute(query).scalar()
-                if found is None:
+                steps = min(_SKIP_SCAN_STEPS, limit - len(users))
+                found = [int(u) for (u,) in conn.execute(_READY_USERS[last is None], _skip_params(last, steps))]
+                users.extend(found)
+                if len(found) < steps:
                     break
-                last = int(found)
-                users.append(last)
+                last = users[-1]
             return users
 
         return self._run(run, "list users with ready tasks")
@@ -408,6 +407,40 @@ class SqlTaskRepository:
                 return work(conn)
 
         return with_retry(attempt, what=what, policy=self._retry)
+
+
+_SKIP_SCAN_STEPS = 900
+"""Users one recursive skip-scan statement finds at most (below MariaDB's default recursion cap)."""
+
+_READY_USER_PROBE = (
+    "SELECT MIN(t.user_id) FROM task t WHERE t.status = :normal AND LENGTH(t.status) = :normal_length"
+    " AND t.next_attempt_at IS NULL AND t.user_id > {after}"
+)
+
+
+def _ready_users_query(first: str) -> sa.TextClause:
+    return sa.text(
+        "WITH RECURSIVE ready_users(user_id, step) AS ("
+        f" SELECT ({first}), 1"
+        f" UNION ALL SELECT ({_READY_USER_PROBE.format(after='r.user_id')}), r.step + 1"
+        " FROM ready_users r WHERE r.user_id IS NOT NULL AND r.step < :steps"
+        ") SELECT user_id FROM ready_users WHERE user_id IS NOT NULL ORDER BY user_id"
+    )
+
+
+_READY_USERS = {
+    False: _ready_users_query(_READY_USER_PROBE.format(after=":after")),
+    True: _ready_users_query(_READY_USER_PROBE.split(" AND t.user_id >")[0]),
+}
+"""The skip scan after a given user (False) or from the lowest (True)."""
+
+
+def _skip_params(after: int | None, steps: int) -> dict[str, Any]:
+    normal = str(TaskStatus.NORMAL)
+    params: dict[str, Any] = {"normal": normal, "normal_length": len(normal), "steps": steps}
+    if after is not None:
+        params["after"] = after
+    return params
 
 
 _USERS_PER_STATEMENT = 100

@@ -120,6 +120,10 @@ class DispatchTasks:
         self._queue_states = queue_states
         self._queue_of: dict[TaskId, str | None] = {}
         """The queue each task submitted this tick was admitted under (written with its start)."""
+        self._ticks = 0
+        self._last_served: dict[int, int] = {}
+        """User -> the tick that last launched one of theirs (fair share's tie-break: served longest
+        ago first). Leader-local: a successor starts with none, which only reorders equals once."""
         self._outages: dict[str, _Outage] = {}
         """By namespace; kept across ticks (this object lives as long as the watcher)."""
 
@@ -267,7 +271,10 @@ class DispatchTasks:
             name = self._queues.resolve(task.namespace, task.user_id, queue=valid.queue, profile=valid.profile)
             prepared[task.id] = (task, request)
             candidates.append(Candidate(task.id, task.user_id, task.priority, name))
-        chosen = select(candidates, in_flight, self._queues, budget)
+        self._ticks += 1
+        chosen = select(candidates, in_flight, self._queues, budget, last_served=self._last_served)
+        for c in chosen:
+            self._last_served[c.user_id] = self._ticks
         done: queue.SimpleQueue[_Done] = queue.SimpleQueue()
         launched_by_id: dict[TaskId, Task] = {}
         with ThreadPoolExecutor(s.workers, thread_name_prefix="dispatch") as launcher:
@@ -299,10 +306,13 @@ class DispatchTasks:
         users = self._repository.list_ready_users(limit=self._settings.fair_share_users)
         if not users:
             return []
+        if len(self._last_served) > 2 * len(users):  # forget users who have no ready work left
+            ready = set(users)
+            self._last_served = {u: t for u, t in self._last_served.items() if u in ready}
         load: dict[int, int] = {}
         for (_, user), n in in_flight.by_queue_user.items():
             load[user] = load.get(user, 0) + n
-        chosen = sorted(users, key=lambda u: (load.get(u, 0), u))[:budget]
+        chosen = sorted(users, key=lambda u: (load.get(u, 0), self._last_served.get(u, -1), u))[:budget]
         per_user = -(-budget // len(chosen))
         return self._repository.list_ready_of_users(chosen, per_user=per_user)
 
