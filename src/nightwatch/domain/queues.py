@@ -9,8 +9,8 @@ slots are shared between users round-robin (`fair_share`).
 `select` is the whole admission decision, pure: dispatch reads a bounded window of candidates and
 the in-flight counts, calls it, and launches what it returns in that order. Priority orders
 everything (higher first, then oldest); inside a fair-share queue the next launch goes to the user
-with the fewest tasks in flight (then the best candidate), so a user with 50,000 queued tasks and one
-with 5 alternate.
+served longest ago (then the one with the fewest tasks in flight, then the best candidate), so a
+user with 50,000 queued tasks and one with 5 alternate.
 """
 
 from __future__ import annotations
@@ -200,11 +200,13 @@ class _Stream:
             self._by_user[c.user_id].append(c)
         for tasks in self._by_user.values():
             tasks.reverse()  # pop() from the end gives the best
-        # The next launch goes to the user with the fewest in flight, then to the one served longest
-        # ago (never: first, so a newcomer does not wait behind every user with as few in flight),
-        # then to the best candidate.
+        # Round-robin on launches: the next launch goes to the user served longest ago (never: first,
+        # so a newcomer does not wait behind everyone), then to the one with the fewest in flight,
+        # then to the best candidate. Rotating on launches rather than on in-flight counts keeps the
+        # launches even when some users' Jobs end sooner than others' (bench/bench_queues.py).
+        self._turn = max(last_served.values(), default=0) + 1
         self._heap = [
-            (in_flight.of_user(name, u), last_served.get(u, -1), tasks[-1].rank, u)
+            (last_served.get(u, -1), in_flight.of_user(name, u), tasks[-1].rank, u)
             for u, tasks in self._by_user.items()
         ]
         heapq.heapify(self._heap)
@@ -221,11 +223,12 @@ class _Stream:
         if not self._fair:
             self._next += 1
             return self._plain[self._next - 1]
-        count, served, _, user = heapq.heappop(self._heap)
+        _, count, _, user = heapq.heappop(self._heap)
         tasks = self._by_user[user]
         taken = tasks.pop()
         if tasks:
-            heapq.heappush(self._heap, (count + 1, served, tasks[-1].rank, user))
+            self._turn += 1  # served now: behind every user not yet served this round
+            heapq.heappush(self._heap, (self._turn, count + 1, tasks[-1].rank, user))
         return taken
 
 
@@ -240,10 +243,9 @@ def select(
     """The candidates to launch now, in launch order: at most `budget` (and within the global cap),
     none from a paused queue, none past a queue's `max_in_flight` or `max_starts_per_minute`.
 
-    Across queues the best-ranked head goes first; inside a fair-share queue the user with the fewest
-    in flight (counting this tick's picks) goes first, ties to the user served longest ago
-    (`last_served`: user -> a number that grows with each tick; missing: never). A candidate listed
-    twice counts once.
+    Across queues the best-ranked head goes first; inside a fair-share queue users take turns: the
+    user served longest ago goes first (`last_served`: user -> a number that grows with each tick;
+    missing: never), ties to the one with the fewest in flight. A candidate listed twice counts once.
     """
     served = last_served or {}
     if queues.max_in_flight is not None:

@@ -114,6 +114,20 @@ def launch_request_for(task: Task, policy: SubmissionPolicy) -> LaunchRequest:
     return LaunchRequest(task.id, task.name, task.namespace, valid.spec)
 
 
+def claimed_queue(info: str | None) -> tuple[str | None, str | None]:
+    """`info.queue` and `info.profile` as dispatch's selection reads them, before (and far cheaper
+    than) the whole validation, which runs on the tasks selected; never raises: anything unreadable
+    is (None, None), and the validation then fails the task with the reason."""
+    try:
+        data = json.loads(info) if isinstance(info, str) else None
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    queue, profile = data.get("queue"), data.get("profile")
+    return (queue if isinstance(queue, str) else None, profile if isinstance(profile, str) else None)
+
+
 def _queue_keys(raw: str, policy: SubmissionPolicy, problems: list[Problem]) -> tuple[str | None, str | None]:
     """`info.queue` (a configured queue's name) and `info.profile` (a string), each checked."""
     info = parse_info(raw)  # JobSpec.from_info accepted it: an object

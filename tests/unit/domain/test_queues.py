@@ -63,11 +63,11 @@ def test_fair_share_alternates_between_a_big_and_a_small_user() -> None:
     assert [c.user_id for c in chosen] == [1, 2, 1, 2, 1, 2]
 
 
-def test_fair_share_serves_the_user_with_the_fewest_in_flight_first() -> None:
+def test_fair_share_takes_turns_starting_with_the_user_with_the_fewest_in_flight() -> None:
     queues = Queues((Queue("q", fair_share=True),))
     tasks = cands((1, 1, 0, "q"), (2, 1, 0, "q"), (3, 2, 0, "q"), (4, 2, 0, "q"))
     chosen = select(tasks, InFlight({("q", 1): 3}), queues, 3)
-    assert [c.user_id for c in chosen] == [2, 2, 1]
+    assert [c.user_id for c in chosen] == [2, 1, 2]
 
 
 def test_a_candidate_listed_twice_launches_once() -> None:

@@ -8,6 +8,7 @@ the newest-first listing (the API's and the CLI's) never selects `info`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -195,23 +196,18 @@ class SqlTaskRepository:
     def list_ready_of_users(self, user_ids: Sequence[int], *, per_user: int) -> list[Task]:
         if per_user <= 0 or not user_ids:
             return []
-        ready = sa.and_(_status_is([str(TaskStatus.NORMAL)]), task.c.next_attempt_at.is_(None))
 
         def run(conn: Connection) -> list[Task]:
+            # One UNION ALL of per-user heads per chunk of users: each arm an equality range on
+            # (Normal, NULL, user_id) in id order, stopped after per_user rows. The statement text is
+            # built once per arm count (building Core expressions per tick cost more than running them).
             tasks: list[Task] = []
-            # One UNION ALL of per-user heads per chunk: each arm is an equality range on
-            # (Normal, NULL, user_id) in id order, stopped after per_user rows.
             unique = sorted(set(user_ids))
             for start in range(0, len(unique), _USERS_PER_STATEMENT):
-                arms = [
-                    sa.select(*TASK_COLUMNS).where(ready, task.c.user_id == user).order_by(task.c.id).limit(per_user)
-                    for user in unique[start : start + _USERS_PER_STATEMENT]
-                ]
-                if len(arms) == 1:
-                    tasks.extend(to_tasks(conn.execute(arms[0])))
-                else:
-                    union = sa.union_all(*(sa.select(arm.subquery()) for arm in arms))
-                    tasks.extend(to_tasks(conn.execute(union)))
+                chunk = unique[start : start + _USERS_PER_STATEMENT]
+                params: dict[str, Any] = {f"u{i}": user for i, user in enumerate(chunk)}
+                params |= {"per_user": per_user, **_skip_params(None, 0)}
+                tasks.extend(to_tasks(conn.execute(_heads_query(len(chunk)), params)))
             return tasks
 
         return self._run(run, "list ready tasks of users")
@@ -444,6 +440,21 @@ def _skip_params(after: int | None, steps: int) -> dict[str, Any]:
 
 
 _USERS_PER_STATEMENT = 100
+
+_TASK_COLUMN_LIST = ", ".join(c.name for c in TASK_COLUMNS)
+
+
+@functools.cache
+def _heads_query(users: int) -> sa.TextualSelect:
+    """Each of `users` users' oldest :per_user ready tasks (binds :u0 .. :u<users-1>)."""
+    arm = (
+        f"SELECT {_TASK_COLUMN_LIST} FROM (SELECT {_TASK_COLUMN_LIST} FROM task"
+        " WHERE status = :normal AND LENGTH(status) = :normal_length AND next_attempt_at IS NULL"
+        " AND user_id = :u{i} ORDER BY id LIMIT :per_user) AS heads_{i}"
+    )
+    return sa.text(" UNION ALL ".join(arm.format(i=i) for i in range(users))).columns(*TASK_COLUMNS)
+
+
 """Per-user head queries joined by UNION ALL in one statement."""
 
 

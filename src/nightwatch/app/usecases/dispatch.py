@@ -29,7 +29,7 @@ from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import StatusChange, Task, TaskId, TaskStatus
 from nightwatch.domain.ports import Clock, Fence, JobRef, JobRunner, LaunchResult, LeaderStore, QueueStates
 from nightwatch.domain.queues import Candidate, InFlight, Queues, select
-from nightwatch.domain.submission import Submission, SubmissionPolicy, submission_for
+from nightwatch.domain.submission import Submission, SubmissionPolicy, claimed_queue, submission_for
 
 logger = logging.getLogger(__name__)
 
@@ -255,21 +255,27 @@ class DispatchTasks:
             budget = min(budget, s.max_in_flight - in_flight.total)
         if budget <= 0:
             return report
-        window = self._repository.list_come_due(now, limit=s.batch_size)
-        window += self._repository.list_ready(limit=s.batch_size)
+        # What this tick may launch (at least 50), bounded by batch_size: every row read costs about as
+        # much as a launch's share of the API round trips. Tasks of a full or paused queue ahead in
+        # the window can hide others' for a tick; fair-share queues get their users' heads below.
+        size = min(s.batch_size, max(budget, 50))
+        window = self._repository.list_come_due(now, limit=size)
+        window += self._repository.list_ready(limit=size)
         window += self._fair_share_heads(in_flight, budget)
         writes: list[StatusChange] = []
-        prepared: dict[TaskId, tuple[Task, LaunchRequest]] = {}
+        tasks: dict[TaskId, Task] = {}
         candidates: list[Candidate] = []
         for task in window:
-            if task.id in prepared:
+            if task.id in tasks:
                 continue
-            ready = self._prepare(task, now, writes, report)
-            if ready is None:
+            tasks[task.id] = task
+            if task.cancel_requested or not task.due(now):
+                self._prepare(task, now, writes, report)  # cancelled or postponed: one write each
                 continue
-            request, valid = ready
-            name = self._queues.resolve(task.namespace, task.user_id, queue=valid.queue, profile=valid.profile)
-            prepared[task.id] = (task, request)
+            # The queue from a plain JSON read; the whole validation runs on the selected tasks only
+            # (a window is several times what one tick launches).
+            claimed, profile = claimed_queue(task.info)
+            name = self._queues.resolve(task.namespace, task.user_id, queue=claimed, profile=profile)
             candidates.append(Candidate(task.id, task.user_id, task.priority, name))
         self._ticks += 1
         chosen = select(candidates, in_flight, self._queues, budget, last_served=self._last_served)
@@ -281,9 +287,12 @@ class DispatchTasks:
             try:
                 submitted = 0
                 for c in chosen:
-                    task, request = prepared[c.task_id]
+                    task = tasks[c.task_id]
+                    ready = self._prepare(task, now, writes, report)  # validated: else failed, with why
+                    if ready is None:
+                        continue
                     self._queue_of[task.id] = c.queue
-                    if self._launch_later(task, request, now, launcher, done, report):
+                    if self._launch_later(task, ready[0], now, launcher, done, report):
                         submitted += 1
                 for _ in range(submitted):
                     task, request, future = done.get()
@@ -312,7 +321,7 @@ class DispatchTasks:
         load: dict[int, int] = {}
         for (_, user), n in in_flight.by_queue_user.items():
             load[user] = load.get(user, 0) + n
-        chosen = sorted(users, key=lambda u: (load.get(u, 0), self._last_served.get(u, -1), u))[:budget]
+        chosen = sorted(users, key=lambda u: (self._last_served.get(u, -1), load.get(u, 0), u))[:budget]
         per_user = -(-budget // len(chosen))
         return self._repository.list_ready_of_users(chosen, per_user=per_user)
 
