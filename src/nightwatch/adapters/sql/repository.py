@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.compiler import compiles
 
 from nightwatch.adapters.sql.batch import cas_update, chunks, outcome_query
 from nightwatch.adapters.sql.retry import DbRetry, is_duplicate_key, with_retry
@@ -158,7 +159,8 @@ class SqlTaskRepository:
                 match = sa.and_(ready, task.c.priority == level)
 
                 def page(after: int, size: int, match: sa.ColumnElement[bool] = match) -> sa.Select[Any]:
-                    return sa.select(*TASK_COLUMNS).where(match, task.c.id > after).order_by(task.c.id).limit(size)
+                    query = sa.select(*TASK_COLUMNS).where(match, task.c.id > after)
+                    return query.order_by(*_ready_order(conn, task.c.id)).limit(size)
 
                 tasks.extend(_readable(conn, page, after, limit - len(tasks)))
                 if len(tasks) >= limit:
@@ -184,7 +186,8 @@ class SqlTaskRepository:
             last = after_user
             while len(users) < limit:
                 steps = min(_SKIP_SCAN_STEPS, limit - len(users))
-                found = [int(u) for (u,) in conn.execute(_READY_USERS[last is None], _skip_params(last, steps))]
+                query = _ready_users_query(last is None, _pads(conn), _steers(conn))
+                found = [int(u) for (u,) in conn.execute(query, _skip_params(last, steps, _pads(conn)))]
                 users.extend(found)
                 if len(found) < steps:
                     break
@@ -206,8 +209,9 @@ class SqlTaskRepository:
             for start in range(0, len(unique), _USERS_PER_STATEMENT):
                 chunk = unique[start : start + _USERS_PER_STATEMENT]
                 params: dict[str, Any] = {f"u{i}": user for i, user in enumerate(chunk)}
-                params |= {"per_user": per_user, **_skip_params(None, 0)}
-                tasks.extend(to_tasks(conn.execute(_heads_query(len(chunk)), params)))
+                params |= {"per_user": per_user, **_skip_params(None, 0, _pads(conn))}
+                params.pop("steps")
+                tasks.extend(to_tasks(conn.execute(_heads_query(len(chunk), _pads(conn), _steers(conn)), params)))
             return tasks
 
         return self._run(run, "list ready tasks of users")
@@ -408,32 +412,58 @@ class SqlTaskRepository:
 _SKIP_SCAN_STEPS = 900
 """Users one recursive skip-scan statement finds at most (below MariaDB's default recursion cap)."""
 
-_READY_USER_PROBE = (
-    "SELECT MIN(t.user_id) FROM task t WHERE t.status = :normal AND LENGTH(t.status) = :normal_length"
-    " AND t.next_attempt_at IS NULL AND t.user_id > {after}"
-)
+_READY_USER_PROBE = {
+    False: "SELECT MIN(t.user_id) FROM task t WHERE t.status = :normal{pad_t}"
+    " AND t.next_attempt_at IS NULL AND t.user_id > {after}",
+    True: "SELECT t.user_id FROM task t WHERE t.status = :normal"
+    " AND t.next_attempt_at IS NULL AND t.user_id > {after} ORDER BY t.next_attempt_at, t.user_id LIMIT 1",
+}
+"""The next user with ready work. On PostgreSQL (True) as ORDER BY ... LIMIT 1 over the index's own
+columns: MIN(user_id) there walks (user_id, id) through the user's finished rows (docs/queues.md)."""
 
 
-def _ready_users_query(first: str) -> sa.TextClause:
+def _steers(conn: Connection) -> bool:
+    """PostgreSQL, whose planner needs next_attempt_at (NULL throughout) in a ready read's ORDER BY:
+    ordered by id alone, it walks the primary key through every finished row, taking the ready ones
+    to be spread evenly over the ids. MariaDB, given it, sorts (it does not take IS NULL as a
+    constant for the order); SQLite needs neither."""
+    return conn.dialect.name == "postgresql"
+
+
+def _ready_order(conn: Connection, *columns: sa.ColumnElement[Any]) -> tuple[sa.ColumnElement[Any], ...]:
+    return (task.c.next_attempt_at, *columns) if _steers(conn) else columns
+
+
+_PAD_T = " AND LENGTH(t.status) = :normal_length"
+_PAD = " AND LENGTH(status) = :normal_length"
+"""The PAD SPACE guard of `_status_is` in the hand-written statements (MySQL and MariaDB only)."""
+
+
+@functools.cache
+def _ready_users_query(from_lowest: bool, pads: bool, steers: bool) -> sa.TextClause:
+    """The skip scan from the lowest user (`from_lowest`) or after :after; `pads`: MySQL/MariaDB;
+    `steers`: PostgreSQL."""
+    pad_t = _PAD_T if pads else ""
+    probe = _READY_USER_PROBE[steers].replace("{pad_t}", pad_t)
+    first = probe.replace(" AND t.user_id > {after}", "") if from_lowest else probe.format(after=":after")
     return sa.text(
         "WITH RECURSIVE ready_users(user_id, step) AS ("
         f" SELECT ({first}), 1"
-        f" UNION ALL SELECT ({_READY_USER_PROBE.format(after='r.user_id')}), r.step + 1"
+        f" UNION ALL SELECT ({probe.format(after='r.user_id')}), r.step + 1"
         " FROM ready_users r WHERE r.user_id IS NOT NULL AND r.step < :steps"
         ") SELECT user_id FROM ready_users WHERE user_id IS NOT NULL ORDER BY user_id"
     )
 
 
-_READY_USERS = {
-    False: _ready_users_query(_READY_USER_PROBE.format(after=":after")),
-    True: _ready_users_query(_READY_USER_PROBE.split(" AND t.user_id >")[0]),
-}
-"""The skip scan after a given user (False) or from the lowest (True)."""
+def _pads(conn: Connection) -> bool:
+    return conn.dialect.name in ("mysql", "mariadb")
 
 
-def _skip_params(after: int | None, steps: int) -> dict[str, Any]:
+def _skip_params(after: int | None, steps: int, pads: bool) -> dict[str, Any]:
     normal = str(TaskStatus.NORMAL)
-    params: dict[str, Any] = {"normal": normal, "normal_length": len(normal), "steps": steps}
+    params: dict[str, Any] = {"normal": normal, "steps": steps}
+    if pads:
+        params["normal_length"] = len(normal)
     if after is not None:
         params["after"] = after
     return params
@@ -445,12 +475,13 @@ _TASK_COLUMN_LIST = ", ".join(c.name for c in TASK_COLUMNS)
 
 
 @functools.cache
-def _heads_query(users: int) -> sa.TextualSelect:
+def _heads_query(users: int, pads: bool, steers: bool) -> sa.TextualSelect:
     """Each of `users` users' oldest :per_user ready tasks (binds :u0 .. :u<users-1>)."""
+    order = "next_attempt_at, id" if steers else "id"
     arm = (
         f"SELECT {_TASK_COLUMN_LIST} FROM (SELECT {_TASK_COLUMN_LIST} FROM task"
-        " WHERE status = :normal AND LENGTH(status) = :normal_length AND next_attempt_at IS NULL"
-        " AND user_id = :u{i} ORDER BY id LIMIT :per_user) AS heads_{i}"
+        f" WHERE status = :normal{_PAD if pads else ''} AND next_attempt_at IS NULL"
+        f" AND user_id = :u{{i}} ORDER BY {order} LIMIT :per_user) AS heads_{{i}}"
     )
     return sa.text(" UNION ALL ".join(arm.format(i=i) for i in range(users))).columns(*TASK_COLUMNS)
 
@@ -478,8 +509,34 @@ def _status_is(statuses: Sequence[str]) -> sa.ColumnElement[bool]:
     'Normal ' equals 'Normal'. Such a row would be selected, found unreadable and skipped, on every
     tick. The length check makes the comparison exact, and the (status, id) index still serves it.
     """
-    exact = [sa.and_(task.c.status == s, sa.func.length(task.c.status) == len(s)) for s in sorted(set(statuses))]
+    exact = [sa.and_(task.c.status == s, _PadSpaceLength(len(s))) for s in sorted(set(statuses))]
     return exact[0] if len(exact) == 1 else sa.or_(*exact)
+
+
+class _PadSpaceLength(sa.sql.expression.ColumnElement[bool]):
+    """`LENGTH(status) = n` where comparisons pad (MySQL, MariaDB); TRUE elsewhere.
+
+    PostgreSQL and SQLite compare strings exactly already, and there the condition only misleads
+    the planner: PostgreSQL estimates it at 0.5% of the rows, so it took a "ready" page (99% of the
+    Normal rows) to be a few hundred rows and chose a sequential scan and a sort over the index
+    (docs/queues.md)."""
+
+    inherit_cache = True
+    type = sa.Boolean()
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+
+@compiles(_PadSpaceLength)
+def _pad_space_length(element: _PadSpaceLength, compiler: Any, **kw: Any) -> str:
+    return "1 = 1"
+
+
+@compiles(_PadSpaceLength, "mysql")
+@compiles(_PadSpaceLength, "mariadb")
+def _pad_space_length_mysql(element: _PadSpaceLength, compiler: Any, **kw: Any) -> str:
+    return f"LENGTH(task.status) = {int(element.length)}"
 
 
 def _readable(conn: Connection, page: Callable[[int, int], sa.Select[Any]], after_id: int, limit: int) -> list[Task]:
