@@ -24,7 +24,8 @@ QUERIES = {
         " ORDER BY {ready_order} LIMIT 500"
     ),
     "next priority level below": (
-        f"SELECT MAX(priority) FROM task WHERE {NORMAL} AND next_attempt_at IS NULL AND priority < 0"
+        f"SELECT priority FROM task WHERE {NORMAL} AND next_attempt_at IS NULL AND priority < 0"
+        " ORDER BY {ready_desc} LIMIT 1"
     ),
     "come due (unchanged, 0002)": (
         f"SELECT id FROM task WHERE {NORMAL} AND next_attempt_at IS NOT NULL"
@@ -113,7 +114,9 @@ def main() -> None:
                     f" users, 450 in flight, {args.history} finished\n"
                 )
                 for title, sql in QUERIES.items():
-                    sql = sql.replace("{ready_order}", "next_attempt_at, id" if server == "PostgreSQL" else "id")
+                    pg = server == "PostgreSQL"
+                    sql = sql.replace("{ready_order}", "next_attempt_at, id" if pg else "id")
+                    sql = sql.replace("{ready_desc}", "next_attempt_at DESC, priority DESC" if pg else "priority DESC")
                     if server == "PostgreSQL":  # the repository guards PAD SPACE on MySQL/MariaDB only
                         sql = re.sub(r" AND LENGTH\((t\.)?status\) = \d", "", sql)
                     else:  # and steers only PostgreSQL's ready reads with next_attempt_at (repository.py)

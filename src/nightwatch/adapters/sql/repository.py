@@ -490,10 +490,16 @@ def _heads_query(users: int, pads: bool, steers: bool) -> sa.TextualSelect:
 
 
 def _next_priority(conn: Connection, ready: sa.ColumnElement[bool], below: int | None) -> int | None:
-    """The highest priority among ready tasks (below `below`), or None: one index probe."""
-    query = sa.select(sa.func.max(task.c.priority)).where(ready)
+    """The highest priority among ready tasks (below `below`), or None: one index probe.
+
+    Written as ORDER BY ... DESC LIMIT 1, not MAX(): both MariaDB and PostgreSQL read every entry of
+    the range for MAX() here (the IS NULL in the index prefix stops their MIN/MAX shortcut), while
+    this one walks the index backwards and stops at the first row (docs/queues.md)."""
+    query = sa.select(task.c.priority).where(ready)
     if below is not None:
         query = query.where(task.c.priority < below)
+    order = _ready_order(conn, task.c.priority)
+    query = query.order_by(*(column.desc() for column in order)).limit(1)
     found = conn.execute(query).scalar()
     return None if found is None else int(found)
 
