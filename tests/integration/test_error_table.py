@@ -27,6 +27,7 @@ from nightwatch.domain.errors import (
     NightwatchError,
     PermanentError,
     Problem,
+    QueueNotFound,
     TaskNotFound,
 )
 from nightwatch.domain.model import Task, TaskId
@@ -104,6 +105,11 @@ CALLS: dict[type[NightwatchError], tuple[str, Call]] = {
     DuplicateTask: ("POST /tasks", lambda c, _id: c.submit("new", "default", INFO)),
     InvalidTaskSpec: ("POST /tasks", lambda c, _id: c.submit("new", "default", INFO)),
     InvalidTransition: ("POST /tasks/{id}/cancel", lambda c, task_id: c.cancel(task_id)),
+    # A 404 is QueueNotFound to the client's queue requests (`missing=`), TaskNotFound to the others.
+    QueueNotFound: (
+        "GET /tasks/{id}",
+        lambda c, task_id: c._call("GET", f"/api/v1/tasks/{task_id}", missing=QueueNotFound),
+    ),
 }
 GET: tuple[str, Call] = ("GET /tasks/{id}", lambda c, task_id: c.get(task_id))
 

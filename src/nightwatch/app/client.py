@@ -25,7 +25,9 @@ from nightwatch.domain.errors import (
     InvalidTransition,
     NightwatchError,
     PermanentError,
+    QueueNotFound,
     RetryableError,
+    TaskNotFound,
 )
 from nightwatch.domain.jobspec import parse_info
 from nightwatch.domain.model import Task, TaskId, TaskStatus
@@ -92,23 +94,31 @@ class ApiClient:
 
     def queues(self) -> list[dict[str, Any]]:
         """GET /api/v1/queues (an admin token). Raises ApiRefused, RetryableError."""
-        return list(self._call("GET", f"{API}/queues"))
+        return list(self._call("GET", f"{API}/queues", missing=QueueNotFound))
 
     def set_paused(self, name: str, paused: bool) -> dict[str, Any]:
         """Pause or resume a queue (an admin token). Raises QueueNotFound, ApiRefused, RetryableError."""
-        return dict(self._call("POST", f"{API}/queues/{name}/{'pause' if paused else 'resume'}"))
+        return dict(self._call("POST", f"{API}/queues/{name}/{'pause' if paused else 'resume'}", missing=QueueNotFound))
 
     def cancel(self, task_id: int) -> Task:
         return _task(self._call("POST", f"{API}/tasks/{task_id}/cancel", conflict=InvalidTransition))
 
-    def _call(self, method: str, path: str, *, conflict: type[PermanentError] = PermanentError, **kwargs: Any) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        conflict: type[PermanentError] = PermanentError,
+        missing: type[PermanentError] = TaskNotFound,
+        **kwargs: Any,
+    ) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise RetryableError(f"cannot reach {self.server}: {exc}") from None
         if response.is_success:
             return response.json()
-        raise self._error(response, conflict)
+        raise self._error(response, missing if response.status_code == 404 else conflict)
 
     def _error(self, response: httpx.Response, conflict: type[PermanentError]) -> NightwatchError:
         code = response.status_code

@@ -106,6 +106,8 @@ class TaskSummary:
         object.__setattr__(self, "message", cut_listed(self.message, MAX_LISTED_MESSAGE_CHARS))
         if self.job_name is not None:
             object.__setattr__(self, "job_name", cut_listed(self.job_name, MAX_LISTED_JOB_NAME_CHARS))
+        if self.queue is not None:  # VARCHAR(63), but SQLite does not enforce widths
+            object.__setattr__(self, "queue", cut_listed(self.queue, MAX_LISTED_NAME_CHARS))
 
     @classmethod
     def of(cls, task: Task) -> TaskSummary:

@@ -79,7 +79,7 @@ class TaskSummaryOut(BaseModel):
     priority: int = 0
     next_attempt_at: datetime | None = None
     run_at: datetime | None = None
-    queue: str | None = None
+    queue: str | None = Field(default=None, max_length=MAX_LISTED_NAME_CHARS)
     waiting: str | None = Field(default=None, description="A run_at or retry time still to come (docs/queues.md)")
 
     @classmethod
