@@ -40,6 +40,9 @@ def test_the_schema_publishes_every_operation(server: ApiServer) -> None:
         "POST /api/v1/tasks/{task_id}/cancel",
         "GET /api/v1/summary",
         "GET /api/v1/whoami",
+        "GET /api/v1/queues",
+        "POST /api/v1/queues/{name}/pause",
+        "POST /api/v1/queues/{name}/resume",
     }
 
 
