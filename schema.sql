@@ -10,6 +10,8 @@
 -- `status` uses a binary collation so that 'normal' is not 'Normal' (as on SQLite).
 -- The (user_id, id) and (namespace, id) indexes serve the REST API's newest-first listings; on a
 -- table made by an older version, `nightwatch db init` adds any index that is missing.
+-- `priority` (higher first) and `queue` (the queue a task was launched under, written by dispatch)
+-- serve the queues: docs/queues.md shows which index each dispatch read uses.
 
 CREATE TABLE IF NOT EXISTS task (
     id               BIGINT       NOT NULL AUTO_INCREMENT,
@@ -31,11 +33,16 @@ CREATE TABLE IF NOT EXISTS task (
     run_at           DATETIME(6)  NULL,
     schedule_id      BIGINT       NULL,
     slot_at          DATETIME(6)  NULL,
+    priority         INT          NOT NULL DEFAULT 0,
+    queue            VARCHAR(63)  NULL,
     PRIMARY KEY (id),
     UNIQUE KEY uq_task_name_namespace (name, namespace),
     UNIQUE KEY uq_task_schedule_id_slot_at (schedule_id, slot_at),
     KEY ix_task_status_id (status, id),
     KEY ix_task_status_next_attempt_at_id (status, next_attempt_at, id),
+    KEY ix_task_status_next_attempt_at_priority_id (status, next_attempt_at, priority, id),
+    KEY ix_task_status_next_attempt_at_user_id_id (status, next_attempt_at, user_id, id),
+    KEY ix_task_status_queue_user_id (status, queue, user_id),
     KEY ix_task_user_id_id (user_id, id),
     KEY ix_task_namespace_id (namespace, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
@@ -84,6 +91,15 @@ CREATE TABLE IF NOT EXISTS task_event (
     epoch         BIGINT       NULL,
     PRIMARY KEY (id),
     KEY ix_task_event_task_id_id (task_id, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- A queue's run state, shared by every replica: a paused queue launches nothing new (its running
+-- Jobs go on). A queue without a row is running.
+CREATE TABLE IF NOT EXISTS queue_state (
+    name       VARCHAR(63)  NOT NULL,
+    paused     BOOLEAN      NOT NULL DEFAULT 0,
+    updated_at DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    PRIMARY KEY (name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 -- One row (id = 1): the fencing epoch. A new leader increments it; every leader write is

@@ -54,6 +54,9 @@ def test_the_schema_publishes_every_operation(server: ApiServer) -> None:
         "POST /api/v1/schedules/{schedule_id}/trigger",
         "DELETE /api/v1/schedules/{schedule_id}",
         "GET /api/v1/schedules/{schedule_id}/next",
+        "GET /api/v1/queues",
+        "POST /api/v1/queues/{name}/pause",
+        "POST /api/v1/queues/{name}/resume",
     }
 
 

@@ -30,6 +30,7 @@ from nightwatch.domain.errors import (
     NightwatchError,
     PermanentError,
     Problem,
+    QueueNotFound,
     ScheduleNotFound,
     TaskNotFound,
 )
@@ -136,6 +137,11 @@ CALLS: dict[type[NightwatchError], tuple[str, Call]] = {
         lambda c, _id: c.create_schedule(ScheduleRequest(name="new", cron="@hourly", info=INFO)),
     ),
     ScheduleNotFound: ("GET /schedules/1", lambda c, _id: c.schedule("default", "exists")),
+    # A 404 is QueueNotFound to the client's queue requests (`missing=`), TaskNotFound to the others.
+    QueueNotFound: (
+        "GET /tasks/{id}",
+        lambda c, task_id: c._call("GET", f"/api/v1/tasks/{task_id}", missing=QueueNotFound),
+    ),
 }
 GET: tuple[str, Call] = ("GET /tasks/{id}", lambda c, task_id: c.get(task_id))
 

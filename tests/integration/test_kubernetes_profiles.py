@@ -117,7 +117,7 @@ def without_server_fields(job: dict[str, Any]) -> dict[str, Any]:
     for key in ("completions", "parallelism"):
         job["spec"].pop(key, None)
     labels = job["spec"]["template"]["metadata"]["labels"]
-    for key in ("controller-uid", "batch.kubernetes.io/job-name"):
+    for key in ("controller-uid", "batch.kubernetes.io/job-name", "job-name"):
         labels.pop(key, None)
     return job
 

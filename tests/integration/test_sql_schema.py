@@ -150,7 +150,7 @@ def _check_samples_and_case(engine: sa.Engine) -> None:
 
 def test_metadata_creates_the_sqlite_schema_and_init_is_idempotent(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'nw.db'}"
-    assert init_database(url) == f"created tables leader_epoch, outbox, schedule, task, task_event, task_log in {url}"
+    assert init_database(url) == f"created tables leader_epoch, outbox, queue_state, schedule, task, task_event, task_log in {url}"
     assert "nothing to do" in init_database(url)
     engine = sa.create_engine(url)
     try:
@@ -167,7 +167,9 @@ def test_metadata_creates_the_sqlite_schema_and_init_is_idempotent(tmp_path: Pat
 def test_init_database_on_mariadb_describes_what_it_did(fresh_mariadb: sa.Engine) -> None:
     url = fresh_mariadb.url.render_as_string(hide_password=False)
     first = init_database(url)
-    assert first.startswith("created tables leader_epoch, outbox, schedule, task, task_event, task_log in mysql+pymysql://root@127.0.0.1")
+    assert first.startswith(
+        "created tables leader_epoch, outbox, queue_state, schedule, task, task_event, task_log in mysql+pymysql://root@127.0.0.1"
+    )
     assert "nothing to do" in init_database(url)
 
 

@@ -64,13 +64,15 @@ def api_server(
     profiles: dict[str, Any] | None = None,
     job_logs: JobLogs | None = None,
     sections: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
     port: int = 0,
 ) -> Iterator[ApiServer]:
     """Serve the app for `database` (a URL) with the test tokens unless `api` says otherwise;
     `repository` replaces the configured one (a hand-written fake, e.g. one that fails), `job_logs`
-    the runner's output; `profiles` are the Job profiles (none: the built-in ones); `sections` adds
-    configuration sections (e.g. `logs`)."""
+    the runner's output; `profiles` are the Job profiles (none: the built-in ones); `sections` and
+    `extra` add configuration sections (e.g. `logs`, `queues`)."""
     settings = {
+        **(extra or {}),
         "database": {"url": database},
         # Several users' tokens over the (never started) local runner: allowed explicitly.
         "runner": {"allowed_namespaces": ALLOWED_NAMESPACES, "local_multi_user": True},

@@ -54,7 +54,7 @@ def empty_mariadb() -> str:
     url = mariadb_database_url()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        for table in ("task", "schedule", "task_event", "outbox", "task_log"):
+        for table in ("task", "schedule", "task_event", "outbox", "task_log", "queue_state"):
             conn.exec_driver_sql(f"TRUNCATE TABLE {table}")
         conn.exec_driver_sql("UPDATE leader_epoch SET epoch = 0 WHERE id = 1")
     engine.dispose()
@@ -89,7 +89,9 @@ def empty_postgres() -> str:
     url = postgres_database_url()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE TABLE task, schedule, task_event, outbox, task_log RESTART IDENTITY")
+        conn.exec_driver_sql(
+            "TRUNCATE TABLE task, schedule, task_event, outbox, task_log, queue_state RESTART IDENTITY"
+        )
         conn.exec_driver_sql("UPDATE leader_epoch SET epoch = 0 WHERE id = 1")
     engine.dispose()
     return url

@@ -24,9 +24,17 @@ from nightwatch.domain.errors import (
     TaskNotFound,
 )
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
-from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskEvent, TaskId, TaskStatus
+from nightwatch.domain.model import (
+    IN_FLIGHT_STATUSES,
+    TERMINAL_STATUSES,
+    StatusChange,
+    Task,
+    TaskEvent,
+    TaskId,
+    TaskStatus,
+)
 from nightwatch.domain.notifications import DeliveryOutcome, DeliveryState, OutboxEntry, event_of
-from nightwatch.domain.observation import JobObservation, JobPhase
+from nightwatch.domain.observation import KUEUE_QUEUED_PREFIX, JobObservation, JobPhase
 from nightwatch.domain.ports import (
     FireResult,
     JobRef,
@@ -41,6 +49,7 @@ from nightwatch.domain.ports import (
     TaskSummary,
     WriteResult,
 )
+from nightwatch.domain.queues import InFlight
 from nightwatch.domain.schedules import Schedule, ScheduleId
 
 
@@ -102,6 +111,7 @@ class MemoryTaskRepository:
             created_at=now,
             next_attempt_at=task.run_at,
             run_at=task.run_at,
+            priority=task.priority,
         )
         self._next_id += 1
         self._rows[row.id] = row
@@ -140,13 +150,68 @@ class MemoryTaskRepository:
             more = len(rows) > len(page) and bool(page)
             return TaskPage(page, page[-1].id if more else None)
 
-    def list_ready(self, *, after_id: int = 0, limit: int = 500) -> list[Task]:
+    def list_ready(self, *, after_id: int = 0, after_priority: int | None = None, limit: int = 500) -> list[Task]:
+        def after(t: Task) -> bool:
+            if after_priority is None:
+                return t.id > after_id
+            return t.priority < after_priority or (t.priority == after_priority and t.id > after_id)
+
         with self._lock:
-            rows = sorted(
-                (t for t in self._rows.values() if _is_normal(t) and t.next_attempt_at is None and t.id > after_id),
-                key=_by_id,
-            )
+            rows = sorted((t for t in self._rows.values() if _is_ready(t) and after(t)), key=_by_rank)
             return [t.copy() for t in rows[: max(limit, 0)]]
+
+    def list_ready_users(self, *, after_user: int | None = None, limit: int = 1000) -> list[int]:
+        with self._lock:
+            users = sorted(
+                {
+                    t.user_id
+                    for t in self._rows.values()
+                    if _is_ready(t) and (after_user is None or t.user_id > after_user)
+                }
+            )
+            return users[: max(limit, 0)]
+
+    def list_ready_of_users(self, user_ids: Sequence[int], *, per_user: int) -> list[Task]:
+        wanted = set(user_ids)
+        taken: Counter[int] = Counter()
+        found: list[Task] = []
+        with self._lock:
+            for t in sorted(self._rows.values(), key=_by_id):
+                if t.user_id in wanted and _is_ready(t) and taken[t.user_id] < per_user:
+                    taken[t.user_id] += 1
+                    found.append(t.copy())
+            return found
+
+    def count_in_flight(self, *, started_since: datetime) -> InFlight:
+        counts: Counter[tuple[str | None, int]] = Counter()
+        started: Counter[str | None] = Counter()
+        with self._lock:
+            for t in self._rows.values():
+                if t.status not in IN_FLIGHT_STATUSES:
+                    continue
+                if t.status is TaskStatus.PENDING and t.message.startswith(KUEUE_QUEUED_PREFIX):
+                    continue
+                counts[(t.queue, t.user_id)] += 1
+                if t.started_at is not None and t.started_at >= started_since:
+                    started[t.queue] += 1
+            return InFlight(dict(counts), dict(started))
+
+    def count_ready_ahead(
+        self,
+        task: Task,
+        *,
+        namespaces: frozenset[str] = frozenset(),
+        users: frozenset[int] = frozenset(),
+    ) -> int:
+        with self._lock:
+            return sum(
+                1
+                for t in self._rows.values()
+                if _is_ready(t)
+                and _by_rank(t) < _by_rank(task)
+                and (not namespaces or t.namespace in namespaces)
+                and (not users or t.user_id in users)
+            )
 
     def list_come_due(self, now: datetime, *, limit: int = 500) -> list[Task]:
         with self._lock:
@@ -421,8 +486,35 @@ def _entry_id(entry: OutboxEntry) -> int:
     return entry.id
 
 
+class MemoryQueueStates:
+    """`QueueStates` in memory: which queues are paused."""
+
+    def __init__(self) -> None:
+        self._paused: set[str] = set()
+        self._lock = threading.Lock()
+
+    def set_paused(self, name: str, paused: bool, now: datetime) -> None:
+        with self._lock:
+            if paused:
+                self._paused.add(name)
+            else:
+                self._paused.discard(name)
+
+    def paused(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._paused)
+
+
 def _by_id(task: Task) -> int:
     return task.id
+
+
+def _by_rank(task: Task) -> tuple[int, int]:
+    return (-task.priority, task.id)
+
+
+def _is_ready(task: Task) -> bool:
+    return task.status is TaskStatus.NORMAL and task.next_attempt_at is None
 
 
 def _is_normal(task: Task) -> bool:

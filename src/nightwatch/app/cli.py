@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -43,6 +44,7 @@ from nightwatch.domain.errors import InvalidTaskSpec, InvalidTransition, Nightwa
 from nightwatch.domain.model import Task, TaskEvent, TaskStatus
 from nightwatch.domain.ports import TaskSummary
 from nightwatch.domain.profiles import ProfileCatalog
+from nightwatch.domain.queues import waiting_reason
 from nightwatch.domain.schedules import parse_run_at
 
 logger = logging.getLogger("nightwatch")
@@ -153,6 +155,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="WHEN",
         help="not before this time: ISO 8601 with an offset (2026-03-29T02:30:00+01:00, ...Z) or +30s/+10m/+2h/+1d",
     )
+    submit.add_argument(
+        "--priority", type=int, default=0, help="higher is dispatched first, then oldest (-1000..1000, default 0)"
+    )
+    submit.add_argument("--queue", help="the configured queue to run in (info.queue)")
     submit.add_argument("cmd", nargs=argparse.REMAINDER, help="command and arguments (after --)")
     submit.set_defaults(handler=cmd_submit)
 
@@ -202,6 +208,19 @@ def _parser() -> argparse.ArgumentParser:
     notify_list.add_argument("--limit", type=int, default=50)
     notify_list.add_argument("--json", action="store_true", help="one JSON object per line")
     notify_list.set_defaults(handler=cmd_notify_list)
+
+    queue_cmd = sub.add_parser("queue", parents=[remote], help="the configured queues: list, pause, resume")
+    queue_sub = queue_cmd.add_subparsers(dest="queue_command", required=True)
+    queue_sub.add_parser("list", help="every queue: paused or not, in flight, limits").set_defaults(
+        handler=cmd_queue_list
+    )
+    for verb, helptext in (
+        ("pause", "launch nothing new from the queue (running Jobs go on), on every replica"),
+        ("resume", "launch from the queue again"),
+    ):
+        one = queue_sub.add_parser(verb, help=helptext)
+        one.add_argument("name")
+        one.set_defaults(handler=cmd_queue_pause if verb == "pause" else cmd_queue_resume)
 
     sub.add_parser("version", help="print the version").set_defaults(handler=lambda a, s: print(__version__) or 0)
     return parser
@@ -334,6 +353,7 @@ def _gateway(args: argparse.Namespace, settings: Settings) -> Iterator[TaskGatew
                 user_id=user_id,
                 render=container.render_job(),
                 logs=logs,
+                waiting=container.explain_waiting(),
             )
 
 
@@ -366,7 +386,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     # Parsed before anything connects: a bad time stores nothing (InvalidTaskSpec: exit 2, the field named).
     run_at = parse_run_at(args.at, datetime.now(UTC)) if args.at is not None else None
     with _gateway(args, settings) as gateway:
-        task = gateway.submit(args.name, args.namespace, info, run_at=run_at)
+        task = gateway.submit(args.name, args.namespace, info, run_at=run_at, priority=args.priority)
     later = f", not before {task.run_at.isoformat()}" if task.run_at is not None else ""
     print(f"submitted task {task.id} ({task.namespace}/{task.name}): {task.status}{later}")
     return 0
@@ -375,8 +395,8 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 def _info_from_args(args: argparse.Namespace) -> str | dict[str, Any]:
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if args.info is not None:
-        if args.image or command:
-            raise CliError("give either --info or --image with a command, not both", code=2)
+        if args.image or command or args.queue is not None:
+            raise CliError("give either --info or --image with a command (and --queue), not both", code=2)
         return str(args.info)
     if not args.image:
         raise CliError("--image (or --info) is required", code=2)
@@ -392,6 +412,8 @@ def _info_from_args(args: argparse.Namespace) -> str | dict[str, Any]:
         info["activeDeadlineSeconds"] = args.deadline
     if args.backoff_limit is not None:
         info["backoffLimit"] = args.backoff_limit
+    if args.queue is not None:
+        info["queue"] = args.queue
     return info
 
 
@@ -428,9 +450,9 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     with _gateway(args, settings) as gateway:
-        task = gateway.get(args.id)
+        task, waiting = gateway.show(args.id)
         events = gateway.events(args.id)
-    shown = _as_dict(task)
+    shown = _as_dict(task, waiting)
     shown["attempt"] = task.attempt
     shown["next_attempt_at"] = _iso(task.next_attempt_at)
     # The attempts and the timeline (issue 18): one line per stored status change, oldest first.
@@ -446,6 +468,53 @@ def _event_line(event: TaskEvent) -> str:
     job = f" {event.job_name}" if event.job_name and event.to_status != "Normal" else ""
     message = f": {event.message}" if event.message else ""
     return f"{_iso(event.at)} attempt {event.attempt} {arrow}{klass}{job}{message}"
+
+
+def cmd_queue_list(args: argparse.Namespace, settings: Settings) -> int:
+    rows = [("NAME", "STATE", "IN FLIGHT", "MAX", "STARTS/MIN", "FAIR")]
+    for q in _queue_views(args, settings):
+        rows.append(
+            (
+                q["name"],
+                "paused" if q["paused"] else "running",
+                str(q["in_flight"]),
+                "-" if q["max_in_flight"] is None else str(q["max_in_flight"]),
+                "-" if q["max_starts_per_minute"] is None else str(q["max_starts_per_minute"]),
+                "yes" if q["fair_share"] else "no",
+            )
+        )
+    print(_columns(rows))
+    return 0
+
+
+def cmd_queue_pause(args: argparse.Namespace, settings: Settings) -> int:
+    _set_paused(args, settings, True)
+    print(f"queue {args.name} paused: nothing new starts from it (running Jobs go on)")
+    return 0
+
+
+def cmd_queue_resume(args: argparse.Namespace, settings: Settings) -> int:
+    _set_paused(args, settings, False)
+    print(f"queue {args.name} resumed")
+    return 0
+
+
+def _queue_views(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]]:
+    if args.server:
+        with ApiClient(args.server, args.token) as client:
+            return client.queues()
+    with _local(settings) as container:
+        return [dataclasses.asdict(v) for v in container.queue_admin().list()]
+
+
+def _set_paused(args: argparse.Namespace, settings: Settings, paused: bool) -> None:
+    if args.server:
+        with ApiClient(args.server, args.token) as client:
+            client.set_paused(args.name, paused)
+        return
+    with _local(settings) as container:
+        admin = container.queue_admin()
+        admin.pause(args.name) if paused else admin.resume(args.name)
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
@@ -707,8 +776,9 @@ def _exit_after(seconds: float) -> None:
     threading.Thread(target=leave, name="exit-after-grace", daemon=True).start()
 
 
-def _as_dict(task: Task | TaskSummary) -> dict[str, Any]:
-    """A task as `show` prints it, or a listed summary as `list --json` prints it (without `info`)."""
+def _as_dict(task: Task | TaskSummary, waiting: str | None = None) -> dict[str, Any]:
+    """A task as `show` prints it, or a listed summary as `list --json` prints it (without `info`).
+    A listed Normal task's `waiting` says only what its row shows (a run_at or retry time)."""
     fields: dict[str, Any] = {
         "id": task.id,
         "name": task.name,
@@ -722,10 +792,18 @@ def _as_dict(task: Task | TaskSummary) -> dict[str, Any]:
         "created_at": _iso(task.created_at),
         "started_at": _iso(task.started_at),
         "finished_at": _iso(task.finished_at),
+        "priority": task.priority,
+        "queue": task.queue,
     }
     if isinstance(task, Task):
         fields["run_at"] = _iso(task.run_at)
         fields["info"] = task.info
+    elif waiting is None and task.status is TaskStatus.NORMAL:
+        found = waiting_reason(
+            run_at=task.run_at, next_attempt_at=task.next_attempt_at, queue=None, in_flight=None, now=datetime.now(UTC)
+        )
+        waiting = str(found) if found is not None else None
+    fields["waiting"] = waiting
     return fields
 
 
@@ -769,3 +847,8 @@ def cmd_jobs_release_finalizers(args: argparse.Namespace, settings: Settings) ->
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _columns(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)

@@ -28,6 +28,7 @@ from nightwatch.domain.errors import (
     InvalidTransition,
     NightwatchError,
     PermanentError,
+    QueueNotFound,
     RetryableError,
     ScheduleNotFound,
 )
@@ -65,7 +66,13 @@ class ApiClient:
         self._http.close()
 
     def submit(
-        self, name: str, namespace: str, info: str | Mapping[str, Any], *, run_at: datetime | None = None
+        self,
+        name: str,
+        namespace: str,
+        info: str | Mapping[str, Any],
+        *,
+        run_at: datetime | None = None,
+        priority: int = 0,
     ) -> Task:
         """As the token's user. `info` text is parsed into the object the API takes, by the domain's
         rules. Raises InvalidTaskSpec (every bad field), DuplicateTask, ApiRefused, RetryableError."""
@@ -73,6 +80,7 @@ class ApiClient:
             "name": name,
             "namespace": namespace,
             "info": parse_info(info) if isinstance(info, str) else info,
+            "priority": priority,
         }
         if run_at is not None:
             body["run_at"] = run_at.isoformat()
@@ -97,6 +105,18 @@ class ApiClient:
 
     def get(self, task_id: int) -> Task:
         return _task(self._call("GET", f"{API}/tasks/{task_id}"))
+
+    def show(self, task_id: int) -> tuple[Task, str | None]:
+        data = self._call("GET", f"{API}/tasks/{task_id}")
+        return _task(data), data.get("waiting")
+
+    def queues(self) -> list[dict[str, Any]]:
+        """GET /api/v1/queues (an admin token). Raises ApiRefused, RetryableError."""
+        return list(self._call("GET", f"{API}/queues", missing=QueueNotFound))
+
+    def set_paused(self, name: str, paused: bool) -> dict[str, Any]:
+        """Pause or resume a queue (an admin token). Raises QueueNotFound, ApiRefused, RetryableError."""
+        return dict(self._call("POST", f"{API}/queues/{name}/{'pause' if paused else 'resume'}", missing=QueueNotFound))
 
     def cancel(self, task_id: int) -> Task:
         return _task(self._call("POST", f"{API}/tasks/{task_id}/cancel", conflict=InvalidTransition))
@@ -250,16 +270,25 @@ class ApiClient:
                 continue  # the replica is still away: reconnecting finds out
             sleep(0.5)  # the stream ended while the task runs (idle timeout, byte cap): no tight loop
 
-    def _call(self, method: str, path: str, *, conflict: type[PermanentError] = PermanentError, **kwargs: Any) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        conflict: type[PermanentError] = PermanentError,
+        missing: type[PermanentError] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """`conflict`: the error this request can run into where several share a status (a 409 is
-        DuplicateTask for a submit, InvalidTransition for a cancel; a 404 ScheduleNotFound for a schedule)."""
+        DuplicateTask for a submit, InvalidTransition for a cancel; a 404 ScheduleNotFound for a schedule).
+        `missing`: the error of a 404 where it differs from `conflict` (QueueNotFound for a queue route)."""
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise RetryableError(f"cannot reach {self.server}: {exc}") from None
         if response.is_success:
             return response.json()
-        raise self._error(response, conflict)
+        raise self._error(response, missing if missing is not None and response.status_code == 404 else conflict)
 
     def _error(self, response: httpx.Response, conflict: type[PermanentError]) -> NightwatchError:
         code = response.status_code
@@ -287,9 +316,7 @@ def _task(data: dict[str, Any]) -> Task:
     return Task(
         info=data["info"],
         attempt=int(data.get("attempt", 1)),
-        next_attempt_at=_when(data.get("next_attempt_at")),
-        run_at=_when(data.get("run_at")),
-        **_listed_fields(data),
+        **_listed_fields(data),  # Task has every listed field too
     )
 
 
@@ -330,6 +357,10 @@ def _listed_fields(data: dict[str, Any]) -> dict[str, Any]:
         "created_at": _when(data["created_at"]),
         "started_at": _when(data["started_at"]),
         "finished_at": _when(data["finished_at"]),
+        "priority": int(data.get("priority") or 0),
+        "next_attempt_at": _when(data.get("next_attempt_at")),
+        "run_at": _when(data.get("run_at")),
+        "queue": data.get("queue"),
     }
 
 

@@ -14,9 +14,18 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
@@ -37,6 +46,7 @@ from nightwatch.app.usecases.sync import RetrySettings, SyncSettings
 from nightwatch.app.watchers import WatcherTiming
 from nightwatch.domain.errors import InvalidTaskSpec
 from nightwatch.domain.profiles import DEFAULT_PROFILE_NAME, ProfileCatalog
+from nightwatch.domain.queues import QueueSettings, check_queue_name
 
 DEFAULT_DATABASE_URL = "sqlite:///nightwatch.db"
 
@@ -245,6 +255,9 @@ class Settings(BaseSettings):
     watchers: dict[str, WatcherTiming] = Field(default_factory=dict)
     """Per watcher: enabled, and interval_seconds or cron; what is unset keeps the watcher's own timing."""
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    queues: dict[Annotated[str, AfterValidator(check_queue_name)], QueueSettings] = Field(default_factory=dict)
+    """Queue name -> what it holds and its limits, in order: a task without `info.queue` belongs to
+    the first queue whose lists match it (docs/queues.md). NIGHTWATCH_QUEUES takes the same as JSON."""
     sync: SyncSettings = Field(default_factory=SyncSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     cancel: CancelSettings = Field(default_factory=CancelSettings)
@@ -367,7 +380,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
 
 
 def _describe(error: Any) -> str:
-    where = ".".join(str(p) for p in error["loc"]) or "configuration"
+    where = ".".join(str(p) for p in error["loc"] if p != "[key]") or "configuration"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown setting"

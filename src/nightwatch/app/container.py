@@ -9,7 +9,6 @@ build a container from a dict and override providers.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -24,6 +23,7 @@ from nightwatch.adapters.local.settings import LocalRunnerSettings
 from nightwatch.adapters.memory import (
     MemoryLeaderLock,
     MemoryOutbox,
+    MemoryQueueStates,
     MemoryScheduleRepository,
     MemoryTaskLogs,
     MemoryTaskRepository,
@@ -35,6 +35,7 @@ from nightwatch.app.profiles import LiveProfiles
 from nightwatch.app.service import Readiness, Service
 from nightwatch.app.usecases.cancel import RequestCancel
 from nightwatch.app.usecases.logs import ReadTaskLogs
+from nightwatch.app.usecases.queues import ExplainWaiting, QueueAdmin
 from nightwatch.app.usecases.render import RenderJob
 from nightwatch.app.usecases.schedules import ScheduleCommands
 from nightwatch.app.usecases.submit import SubmitTask
@@ -44,11 +45,13 @@ from nightwatch.domain.ports import (
     JobLogs,
     JobRunner,
     Outbox,
+    QueueStates,
     ScheduleRepository,
     TaskLogStore,
     TaskQueries,
     TaskRepository,
 )
+from nightwatch.domain.queues import queues_from
 from nightwatch.domain.submission import SubmissionPolicy
 
 logger = logging.getLogger(__name__)
@@ -111,6 +114,14 @@ def _webhook_poster(workers: int) -> Iterator[Any]:
         poster.close()
 
 
+def _sql_queue_states(repository: TaskRepository) -> QueueStates:
+    from nightwatch.adapters.sql import SqlTaskRepository
+    from nightwatch.adapters.sql.queues import SqlQueueStates
+
+    assert isinstance(repository, SqlTaskRepository)  # the Selector picks both by the database kind
+    return SqlQueueStates(repository.engine)
+
+
 def _redis_lock(lock: LockSettings, owner: str) -> Iterator[Any]:
     from nightwatch.adapters.redlock import RedlockLeaderLock
 
@@ -148,12 +159,19 @@ def _kubernetes_runner(settings: KubernetesSettings, workers: int, replica_id: s
 
 
 def _job_builder(settings: Settings) -> Callable[[LaunchRequest], dict[str, Any]]:
-    """The Kubernetes runner's own Job builder, with its default TTL (what `render` shows)."""
+    """The Kubernetes runner's own Job builder, with its default TTL and its namespace's Kueue mode
+    (what `render` shows)."""
     from nightwatch.adapters.kubernetes.jobbody import build_job_body
 
-    return functools.partial(
-        build_job_body, default_ttl_seconds_after_finished=settings.runner.ttl_seconds_after_finished or None
-    )
+    runner = settings.runner
+    ttl = runner.ttl_seconds_after_finished or None
+
+    def build(request: LaunchRequest) -> dict[str, Any]:
+        return build_job_body(
+            request, default_ttl_seconds_after_finished=ttl, kueue=runner.kueue_for(request.namespace)
+        )
+
+    return build
 def _redis_nudges(lock: LockSettings) -> Iterator[Any]:
     from nightwatch.adapters.redisnudge import RedisNudges
 
@@ -188,6 +206,8 @@ def _web_app(
     render: RenderJob,
     schedules: ScheduleCommands,
     logs: ReadTaskLogs,
+    queues: QueueAdmin,
+    waiting: ExplainWaiting,
     api: ApiSettings,
     http: HttpSettings,
     metrics: Metrics,
@@ -196,7 +216,16 @@ def _web_app(
     # Imported here: the CLI's submit/list/show/cancel build a container too, without FastAPI.
     from nightwatch.app.api import ApiBackend, create_app
 
-    backend = ApiBackend(repository, submit, cancel, render=render, schedules=schedules, logs=logs)
+    backend = ApiBackend(
+        repository,
+        submit,
+        cancel,
+        render=render,
+        schedules=schedules,
+        logs=logs,
+        queues=queues,
+        waiting=waiting,
+    )
     return create_app(
         backend,
         api,
@@ -261,10 +290,14 @@ class Container(containers.DeclarativeContainer):
     replica_id = providers.Singleton(_replica_id, settings)
     profiles = providers.Singleton(LiveProfiles, providers.Callable(Settings.profile_catalog, settings))
     """The Job profiles in force; `nightwatch run` swaps them on SIGHUP."""
+    queues = providers.Singleton(
+        queues_from, settings.provided.queues, max_in_flight=settings.provided.dispatch.max_in_flight
+    )
     submission_policy = providers.Singleton(
         SubmissionPolicy,
         allowed_namespaces=providers.Callable(frozenset, settings.provided.runner.allowed_namespaces),
         profiles=profiles,
+        queues=queues.provided.names,
     )
 
     clock = providers.Singleton(SystemClock)
@@ -288,6 +321,15 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(MemoryScheduleRepository, repository),
     )
     calendar = providers.Singleton(ApschedulerCalendar)
+
+    queue_states = providers.Selector(
+        settings.provided.database.kind,
+        sqlite=providers.Singleton(_sql_queue_states, repository),
+        mysql=providers.Singleton(_sql_queue_states, repository),
+        postgresql=providers.Singleton(_sql_queue_states, repository),
+        memory=providers.Singleton(MemoryQueueStates),
+    )
+    """Which queues are paused: the `queue_state` table, on the repository's engine."""
 
     lock = providers.Selector(
         settings.provided.lock.backend,
@@ -358,6 +400,8 @@ class Container(containers.DeclarativeContainer):
         job_logs=job_logs,
         task_logs=task_logs,
         logs=settings.provided.logs,
+        queues=queues,
+        queue_states=queue_states,
     )
     ticker = providers.Singleton(ApschedulerTicker)
     service = providers.Singleton(
@@ -394,6 +438,10 @@ class Container(containers.DeclarativeContainer):
         policy=submission_policy,
         queries=repository,
     )
+    queue_admin = providers.Factory(QueueAdmin, queues=queues, states=queue_states, queries=repository, clock=clock)
+    explain_waiting = providers.Factory(
+        ExplainWaiting, queues=queues, states=queue_states, queries=repository, clock=clock, policy=submission_policy
+    )
 
     web_app = providers.Singleton(
         _web_app,
@@ -403,6 +451,8 @@ class Container(containers.DeclarativeContainer):
         render=render_job,
         schedules=schedule_commands,
         logs=read_logs,
+        queues=queue_admin,
+        waiting=explain_waiting,
         api=settings.provided.api,
         http=settings.provided.http,
         metrics=metrics,

@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 
 from nightwatch.app.usecases.cancel import RequestCancel
 from nightwatch.app.usecases.logs import ReadTaskLogs, as_utf8, decode
+from nightwatch.app.usecases.queues import ExplainWaiting
 from nightwatch.app.usecases.render import RenderJob
 from nightwatch.app.usecases.schedules import ScheduleCommands, ScheduleRequest, ScheduleView
 from nightwatch.app.usecases.submit import SubmitTask
@@ -30,9 +31,16 @@ C = TypeVar("C")
 
 class TaskGateway(Protocol):
     def submit(
-        self, name: str, namespace: str, info: str | Mapping[str, Any], *, run_at: datetime | None = None
+        self,
+        name: str,
+        namespace: str,
+        info: str | Mapping[str, Any],
+        *,
+        run_at: datetime | None = None,
+        priority: int = 0,
     ) -> Task:
-        """Submit a task as the gateway's user, not dispatched before `run_at` when given. Raises InvalidTaskSpec (`problems` names every bad
+        """Submit a task as the gateway's user, not dispatched before `run_at` when given, at `priority`.
+        Raises InvalidTaskSpec (`problems` names every bad
         field), DuplicateTask, RetryableError; ApiRefused through a server."""
         ...
 
@@ -45,6 +53,10 @@ class TaskGateway(Protocol):
 
     def get(self, task_id: int) -> Task:
         """Raises TaskNotFound, PermanentError (a row nightwatch cannot read), RetryableError."""
+        ...
+
+    def show(self, task_id: int) -> tuple[Task, str | None]:
+        """The task and why it waits (None: it does not, or it is not Normal). Raises as `get`."""
         ...
 
     def cancel(self, task_id: int) -> Task:
@@ -119,6 +131,7 @@ class LocalGateway:
         user_id: int = 0,
         render: RenderJob | None = None,
         logs: ReadTaskLogs | None = None,
+        waiting: ExplainWaiting | None = None,
     ) -> None:
         self._render = render
         self._submit = submit
@@ -126,11 +139,18 @@ class LocalGateway:
         self._queries = queries
         self._user_id = user_id
         self._logs = logs
+        self._waiting = waiting
 
     def submit(
-        self, name: str, namespace: str, info: str | Mapping[str, Any], *, run_at: datetime | None = None
+        self,
+        name: str,
+        namespace: str,
+        info: str | Mapping[str, Any],
+        *,
+        run_at: datetime | None = None,
+        priority: int = 0,
     ) -> Task:
-        return self._submit(name, namespace, info, user_id=self._user_id, run_at=run_at)
+        return self._submit(name, namespace, info, user_id=self._user_id, run_at=run_at, priority=priority)
 
     def list_tasks(
         self, statuses: Sequence[TaskStatus] = (), *, before_id: int | None = None, limit: int = 100
@@ -145,6 +165,10 @@ class LocalGateway:
 
     def get(self, task_id: int) -> Task:
         return self._queries.get(TaskId(task_id))
+
+    def show(self, task_id: int) -> tuple[Task, str | None]:
+        task = self.get(task_id)
+        return task, self._waiting.detail(task) if self._waiting is not None else None
 
     def cancel(self, task_id: int) -> Task:
         return self._cancel(TaskId(task_id))

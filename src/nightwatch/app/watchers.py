@@ -34,11 +34,13 @@ from nightwatch.domain.ports import (
     JobRunner,
     LeaderStore,
     Outbox,
+    QueueStates,
     ScheduleRepository,
     TaskCommands,
     TaskLogStore,
     WebhookPoster,
 )
+from nightwatch.domain.queues import Queues
 from nightwatch.domain.submission import SubmissionPolicy
 
 logger = logging.getLogger(__name__)
@@ -106,6 +108,10 @@ class WatcherContext:
     """The runner's output (None: the `capture_logs` watcher does nothing)."""
     task_logs: TaskLogStore | None = None
     logs: LogsSettings = field(default_factory=LogsSettings)
+    queues: Queues = field(default_factory=Queues)
+    """The configured queues (`queues:`); dispatch selects through them."""
+    queue_states: QueueStates | None = None
+    """Which queues are paused (the `queue_state` table); None: none ever is."""
 
 
 Run = Callable[[], object]
@@ -214,7 +220,16 @@ class WatcherRegistry:
 
 
 def _dispatch(ctx: WatcherContext) -> Run:
-    return DispatchTasks(ctx.repository, ctx.runner, ctx.clock, ctx.fence, ctx.dispatch, policy=ctx.policy)
+    return DispatchTasks(
+        ctx.repository,
+        ctx.runner,
+        ctx.clock,
+        ctx.fence,
+        ctx.dispatch,
+        policy=ctx.policy,
+        queues=ctx.queues,
+        queue_states=ctx.queue_states,
+    )
 
 
 def _sync(ctx: WatcherContext) -> Run:

@@ -121,3 +121,7 @@ class InvalidSchedule(InvalidTaskSpec):
 
     A subclass of InvalidTaskSpec so the API answers 422 with `loc` per field and the CLI exits 2,
     through the paths a refused task already takes."""
+
+
+class QueueNotFound(PermanentError, LookupError):
+    """No queue of that name is configured."""

@@ -106,6 +106,9 @@ class StatusChange:
     """For the history only (not a task column): the failure class of a retry or a failure."""
     reason: str = ""
     """For the history only: the short reason of the change (the Job condition's reason...)."""
+    queue: str | None = None
+    """The queue a start admitted the task under (None: no queue); set by a start like job_name,
+    carried unchanged by every other move."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,16 +167,23 @@ class Task:
     """A `Normal` task is not dispatched before this time (None: at once)."""
     run_at: datetime | None = None
     """When the user asked it to run (None: now). Dispatch postpones a task found earlier."""
+    priority: int = 0
+    """Higher is dispatched first (then oldest); see `domain/queues.py` for the bounds."""
+    queue: str | None = None
+    """The queue the task was launched under (set by its start); None before, or without queues."""
 
     @property
     def is_terminal(self) -> bool:
         return self.status.is_terminal
 
-    def start(self, job_name: str, now: datetime, message: str = "") -> StatusChange:
-        """Normal -> Pending: the Job `job_name` was created (or adopted); `message` notes how, if at all."""
+    def start(
+        self, job_name: str, now: datetime, message: str = "", *, queue: str | None = None
+    ) -> StatusChange:
+        """Normal -> Pending: the Job `job_name` was created (or adopted), admitted under `queue`;
+        `message` notes how, if at all."""
         if self.status is not TaskStatus.NORMAL:
             raise InvalidTransition(f"task {self.id} cannot go from {self.status} to Pending: only Normal tasks start")
-        return self._move(TaskStatus.PENDING, now, message=message, job_name=job_name)
+        return self._move(TaskStatus.PENDING, now, message=message, job_name=job_name, queue=queue)
 
     def postpone(self, until: datetime, now: datetime, message: str = "") -> StatusChange:
         """Normal -> Normal, not dispatched before `until`."""
@@ -243,6 +253,7 @@ class Task:
         next_attempt_at: datetime | None = None,
         failure_class: str = "",
         reason: str = "",
+        queue: str | None = None,
     ) -> StatusChange:
         if to not in _ALLOWED[self.status]:
             raise InvalidTransition(f"task {self.id} cannot go from {self.status} to {to}")
@@ -261,6 +272,7 @@ class Task:
             next_attempt_at=next_attempt_at if to is TaskStatus.NORMAL else self.next_attempt_at,
             failure_class=failure_class,
             reason=reason,
+            queue=queue if self.status is TaskStatus.NORMAL and to is TaskStatus.PENDING else self.queue,
         )
         self.apply(change)
         return change
@@ -274,6 +286,7 @@ class Task:
         self.finished_at = change.finished_at
         self.attempt = change.attempt
         self.next_attempt_at = change.next_attempt_at
+        self.queue = change.queue
         self.version = change.expected_version + 1
 
     def copy(self) -> Task:

@@ -28,6 +28,9 @@ class JobPhase(StrEnum):
 SUCCESS_CONDITIONS = ("SuccessCriteriaMet", "Complete")
 MISSING_MESSAGE = "the Job was deleted before its outcome was read; outcome unknown"
 FAILURE_CONDITIONS = ("FailureTarget", "Failed")
+KUEUE_QUEUED_PREFIX = "Queued by Kueue"
+"""Starts the message of a task whose Job Kueue holds suspended: such a task is not counted against
+nightwatch's own `max_in_flight` (Kueue owns its admission)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,8 @@ class JobObservation:
     """The container was OOMKilled."""
     disruption: str = ""
     """Why the pod was taken away: a `DisruptionTarget` reason (PreemptionByScheduler...), or NodeLost."""
+    queued_by_kueue: bool = False
+    """A suspended Job that Kueue admits (it has a queue-name label): it waits for Kueue, not for us."""
 
     @property
     def failed(self) -> bool:
@@ -95,8 +100,10 @@ class JobObservation:
 
     @property
     def suspended_message(self) -> str:
-        """The message of a task whose Job is suspended: `Suspended: <reason>: <message>`."""
-        return f"Suspended: {self.summary}" if self.summary else "Suspended"
+        """The message of a task whose Job is suspended: `Suspended: <reason>: <message>`, or
+        `Queued by Kueue: <reason>: <message>` when Kueue holds it."""
+        label = KUEUE_QUEUED_PREFIX if self.queued_by_kueue else "Suspended"
+        return f"{label}: {self.summary}" if self.summary else label
 
     @classmethod
     def from_job_status(

@@ -18,6 +18,7 @@ from nightwatch.domain.model import StatusChange, Task, TaskEvent, TaskId, TaskS
 from nightwatch.domain.names import DNS1123_LABEL_MAX, job_name_for
 from nightwatch.domain.notifications import DeliveryOutcome, DeliveryState, OutboxEntry
 from nightwatch.domain.observation import JobObservation
+from nightwatch.domain.queues import InFlight
 from nightwatch.domain.schedules import Concurrency, Schedule, ScheduleId
 
 MAX_LISTED_MESSAGE_CHARS = 1024
@@ -47,6 +48,8 @@ class NewTask:
     schedule_id: int | None = None
     """The schedule that made this task (with `slot_at`, unique: a slot makes one task at most)."""
     slot_at: datetime | None = None
+    priority: int = 0
+    """Higher first (validated by `validate_submission`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,10 @@ class TaskSummary:
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    priority: int = 0
+    next_attempt_at: datetime | None = None
+    run_at: datetime | None = None
+    queue: str | None = None
 
     def __post_init__(self) -> None:
         # Frozen: the bounded values replace the given ones through object.__setattr__.
@@ -106,6 +113,8 @@ class TaskSummary:
         object.__setattr__(self, "message", cut_listed(self.message, MAX_LISTED_MESSAGE_CHARS))
         if self.job_name is not None:
             object.__setattr__(self, "job_name", cut_listed(self.job_name, MAX_LISTED_JOB_NAME_CHARS))
+        if self.queue is not None:  # VARCHAR(63), but SQLite does not enforce widths
+            object.__setattr__(self, "queue", cut_listed(self.queue, MAX_LISTED_NAME_CHARS))
 
     @classmethod
     def of(cls, task: Task) -> TaskSummary:
@@ -122,6 +131,10 @@ class TaskSummary:
             created_at=task.created_at,
             started_at=task.started_at,
             finished_at=task.finished_at,
+            priority=task.priority,
+            next_attempt_at=task.next_attempt_at,
+            run_at=task.run_at,
+            queue=task.queue,
         )
 
 
@@ -159,12 +172,35 @@ class LeaderStore(Protocol):
         """
         ...
 
-    def list_ready(self, *, after_id: int = 0, limit: int = 500) -> list[Task]:
-        """`Normal` tasks without a not-before time, id > after_id, lowest id first, at most `limit`.
+    def list_ready(self, *, after_id: int = 0, after_priority: int | None = None, limit: int = 500) -> list[Task]:
+        """`Normal` tasks without a not-before time, highest priority first, then lowest id, at most
+        `limit`, after the position (after_priority, after_id): with after_priority None, every
+        priority from the highest, id > after_id within each.
 
-        Served by the (status, next_attempt_at, id) index, so it costs O(limit) however many tasks
-        wait for a later time. Skips unreadable rows like `list_by_status`. Raises RetryableError.
+        Walks the (status, next_attempt_at, priority, id) index one equality range per distinct
+        priority, so it costs O(limit + priorities crossed) however many tasks wait. Skips unreadable
+        rows like `list_by_status`. Raises RetryableError.
         """
+        ...
+
+    def list_ready_users(self, *, after_user: int | None = None, limit: int = 1000) -> list[int]:
+        """The distinct user ids (ascending, > after_user) that have ready tasks (as `list_ready`),
+        at most `limit`: a skip scan of the (status, next_attempt_at, user_id, id) index, one probe
+        per user, never a scan of their tasks. Rows whose user_id is NULL are not listed. Raises
+        RetryableError."""
+        ...
+
+    def list_ready_of_users(self, user_ids: Sequence[int], *, per_user: int) -> list[Task]:
+        """Each user's oldest `per_user` ready tasks (id order), O(len(user_ids) x per_user). Raises
+        RetryableError."""
+        ...
+
+    def count_in_flight(self, *, started_since: datetime) -> InFlight:
+        """Pending + Running tasks counted by (queue, user_id), and by queue those started at or after
+        `started_since`; a Pending task whose Job Kueue holds (message "Queued by Kueue: ...") is
+        not counted: Kueue owns its admission. A GROUP BY over the in-flight rows only (the
+        (status, queue, user_id) index). `paused` is left empty (`QueueStates` has it). Raises
+        RetryableError."""
         ...
 
     def list_come_due(self, now: datetime, *, limit: int = 500) -> list[Task]:
@@ -192,6 +228,18 @@ class LeaderStore(Protocol):
 
     def advance_epoch(self) -> int:
         """Take the next fencing epoch (atomically increment it) and return it. Raises RetryableError."""
+        ...
+
+
+class QueueStates(Protocol):
+    """The run state of each queue (the `queue_state` table): shared by every replica and leader."""
+
+    def set_paused(self, name: str, paused: bool, now: datetime) -> None:
+        """Pause (True) or resume (False) a queue; idempotent. Raises RetryableError."""
+        ...
+
+    def paused(self) -> frozenset[str]:
+        """The names of the paused queues. Raises RetryableError."""
         ...
 
 
@@ -240,6 +288,22 @@ class TaskQueries(Protocol):
     def count_by_status(self, *, user_id: int | None = None) -> Mapping[str, int]:
         """Row counts keyed by the raw status string (unknown strings included), of one user's rows
         when `user_id` is given. Raises RetryableError."""
+        ...
+
+    def count_ready_ahead(
+        self,
+        task: Task,
+        *,
+        namespaces: frozenset[str] = frozenset(),
+        users: frozenset[int] = frozenset(),
+    ) -> int:
+        """How many ready tasks dispatch takes before `task` (higher priority, or the same and older),
+        of the given namespaces and users when those are not empty: one COUNT over the priority
+        index, for one task's detail view. Raises RetryableError."""
+        ...
+
+    def count_in_flight(self, *, started_since: datetime) -> InFlight:
+        """As `LeaderStore.count_in_flight` (the same method): for saying why a task waits."""
         ...
 
     def ping(self) -> None:

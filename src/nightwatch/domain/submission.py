@@ -21,6 +21,7 @@ from nightwatch.domain.jobspec import JobSpec, LaunchRequest, parse_info
 from nightwatch.domain.model import Task
 from nightwatch.domain.names import check_dns1123_label, check_namespace_allowed, job_name_for
 from nightwatch.domain.profiles import BUILTIN_DEFAULT, NO_PLACEMENT, Placement, Profile, ProfileCatalog, ProfileSource
+from nightwatch.domain.queues import check_priority
 
 STORED_NAME_CHARS = 45
 """The widest name and namespace the task table stores (`VARCHAR(45)`, the original system's width).
@@ -34,6 +35,8 @@ class SubmissionPolicy:
     allowed_namespaces: frozenset[str] = frozenset({"default"})
     profiles: ProfileSource = field(default_factory=ProfileCatalog)
     """The Job profiles; read once per validation, so a reload swaps them between two tasks, never within one."""
+    queues: frozenset[str] = frozenset()
+    """The configured queue names: an `info.queue` naming another one is refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,12 @@ class Submission:
     spec: JobSpec
     profile: Profile = BUILTIN_DEFAULT
     placement: Placement = NO_PLACEMENT
+    queue: str | None = None
+    """`info.queue`: the configured queue the task asks for (None: matched by the queues' lists)."""
+    info_profile: str | None = None
+    """`info.profile` as the task wrote it (None: not set): queues match on it, as dispatch's selection
+    reads it (`claimed_queue`)."""
+    priority: int = 0
 
 
 def encode_info(info: Mapping[str, Any]) -> str:
@@ -67,6 +76,7 @@ def validate_submission(
     policy: SubmissionPolicy,
     *,
     stored: bool = False,
+    priority: object = 0,
 ) -> Submission:
     """The validated task, or InvalidTaskSpec whose `problems` list every field that is wrong.
 
@@ -104,14 +114,31 @@ def validate_submission(
             problems.append(Problem(("info", "image"), message))
     except InvalidTaskSpec as exc:
         problems.extend(exc.problems)
+    queue = info_profile = None
+    if spec is not None and raw is not None:
+        queue, info_profile = _queue_keys(raw, policy, problems)
+    try:
+        checked_priority = check_priority(priority)
+    except ValueError as exc:
+        problems.append(Problem(("priority",), str(exc)))
     if problems or spec is None or raw is None or profile is None:
         raise InvalidTaskSpec("; ".join(p.message for p in problems), problems)
-    return Submission(name, namespace, raw, spec, profile, placement)
+    return Submission(name, namespace, raw, spec, profile, placement, queue, info_profile, checked_priority)
+
+
+def submission_for(task: Task, policy: SubmissionPolicy) -> Submission:
+    """A stored task validated as at submit (dispatch's check). Raises InvalidTaskSpec."""
+    return validate_submission(task.name, task.namespace, task.info, policy, stored=True, priority=task.priority)
 
 
 def launch_request_for(task: Task, policy: SubmissionPolicy) -> LaunchRequest:
     """What the runner needs to launch a stored task, validated as at submit. Raises InvalidTaskSpec."""
-    valid = validate_submission(task.name, task.namespace, task.info, policy, stored=True)
+    return launch_request_of(task, submission_for(task, policy))
+
+
+def launch_request_of(task: Task, valid: Submission) -> LaunchRequest:
+    """The launch request of a stored task already validated (`submission_for`): this attempt's Job
+    name, the task's profile and placement."""
     return LaunchRequest(
         task.id,
         job_name_for(task.name, task.attempt),
@@ -121,6 +148,36 @@ def launch_request_for(task: Task, policy: SubmissionPolicy) -> LaunchRequest:
         valid.placement,
         attempt=max(1, task.attempt),
     )
+
+
+def claimed_queue(info: str | None) -> tuple[str | None, str | None]:
+    """`info.queue` and `info.profile` as dispatch's selection reads them, before (and far cheaper
+    than) the whole validation, which runs on the tasks selected; never raises: anything unreadable
+    is (None, None), and the validation then fails the task with the reason."""
+    try:
+        data = json.loads(info) if isinstance(info, str) else None
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    queue, profile = data.get("queue"), data.get("profile")
+    return (queue if isinstance(queue, str) else None, profile if isinstance(profile, str) else None)
+
+
+def _queue_keys(raw: str, policy: SubmissionPolicy, problems: list[Problem]) -> tuple[str | None, str | None]:
+    """`info.queue` (a configured queue's name, checked) and `info.profile` if a string (the profile
+    resolution checks it and reports a bad one)."""
+    info = parse_info(raw)  # JobSpec.from_info accepted it: an object
+    queue, profile = info.get("queue"), info.get("profile")
+    if queue is not None:
+        if not isinstance(queue, str):
+            problems.append(Problem(("info", "queue"), f"info.queue must be a queue name, not {queue!r}"))
+            queue = None
+        elif queue not in policy.queues:
+            known = ", ".join(sorted(policy.queues)) or "none are configured"
+            problems.append(Problem(("info", "queue"), f"info.queue {queue!r} is not a configured queue ({known})"))
+            queue = None
+    return queue, profile if isinstance(profile, str) else None
 
 
 def _storable(value: str, what: str) -> str:

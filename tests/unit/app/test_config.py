@@ -249,3 +249,18 @@ def test_an_unsupported_database_url_lists_every_supported_scheme(monkeypatch: p
     for scheme in ("sqlite:///", "mysql+pymysql://", "postgresql+psycopg://", "memory://"):
         assert scheme in str(raised.value)
     assert Settings.model_validate({"database": {"url": "postgres://u@h/db"}}).database.kind == "postgresql"
+
+
+def test_queues_from_json_and_one_message_per_bad_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    good = {"team-a": {"namespaces": ["a"], "max_in_flight": 20, "fair_share": True}, "rest": {}}
+    monkeypatch.setenv("NIGHTWATCH_QUEUES", json.dumps(good))
+    assert list(load_settings().queues) == ["team-a", "rest"]  # the order is the matching order
+    bad = {"ok": {}, "bad name!": {}, "b": {"max_in_flight": -1, "colour": 1}}
+    monkeypatch.setenv("NIGHTWATCH_QUEUES", json.dumps(bad))
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert raised.value.lines == [
+        "queues.bad name!: queue name 'bad name!' must be 1 to 63 letters, digits, '.', '_' or '-'",
+        "queues.b.max_in_flight: Input should be greater than or equal to 0 (got '-1')",
+        "queues.b.colour: unknown setting",
+    ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nightwatch.adapters.kubernetes.settings import KueueSettings
 from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.profiles import merge
 
@@ -32,6 +33,8 @@ OUTCOME_FINALIZER = "nightwatch.io/outcome"
 """On every Job: the cluster keeps the Job until nightwatch has stored its outcome (see `finalizer.py`)."""
 START_TIMEOUT_ANNOTATION = "nightwatch.io/start-timeout-seconds"
 """A task's own `startTimeoutSeconds`, carried on its Job so observation needs no row (absent: the default)."""
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_PRIORITY_CLASS_LABEL = "kueue.x-k8s.io/priority-class"
 
 
 def task_selector(task_id: int) -> str:
@@ -55,8 +58,14 @@ def attempt_of(obj: Mapping[str, Any]) -> int:
         return 1
 
 
-def build_job_body(request: LaunchRequest, *, default_ttl_seconds_after_finished: int | None = 3600) -> dict[str, Any]:
-    """The batch/v1 Job for `request`, as the JSON the API server receives.
+def build_job_body(
+    request: LaunchRequest,
+    *,
+    default_ttl_seconds_after_finished: int | None = 3600,
+    kueue: KueueSettings | None = None,
+) -> dict[str, Any]:
+    """The batch/v1 Job for `request`, as the JSON the API server receives (for Kueue to admit, with
+    `kueue`).
 
     The task's profile merged with its spec (`profiles.merge`) over nightwatch's pod defaults
     (`restartPolicy: Never`, no service-account token, no service links), then nightwatch's identity:
@@ -95,4 +104,18 @@ def build_job_body(request: LaunchRequest, *, default_ttl_seconds_after_finished
     }
     if annotations:
         body_metadata["annotations"] = annotations
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": body_metadata, "spec": job_spec}
+    body = {"apiVersion": "batch/v1", "kind": "Job", "metadata": body_metadata, "spec": job_spec}
+    if kueue is not None:
+        _for_kueue(body, kueue)
+    return body
+
+
+def _for_kueue(body: dict[str, Any], kueue: KueueSettings) -> None:
+    """Created suspended with Kueue's labels: Kueue unsuspends the Job when it admits its Workload
+    (nightwatch never does), and suspends it again to preempt it. Applied over the profile-merged body;
+    Kueue's labels are not nightwatch's own (`job_labels`), which stay as set."""
+    body["spec"]["suspend"] = True
+    labels = body["metadata"]["labels"]
+    labels[KUEUE_QUEUE_LABEL] = kueue.queue_name
+    if kueue.priority_class is not None:
+        labels[KUEUE_PRIORITY_CLASS_LABEL] = kueue.priority_class

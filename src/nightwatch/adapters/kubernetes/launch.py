@@ -10,6 +10,7 @@ whether retrying can help (`_refusal`, and `forbidden.py` for the kinds of 403).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from kubernetes.client.exceptions import ApiException
 
@@ -18,6 +19,7 @@ from nightwatch.adapters.kubernetes.finalizer import is_dying
 from nightwatch.adapters.kubernetes.forbidden import forbidden_error
 from nightwatch.adapters.kubernetes.jobbody import attempt_of, build_job_body
 from nightwatch.adapters.kubernetes.retry import api_causes, api_message
+from nightwatch.adapters.kubernetes.settings import KueueSettings
 from nightwatch.adapters.kubernetes.status import task_id_of
 from nightwatch.domain.errors import AdmissionDeferred, ForeignJob, JobInvalid, JobRefused, RetryableError
 from nightwatch.domain.jobspec import LaunchRequest
@@ -27,14 +29,24 @@ logger = logging.getLogger(__name__)
 
 
 class Launcher:
-    def __init__(self, api: KubeApi, *, default_ttl: int | None) -> None:
-        """`default_ttl`: `ttlSecondsAfterFinished` of a Job whose task sets none (None: keep finished Jobs)."""
+    def __init__(
+        self,
+        api: KubeApi,
+        *,
+        default_ttl: int | None,
+        kueue: Callable[[str], KueueSettings | None] = lambda _namespace: None,
+    ) -> None:
+        """`default_ttl`: `ttlSecondsAfterFinished` of a Job whose task sets none (None: keep finished Jobs).
+        `kueue`: the Kueue mode of a namespace (None: off)."""
         self._api = api
         self._default_ttl = default_ttl
+        self._kueue = kueue
 
     def launch(self, request: LaunchRequest) -> LaunchResult:
         where = f"{request.namespace}/{request.job_name}"
-        body = build_job_body(request, default_ttl_seconds_after_finished=self._default_ttl)
+        body = build_job_body(
+            request, default_ttl_seconds_after_finished=self._default_ttl, kueue=self._kueue(request.namespace)
+        )
         try:
             self._api.calls.call(f"create Job {where}", self._api.create_job, request.namespace, body, parse=False)
         except ApiException as exc:

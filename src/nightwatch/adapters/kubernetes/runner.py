@@ -77,7 +77,9 @@ class KubernetesJobRunner:
         self.logs = KubernetesJobLogs(self._api, request_timeout_seconds=settings.request_timeout_seconds)
         """The `JobLogs` port over the same client and rate limit."""
         # ttl 0: keep finished Jobs
-        self._launcher = Launcher(self._api, default_ttl=settings.ttl_seconds_after_finished or None)
+        self._launcher = Launcher(
+            self._api, default_ttl=settings.ttl_seconds_after_finished or None, kueue=settings.kueue_for
+        )
         self._informers = Informers(
             self._api,
             watch_timeout=settings.watch_timeout_seconds,

@@ -7,12 +7,17 @@ building the official client's model objects is most of the cost of a big list (
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from nightwatch.adapters.kubernetes.jobbody import START_TIMEOUT_ANNOTATION, TASK_ID_LABEL, attempt_of
-from nightwatch.domain.observation import DISRUPTION_REASONS, JobCondition, JobObservation
+from nightwatch.adapters.kubernetes.jobbody import (
+    KUEUE_QUEUE_LABEL,
+    START_TIMEOUT_ANNOTATION,
+    TASK_ID_LABEL,
+    attempt_of,
+)
+from nightwatch.domain.observation import DISRUPTION_REASONS, JobCondition, JobObservation, JobPhase
 from nightwatch.domain.ports import JobRef
 
 MAX_DIAGNOSIS_CHARS = 300
@@ -65,7 +70,7 @@ def observe_job(
 ) -> JobObservation:
     """Classify one raw Job through the domain's rule (`evidence`: a failed attempt's pods)."""
     status = job.get("status") or {}
-    return JobObservation.from_job_status(
+    observed = JobObservation.from_job_status(
         conditions_of(job) if conditions is None else conditions,
         active=_count(status, "active"),
         # None when the cluster does not report it (< 1.24): the domain then trusts `active` alone.
@@ -77,6 +82,21 @@ def observe_job(
         oom=evidence.oom if evidence is not None else False,
         disruption=evidence.disruption if evidence is not None else "",
     )
+    return _queued_by_kueue(job, observed)
+
+
+def _queued_by_kueue(job: Mapping[str, Any], observed: JobObservation) -> JobObservation:
+    """A suspended Job with Kueue's queue label waits for Kueue's admission (or was preempted by it):
+    `Queued by Kueue: <reason>`, from the Suspended condition when the Job controller has set it."""
+    labels = (job.get("metadata") or {}).get("labels") or {}
+    suspended = (job.get("spec") or {}).get("suspend") is True
+    if KUEUE_QUEUE_LABEL not in labels or not suspended:
+        return observed
+    if observed.phase is JobPhase.SUSPENDED:
+        return replace(observed, queued_by_kueue=True)
+    if observed.phase is JobPhase.PENDING:
+        return JobObservation(JobPhase.SUSPENDED, "", "waiting for admission", queued_by_kueue=True)
+    return observed
 
 
 def _shorten(text: str) -> str:

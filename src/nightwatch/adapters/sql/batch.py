@@ -92,6 +92,7 @@ def cas_update(
         # Only a start (Normal -> Pending) sets these (see Task._move); other moves carry them unchanged.
         sets.append(f"job_name = {per_row([c.job_name for c in chunk])}")
         sets.append(f"started_at = {per_row([stamp(c.started_at, dialect) for c in chunk])}")
+        sets.append(f"queue = {per_row([c.queue for c in chunk])}")
     if any(c.status is TaskStatus.NORMAL for c in chunk):
         # Only a move to Normal (postponed, or a retry) sets these; other moves carry them unchanged.
         sets.append(f"attempt = {per_row([int(c.attempt) for c in chunk])}")

@@ -8,6 +8,7 @@ the newest-first listing (the API's and the CLI's) never selects `info`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -32,8 +33,18 @@ from nightwatch.domain.errors import (
     RetryableError,
     TaskNotFound,
 )
-from nightwatch.domain.model import TERMINAL_STATUSES, StatusChange, Task, TaskEvent, TaskId, TaskStatus
+from nightwatch.domain.model import (
+    IN_FLIGHT_STATUSES,
+    TERMINAL_STATUSES,
+    StatusChange,
+    Task,
+    TaskEvent,
+    TaskId,
+    TaskStatus,
+)
+from nightwatch.domain.observation import KUEUE_QUEUED_PREFIX
 from nightwatch.domain.ports import NewTask, TaskFilter, TaskPage, WriteResult
+from nightwatch.domain.queues import InFlight
 
 T = TypeVar("T")
 
@@ -166,16 +177,120 @@ class SqlTaskRepository:
 
         return self._run(run, "list newest tasks")
 
-    def list_ready(self, *, after_id: int = 0, limit: int = 500) -> list[Task]:
+    def list_ready(self, *, after_id: int = 0, after_priority: int | None = None, limit: int = 500) -> list[Task]:
         if limit <= 0:
             return []
-        # (Normal, NULL) is an equality on the index's first two columns, so rows come in id order.
-        match = sa.and_(_status_is([str(TaskStatus.NORMAL)], pads=self._pads), task.c.next_attempt_at.is_(None))
+        # No index serves "priority DESC, id ASC" on every dialect (MariaDB before 10.8 ignores DESC in
+        # an index), so walk it: per distinct priority, highest first, an equality range on
+        # (Normal, NULL, priority) that yields rows in id order; MAX(priority) below the current one
+        # is one index probe. O(limit + priorities crossed), whatever waits behind.
+        ready = sa.and_(_status_is([str(TaskStatus.NORMAL)], pads=self._pads), task.c.next_attempt_at.is_(None))
 
-        def page(after: int, size: int) -> sa.Select[Any]:
-            return sa.select(*TASK_COLUMNS).where(match, task.c.id > after).order_by(task.c.id).limit(size)
+        def run(conn: Connection) -> list[Task]:
+            tasks: list[Task] = []
+            level = after_priority if after_priority is not None else _next_priority(conn, ready, None)
+            after = after_id
+            while level is not None and len(tasks) < limit:
+                match = sa.and_(ready, task.c.priority == level)
 
-        return self._run(lambda conn: _readable(conn, page, after_id, limit), "list ready tasks")
+                def page(after: int, size: int, match: sa.ColumnElement[bool] = match) -> sa.Select[Any]:
+                    query = sa.select(*TASK_COLUMNS).where(match, task.c.id > after)
+                    return query.order_by(*_ready_order(conn, task.c.id)).limit(size)
+
+                tasks.extend(_readable(conn, page, after, limit - len(tasks)))
+                if len(tasks) >= limit:
+                    break
+                level = _next_priority(conn, ready, level)
+                after = after_id if after_priority is None else 0
+            return tasks
+
+        return self._run(run, "list ready tasks")
+
+    def list_ready_users(self, *, after_user: int | None = None, limit: int = 1000) -> list[int]:
+        if limit <= 0:
+            return []
+
+        def run(conn: Connection) -> list[int]:
+            # A skip scan in one statement: each step of the recursive CTE is one probe of the
+            # (status, next_attempt_at, user_id, id) index (MIN above the last user), so a user with
+            # 50,000 ready tasks costs what one with 5 does. PostgreSQL has no loose index scan and
+            # MariaDB's needs a GROUP BY it does not always choose; this is the same plan on all
+            # three. In steps of at most _SKIP_SCAN_STEPS: MariaDB stops a recursion at 1000
+            # iterations by default (max_recursive_iterations).
+            users: list[int] = []
+            last = after_user
+            while len(users) < limit:
+                steps = min(_SKIP_SCAN_STEPS, limit - len(users))
+                query = _ready_users_query(last is None, _pads(conn), _steers(conn))
+                found = [int(u) for (u,) in conn.execute(query, _skip_params(last, steps, _pads(conn)))]
+                users.extend(found)
+                if len(found) < steps:
+                    break
+                last = users[-1]
+            return users
+
+        return self._run(run, "list users with ready tasks")
+
+    def list_ready_of_users(self, user_ids: Sequence[int], *, per_user: int) -> list[Task]:
+        if per_user <= 0 or not user_ids:
+            return []
+
+        def run(conn: Connection) -> list[Task]:
+            # One UNION ALL of per-user heads per chunk of users: each arm an equality range on
+            # (Normal, NULL, user_id) in id order, stopped after per_user rows. The statement text is
+            # built once per arm count (building Core expressions per tick cost more than running them).
+            tasks: list[Task] = []
+            unique = sorted(set(user_ids))
+            for start in range(0, len(unique), _USERS_PER_STATEMENT):
+                chunk = unique[start : start + _USERS_PER_STATEMENT]
+                params: dict[str, Any] = {f"u{i}": user for i, user in enumerate(chunk)}
+                params |= {"per_user": per_user, **_skip_params(None, 0, _pads(conn))}
+                params.pop("steps")
+                tasks.extend(to_tasks(conn.execute(_heads_query(len(chunk), _pads(conn), _steers(conn)), params)))
+            return tasks
+
+        return self._run(run, "list ready tasks of users")
+
+    def count_in_flight(self, *, started_since: datetime) -> InFlight:
+        in_flight = _status_is([str(s) for s in IN_FLIGHT_STATUSES], pads=self._pads)
+        held_by_kueue = sa.and_(
+            task.c.status == str(TaskStatus.PENDING), task.c.message.like(KUEUE_QUEUED_PREFIX + "%")
+        )
+        recent = sa.case((task.c.started_at >= started_since, 1), else_=0)
+        query = (
+            sa.select(task.c.queue, task.c.user_id, sa.func.count(), sa.func.sum(recent))
+            .where(in_flight, sa.not_(held_by_kueue))
+            .group_by(task.c.queue, task.c.user_id)
+        )
+
+        def run(conn: Connection) -> InFlight:
+            counts: dict[tuple[str | None, int], int] = {}
+            started: dict[str | None, int] = {}
+            for queue, user, n, fresh in conn.execute(query):
+                key = (queue, int(user or 0))
+                counts[key] = counts.get(key, 0) + int(n)
+                started[queue] = started.get(queue, 0) + int(fresh or 0)
+            return InFlight(counts, started)
+
+        return self._run(run, "count in-flight tasks")
+
+    def count_ready_ahead(
+        self,
+        task_: Task,
+        *,
+        namespaces: frozenset[str] = frozenset(),
+        users: frozenset[int] = frozenset(),
+    ) -> int:
+        ready = sa.and_(_status_is([str(TaskStatus.NORMAL)], pads=self._pads), task.c.next_attempt_at.is_(None))
+        ahead = sa.or_(
+            task.c.priority > task_.priority, sa.and_(task.c.priority == task_.priority, task.c.id < task_.id)
+        )
+        query = sa.select(sa.func.count()).select_from(task).where(ready, ahead)
+        if namespaces:
+            query = query.where(task.c.namespace.in_(sorted(namespaces)))
+        if users:
+            query = query.where(task.c.user_id.in_(sorted(users)))
+        return self._run(lambda conn: int(conn.execute(query).scalar_one()), f"position of task {task_.id}")
 
     def list_come_due(self, now: datetime, *, limit: int = 500) -> list[Task]:
         if limit <= 0:
@@ -239,6 +354,7 @@ class SqlTaskRepository:
             "next_attempt_at": new.run_at,
             "schedule_id": new.schedule_id,
             "slot_at": new.slot_at,
+            "priority": new.priority,
             "created_at": now,
             "updated_at": now,
         }
@@ -275,6 +391,7 @@ class SqlTaskRepository:
                 created_at=now,
                 next_attempt_at=new.run_at,
                 run_at=new.run_at,
+                priority=new.priority,
             )
 
         return self._run(run, f"add task {new.namespace}/{new.name}")
@@ -388,6 +505,101 @@ def _to_event(row: sa.Row[Any]) -> TaskEvent:
         epoch=None if row.epoch is None else int(row.epoch),
         id=int(row.id),
     )
+
+
+_SKIP_SCAN_STEPS = 900
+"""Users one recursive skip-scan statement finds at most (below MariaDB's default recursion cap)."""
+
+_READY_USER_PROBE = {
+    False: "SELECT MIN(t.user_id) FROM task t WHERE t.status = :normal{pad_t}"
+    " AND t.next_attempt_at IS NULL AND t.user_id > {after}",
+    True: "SELECT t.user_id FROM task t WHERE t.status = :normal"
+    " AND t.next_attempt_at IS NULL AND t.user_id > {after} ORDER BY t.next_attempt_at, t.user_id LIMIT 1",
+}
+"""The next user with ready work. On PostgreSQL (True) as ORDER BY ... LIMIT 1 over the index's own
+columns: MIN(user_id) there walks (user_id, id) through the user's finished rows (docs/queues.md)."""
+
+
+def _steers(conn: Connection) -> bool:
+    """PostgreSQL, whose planner needs next_attempt_at (NULL throughout) in a ready read's ORDER BY:
+    ordered by id alone, it walks the primary key through every finished row, taking the ready ones
+    to be spread evenly over the ids. MariaDB, given it, sorts (it does not take IS NULL as a
+    constant for the order); SQLite needs neither."""
+    return conn.dialect.name == "postgresql"
+
+
+def _ready_order(conn: Connection, *columns: sa.ColumnElement[Any]) -> tuple[sa.ColumnElement[Any], ...]:
+    return (task.c.next_attempt_at, *columns) if _steers(conn) else columns
+
+
+_PAD_T = " AND LENGTH(t.status) = :normal_length"
+_PAD = " AND LENGTH(status) = :normal_length"
+"""The PAD SPACE guard of `_status_is` in the hand-written statements (MySQL and MariaDB only)."""
+
+
+@functools.cache
+def _ready_users_query(from_lowest: bool, pads: bool, steers: bool) -> sa.TextClause:
+    """The skip scan from the lowest user (`from_lowest`) or after :after; `pads`: MySQL/MariaDB;
+    `steers`: PostgreSQL."""
+    pad_t = _PAD_T if pads else ""
+    probe = _READY_USER_PROBE[steers].replace("{pad_t}", pad_t)
+    first = probe.replace(" AND t.user_id > {after}", "") if from_lowest else probe.format(after=":after")
+    return sa.text(
+        "WITH RECURSIVE ready_users(user_id, step) AS ("
+        f" SELECT ({first}), 1"
+        f" UNION ALL SELECT ({probe.format(after='r.user_id')}), r.step + 1"
+        " FROM ready_users r WHERE r.user_id IS NOT NULL AND r.step < :steps"
+        ") SELECT user_id FROM ready_users WHERE user_id IS NOT NULL ORDER BY user_id"
+    )
+
+
+def _pads(conn: Connection) -> bool:
+    return conn.dialect.name in ("mysql", "mariadb")
+
+
+def _skip_params(after: int | None, steps: int, pads: bool) -> dict[str, Any]:
+    normal = str(TaskStatus.NORMAL)
+    params: dict[str, Any] = {"normal": normal, "steps": steps}
+    if pads:
+        params["normal_length"] = len(normal)
+    if after is not None:
+        params["after"] = after
+    return params
+
+
+_USERS_PER_STATEMENT = 100
+
+_TASK_COLUMN_LIST = ", ".join(c.name for c in TASK_COLUMNS)
+
+
+@functools.cache
+def _heads_query(users: int, pads: bool, steers: bool) -> sa.TextualSelect:
+    """Each of `users` users' oldest :per_user ready tasks (binds :u0 .. :u<users-1>)."""
+    order = "next_attempt_at, id" if steers else "id"
+    arm = (
+        f"SELECT {_TASK_COLUMN_LIST} FROM (SELECT {_TASK_COLUMN_LIST} FROM task"
+        f" WHERE status = :normal{_PAD if pads else ''} AND next_attempt_at IS NULL"
+        f" AND user_id = :u{{i}} ORDER BY {order} LIMIT :per_user) AS heads_{{i}}"
+    )
+    return sa.text(" UNION ALL ".join(arm.format(i=i) for i in range(users))).columns(*TASK_COLUMNS)
+
+
+"""Per-user head queries joined by UNION ALL in one statement."""
+
+
+def _next_priority(conn: Connection, ready: sa.ColumnElement[bool], below: int | None) -> int | None:
+    """The highest priority among ready tasks (below `below`), or None: one index probe.
+
+    Written as ORDER BY ... DESC LIMIT 1, not MAX(): both MariaDB and PostgreSQL read every entry of
+    the range for MAX() here (the IS NULL in the index prefix stops their MIN/MAX shortcut), while
+    this one walks the index backwards and stops at the first row (docs/queues.md)."""
+    query = sa.select(task.c.priority).where(ready)
+    if below is not None:
+        query = query.where(task.c.priority < below)
+    order = _ready_order(conn, task.c.priority)
+    query = query.order_by(*(column.desc() for column in order)).limit(1)
+    found = conn.execute(query).scalar()
+    return None if found is None else int(found)
 
 
 def _row_id(row: sa.Row[Any]) -> int:

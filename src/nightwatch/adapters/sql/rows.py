@@ -52,6 +52,10 @@ SUMMARY_COLUMNS: Sequence[sa.ColumnElement[Any]] = (
     task_table.c.created_at,
     task_table.c.started_at,
     task_table.c.finished_at,
+    task_table.c.priority,
+    task_table.c.next_attempt_at,
+    task_table.c.run_at,
+    task_table.c.queue,
 )
 """What a listing selects: never `info` (up to 256 KiB a row, more if written by hand), and the
 text columns cut in the query, so neither the database nor this process holds more than a summary."""
@@ -72,13 +76,22 @@ def to_task(row: sa.Row[Any]) -> Task:
         attempt=int(m["attempt"]),
         next_attempt_at=_when(m, "next_attempt_at"),
         run_at=_when(m, "run_at"),
+        priority=int(m["priority"] or 0),
+        queue=m["queue"],
         **_listed_fields(m),
     )
 
 
 def to_summary(row: sa.Row[Any]) -> TaskSummary:
     """The listed summary of one row of `SUMMARY_COLUMNS`; raises UnreadableTask like `to_task`."""
-    return TaskSummary(**_listed_fields(row._mapping))
+    m = row._mapping
+    return TaskSummary(
+        priority=int(m["priority"] or 0),
+        next_attempt_at=_when(m, "next_attempt_at"),
+        run_at=_when(m, "run_at"),
+        queue=m["queue"],
+        **_listed_fields(m),
+    )
 
 
 def _listed_fields(m: Any) -> dict[str, Any]:

@@ -99,11 +99,22 @@ task = sa.Table(
     # The schedule and slot a task was made for (NULL for a submitted task): a slot makes one task.
     sa.Column("schedule_id", sa.BigInteger(), nullable=True),
     sa.Column("slot_at", UtcDateTime(), nullable=True),
+    # Higher first (negative for backfills); see domain/queues.py for the bounds.
+    sa.Column("priority", sa.Integer(), nullable=False, server_default="0"),
+    # The queue a task was launched under (written by dispatch with the start): in-flight rows are
+    # counted by it, so a queue's limit holds across leaders without parsing any row's info.
+    sa.Column("queue", sa.String(63), nullable=True),
     sa.UniqueConstraint("name", "namespace", name="uq_task_name_namespace"),
     sa.UniqueConstraint("schedule_id", "slot_at", name="uq_task_schedule_id_slot_at"),
     sa.Index("ix_task_status_id", "status", "id"),
     # Dispatch's two reads: (Normal, NULL) in id order, and (Normal, due times) earliest first.
     sa.Index("ix_task_status_next_attempt_at_id", "status", "next_attempt_at", "id"),
+    # The ready read by priority: one equality range per distinct priority, highest first (docs/queues.md).
+    sa.Index("ix_task_status_next_attempt_at_priority_id", "status", "next_attempt_at", "priority", "id"),
+    # Fair share: the users with ready work (a skip scan) and each one's oldest ready tasks.
+    sa.Index("ix_task_status_next_attempt_at_user_id_id", "status", "next_attempt_at", "user_id", "id"),
+    # In-flight counts by (queue, user): a GROUP BY over the in-flight rows only.
+    sa.Index("ix_task_status_queue_user_id", "status", "queue", "user_id"),
     # The API's per-user and per-namespace listings (newest first) walk these backwards.
     sa.Index("ix_task_user_id_id", "user_id", "id"),
     sa.Index("ix_task_namespace_id", "namespace", "id"),
@@ -133,6 +144,17 @@ task_event = sa.Table(
 )
 """A task's history: one row per applied status change (and its creation), written in the same
 transaction as the change (`SqlTaskRepository.apply` / `add`)."""
+
+queue_state = sa.Table(
+    "queue_state",
+    metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("paused", sa.Boolean(create_constraint=False), nullable=False, server_default="0"),
+    sa.Column("updated_at", UtcDateTime(), nullable=False, server_default=sa.func.current_timestamp()),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+)
+"""A queue's run state (paused or not), shared by every replica; no row means running."""
 
 leader_epoch = sa.Table(
     "leader_epoch",

@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from nightwatch import __version__
-from nightwatch.app.api import logs, render, schedules, summary, tasks
+from nightwatch.app.api import logs, queues, render, schedules, summary, tasks
 from nightwatch.app.api.access import AccessPolicy, unauthorized
 from nightwatch.app.api.deps import ApiBackend, ApiState
 from nightwatch.app.api.guard import RequestGuard
@@ -86,6 +86,7 @@ def create_app(
     app.include_router(tasks.router)
     app.include_router(render.router)
     app.include_router(logs.router)
+    app.include_router(queues.router)
     app.include_router(summary.router)
     app.include_router(schedules.router)
     _add_probes(app, readiness)

@@ -19,6 +19,7 @@ from nightwatch.app.api.schemas import ErrorOut
 from nightwatch.app.counts import CachedCounts
 from nightwatch.app.usecases.cancel import RequestCancel
 from nightwatch.app.usecases.logs import ReadTaskLogs
+from nightwatch.app.usecases.queues import ExplainWaiting, QueueAdmin
 from nightwatch.app.usecases.render import RenderJob
 from nightwatch.app.usecases.schedules import ScheduleCommands
 from nightwatch.app.usecases.submit import SubmitTask
@@ -38,6 +39,10 @@ class ApiBackend:
     """None: this server has no schedules (the /schedules routes answer 404)."""
     logs: ReadTaskLogs | None = None
     """Task output (None: `/tasks/{id}/logs` answers 404)."""
+    queues: QueueAdmin | None = None
+    """Pause, resume, list queues (None: the routes answer 404, e.g. in a test without them)."""
+    waiting: ExplainWaiting | None = None
+    """Why a Normal task waits (None: no `waiting` field is computed)."""
 
 
 @dataclass(frozen=True, slots=True)

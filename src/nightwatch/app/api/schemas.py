@@ -35,6 +35,7 @@ class NewTaskIn(BaseModel):
         description="Not dispatched before this instant: ISO 8601 with an offset (a time without one is a 422)",
         examples=["2026-03-29T02:30:00+01:00"],
     )
+    priority: int = Field(default=0, description="Higher is dispatched first (then oldest): -1000..1000")
 
 
 class TaskOut(BaseModel):
@@ -56,10 +57,14 @@ class TaskOut(BaseModel):
     next_attempt_at: datetime | None = Field(
         default=None, description="A Normal task waits until then (a retry's backoff, run_at)"
     )
+    priority: int = 0
+    queue: str | None = Field(default=None, description="The queue the task was launched under")
+    waiting: str | None = Field(default=None, description="Why a Normal task has not started (docs/queues.md)")
 
     @classmethod
-    def of(cls, task: Task) -> TaskOut:
-        return cls.model_validate(task, from_attributes=True)
+    def of(cls, task: Task, waiting: str | None = None) -> TaskOut:
+        out = cls.model_validate(task, from_attributes=True)
+        return out.model_copy(update={"waiting": waiting}) if waiting is not None else out
 
 
 class TaskSummaryOut(BaseModel):
@@ -81,10 +86,16 @@ class TaskSummaryOut(BaseModel):
     created_at: datetime | None = Field(description="ISO-8601, UTC")
     started_at: datetime | None
     finished_at: datetime | None
+    priority: int = 0
+    next_attempt_at: datetime | None = None
+    run_at: datetime | None = None
+    queue: str | None = Field(default=None, max_length=MAX_LISTED_NAME_CHARS)
+    waiting: str | None = Field(default=None, description="A run_at or retry time still to come (docs/queues.md)")
 
     @classmethod
-    def of(cls, task: TaskSummary) -> TaskSummaryOut:
-        return cls.model_validate(task, from_attributes=True)
+    def of(cls, task: TaskSummary, waiting: str | None = None) -> TaskSummaryOut:
+        out = cls.model_validate(task, from_attributes=True)
+        return out.model_copy(update={"waiting": waiting}) if waiting is not None else out
 
 
 class TaskPageOut(BaseModel):
@@ -215,3 +226,16 @@ class TaskEventsOut(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
+
+
+class QueueOut(BaseModel):
+    name: str
+    paused: bool
+    in_flight: int = Field(description="Pending + Running tasks launched under this queue (Kueue-held left out)")
+    max_in_flight: int | None
+    max_starts_per_minute: int | None
+    fair_share: bool
+
+    @classmethod
+    def of(cls, view: Any) -> QueueOut:
+        return cls.model_validate(view, from_attributes=True)

@@ -39,7 +39,9 @@ TaskIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The task's id")]
 def submit_task(body: NewTaskIn, response: Response, who: Writer, state: State) -> TaskOut:
     """Submit a task as the token's user; validated exactly as the CLI and dispatch validate it."""
     assert who.user_id is not None
-    task = state.backend.submit(body.name, body.namespace, body.info, user_id=who.user_id, run_at=body.run_at)
+    task = state.backend.submit(
+        body.name, body.namespace, body.info, user_id=who.user_id, run_at=body.run_at, priority=body.priority
+    )
     response.headers["Location"] = f"/api/v1/tasks/{task.id}"
     return TaskOut.of(task)
 
@@ -69,7 +71,9 @@ def list_tasks(
     )
     page = state.backend.queries.list_newest(where, before_id=before_id, limit=limit)
     next_cursor = encode_cursor(page.next_before_id) if page.next_before_id is not None else None
-    return TaskPageOut(items=[TaskSummaryOut.of(t) for t in page.tasks], next_cursor=next_cursor)
+    waiting = state.backend.waiting
+    items = [TaskSummaryOut.of(t, waiting.listed(t) if waiting is not None else None) for t in page.tasks]
+    return TaskPageOut(items=items, next_cursor=next_cursor)
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut, responses={404: {"model": ErrorOut}})
@@ -77,7 +81,8 @@ def get_task(task_id: TaskIdPath, who: Reader, state: State) -> TaskOut:
     """One task, with its Job name, message and timestamps."""
     task = state.backend.queries.get(TaskId(task_id))
     state.policy.check_readable(who, task)
-    return TaskOut.of(task)
+    waiting = state.backend.waiting
+    return TaskOut.of(task, waiting.detail(task) if waiting is not None else None)
 
 
 @router.get("/tasks/{task_id}/events", response_model=TaskEventsOut, responses={404: {"model": ErrorOut}})

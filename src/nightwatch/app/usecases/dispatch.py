@@ -27,8 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from nightwatch.domain.errors import AdmissionDeferred, InvalidTaskSpec, JobRefused, LeadershipLost, RetryableError
 from nightwatch.domain.jobspec import LaunchRequest
 from nightwatch.domain.model import StatusChange, Task, TaskId, TaskStatus
-from nightwatch.domain.ports import Clock, Fence, JobRef, JobRunner, LaunchResult, LeaderStore
-from nightwatch.domain.submission import SubmissionPolicy, launch_request_for
+from nightwatch.domain.ports import Clock, Fence, JobRef, JobRunner, LaunchResult, LeaderStore, QueueStates
+from nightwatch.domain.queues import Candidate, InFlight, Queues, select
+from nightwatch.domain.submission import (
+    Submission,
+    SubmissionPolicy,
+    claimed_queue,
+    launch_request_of,
+    submission_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +58,10 @@ class DispatchSettings(BaseModel):
     """Status rows written per statement."""
     max_tasks_per_tick: int = Field(default=100_000, gt=0)
     """Tasks read by one tick at most; the next tick goes on."""
+    max_in_flight: int | None = Field(default=None, gt=0)
+    """Pending + Running tasks at most, in any queue or none (None: no global cap)."""
+    fair_share_users: int = Field(default=2_000, gt=0, le=100_000)
+    """Users with ready work a tick looks at for fair-share queues (one index probe each)."""
 
 
 @dataclass
@@ -100,6 +111,8 @@ class DispatchTasks:
         settings: DispatchSettings | None = None,
         *,
         policy: SubmissionPolicy | None = None,
+        queues: Queues | None = None,
+        queue_states: QueueStates | None = None,
     ) -> None:
         self._repository = repository
         self._runner = runner
@@ -107,12 +120,25 @@ class DispatchTasks:
         self._fence = fence
         self._settings = settings or DispatchSettings()
         self._policy = policy or SubmissionPolicy()
+        self._queues = queues or Queues()
+        if self._queues.max_in_flight is None and self._settings.max_in_flight is not None:
+            self._queues = Queues(self._queues.queues, self._settings.max_in_flight)
+        self._queue_states = queue_states
+        self._queue_of: dict[TaskId, str | None] = {}
+        """The queue each task submitted this tick was admitted under (written with its start)."""
+        self._ticks = 0
+        self._last_served: dict[int, int] = {}
+        """User -> the tick that last launched one of theirs (fair share's tie-break: served longest
+        ago first). Leader-local: a successor starts with none, which only reorders equals once."""
         self._outages: dict[str, _Outage] = {}
         """By namespace; kept across ticks (this object lives as long as the watcher)."""
 
     def __call__(self) -> DispatchReport:
         report = DispatchReport()
         self._fence.epoch()
+        self._queue_of = {}
+        if self._queues.enabled:
+            return self._admit(report)
         s = self._settings
         done: queue.SimpleQueue[_Done] = queue.SimpleQueue()
         writes: list[StatusChange] = []
@@ -128,7 +154,7 @@ class DispatchTasks:
                 # page a tick; then the ready ones (no such time) in id order, page after page.
                 come_due = self._repository.list_come_due(self._clock.now(), limit=s.batch_size)
                 in_flight, seen = self._submit(come_due, launcher, done, writes, report), len(come_due)
-                after, exhausted = 0, seen >= s.max_tasks_per_tick
+                after, after_priority, exhausted = 0, None, seen >= s.max_tasks_per_tick
                 while not exhausted or in_flight:
                     if write_failed.is_set():
                         # The database refused a write batch (down, or the fence moved): every Job
@@ -136,10 +162,12 @@ class DispatchTasks:
                         # more Job for the next tick to adopt. Stop launching; raise the write's error.
                         _raise_first_failure(pending_writes)
                     if not exhausted and in_flight < s.batch_size:
-                        batch = self._repository.list_ready(after_id=after, limit=s.batch_size)
+                        batch = self._repository.list_ready(
+                            after_id=after, after_priority=after_priority, limit=s.batch_size
+                        )
                         exhausted = len(batch) < s.batch_size or seen + len(batch) >= s.max_tasks_per_tick
                         if batch:
-                            after, seen = batch[-1].id, seen + len(batch)
+                            after, after_priority, seen = batch[-1].id, batch[-1].priority, seen + len(batch)
                         in_flight += self._submit(batch, launcher, done, writes, report)
                     else:
                         task, request, future = done.get()
@@ -173,28 +201,135 @@ class DispatchTasks:
         now = self._clock.now()
         submitted = 0
         for task in batch:
-            if task.cancel_requested:
-                writes.append(task.cancel(now))
-                report.cancelled += 1
-                continue
-            if not task.due(now):
-                # A run_at written by hand (submit sets the not-before time too): one write, and the
-                # index keeps the task out of every tick's reads until then.
-                writes.append(task.postpone(_latest(task.run_at, task.next_attempt_at), now))
-                report.postponed += 1
-                continue
-            try:
-                request = launch_request_for(task, self._policy)
-            except InvalidTaskSpec as exc:
-                writes.append(task.fail(str(exc), now))
-                report.failed += 1
-                continue
-            if self._held_back(request.namespace, now, report):
-                continue
-            future = launcher.submit(self._launch, request)
-            future.add_done_callback(_report_to(done, task, request))
-            submitted += 1
+            request = self._prepare(task, now, writes, report)
+            if request is not None and self._launch_later(task, request[0], now, launcher, done, report):
+                submitted += 1
         return submitted
+
+    def _prepare(
+        self, task: Task, now: datetime, writes: list[StatusChange], report: DispatchReport
+    ) -> tuple[LaunchRequest, Submission] | None:
+        """The launch request of a task that may start now, or None after writing why it cannot."""
+        if task.cancel_requested:
+            writes.append(task.cancel(now))
+            report.cancelled += 1
+            return None
+        if not task.due(now):
+            # A run_at written by hand (submit sets the not-before time too): one write, and the
+            # index keeps the task out of every tick's reads until then.
+            writes.append(task.postpone(_latest(task.run_at, task.next_attempt_at), now))
+            report.postponed += 1
+            return None
+        try:
+            valid = submission_for(task, self._policy)
+        except InvalidTaskSpec as exc:
+            writes.append(task.fail(str(exc), now))
+            report.failed += 1
+            return None
+        return launch_request_of(task, valid), valid
+
+    def _launch_later(
+        self,
+        task: Task,
+        request: LaunchRequest,
+        now: datetime,
+        launcher: ThreadPoolExecutor,
+        done: queue.SimpleQueue[_Done],
+        report: DispatchReport,
+    ) -> bool:
+        if self._held_back(request.namespace, now, report):
+            return False
+        future = launcher.submit(self._launch, request)
+        future.add_done_callback(_report_to(done, task, request))
+        return True
+
+    # -- queues ----------------------------------------------------------------------------------------
+    def _admit(self, report: DispatchReport) -> DispatchReport:
+        """One tick with queues: read a bounded window, count what is in flight, `select`, launch.
+
+        The window is the come-due page plus one ready page (priority, then id), plus, when a queue
+        shares fairly, the oldest ready tasks of the users with the fewest in flight: O(batch +
+        users with ready work) reads, whatever the number of waiting rows.
+        """
+        s = self._settings
+        now = self._clock.now()
+        in_flight = self._repository.count_in_flight(started_since=now - timedelta(minutes=1))
+        paused = self._queue_states.paused() if self._queue_states is not None else frozenset()
+        in_flight = InFlight(in_flight.by_queue_user, in_flight.started_last_minute, paused)
+        budget = s.batch_size
+        if s.max_in_flight is not None:
+            budget = min(budget, s.max_in_flight - in_flight.total)
+        if budget <= 0:
+            return report
+        # What this tick may launch (at least 50), bounded by batch_size: every row read costs about as
+        # much as a launch's share of the API round trips. Tasks of a full or paused queue ahead in
+        # the window can hide others' for a tick; fair-share queues get their users' heads below.
+        size = min(s.batch_size, max(budget, 50))
+        window = self._repository.list_come_due(now, limit=size)
+        window += self._repository.list_ready(limit=size)
+        window += self._fair_share_heads(in_flight, budget)
+        writes: list[StatusChange] = []
+        tasks: dict[TaskId, Task] = {}
+        candidates: list[Candidate] = []
+        for task in window:
+            if task.id in tasks:
+                continue
+            tasks[task.id] = task
+            if task.cancel_requested or not task.due(now):
+                self._prepare(task, now, writes, report)  # cancelled or postponed: one write each
+                continue
+            # The queue from a plain JSON read; the whole validation runs on the selected tasks only
+            # (a window is several times what one tick launches).
+            claimed, profile = claimed_queue(task.info)
+            name = self._queues.resolve(task.namespace, task.user_id, queue=claimed, profile=profile)
+            candidates.append(Candidate(task.id, task.user_id, task.priority, name))
+        self._ticks += 1
+        chosen = select(candidates, in_flight, self._queues, budget, last_served=self._last_served)
+        for c in chosen:
+            self._last_served[c.user_id] = self._ticks
+        done: queue.SimpleQueue[_Done] = queue.SimpleQueue()
+        launched_by_id: dict[TaskId, Task] = {}
+        with ThreadPoolExecutor(s.workers, thread_name_prefix="dispatch") as launcher:
+            try:
+                submitted = 0
+                for c in chosen:
+                    task = tasks[c.task_id]
+                    ready = self._prepare(task, now, writes, report)  # validated: else failed, with why
+                    if ready is None:
+                        continue
+                    self._queue_of[task.id] = c.queue
+                    if self._launch_later(task, ready[0], now, launcher, done, report):
+                        submitted += 1
+                for _ in range(submitted):
+                    task, request, future = done.get()
+                    if self._settle(task, request, future, writes, report):
+                        launched_by_id[task.id] = task
+                    if len(writes) >= s.write_batch_size:
+                        self._write(writes, launched_by_id, report)
+                        writes = []
+                self._write(writes, launched_by_id, report)
+            except BaseException:
+                launcher.shutdown(wait=False, cancel_futures=True)
+                raise
+        return report
+
+    def _fair_share_heads(self, in_flight: InFlight, budget: int) -> list[Task]:
+        """The oldest ready tasks of the users a fair-share queue would serve next: the `budget` users
+        with the fewest in flight (a skip scan finds who has ready work), `budget / users` each."""
+        if not self._queues.fair_share:
+            return []
+        users = self._repository.list_ready_users(limit=self._settings.fair_share_users)
+        if not users:
+            return []
+        if len(self._last_served) > 2 * len(users):  # forget users who have no ready work left
+            ready = set(users)
+            self._last_served = {u: t for u, t in self._last_served.items() if u in ready}
+        load: dict[int, int] = {}
+        for (_, user), n in in_flight.by_queue_user.items():
+            load[user] = load.get(user, 0) + n
+        chosen = sorted(users, key=lambda u: (self._last_served.get(u, -1), load.get(u, 0), u))[:budget]
+        per_user = -(-budget // len(chosen))
+        return self._repository.list_ready_of_users(chosen, per_user=per_user)
 
     def _launch(self, request: LaunchRequest) -> LaunchResult:
         # Checked by the worker right before the call, not once per tick: a leader paused (GC, SIGSTOP,
@@ -233,7 +368,7 @@ class DispatchTasks:
             report.errors.append(f"task {task.id}: {exc!r}")
             logger.exception("unexpected error launching task %s (%s/%s)", task.id, request.namespace, request.job_name)
             return False
-        writes.append(task.start(result.job_name, self._clock.now(), result.note))
+        writes.append(task.start(result.job_name, self._clock.now(), result.note, queue=self._queue_of.get(task.id)))
         self._end_outage(request.namespace)
         if result.adopted:
             report.adopted += 1
@@ -291,6 +426,8 @@ class DispatchTasks:
         return timedelta(seconds=min(DEFERRAL_BACKOFF_MAX_SECONDS, DEFERRAL_BACKOFF_SECONDS * 2 ** (tries - 1)))
 
     def _write(self, changes: list[StatusChange], launched: dict[TaskId, Task], report: DispatchReport) -> None:
+        if not changes:
+            return
         result = self._repository.apply(changes, epoch=self._fence.epoch())
         report.lost += len(result.lost)
         for task_id in result.lost:

@@ -45,11 +45,13 @@ class SubmitTask:
         user_id: int = 0,
         *,
         run_at: datetime | None = None,
+        priority: object = 0,
     ) -> Task:
-        """`run_at`: not dispatched before then (an aware time; InvalidTaskSpec naming `run_at` if naive)."""
-        valid = validate_submission(name, namespace, info, self._policy)
+        """`run_at`: not dispatched before then (an aware time; InvalidTaskSpec naming `run_at` if naive).
+        `priority`: higher first (InvalidTaskSpec naming `priority` when out of bounds)."""
+        valid = validate_submission(name, namespace, info, self._policy, priority=priority)
         when = aware_run_at(run_at) if run_at is not None else None
-        new = NewTask(valid.name, valid.namespace, valid.info, user_id, run_at=when)
+        new = NewTask(valid.name, valid.namespace, valid.info, user_id, run_at=when, priority=valid.priority)
         task = self._repository.add(new, self._clock.now())
         try:
             self._nudge()

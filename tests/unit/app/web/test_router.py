@@ -88,7 +88,7 @@ def test_page_is_html_with_a_strict_csp(client: TestClient) -> None:
 
 def test_submit_form_has_every_field_with_a_label(page: PageParser) -> None:
     names = {e.attrs.get("name") for e in page.elements if e.tag in ("input", "textarea") and e.inside("submit-form")}
-    assert names == {"name", "namespace", "image", "command", "args", "env", "run_at"}
+    assert names == {"name", "namespace", "priority", "image", "command", "args", "env", "run_at"}
     assert page.find("textarea", name="args") and page.find("textarea", name="env")
     assert page.find("button", type="submit", id="submit-button")[0].inside("submit-form")
     # Each field's error line is wired to it, so a screen reader reads the server's message with the field.

@@ -11,7 +11,7 @@
   const MAX_LIMIT = 500; // the most rows one refresh asks for
   const STATUSES = ["Normal", "Pending", "Running", "Succeeded", "Failed", "Cancelled"];
   const TERMINAL = new Set(["Succeeded", "Failed", "Cancelled"]);
-  const FORM_FIELDS = ["name", "namespace", "image", "command", "args", "env", "profile", "run_at"];
+  const FORM_FIELDS = ["name", "namespace", "priority", "image", "command", "args", "env", "profile", "run_at"];
 
   const $ = (id) => document.getElementById(id);
 
@@ -276,6 +276,9 @@
     const name = fieldInput("name").value.trim();
     const namespace = fieldInput("namespace").value.trim() || "default";
     const image = fieldInput("image").value.trim();
+    const priorityText = fieldInput("priority").value.trim();
+    const priority = priorityText === "" ? 0 : Number(priorityText);
+    if (!Number.isInteger(priority)) errors.push(["priority", "Enter a whole number from -1000 to 1000."]);
     if (!name) errors.push(["name", "Enter a name."]);
     if (!image) errors.push(["image", "Enter an image."]);
     let command = [];
@@ -298,7 +301,7 @@
     if (command.length) info.command = command;
     if (argLines.length) info.args = argLines.map((a) => a.line);
     if (env.length) info.env = env;
-    const body = { name: name, namespace: namespace, info: info };
+    const body = { name: name, namespace: namespace, info: info, priority: priority };
     const runAt = fieldInput("run_at").value;
     if (runAt) {
       // datetime-local is the browser's wall-clock time without an offset; send the instant it means.
@@ -316,7 +319,7 @@
   // Map a 422's `loc` (["body", "info", "env", 0, "name"]) onto the form field it names.
   function fieldForLoc(loc, lineOf) {
     const path = Array.isArray(loc) ? loc.slice(loc[0] === "body" ? 1 : 0) : [];
-    if (path[0] === "name" || path[0] === "namespace" || path[0] === "run_at") return [path[0], ""];
+    if (path[0] === "name" || path[0] === "namespace" || path[0] === "run_at" || path[0] === "priority") return [path[0], ""];
     if (path[0] === "info" && FORM_FIELDS.includes(path[1]) && path[1] !== "name" && path[1] !== "namespace") {
       const field = path[1];
       const index = path[2];
@@ -638,6 +641,7 @@
     setBadge($("detail-status"), task.status);
     setText($("d-id"), task.id);
     setText($("d-namespace"), task.namespace);
+    setText($("d-waiting"), task.waiting || "—");
     setText($("d-user"), task.user_id === null || task.user_id === undefined ? "—" : task.user_id);
     setText($("d-job"), task.job_name || "—");
     setText($("d-attempt"), task.attempt === undefined ? "—" :

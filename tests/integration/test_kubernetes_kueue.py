@@ -1,0 +1,94 @@
+"""Kueue mode against the fake API server: the Job is created suspended with Kueue's labels, nightwatch
+never unsuspends it (dispatch, sync and adoption send no patch), the task reads `Queued by Kueue: ...`
+and does not count against a queue's max_in_flight; when "Kueue" admits it (unsuspends), it runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from nightwatch.adapters.clock import SystemClock
+from nightwatch.adapters.kubernetes import KubernetesJobRunner, KubernetesSettings
+from nightwatch.adapters.kubernetes.settings import KueueSettings
+from nightwatch.adapters.memory import FixedFence, MemoryQueueStates, MemoryTaskRepository
+from nightwatch.app.usecases.dispatch import DispatchTasks
+from nightwatch.app.usecases.sync import SyncTasks
+from nightwatch.domain.model import TaskStatus
+from nightwatch.domain.ports import NewTask
+from nightwatch.domain.queues import Queue, Queues
+from nightwatch.domain.submission import SubmissionPolicy
+from tests.fakekube.fixtures import running_fake_kube
+from tests.fakekube.server import FakeKubeServer
+from tests.support.waiting import wait_until
+
+INFO = json.dumps({"image": "alpine", "command": ["sleep", "1"]})
+
+
+@pytest.fixture
+def kube() -> Iterator[tuple[FakeKubeServer, client.ApiClient]]:
+    with running_fake_kube(user_agent="nightwatch/kueue") as pair:
+        yield pair
+
+
+def kueue_runner(api: client.ApiClient) -> KubernetesJobRunner:
+    settings = KubernetesSettings(
+        qps=0,
+        request_timeout_seconds=5.0,
+        kueue=KueueSettings(queue_name="team-a", priority_class="low"),
+        kueue_namespaces={"ml": KueueSettings(queue_name="gpu")},
+    )
+    return KubernetesJobRunner(api, settings)
+
+
+def test_kueue_mode_creates_suspended_jobs_that_nightwatch_never_unsuspends(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    server.set_controller("timed", active_after_ms=0, complete_after_ms=300, pods=True)
+    repo, clock = MemoryTaskRepository(), SystemClock()
+    fence = FixedFence(repo.advance_epoch())
+    runner = kueue_runner(api)
+    queues = Queues((Queue("q", max_in_flight=1),))
+    policy = SubmissionPolicy(frozenset({"default", "ml"}), queues=queues.names)
+    first = repo.add(NewTask("first", "default", INFO), clock.now())
+    second = repo.add(NewTask("second", "ml", INFO), clock.now())
+    dispatch = DispatchTasks(repo, runner, clock, fence, policy=policy, queues=queues, queue_states=MemoryQueueStates())
+    sync = SyncTasks(repo, runner, clock, fence)
+
+    assert dispatch().launched == 1  # q allows one in flight
+    body = server.created_bodies()[0]
+    assert body["spec"]["suspend"] is True
+    assert body["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert body["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "low"
+
+    def queued(task_id: int) -> bool:
+        sync()
+        return repo.get(task_id).message.startswith("Queued by Kueue")  # type: ignore[arg-type]
+
+    wait_until(lambda: queued(first.id), 5, interval=0.05, what="Queued by Kueue")
+    task = repo.get(first.id)
+    assert task.status is TaskStatus.PENDING
+    assert task.message == "Queued by Kueue: JobSuspended: Job suspended"
+    # Kueue owns its admission: it does not hold nightwatch's slot, so the second task launches.
+    assert dispatch().launched == 1
+    ml = server.created_bodies()[1]
+    assert ml["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu"
+    assert "kueue.x-k8s.io/priority-class" not in ml["metadata"]["labels"]
+    for _ in range(3):
+        sync()
+        dispatch()
+    assert server.job("default", "first")["spec"]["suspend"] is True  # never unsuspended by nightwatch
+    assert not [r for r in server.requests if r.method == "PATCH" and "suspend" in json.dumps(r.body)]
+
+    # Kueue admits it: the Job runs and the task follows.
+    client.BatchV1Api(api).patch_namespaced_job("first", "default", {"spec": {"suspend": False}})
+
+    def status_is(wanted: TaskStatus) -> bool:
+        sync()
+        return repo.get(first.id).status is wanted
+
+    wait_until(lambda: status_is(TaskStatus.SUCCEEDED), 10, interval=0.05, what="Succeeded after admission")
+    assert repo.get(second.id).status in (TaskStatus.PENDING, TaskStatus.RUNNING)
