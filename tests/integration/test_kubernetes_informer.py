@@ -20,12 +20,13 @@ from kubernetes import client
 
 from nightwatch.adapters.kubernetes import KubernetesJobRunner, KubernetesSettings
 from nightwatch.adapters.memory import MemoryTaskRepository
-from nightwatch.app.usecases.sync import SyncSettings, SyncTasks
+from nightwatch.app.usecases.sync import RetrySettings, SyncSettings, SyncTasks
 from nightwatch.domain.errors import LeadershipLost
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId, TaskStatus
 from nightwatch.domain.observation import JobPhase
 from nightwatch.domain.ports import NewTask
+from nightwatch.domain.retries import RetrySpec
 from tests.fakekube.fixtures import running_fake_kube
 from tests.fakekube.server import FakeKubeServer
 
@@ -312,7 +313,9 @@ def test_a_job_waiting_for_a_pod_is_rechecked_without_events_and_its_start_timeo
     runner = runner_for(api, start_timeout_seconds=1, watch_recheck_seconds=0.2)
     from nightwatch.adapters.clock import SystemClock
 
-    sync = SyncTasks(repo, runner, SystemClock(), Fence(epoch))
+    # No retry: a start timeout is an infrastructure failure, which retries by default (docs/retries.md).
+    no_retry = RetrySettings(default=RetrySpec(infrastructure_attempts=0))
+    sync = SyncTasks(repo, runner, SystemClock(), Fence(epoch), retry=no_retry)
     try:
         (task_id,) = dispatched(repo, runner, 1, epoch)
         sync()

@@ -32,7 +32,13 @@ from kubernetes.client.exceptions import ApiException
 
 from nightwatch.adapters.kubernetes.api import KubeApi
 from nightwatch.adapters.kubernetes.finalizer import is_dying, is_finished
-from nightwatch.adapters.kubernetes.jobbody import MANAGED_SELECTOR, START_TIMEOUT_ANNOTATION, TASK_ID_LABEL
+from nightwatch.adapters.kubernetes.jobbody import (
+    ATTEMPT_LABEL,
+    KUEUE_QUEUE_LABEL,
+    MANAGED_SELECTOR,
+    START_TIMEOUT_ANNOTATION,
+    TASK_ID_LABEL,
+)
 from nightwatch.adapters.kubernetes.status import observe_job
 from nightwatch.domain.errors import InvalidTaskSpec, RetryableError
 from nightwatch.domain.model import TaskId
@@ -44,6 +50,8 @@ logger = logging.getLogger(__name__)
 JOBS_PATH = "/apis/batch/v1/namespaces/{namespace}/jobs"
 _STATUS_KEYS = ("active", "ready", "succeeded", "failed", "terminating", "startTime")
 _METADATA_KEYS = ("name", "uid", "creationTimestamp", "deletionTimestamp", "finalizers")
+_LABEL_KEYS = (TASK_ID_LABEL, ATTEMPT_LABEL, KUEUE_QUEUE_LABEL)
+"""The labels observation reads: the task, the attempt (adoption, the failed attempt's pods), Kueue's queue."""
 _CONDITION_KEYS = ("type", "status", "reason", "message")
 MAX_BACKOFF_SECONDS = 30.0
 RELIST_WITHOUT_WATCH_SECONDS = 2.0
@@ -66,9 +74,9 @@ def trim(job: dict[str, Any]) -> dict[str, Any]:
     meta = job.get("metadata") or {}
     status = job.get("status") or {}
     trimmed_meta: dict[str, Any] = {k: meta[k] for k in _METADATA_KEYS if meta.get(k) is not None}
-    task_id = (meta.get("labels") or {}).get(TASK_ID_LABEL)
-    if task_id is not None:
-        trimmed_meta["labels"] = {TASK_ID_LABEL: task_id}
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k in _LABEL_KEYS}
+    if labels:
+        trimmed_meta["labels"] = labels
     timeout = (meta.get("annotations") or {}).get(START_TIMEOUT_ANNOTATION)
     if timeout is not None:
         trimmed_meta["annotations"] = {START_TIMEOUT_ANNOTATION: timeout}
@@ -80,7 +88,10 @@ def trim(job: dict[str, Any]) -> dict[str, Any]:
     ]
     if conditions:
         trimmed_status["conditions"] = conditions
-    return {"metadata": trimmed_meta, "status": trimmed_status}
+    trimmed: dict[str, Any] = {"metadata": trimmed_meta, "status": trimmed_status}
+    if (job.get("spec") or {}).get("suspend") is True:
+        trimmed["spec"] = {"suspend": True}  # a Kueue-held Job is told from a suspended one by it
+    return trimmed
 
 
 def _watchable(namespace: str) -> bool:
@@ -98,7 +109,8 @@ def _seen_by_sync(job: dict[str, Any] | None) -> Any:
     if job is None:
         return None
     meta = job["metadata"]
-    return (job["status"], meta.get("uid"), meta.get("deletionTimestamp"), meta.get("labels"), meta.get("annotations"))
+    labels, annotations = meta.get("labels"), meta.get("annotations")
+    return (job["status"], meta.get("uid"), meta.get("deletionTimestamp"), labels, annotations, job.get("spec"))
 
 
 def _task_id(job: dict[str, Any]) -> TaskId | None:
