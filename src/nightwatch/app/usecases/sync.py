@@ -140,8 +140,21 @@ class SyncTasks:
             if not ids:
                 break
             self._last_round = self._monotonic()
-            tasks = [t for t in self._repository.get_many(ids, statuses=IN_FLIGHT_STATUSES) if not t.cancel_requested]
-            self._observe_and_write(tasks, lambda: self._same_term(epoch), report, background=True)
+            try:
+                tasks = [
+                    t for t in self._repository.get_many(ids, statuses=IN_FLIGHT_STATUSES) if not t.cancel_requested
+                ]
+                unseen = self._observe_and_write(tasks, lambda: self._same_term(epoch), report, background=True)
+            except BaseException:
+                # The changes taken are not written (the database, the API, the fence): they are gone from
+                # the feed, so the next tick is a full pass, which reads every in-flight row again.
+                self._next_full = 0.0
+                raise
+            if unseen:
+                # A namespace could not be read (a 429, an outage): its changes would wait for the resync.
+                self._next_full = 0.0
+                self._wake()
+                break
         else:
             self._wake()  # more is queued than one tick takes: another tick right after this one
         return report
@@ -172,18 +185,21 @@ class SyncTasks:
 
     def _observe_and_write(
         self, tasks: list[Task], epoch: Callable[[], int], report: SyncReport, *, background: bool = False
-    ) -> None:
+    ) -> int:
+        """Observe `tasks`, write what changed; returns how many could not be observed this time."""
         if not tasks:
-            return
+            return 0
         epoch()  # do not spend API calls when we are not the leader any more
         refs = {t.id: JobRef.of(t) for t in tasks}
         observations = self._runner.observe(list(refs.values()))
         report.observed += len(tasks)
         now = self._clock.now()
         changes: list[StatusChange] = []
+        unseen = 0
         for task in tasks:
             observation = observations.get(task.id)
             if observation is None:  # its namespace could not be read this tick (the runner logged why)
+                unseen += 1
                 continue
             try:
                 policy = self._policy_of(task) if observation.failed else None
@@ -206,6 +222,7 @@ class SyncTasks:
                 report.lost += len(result.lost)
                 report.released += self._release(result, changes, refs, background=background)
                 _count_attempts(report, result, changes)
+        return unseen
 
     def _policy_of(self, task: Task, profile_default: RetrySpec | None = None) -> RetryPolicy:
         """The task's retry policy. A row whose `info.retry` became invalid after dispatch (edited by

@@ -10,7 +10,7 @@ import pytest
 
 from nightwatch.adapters.memory import FakeClock, MemoryJobRunner, MemoryTaskRepository
 from nightwatch.app.usecases.sync import SyncSettings, SyncTasks
-from nightwatch.domain.errors import LeadershipLost
+from nightwatch.domain.errors import LeadershipLost, RetryableError
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
@@ -167,3 +167,38 @@ def test_more_changes_than_one_tick_takes_ask_for_another_tick() -> None:
     runner.take_changes = lambda: {ids[0]} | original()  # type: ignore[method-assign]  # a change every round
     sync()
     assert woken == [1]
+
+
+def test_a_change_whose_namespace_could_not_be_read_is_not_lost(world: tuple) -> None:  # type: ignore[type-arg]
+    """The feed hands a change over once: a namespace unreadable that tick (a 429, an outage) must
+    not leave its row waiting for the 600 s resync. Seen in the 429 system test: tasks stuck Pending."""
+    repo, runner, fence, _clock, sync = world
+    ids = running(repo, runner, 2, fence.epoch())
+    sync()
+    runner.set_observation("ns0", "t0", JobObservation(JobPhase.SUCCEEDED, "Completed", "done"))
+    runner.queued = {ids[0]}
+    observe = runner.observe
+    runner.observe = lambda refs: {}  # type: ignore[method-assign]  # the namespace answered 429
+    assert sync().changed == 0
+    runner.observe = observe  # type: ignore[method-assign]
+    report = sync()  # nothing queued any more: only a full pass can find it
+    assert report.full and repo.get(ids[0]).status is TaskStatus.SUCCEEDED
+
+
+def test_a_change_whose_write_failed_is_not_lost(world: tuple) -> None:  # type: ignore[type-arg]
+    repo, runner, fence, _clock, sync = world
+    ids = running(repo, runner, 1, fence.epoch())
+    sync()
+    runner.set_observation("ns0", "t0", JobObservation(JobPhase.SUCCEEDED, "Completed", "done"))
+    runner.queued = {ids[0]}
+    apply = repo.apply
+
+    def down(*args: object, **kwargs: object) -> object:
+        raise RetryableError("database unavailable")
+
+    repo.apply = down  # type: ignore[method-assign,assignment]
+    with pytest.raises(RetryableError):
+        sync()
+    repo.apply = apply  # type: ignore[method-assign]
+    report = sync()
+    assert report.full and repo.get(ids[0]).status is TaskStatus.SUCCEEDED
