@@ -111,6 +111,8 @@ class SyncTasks:
         self._term: int | None = None
         """The epoch whose changes the feed queues (None: none followed yet)."""
         self._next_full = 0.0
+        self._not_yet_in_flight: set[TaskId] = set()
+        """Changed Jobs whose task was still Normal when read: read again next tick."""
 
     def step_down(self) -> None:
         """Leadership is gone: stop following changes at once and drop the queued ones."""
@@ -126,24 +128,29 @@ class SyncTasks:
             # A new term: whatever was queued under another epoch is not ours to write.
             self._feed.stop_following()
             self._term = None
+            self._not_yet_in_flight = set()
         if self._term is None or self._monotonic() >= self._next_full:
             self._next_full = self._monotonic() + self._settings.resync_seconds
             report = self._full_pass(lambda: self._same_term(epoch), self._feed)
             self._term = epoch
             return report
         report = SyncReport()
+        carried, self._not_yet_in_flight = self._not_yet_in_flight, set()
         for _ in range(self._settings.max_rounds_per_tick):
             wait = self._last_round + self._settings.batch_window_seconds - self._monotonic()
             if wait > 0:
                 self._sleep(wait)  # let more changes join this round
-            ids = self._feed.take_changes()
+            ids, carried = self._feed.take_changes() | carried, set()
             if not ids:
                 break
             self._last_round = self._monotonic()
             try:
-                tasks = [
-                    t for t in self._repository.get_many(ids, statuses=IN_FLIGHT_STATUSES) if not t.cancel_requested
-                ]
+                rows = self._repository.get_many(ids)
+                # A Job's events can arrive before dispatch has written its task Pending (a Job completes
+                # in 300 ms; a write batch can wait out a 429): kept for the next tick, not dropped, or the
+                # task would wait for the resync. Terminal rows are dropped (their Jobs' last events).
+                self._not_yet_in_flight |= {t.id for t in rows if t.status is TaskStatus.NORMAL}
+                tasks = [t for t in rows if t.status in IN_FLIGHT_STATUSES and not t.cancel_requested]
                 unseen = self._observe_and_write(tasks, lambda: self._same_term(epoch), report, background=True)
             except BaseException:
                 # The changes taken are not written (the database, the API, the fence): they are gone from
@@ -168,6 +175,12 @@ class SyncTasks:
 
     def _full_pass(self, epoch: Callable[[], int], feed: ChangeFeed | None) -> SyncReport:
         report = SyncReport(full=True)
+        if feed is not None:
+            # What was queued so far is in this pass, which reads the rows after this. Taken BEFORE the
+            # read, not after: a task dispatched after the read, whose Job changed before the take, would
+            # lose its change to the take and wait for the next resync (seen: tasks stuck Pending after a
+            # failover, a 429 window, a database outage; each starts with a full pass).
+            feed.take_changes()
         tasks = self._in_flight()
         if feed is not None:
             epoch()  # never follow anything for a term that is over
@@ -177,7 +190,6 @@ class SyncTasks:
             except LeadershipLost:
                 feed.stop_following()
                 raise
-            feed.take_changes()  # what was queued so far is in this pass already
         if not tasks:
             return report
         self._observe_and_write(tasks, epoch, report)

@@ -202,3 +202,18 @@ def test_a_change_whose_write_failed_is_not_lost(world: tuple) -> None:  # type:
     repo.apply = apply  # type: ignore[method-assign]
     report = sync()
     assert report.full and repo.get(ids[0]).status is TaskStatus.SUCCEEDED
+
+
+def test_a_change_heard_before_dispatch_wrote_its_task_pending_is_kept(world: tuple) -> None:  # type: ignore[type-arg]
+    """A Job can finish (and its events arrive) before its task's Pending write is committed: the
+    change must wait for the row, not be dropped (the task would then sit Pending until the resync)."""
+    repo, runner, fence, _clock, sync = world
+    sync()  # the term's full pass: nothing in flight yet
+    task = repo.add(NewTask("early", "ns0", '{"image": "alpine"}'), NOW)
+    runner.launch(LaunchRequest(task.id, task.name, task.namespace, JobSpec(image="alpine")))
+    runner.set_observation("ns0", "early", JobObservation(JobPhase.SUCCEEDED, "Completed", "done"))
+    runner.queued = {task.id}  # heard while the row is still Normal
+    assert sync().observed == 0
+    repo.apply([repo.get(task.id).start("early", NOW)], epoch=fence.epoch())  # dispatch's write lands
+    report = sync()  # no new event: only the kept change can bring it
+    assert report.observed == 1 and repo.get(task.id).status is TaskStatus.SUCCEEDED
