@@ -65,8 +65,10 @@ def test_kueue_mode_creates_suspended_jobs_that_nightwatch_never_unsuspends(
     assert body["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "low"
 
     def queued(task_id: int) -> bool:
+        # "Queued by Kueue: waiting for admission" first (no condition yet), then the Job controller's
+        # Suspended condition: with the watch, sync can see the first before the second.
         sync()
-        return repo.get(task_id).message.startswith("Queued by Kueue")  # type: ignore[arg-type]
+        return repo.get(task_id).message == "Queued by Kueue: JobSuspended: Job suspended"  # type: ignore[arg-type]
 
     wait_until(lambda: queued(first.id), 5, interval=0.05, what="Queued by Kueue")
     task = repo.get(first.id)
