@@ -41,7 +41,7 @@ def kube() -> Iterator[tuple[FakeKubeServer, client.ApiClient]]:
 
 
 def runner_for(api: client.ApiClient, **settings: Any) -> KubernetesJobRunner:
-    return KubernetesJobRunner(api, KubernetesSettings(qps=0, **settings), sleep=lambda _: None)
+    return KubernetesJobRunner(api, KubernetesSettings(qps=0, **{"watch": True, **settings}), sleep=lambda _: None)
 
 
 def job_body(task_id: int, name: str | None = None) -> dict[str, Any]:
@@ -136,7 +136,9 @@ def test_the_informer_lists_once_then_follows_changes_from_its_cache(
             runner.launch(LaunchRequest(TaskId(task_id), f"task-{task_id}", "default", JobSpec(image="alpine")))
         woken = threading.Event()
         runner.follow({"default"}, woken.set)
-        assert woken.wait(5.0)
+        assert woken.wait(5.0)  # the launches queued their tasks already
+        informer = runner.informers.informer("default")
+        assert informer is not None and informer.wait_synced(5.0)
         wait_for(lambda: runner.take_changes() >= {TaskId(1), TaskId(2), TaskId(3)} or True)
         fake.reset_counters()
         fake.set_job_state("default", "task-1", "succeeded")

@@ -145,6 +145,10 @@ class ChangeQueue:
             ids, self._ids = self._ids, set()
         return ids
 
+    def has_changes(self) -> bool:
+        with self._lock:
+            return bool(self._ids)
+
     def clear(self) -> None:
         with self._lock:
             self._ids.clear()
@@ -412,6 +416,8 @@ class Informers:
         for informer in gone:
             informer.stop()
             logger.info("not watching Jobs in %s any more: no task in flight there", informer.namespace)
+        if self.queue.has_changes():
+            wake()  # queued before this wake was set (a launch): `add` woke nobody
 
     def ensure(self, namespace: str) -> None:
         with self._lock:

@@ -116,6 +116,9 @@ class KubernetesJobRunner:
         result = self._launcher.launch(request)
         if self._watch:
             self._informers.ensure(request.namespace)
+            # Queued as changed: an adopted Job (created before a crash or an outage) may have finished
+            # long ago and send no event again, and a new one's events may beat its Pending write.
+            self._informers.queue.add({request.task_id})
         return result
 
     # -- ChangeFeed ---------------------------------------------------------------------------------
