@@ -101,18 +101,7 @@ class MemoryTaskRepository:
         origin = (task.schedule_id, task.slot_at) if task.schedule_id is not None and task.slot_at else None
         if origin is not None and origin in self.slots.values():
             raise DuplicateTask(f"schedule {task.schedule_id} has a task for slot {task.slot_at} already")
-        row = Task(
-            id=TaskId(self._next_id),
-            name=task.name,
-            namespace=task.namespace,
-            info=task.info,
-            status=TaskStatus.NORMAL,
-            user_id=task.user_id,
-            created_at=now,
-            next_attempt_at=task.run_at,
-            run_at=task.run_at,
-            priority=task.priority,
-        )
+        row = task.stored_as(TaskId(self._next_id), now)
         self._next_id += 1
         self._rows[row.id] = row
         if origin is not None:

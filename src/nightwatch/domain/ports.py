@@ -51,6 +51,21 @@ class NewTask:
     priority: int = 0
     """Higher first (validated by `validate_submission`)."""
 
+    def stored_as(self, task_id: TaskId, now: datetime) -> Task:
+        """The task a store holds once it has given this submission `task_id` (every store alike)."""
+        return Task(
+            id=task_id,
+            name=self.name,
+            namespace=self.namespace,
+            info=self.info,
+            status=TaskStatus.NORMAL,
+            user_id=self.user_id,
+            created_at=now,
+            next_attempt_at=self.run_at,
+            run_at=self.run_at,
+            priority=self.priority,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:

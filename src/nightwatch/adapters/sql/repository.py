@@ -381,18 +381,7 @@ class SqlTaskRepository:
                     message="submitted",
                 )
             )
-            return Task(
-                id=TaskId(int(key[0])),
-                name=new.name,
-                namespace=new.namespace,
-                info=new.info,
-                status=TaskStatus.NORMAL,
-                user_id=new.user_id,
-                created_at=now,
-                next_attempt_at=new.run_at,
-                run_at=new.run_at,
-                priority=new.priority,
-            )
+            return new.stored_as(TaskId(int(key[0])), now)
 
         return self._run(run, f"add task {new.namespace}/{new.name}")
 
