@@ -70,11 +70,43 @@ def _repository(db: str) -> Any:
     return SqlTaskRepository(create_engine_for(db, pool_size=10))
 
 
-def _runner(kube: str, page_size: int) -> Any:
+def _runner(kube: str, page_size: int, *, watch: bool = False) -> Any:
     from nightwatch.adapters.kubernetes import KubernetesJobRunner, KubernetesSettings
 
-    settings = KubernetesSettings(qps=0, list_page_size=page_size)
+    settings = KubernetesSettings(qps=0, list_page_size=page_size, watch=watch)
     return KubernetesJobRunner(api_client_for(kube, pool_maxsize=WORKERS + 4), settings)
+
+
+@contextmanager
+def _syncing(repo: Any, runner: Any, mode: str) -> Iterator[None]:
+    """With `mode` watch or poll: the service's sync runs beside dispatch in this process (a tick
+    every 2 s, or at once when the runner's change feed wakes it), as it does in `nightwatch run`."""
+    if mode == "none":
+        yield
+        return
+    import threading
+
+    from nightwatch.adapters.clock import SystemClock
+    from nightwatch.adapters.memory import FixedFence
+    from nightwatch.app.usecases.sync import SyncTasks
+
+    woken, stop = threading.Event(), threading.Event()
+    sync = SyncTasks(repo, runner, SystemClock(), FixedFence(1), wake=woken.set)
+
+    def loop() -> None:
+        while not stop.is_set():
+            sync()
+            woken.wait(2.0)
+            woken.clear()
+
+    ticker = threading.Thread(target=loop, daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        woken.set()
+        ticker.join(30)
 
 
 def run_dispatch(args: argparse.Namespace) -> dict[str, Any]:
@@ -84,10 +116,12 @@ def run_dispatch(args: argparse.Namespace) -> dict[str, Any]:
     from nightwatch.app.usecases.dispatch import DispatchSettings, DispatchTasks
     from nightwatch.domain.submission import SubmissionPolicy
 
-    repo, runner = _repository(args.db), _runner(args.kube, args.page_size)
-    settings, policy = DispatchSettings(workers=WORKERS), SubmissionPolicy(frozenset(NAMESPACES))
+    repo = _repository(args.db)
+    runner = _runner(args.kube, args.page_size, watch=args.sync == "watch")
+    namespaces = frozenset((args.namespace,)) if args.one_namespace else frozenset(NAMESPACES)
+    settings, policy = DispatchSettings(workers=WORKERS), SubmissionPolicy(namespaces)
     dispatch = DispatchTasks(repo, runner, SystemClock(), FixedFence(1), settings, policy=policy)
-    with count_statements(repo.engine) as statements, _profiled():
+    with count_statements(repo.engine) as statements, _profiled(), _syncing(repo, runner, args.sync):
         started = time.perf_counter()
         report = dispatch()
         seconds = time.perf_counter() - started
@@ -101,15 +135,38 @@ def run_dispatch(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_bare_create(args: argparse.Namespace) -> dict[str, Any]:
-    """The bare official client: typed V1Job models, create_namespaced_job, 8 threads, no database."""
+    """The bare official client: typed V1Job models (or, with `--dict`, plain dict bodies),
+    create_namespaced_job, 8 threads, no database; with `--one-namespace`, every Job in `--namespace`."""
     from kubernetes import client
 
     from bench.common import NAMESPACES
 
     batch = client.BatchV1Api(api_client_for(args.kube, pool_maxsize=WORKERS + 4))
+    namespaces = (args.namespace,) if args.one_namespace else NAMESPACES
+
+    def create_dict(i: int) -> None:
+        namespace = namespaces[i % len(namespaces)]
+        labels = {"app.kubernetes.io/managed-by": "nightwatch", "nightwatch.io/task-id": str(i + 1)}
+        job = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": f"t{i}", "namespace": namespace, "labels": labels},
+            "spec": {
+                "backoffLimit": 1,
+                "ttlSecondsAfterFinished": 3600,
+                "template": {
+                    "metadata": {"labels": {**labels, "app": "task-job"}},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "task", "image": "busybox:1.36", "command": ["sh", "-c", "true"]}],
+                    },
+                },
+            },
+        }
+        batch.create_namespaced_job(namespace, job, _request_timeout=10)
 
     def create(i: int) -> None:
-        namespace = NAMESPACES[i % len(NAMESPACES)]
+        namespace = namespaces[i % len(namespaces)]
         labels = {"app.kubernetes.io/managed-by": "nightwatch", "nightwatch.io/task-id": str(i + 1)}
         job = client.V1Job(
             api_version="batch/v1",
@@ -133,7 +190,7 @@ def run_bare_create(args: argparse.Namespace) -> dict[str, Any]:
 
     started = time.perf_counter()
     with _profiled(), ThreadPoolExecutor(WORKERS) as pool:
-        for _ in pool.map(create, range(args.count)):
+        for _ in pool.map(create_dict if args.dict else create, range(args.count)):
             pass
     return {"seconds": time.perf_counter() - started, "launched": args.count, "statements": 0}
 
@@ -392,6 +449,9 @@ def main() -> None:
     parser.add_argument("--namespace", default="ns0")
     parser.add_argument("--rest-seconds", type=float, default=60.0)
     parser.add_argument("--poll", action="store_true")
+    parser.add_argument("--dict", action="store_true", help="bare-create: plain dict bodies")
+    parser.add_argument("--one-namespace", action="store_true", help="every Job in --namespace")
+    parser.add_argument("--sync", choices=("none", "watch", "poll"), default="none", help="dispatch: sync beside it")
     args = parser.parse_args()
     result = KINDS[args.kind](args)
     result["max_rss_mb"] = round(_max_rss_mb(), 1)

@@ -160,15 +160,23 @@ def reset_table(engine: Engine, epoch: int = 1) -> None:
         conn.exec_driver_sql(f"UPDATE leader_epoch SET epoch = {int(epoch)} WHERE id = 1")
 
 
-def seed(engine: Engine, count: int, status: str, *, first: int = 0, in_flight: bool = False) -> None:
-    """`count` rows named t<i> over NAMESPACES, with multi-row INSERTs of 2,000 rows."""
+def seed(
+    engine: Engine,
+    count: int,
+    status: str,
+    *,
+    first: int = 0,
+    in_flight: bool = False,
+    namespaces: tuple[str, ...] = NAMESPACES,
+) -> None:
+    """`count` rows named t<i> over `namespaces`, with multi-row INSERTs of 2,000 rows."""
     job = ", job_name, started_at" if in_flight else ""
     with engine.begin() as conn:
         for start in range(first, first + count, 2000):
             rows = []
             for i in range(start, min(first + count, start + 2000)):
                 extra = f", 't{i}', '2026-03-01 00:00:00'" if in_flight else ""
-                rows.append(f"('t{i}', '{NAMESPACES[i % len(NAMESPACES)]}', '{INFO}', '{status}', 1{extra})")
+                rows.append(f"('t{i}', '{namespaces[i % len(namespaces)]}', '{INFO}', '{status}', 1{extra})")
             conn.exec_driver_sql(
                 f"INSERT INTO task (name, namespace, info, status, user_id{job}) VALUES {', '.join(rows)}"
             )
