@@ -137,7 +137,7 @@ class Replica(Nightwatch):
         self.frozen = False
         self.ids: list[str] = []
 
-    def start(self) -> None:
+    def start(self, *, healthy_within: float = 20.0) -> None:
         self.generation += 1
         self.replica_id = f"{self.name}-g{self.generation}"
         self.ids.append(self.replica_id)
@@ -146,7 +146,7 @@ class Replica(Nightwatch):
         self.env["NIGHTWATCH_DATABASE__URL"] = f"{self.database_url}?init_command={tag}"
         self.log = self.workdir / f"{self.replica_id}.log"
         self.frozen = False
-        super().start()
+        super().start(healthy_within=healthy_within)
 
     @property
     def pid(self) -> int:

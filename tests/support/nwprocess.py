@@ -63,11 +63,11 @@ class Nightwatch:
     def tasks(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.cli("list", "--json", "--limit", "100000").stdout.splitlines()]
 
-    def start(self) -> None:
+    def start(self, *, healthy_within: float = 20.0) -> None:
         self.process = subprocess.Popen(
             [*NIGHTWATCH, "run"], cwd=self.workdir, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT
         )
-        wait_until(lambda: self.http("/healthz")[0] == 200, 20, what="/healthz")
+        wait_until(lambda: self.http("/healthz")[0] == 200, healthy_within, what="/healthz")
 
     def http(self, path: str) -> tuple[int, str]:
         try:

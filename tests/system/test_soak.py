@@ -163,6 +163,8 @@ class Soak:
     killed: set[str] = field(default_factory=set)
     samples: dict[str, list[Sample]] = field(default_factory=dict)
     lifetimes: dict[str, list[float]] = field(default_factory=dict)
+    failed_restarts: list[str] = field(default_factory=list)
+    restarts: list[threading.Thread] = field(default_factory=list)
     insert_errors: int = 0
     _database_back: threading.Thread | None = None
     _bag: list[str] = field(default_factory=list)
@@ -218,10 +220,16 @@ class Soak:
     def _restart_later(self, replica: Replica, after: float) -> None:
         def restart() -> None:
             time.sleep(after)
-            replica.start()
+            try:
+                # Generous: a restart can land while the database or Redis is down, on a loaded machine.
+                replica.start(healthy_within=60)
+            except AssertionError as exc:  # asserted after recovery: a replica that cannot start fails the soak
+                self.failed_restarts.append(f"{replica.replica_id}: {exc}")
             self.lifetimes[replica.replica_id] = [time.time(), 0.0]
 
-        threading.Thread(target=restart, daemon=True).start()
+        thread = threading.Thread(target=restart, daemon=True)
+        self.restarts.append(thread)
+        thread.start()
 
     def _victims(self) -> list[Replica]:
         """Replicas a process fault may hit: every live one but the first, which lives through the whole
@@ -434,7 +442,10 @@ def test_soak_with_random_faults(soak_cluster: SoakCluster, database: PrivateMar
     soak.wait_database()
     for server in cluster.redis.servers:
         server.start()
+    for thread in soak.restarts:
+        thread.join(70)
     wait_until(lambda: all(r.alive for r in cluster.replicas), 30, what="every replica restarted")
+    assert soak.failed_restarts == [], f"replicas that did not start: {soak.failed_restarts}"
     wait_all_terminal(cluster, timeout=180 if long_run else 120)
     finished = time.time()
     soak.sample()
