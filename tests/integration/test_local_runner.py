@@ -13,7 +13,7 @@ import pytest
 
 from nightwatch.adapters.local.runner import LocalJobRunner
 from nightwatch.adapters.local.settings import LocalRunnerSettings
-from nightwatch.adapters.local.supervisor import TASK_ENV_ALLOWLIST
+from nightwatch.adapters.local.supervisor import GRACE_SECONDS, TASK_ENV_ALLOWLIST
 from nightwatch.domain.errors import JobInvalid, PermanentError
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
 from nightwatch.domain.model import TaskId
@@ -170,7 +170,7 @@ def test_delete_kills_a_running_task_and_frees_the_name(runner: LocalJobRunner, 
     runner.delete(ref_of(request))
     assert time.monotonic() - started < 1.5  # the caller is not held for the whole grace period
     assert runner.observe([ref_of(request)])[request.task_id].phase is JobPhase.MISSING
-    wait_gone(pid)
+    wait_gone(pid, timeout=GRACE_SECONDS + 10)  # SIGKILL after the grace; the rest is room for a loaded machine
     assert not runner.launch(request).adopted  # the name is free again
     runner.delete(ref_of(request))
 

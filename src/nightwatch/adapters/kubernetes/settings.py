@@ -41,11 +41,10 @@ class KubernetesSettings(BaseModel):
     `info.startTimeoutSeconds` overrides it."""
     list_page_size: int = Field(default=1000, gt=0)
     """Jobs per list page when observing."""
-    watch: bool = False
+    watch: bool = True
     """Follow Jobs with a watch per namespace with tasks in flight (an informer) instead of listing every
-    in-flight Job on every sync tick. Off by default in this release: the system tests under API and
-    database faults found changes lost on the watch path (fixed), and it has not had a clean run of the
-    whole fault suite yet; the polling path is the one those tests have proven."""
+    in-flight Job on every sync tick. False: every sync tick lists every in-flight Job (the polling path,
+    kept as a way out and for runners without a change feed)."""
     watch_timeout_seconds: int = Field(default=300, gt=0, le=1800)
     """Server-side timeout of one watch request; the next resumes from the last resourceVersion seen."""
     watch_recheck_seconds: float = Field(default=5.0, gt=0)
