@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nightwatch.domain.errors import InvalidTaskSpec, Problem
+from nightwatch.domain.kueue import KueueSettings
 from nightwatch.domain.manifest import (
     JOB_FIELD_NAMES,
     STRING_MAP,
@@ -68,6 +69,9 @@ class Profile(BaseModel):
     legacy_info: bool = False
     """Job fields in `info` that users may not set are ignored (nightwatch's behaviour before profiles)
     instead of refused. The built-in default profile has it, so existing rows behave as they did."""
+    kueue: KueueSettings | None = None
+    """Hand this profile's Jobs to Kueue (created suspended with its labels), over the namespace's and the
+    global Kueue mode (`runner.kueue_namespaces`, `runner.kueue`); None: those decide."""
 
     def config_problems(self, loc: Loc) -> list[Problem]:
         """What is wrong with this profile as configured, one problem per bad entry."""
@@ -380,4 +384,6 @@ def ignored_by_local_runner(profile: Profile) -> list[str]:
         ignored.append("template.metadata")
     ignored += [key for key in profile.pod() if key != "containers"]
     ignored += [key for key in profile.container() if key not in LOCAL_RUNNER_HONOURS]
+    if profile.kueue is not None:
+        ignored.append("kueue")
     return ignored
