@@ -40,6 +40,7 @@ from nightwatch.domain.manifest import (
     list_of,
     problem_at,
 )
+from nightwatch.domain.retries import RetrySpec
 
 __all__ = ["JOB_FIELD_NAMES", "USER_FIELDS", "USER_FIELD_CHOICES", "job_problems"]
 
@@ -72,6 +73,9 @@ class Profile(BaseModel):
     kueue: KueueSettings | None = None
     """Hand this profile's Jobs to Kueue (created suspended with its labels), over the namespace's and the
     global Kueue mode (`runner.kueue_namespaces`, `runner.kueue`); None: those decide."""
+    retry: RetrySpec | None = None
+    """The retry policy of this profile's tasks, key by key under their own `info.retry` and over the
+    deployment's `retry.default` (the same keys and bounds: docs/retries.md)."""
 
     def config_problems(self, loc: Loc) -> list[Problem]:
         """What is wrong with this profile as configured, one problem per bad entry."""
