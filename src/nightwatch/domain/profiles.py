@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nightwatch.domain.errors import InvalidTaskSpec, Problem
 from nightwatch.domain.kueue import KueueSettings
@@ -40,6 +40,7 @@ from nightwatch.domain.manifest import (
     list_of,
     problem_at,
 )
+from nightwatch.domain.queues import check_priority
 from nightwatch.domain.retries import RetrySpec
 
 __all__ = ["JOB_FIELD_NAMES", "USER_FIELDS", "USER_FIELD_CHOICES", "job_problems"]
@@ -76,6 +77,14 @@ class Profile(BaseModel):
     retry: RetrySpec | None = None
     """The retry policy of this profile's tasks, key by key under their own `info.retry` and over the
     deployment's `retry.default` (the same keys and bounds: docs/retries.md)."""
+    priority: int | None = None
+    """The priority of a task submitted through nightwatch (CLI, REST, web) under this profile when the
+    submitter gives none (None: 0). Rows written by plain SQL carry their own `priority` column."""
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority_in_bounds(cls, value: object) -> object:
+        return None if value is None else check_priority(value)
 
     def config_problems(self, loc: Loc) -> list[Problem]:
         """What is wrong with this profile as configured, one problem per bad entry."""
