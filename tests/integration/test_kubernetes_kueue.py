@@ -106,10 +106,13 @@ PROFILES = {
 }
 
 
-def profile_world(api: client.ApiClient) -> tuple[MemoryTaskRepository, DispatchTasks, SyncTasks]:
+def profile_world(
+    api: client.ApiClient, *, watch: bool = False
+) -> tuple[MemoryTaskRepository, DispatchTasks, SyncTasks]:
     repo, clock = MemoryTaskRepository(), SystemClock()
     fence = FixedFence(repo.advance_epoch())
-    runner = KubernetesJobRunner(api, KubernetesSettings(qps=0, request_timeout_seconds=5.0))  # no Kueue in config
+    settings = KubernetesSettings(qps=0, request_timeout_seconds=5.0, watch=watch)  # no Kueue in config
+    runner = KubernetesJobRunner(api, settings)
     queues = Queues((Queue("q", max_in_flight=1),))
     catalog = ProfileCatalog.build(PROFILES, "default", {})
     policy = SubmissionPolicy(frozenset({"default", "ml"}), catalog, queues=queues.names)
@@ -159,12 +162,14 @@ def test_a_profiles_kueue_creates_suspended_jobs_with_its_labels_and_kueue_owns_
     assert repo.get(second.id).status is TaskStatus.PENDING  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("watch", [False, True], ids=["polling", "informer"])
 def test_a_profile_whose_kueue_does_not_own_admission_keeps_the_held_job_counted(
-    kube: tuple[FakeKubeServer, client.ApiClient],
+    kube: tuple[FakeKubeServer, client.ApiClient], watch: bool
 ) -> None:
+    """With the informer too: its cache keeps the counted label, or the task would read Queued."""
     server, api = kube
     server.set_controller("timed", active_after_ms=0, complete_after_ms=300, pods=True)
-    repo, dispatch, sync = profile_world(api)
+    repo, dispatch, sync = profile_world(api, watch=watch)
     info = json.dumps({"image": "alpine", "profile": "shared"})
     first = repo.add(NewTask("first", "default", info), SystemClock().now())
     second = repo.add(NewTask("second", "default", info), SystemClock().now())
