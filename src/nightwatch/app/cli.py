@@ -156,7 +156,10 @@ def _parser() -> argparse.ArgumentParser:
         help="not before this time: ISO 8601 with an offset (2026-03-29T02:30:00+01:00, ...Z) or +30s/+10m/+2h/+1d",
     )
     submit.add_argument(
-        "--priority", type=int, default=0, help="higher is dispatched first, then oldest (-1000..1000, default 0)"
+        "--priority",
+        type=int,
+        default=None,
+        help="higher is dispatched first, then oldest (-1000..1000; default: the profile's priority, else 0)",
     )
     submit.add_argument("--queue", help="the configured queue to run in (info.queue)")
     submit.add_argument("cmd", nargs=argparse.REMAINDER, help="command and arguments (after --)")

@@ -72,16 +72,18 @@ class ApiClient:
         info: str | Mapping[str, Any],
         *,
         run_at: datetime | None = None,
-        priority: int = 0,
+        priority: int | None = None,
     ) -> Task:
         """As the token's user. `info` text is parsed into the object the API takes, by the domain's
-        rules. Raises InvalidTaskSpec (every bad field), DuplicateTask, ApiRefused, RetryableError."""
+        rules; `priority` None leaves it to the server (the task's profile's, else 0). Raises
+        InvalidTaskSpec (every bad field), DuplicateTask, ApiRefused, RetryableError."""
         body: dict[str, Any] = {
             "name": name,
             "namespace": namespace,
             "info": parse_info(info) if isinstance(info, str) else info,
-            "priority": priority,
         }
+        if priority is not None:
+            body["priority"] = priority
         if run_at is not None:
             body["run_at"] = run_at.isoformat()
         return _task(self._call("POST", f"{API}/tasks", json=body, conflict=DuplicateTask))

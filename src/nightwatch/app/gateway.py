@@ -37,9 +37,10 @@ class TaskGateway(Protocol):
         info: str | Mapping[str, Any],
         *,
         run_at: datetime | None = None,
-        priority: int = 0,
+        priority: int | None = None,
     ) -> Task:
-        """Submit a task as the gateway's user, not dispatched before `run_at` when given, at `priority`.
+        """Submit a task as the gateway's user, not dispatched before `run_at` when given, at `priority`
+        (None: the task's profile's `priority`, else 0).
         Raises InvalidTaskSpec (`problems` names every bad
         field), DuplicateTask, RetryableError; ApiRefused through a server."""
         ...
@@ -148,7 +149,7 @@ class LocalGateway:
         info: str | Mapping[str, Any],
         *,
         run_at: datetime | None = None,
-        priority: int = 0,
+        priority: int | None = None,
     ) -> Task:
         return self._submit(name, namespace, info, user_id=self._user_id, run_at=run_at, priority=priority)
 

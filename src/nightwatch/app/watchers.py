@@ -234,7 +234,14 @@ def _dispatch(ctx: WatcherContext) -> Run:
 
 def _sync(ctx: WatcherContext) -> Run:
     return SyncTasks(
-        ctx.repository, ctx.runner, ctx.clock, ctx.fence, ctx.sync, retry=ctx.retry, wake=ctx.wakeups.waker("sync")
+        ctx.repository,
+        ctx.runner,
+        ctx.clock,
+        ctx.fence,
+        ctx.sync,
+        retry=ctx.retry,
+        profiles=ctx.policy.profiles,
+        wake=ctx.wakeups.waker("sync"),
     )
 
 

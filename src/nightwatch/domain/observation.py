@@ -31,6 +31,9 @@ FAILURE_CONDITIONS = ("FailureTarget", "Failed")
 KUEUE_QUEUED_PREFIX = "Queued by Kueue"
 """Starts the message of a task whose Job Kueue holds suspended: such a task is not counted against
 nightwatch's own `max_in_flight` (Kueue owns its admission)."""
+KUEUE_WAITING_PREFIX = "Waiting for Kueue"
+"""Starts the message of a task whose Job Kueue holds suspended when its Kueue mode says Kueue does not
+own admission (`owns_admission: false`): such a task still counts against `max_in_flight`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,8 @@ class JobObservation:
     """Why the pod was taken away: a `DisruptionTarget` reason (PreemptionByScheduler...), or NodeLost."""
     queued_by_kueue: bool = False
     """A suspended Job that Kueue admits (it has a queue-name label): it waits for Kueue, not for us."""
+    kueue_counted: bool = False
+    """Kueue holds it, but its Kueue mode says Kueue does not own admission: it keeps its nightwatch slot."""
 
     @property
     def failed(self) -> bool:
@@ -101,8 +106,11 @@ class JobObservation:
     @property
     def suspended_message(self) -> str:
         """The message of a task whose Job is suspended: `Suspended: <reason>: <message>`, or
-        `Queued by Kueue: <reason>: <message>` when Kueue holds it."""
-        label = KUEUE_QUEUED_PREFIX if self.queued_by_kueue else "Suspended"
+        `Queued by Kueue: <reason>: <message>` when Kueue holds it (`Waiting for Kueue: ...` when it
+        still counts against nightwatch's limits: `kueue_counted`)."""
+        label = "Suspended"
+        if self.queued_by_kueue:
+            label = KUEUE_WAITING_PREFIX if self.kueue_counted else KUEUE_QUEUED_PREFIX
         return f"{label}: {self.summary}" if self.summary else label
 
     @classmethod

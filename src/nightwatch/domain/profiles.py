@@ -25,9 +25,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nightwatch.domain.errors import InvalidTaskSpec, Problem
+from nightwatch.domain.kueue import KueueSettings
 from nightwatch.domain.manifest import (
     JOB_FIELD_NAMES,
     STRING_MAP,
@@ -39,6 +40,8 @@ from nightwatch.domain.manifest import (
     list_of,
     problem_at,
 )
+from nightwatch.domain.queues import check_priority
+from nightwatch.domain.retries import RetrySpec
 
 __all__ = ["JOB_FIELD_NAMES", "USER_FIELDS", "USER_FIELD_CHOICES", "job_problems"]
 
@@ -68,6 +71,20 @@ class Profile(BaseModel):
     legacy_info: bool = False
     """Job fields in `info` that users may not set are ignored (nightwatch's behaviour before profiles)
     instead of refused. The built-in default profile has it, so existing rows behave as they did."""
+    kueue: KueueSettings | None = None
+    """Hand this profile's Jobs to Kueue (created suspended with its labels), over the namespace's and the
+    global Kueue mode (`runner.kueue_namespaces`, `runner.kueue`); None: those decide."""
+    retry: RetrySpec | None = None
+    """The retry policy of this profile's tasks, key by key under their own `info.retry` and over the
+    deployment's `retry.default` (the same keys and bounds: docs/retries.md)."""
+    priority: int | None = None
+    """The priority of a task submitted through nightwatch (CLI, REST, web) under this profile when the
+    submitter gives none (None: 0). Rows written by plain SQL carry their own `priority` column."""
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority_in_bounds(cls, value: object) -> object:
+        return None if value is None else check_priority(value)
 
     def config_problems(self, loc: Loc) -> list[Problem]:
         """What is wrong with this profile as configured, one problem per bad entry."""
@@ -380,4 +397,6 @@ def ignored_by_local_runner(profile: Profile) -> list[str]:
         ignored.append("template.metadata")
     ignored += [key for key in profile.pod() if key != "containers"]
     ignored += [key for key in profile.container() if key not in LOCAL_RUNNER_HONOURS]
+    if profile.kueue is not None:
+        ignored.append("kueue")
     return ignored

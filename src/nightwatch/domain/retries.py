@@ -1,8 +1,8 @@
 """Retry policies: which failed attempts get another one, after how long, and the per-task decision.
 
-A task's `info.retry` (`RetrySpec`) is laid over the deployment's default (`retry.default` in the
-configuration) and, once profiles exist, a profile's default: `resolve_policy(task, default,
-profile_default)`. Each key left out is inherited.
+A task's `info.retry` (`RetrySpec`) is laid over its Job profile's `retry` and then the deployment's
+default (`retry.default` in the configuration): `resolve_policy(task, default, profile_default)`. Each
+key left out is inherited.
 
 | key                      | meaning                                                         | bounds      | built-in |
 |--------------------------|-----------------------------------------------------------------|-------------|----------|
@@ -115,8 +115,7 @@ BUILT_IN_DEFAULT = RetrySpec(
 def resolve_policy(
     task: RetrySpec | None, default: RetrySpec = BUILT_IN_DEFAULT, profile_default: RetrySpec | None = None
 ) -> RetryPolicy:
-    """The policy of a task: its own keys, else its profile's (issue 17 passes `profile_default`), else
-    the deployment's, else the built-in values (`BUILT_IN_DEFAULT`: a deployment default that sets only
+    """The policy of a task: its own keys, else its profile's (`Profile.retry`), else the deployment's, else the built-in values (`BUILT_IN_DEFAULT`: a deployment default that sets only
     `attempts` keeps the three infrastructure attempts)."""
     layers = [spec for spec in (task, profile_default, default, BUILT_IN_DEFAULT) if spec is not None]
 

@@ -76,11 +76,12 @@ def validate_submission(
     policy: SubmissionPolicy,
     *,
     stored: bool = False,
-    priority: object = 0,
+    priority: object = None,
 ) -> Submission:
     """The validated task, or InvalidTaskSpec whose `problems` list every field that is wrong.
 
     `stored`: the row exists already (dispatch), so the width the table stores is no longer a rule.
+    `priority`: None (the submitter gave none) is the task's profile's `priority`, else 0.
     """
     problems: list[Problem] = []
     fits = (lambda value, _what: value) if stored else _storable
@@ -117,6 +118,8 @@ def validate_submission(
     queue = info_profile = None
     if spec is not None and raw is not None:
         queue, info_profile = _queue_keys(raw, policy, problems)
+    if priority is None:
+        priority = profile.priority if profile is not None and profile.priority is not None else 0
     try:
         checked_priority = check_priority(priority)
     except ValueError as exc:

@@ -237,7 +237,7 @@ DOCS = Path(__file__).resolve().parents[3] / "docs" / "profiles.md"
 def test_every_worked_example_in_the_docs_loads(tmp_path: Any) -> None:
     blocks = re.findall(r"```yaml\n(.*?)```", DOCS.read_text(), re.DOTALL)
     examples = [block for block in blocks if "profiles:" in block and "{...}" not in block]
-    assert len(examples) == 3
+    assert len(examples) == 4
     for i, block in enumerate(examples):
         path = tmp_path / f"example{i}.yaml"
         path.write_text(block)

@@ -34,6 +34,7 @@ from nightwatch.adapters.kubernetes.api import KubeApi
 from nightwatch.adapters.kubernetes.finalizer import is_dying, is_finished
 from nightwatch.adapters.kubernetes.jobbody import (
     ATTEMPT_LABEL,
+    KUEUE_COUNTED_LABEL,
     KUEUE_QUEUE_LABEL,
     MANAGED_SELECTOR,
     START_TIMEOUT_ANNOTATION,
@@ -50,8 +51,9 @@ logger = logging.getLogger(__name__)
 JOBS_PATH = "/apis/batch/v1/namespaces/{namespace}/jobs"
 _STATUS_KEYS = ("active", "ready", "succeeded", "failed", "terminating", "startTime")
 _METADATA_KEYS = ("name", "uid", "creationTimestamp", "deletionTimestamp", "finalizers")
-_LABEL_KEYS = (TASK_ID_LABEL, ATTEMPT_LABEL, KUEUE_QUEUE_LABEL)
-"""The labels observation reads: the task, the attempt (adoption, the failed attempt's pods), Kueue's queue."""
+_LABEL_KEYS = (TASK_ID_LABEL, ATTEMPT_LABEL, KUEUE_QUEUE_LABEL, KUEUE_COUNTED_LABEL)
+"""The labels observation reads: the task, the attempt (adoption, the failed attempt's pods), Kueue's queue
+and whether a Kueue-held Job still counts against nightwatch's limits."""
 _CONDITION_KEYS = ("type", "status", "reason", "message")
 MAX_BACKOFF_SECONDS = 30.0
 RELIST_WITHOUT_WATCH_SECONDS = 2.0

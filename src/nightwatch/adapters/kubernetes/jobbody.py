@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nightwatch.adapters.kubernetes.settings import KueueSettings
 from nightwatch.domain.jobspec import LaunchRequest
+from nightwatch.domain.kueue import KueueSettings
 from nightwatch.domain.profiles import merge
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -35,6 +35,9 @@ START_TIMEOUT_ANNOTATION = "nightwatch.io/start-timeout-seconds"
 """A task's own `startTimeoutSeconds`, carried on its Job so observation needs no row (absent: the default)."""
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 KUEUE_PRIORITY_CLASS_LABEL = "kueue.x-k8s.io/priority-class"
+KUEUE_COUNTED_LABEL = "nightwatch.io/kueue-counted"
+"""On a Kueue Job whose mode says Kueue does not own admission (`owns_admission: false`): observation
+reads it, so the task keeps counting against nightwatch's `max_in_flight` while Kueue holds the Job."""
 
 
 def task_selector(task_id: int) -> str:
@@ -65,7 +68,7 @@ def build_job_body(
     kueue: KueueSettings | None = None,
 ) -> dict[str, Any]:
     """The batch/v1 Job for `request`, as the JSON the API server receives (for Kueue to admit, with
-    `kueue`).
+    the profile's `kueue`, else `kueue`: the namespace's or the global Kueue mode).
 
     The task's profile merged with its spec (`profiles.merge`) over nightwatch's pod defaults
     (`restartPolicy: Never`, no service-account token, no service links), then nightwatch's identity:
@@ -105,6 +108,7 @@ def build_job_body(
     if annotations:
         body_metadata["annotations"] = annotations
     body = {"apiVersion": "batch/v1", "kind": "Job", "metadata": body_metadata, "spec": job_spec}
+    kueue = request.profile.kueue or kueue
     if kueue is not None:
         _for_kueue(body, kueue)
     return body
@@ -119,3 +123,5 @@ def _for_kueue(body: dict[str, Any], kueue: KueueSettings) -> None:
     labels[KUEUE_QUEUE_LABEL] = kueue.queue_name
     if kueue.priority_class is not None:
         labels[KUEUE_PRIORITY_CLASS_LABEL] = kueue.priority_class
+    if not kueue.owns_admission:
+        labels[KUEUE_COUNTED_LABEL] = "true"

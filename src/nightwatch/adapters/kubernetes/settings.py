@@ -8,17 +8,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nightwatch.domain.kueue import KueueSettings
 
-class KueueSettings(BaseModel):
-    """Kueue mode for a task's Job: created suspended with Kueue's labels; Kueue admits (unsuspends)
-    it when its ClusterQueue has quota, nightwatch never does. A profile will carry this later."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    queue_name: str = Field(min_length=1, max_length=63)
-    """The LocalQueue in the task's namespace (label `kueue.x-k8s.io/queue-name`)."""
-    priority_class: str | None = Field(default=None, min_length=1, max_length=253)
-    """A WorkloadPriorityClass (label `kueue.x-k8s.io/priority-class`)."""
+__all__ = ["KubernetesSettings", "KueueSettings"]
 
 
 class KubernetesSettings(BaseModel):
@@ -52,7 +44,7 @@ class KubernetesSettings(BaseModel):
     kueue: KueueSettings | None = None
     """Kueue mode for every namespace (None: off): Jobs are created suspended for Kueue to admit."""
     kueue_namespaces: dict[str, KueueSettings] = Field(default_factory=dict)
-    """Kueue mode per namespace, over `kueue`."""
+    """Kueue mode per namespace, over `kueue` (a task's profile's `kueue` is over both)."""
 
     def kueue_for(self, namespace: str) -> KueueSettings | None:
         return self.kueue_namespaces.get(namespace, self.kueue)

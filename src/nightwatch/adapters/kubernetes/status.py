@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nightwatch.adapters.kubernetes.jobbody import (
+    KUEUE_COUNTED_LABEL,
     KUEUE_QUEUE_LABEL,
     START_TIMEOUT_ANNOTATION,
     TASK_ID_LABEL,
@@ -87,15 +88,19 @@ def observe_job(
 
 def _queued_by_kueue(job: Mapping[str, Any], observed: JobObservation) -> JobObservation:
     """A suspended Job with Kueue's queue label waits for Kueue's admission (or was preempted by it):
-    `Queued by Kueue: <reason>`, from the Suspended condition when the Job controller has set it."""
+    `Queued by Kueue: <reason>`, from the Suspended condition when the Job controller has set it
+    (`Waiting for Kueue: <reason>` when its Kueue mode keeps it counted: the `KUEUE_COUNTED_LABEL`)."""
     labels = (job.get("metadata") or {}).get("labels") or {}
     suspended = (job.get("spec") or {}).get("suspend") is True
     if KUEUE_QUEUE_LABEL not in labels or not suspended:
         return observed
+    counted = labels.get(KUEUE_COUNTED_LABEL) == "true"
     if observed.phase is JobPhase.SUSPENDED:
-        return replace(observed, queued_by_kueue=True)
+        return replace(observed, queued_by_kueue=True, kueue_counted=counted)
     if observed.phase is JobPhase.PENDING:
-        return JobObservation(JobPhase.SUSPENDED, "", "waiting for admission", queued_by_kueue=True)
+        return JobObservation(
+            JobPhase.SUSPENDED, "", "waiting for admission", queued_by_kueue=True, kueue_counted=counted
+        )
     return observed
 
 

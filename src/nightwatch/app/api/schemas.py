@@ -35,7 +35,11 @@ class NewTaskIn(BaseModel):
         description="Not dispatched before this instant: ISO 8601 with an offset (a time without one is a 422)",
         examples=["2026-03-29T02:30:00+01:00"],
     )
-    priority: int = Field(default=0, description="Higher is dispatched first (then oldest): -1000..1000")
+    priority: int | None = Field(
+        default=None,
+        description="Higher is dispatched first (then oldest): -1000..1000; absent or null: the profile's "
+        "`priority`, else 0",
+    )
 
 
 class TaskOut(BaseModel):

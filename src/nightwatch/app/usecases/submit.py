@@ -45,10 +45,11 @@ class SubmitTask:
         user_id: int = 0,
         *,
         run_at: datetime | None = None,
-        priority: object = 0,
+        priority: object = None,
     ) -> Task:
         """`run_at`: not dispatched before then (an aware time; InvalidTaskSpec naming `run_at` if naive).
-        `priority`: higher first (InvalidTaskSpec naming `priority` when out of bounds)."""
+        `priority`: higher first (InvalidTaskSpec naming `priority` when out of bounds); None: the task's
+        profile's `priority`, else 0."""
         valid = validate_submission(name, namespace, info, self._policy, priority=priority)
         when = aware_run_at(run_at) if run_at is not None else None
         new = NewTask(valid.name, valid.namespace, valid.info, user_id, run_at=when, priority=valid.priority)

@@ -28,6 +28,7 @@ from nightwatch.domain.errors import InvalidTaskSpec, InvalidTransition, Leaders
 from nightwatch.domain.jobspec import parse_info
 from nightwatch.domain.model import IN_FLIGHT_STATUSES, StatusChange, Task, TaskId, TaskStatus
 from nightwatch.domain.ports import ChangeFeed, Clock, Fence, JobRef, JobRunner, LeaderStore, WriteResult
+from nightwatch.domain.profiles import ProfileCatalog, ProfileSource
 from nightwatch.domain.retries import BUILT_IN_DEFAULT, RetryPolicy, RetrySpec, decide, resolve_policy, retry_spec_of
 
 logger = logging.getLogger(__name__)
@@ -88,18 +89,21 @@ class SyncTasks:
         settings: SyncSettings | None = None,
         *,
         retry: RetrySettings | None = None,
+        profiles: ProfileSource | None = None,
         jitter: random.Random | None = None,
         wake: Callable[[], None] = lambda: None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """`wake`: asks for a tick now (the runner calls it, from its own thread, when a change arrives)."""
+        """`wake`: asks for a tick now (the runner calls it, from its own thread, when a change arrives).
+        `profiles`: the Job profiles in force, whose `retry` a failed task's policy inherits."""
         self._repository = repository
         self._runner = runner
         self._clock = clock
         self._fence = fence
         self._settings = settings or SyncSettings()
         self._retry = retry or RetrySettings()
+        self._profiles: ProfileSource = profiles or ProfileCatalog()
         self._jitter = jitter or random.Random()
         self._wake = wake
         self._monotonic = monotonic
@@ -236,14 +240,25 @@ class SyncTasks:
                 _count_attempts(report, result, changes)
         return unseen
 
-    def _policy_of(self, task: Task, profile_default: RetrySpec | None = None) -> RetryPolicy:
-        """The task's retry policy. A row whose `info.retry` became invalid after dispatch (edited by
-        hand) gets the deployment's default, and a log line: its attempt must still end or retry."""
+    def _policy_of(self, task: Task) -> RetryPolicy:
+        """The task's retry policy: its `info.retry`, then its profile's `retry`, then `retry.default`.
+        A row whose `info.retry` (or profile) became invalid after dispatch (edited by hand, a profile
+        removed by a reload) gets what is left, and a log line: its attempt must still end or retry."""
         try:
-            own = retry_spec_of(parse_info(task.info))
+            info = parse_info(task.info)
+        except InvalidTaskSpec as exc:
+            logger.warning("task %s: %s; using the default retry policy", task.id, exc)
+            return resolve_policy(None, self._retry.default)
+        try:
+            own = retry_spec_of(info)
         except InvalidTaskSpec as exc:
             logger.warning("task %s: %s; using the default retry policy", task.id, exc)
             own = None
+        try:
+            profile_default = self._profiles.catalog().resolve(task.namespace, info.get("profile")).retry
+        except InvalidTaskSpec as exc:
+            logger.warning("task %s: %s; using the deployment's retry policy", task.id, exc)
+            profile_default = None
         return resolve_policy(own, self._retry.default, profile_default)
 
     def _release(

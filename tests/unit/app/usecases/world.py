@@ -31,12 +31,13 @@ class World:
         batch_size: int = 500,
         namespaces: frozenset[str] = frozenset({"default", "demo"}),
         retry: RetrySettings | None = None,
+        policy: SubmissionPolicy | None = None,
     ) -> None:
         self.repo = MemoryTaskRepository()
         self.runner = MemoryJobRunner()
         self.clock = FakeClock()
         self.fence = FixedFence(self.repo.advance_epoch())
-        self.policy = SubmissionPolicy(namespaces)
+        self.policy = policy or SubmissionPolicy(namespaces)
         settings = DispatchSettings(batch_size=batch_size, workers=4)
         context = WatcherContext(
             self.repo, self.runner, self.clock, self.fence, settings, policy=self.policy, retry=retry or RetrySettings()

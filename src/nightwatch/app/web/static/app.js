@@ -277,8 +277,8 @@
     const namespace = fieldInput("namespace").value.trim() || "default";
     const image = fieldInput("image").value.trim();
     const priorityText = fieldInput("priority").value.trim();
-    const priority = priorityText === "" ? 0 : Number(priorityText);
-    if (!Number.isInteger(priority)) errors.push(["priority", "Enter a whole number from -1000 to 1000."]);
+    const priority = priorityText === "" ? null : Number(priorityText); // blank: the profile's, else 0
+    if (priority !== null && !Number.isInteger(priority)) errors.push(["priority", "Enter a whole number from -1000 to 1000."]);
     if (!name) errors.push(["name", "Enter a name."]);
     if (!image) errors.push(["image", "Enter an image."]);
     let command = [];
@@ -301,7 +301,8 @@
     if (command.length) info.command = command;
     if (argLines.length) info.args = argLines.map((a) => a.line);
     if (env.length) info.env = env;
-    const body = { name: name, namespace: namespace, info: info, priority: priority };
+    const body = { name: name, namespace: namespace, info: info };
+    if (priority !== null) body.priority = priority;
     const runAt = fieldInput("run_at").value;
     if (runAt) {
       // datetime-local is the browser's wall-clock time without an offset; send the instant it means.
