@@ -266,6 +266,52 @@ def test_a_relist_after_410_reports_what_was_missed_and_writes_it_once(
         runner.close()
 
 
+def test_a_job_created_while_the_watch_is_down_is_not_called_missing(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    """The cache lacks every Job created while its watch is down (an outage, then its backoff): each
+    such Job is read by name before its task is failed as missing (seen: 392 tasks JobMissing after a
+    30 s window of 500s)."""
+    from datetime import UTC, datetime
+
+    from nightwatch.adapters.clock import SystemClock
+
+    fake, api = kube
+    repo = MemoryTaskRepository()
+    epoch = repo.advance_epoch()
+    runner = runner_for(api)
+    sync = SyncTasks(repo, runner, SystemClock(), Fence(epoch))
+    try:
+        dispatched(repo, runner, 2, epoch)
+        sync()  # the term's full pass: follows "default"
+        informer = runner.informers.informer("default")
+        assert informer is not None and informer.wait_synced(10.0)
+        wait_for(lambda: informer.watches >= 1)
+        fake.inject("500", seconds=30, verb="watch")
+        fake.drop_watches()
+        now = datetime.now(UTC)
+        late = []
+        for i in range(5):
+            task = repo.add(NewTask(f"late-{i}", "default", '{"image": "alpine"}'), now)
+            repo.apply([task.start(task.name, now)], epoch=epoch)
+            runner.launch(LaunchRequest(task.id, task.name, "default", JobSpec(image="alpine")))
+            late.append(task.id)
+        fake.set_job_state("default", "late-0", "succeeded")
+        assert all(f"late-{i}" not in (informer.snapshot() or {}) for i in range(5))  # the cache is behind
+        sync()
+        statuses = {repo.get(t).status for t in late[1:]}
+        assert statuses == {TaskStatus.PENDING}, [repo.get(t).message for t in late]
+        assert repo.get(late[0]).status is TaskStatus.SUCCEEDED  # read by name: its real state
+        fake.delete_job("default", "late-1")  # deleted behind our back: missing, as the API server says
+        fake.set_job_state("default", "late-2", "active")
+        runner.informers.queue.add({late[1], late[2]})
+        sync()
+        assert repo.get(late[1]).status is TaskStatus.NORMAL  # missing: an infrastructure failure, retried
+        assert repo.get(late[2]).status is TaskStatus.RUNNING
+    finally:
+        runner.close()
+
+
 def test_step_down_stops_the_watch_and_a_new_term_never_writes_what_the_old_one_heard(
     kube: tuple[FakeKubeServer, client.ApiClient],
 ) -> None:

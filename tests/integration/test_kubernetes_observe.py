@@ -206,6 +206,28 @@ def test_failure_pod_reads_are_capped_per_observe_call(kube: tuple[FakeKubeServe
     seen = runner.observe(refs)
     assert len(pod_reads(server)) == 20
     assert all(o.phase is JobPhase.FAILED for o in seen.values())
+    # Past the cap no observation, rather than a failure judged without its exit code (which no
+    # retry policy's exitCodes would match): the rest are observed, with their pods, next time.
+    assert len(seen) == 20
+    rest = [ref for ref in refs if ref.task_id not in seen]
+    server.reset_counters()
+    later = runner.observe(rest)
+    assert len(pod_reads(server)) == 10 and set(later) == {ref.task_id for ref in rest}
+
+
+def test_a_failed_job_whose_pods_cannot_be_read_yet_is_not_judged_without_them(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    server, api = kube
+    runner = make_runner(api)
+    ref = launch(runner, 1)
+    server.set_job_state("default", "task-1", "failed")
+    server.add_pod("default", failed_pod(server.job("default", "task-1"), exit_code=3, reason="Error"))
+    server.inject(500, count=100, path="/pods")
+    assert runner.observe([ref]) == {}  # no evidence yet: no observation, the task stays as it is
+    server.faults.clear()
+    seen = runner.observe([ref])[ref.task_id]
+    assert seen.phase is JobPhase.FAILED and seen.exit_code == 3
 
 
 def test_failed_job_says_backoff_limit_and_the_exit_code(kube: tuple[FakeKubeServer, client.ApiClient]) -> None:

@@ -69,9 +69,11 @@ class Observer:
         jobs_of: Callable[[str], dict[str, dict[str, Any]] | RetryableError] | None = None,
     ) -> None:
         """`delete`: how a Job past its start timeout is deleted (the runner's own `delete`).
-        `jobs_of`: name -> Job of a namespace (the informer's cache, else a list); a list by default."""
+        `jobs_of`: name -> Job of a namespace (the informer's cache, else a list); a list by default.
+        With `jobs_of` (a cache), a Job the cache lacks is read by name before it is called missing."""
         self._api = api
         self._jobs_of = jobs_of or api.list_jobs_or_error
+        self._confirm_absent = jobs_of is not None
         self._delete = delete
         self._pending_after = pending_after
         self._start_timeout = start_timeout
@@ -125,6 +127,15 @@ class Observer:
         refs, jobs = adopt_legacy_jobs(self._api.calls.call, self._api.request, refs, jobs)
         for ref in refs:
             job = jobs.get(ref.job_name)
+            if self._confirm_absent and (job is None or task_id_of(job) != str(ref.task_id)):
+                # A cache can be behind: a Job created a moment ago whose ADDED event has not arrived,
+                # or a watch down (an outage, its backoff) while Jobs were created. Missing fails a
+                # task, so only the API server says so: one GET, for the rare Job the cache lacks.
+                try:
+                    job = self._read_job(ref)
+                except RetryableError as exc:
+                    logger.warning("cannot read Job %s/%s yet: %s", ref.namespace, ref.job_name, exc)
+                    continue  # no observation: the task stays as it is, observed again
             # Same name but another task's id: not this task's Job (a reused name), so missing.
             if job is None or task_id_of(job) != str(ref.task_id):
                 result[ref.task_id] = JobObservation.missing(ref.namespace, ref.job_name)
@@ -141,7 +152,13 @@ class Observer:
                     # known yet, so no observation: the task stays as it is until Failed (terminating 0).
                     continue
                 # Each task fails once, so reading its pods for the exit code is not a per-tick cost.
-                observation = observe_job(job, "", conditions, self._failure_evidence(ref, budget))
+                evidence = self._failure_evidence(ref, budget)
+                if evidence is None:
+                    # Its pods cannot be read now (this call's budget is spent, a 429, an outage): no
+                    # observation, so the attempt is judged on its evidence later, not as an unknown
+                    # failure now (which no retry policy's exitCodes would match).
+                    continue
+                observation = observe_job(job, "", conditions, evidence)
             elif observation.phase is JobPhase.PENDING:
                 waiting.append(self._waiting(ref, job, conditions, now))
             result[ref.task_id] = observation
@@ -222,10 +239,27 @@ class Observer:
             logger.warning("cannot read the pending pods of %s: %s", namespace, exc)
             return []
 
-    def _failure_evidence(self, ref: JobRef, budget: list[int]) -> FailureEvidence:
-        """How a failed attempt's container ended, from its pods, within the call's budget."""
+    def _read_job(self, ref: JobRef) -> dict[str, Any] | None:
+        """The Job by name from the API server (None: 404); RetryableError when it cannot say now."""
+        try:
+            job = self._api.calls.call(
+                f"read Job {ref.namespace}/{ref.job_name}",
+                self._api.batch.read_namespaced_job,
+                ref.job_name,
+                ref.namespace,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise RetryableError(f"read Job {ref.namespace}/{ref.job_name}: HTTP {exc.status}") from exc
+        return job if isinstance(job, dict) else None
+
+    def _failure_evidence(self, ref: JobRef, budget: list[int]) -> FailureEvidence | None:
+        """How a failed attempt's container ended, from its pods, within the call's budget; None when
+        they cannot be read now (budget spent, a retryable error). A refusal (403: no RBAC for pods)
+        is for good: the attempt is judged without them."""
         if budget[0] <= 0:
-            return FailureEvidence()
+            return None
         budget[0] -= 1
         try:
             pods = self._api.calls.call(
@@ -234,7 +268,10 @@ class Observer:
                 ref.namespace,
                 label_selector=task_selector(ref.task_id),
             )
-        except (ApiException, RetryableError) as exc:
+        except RetryableError as exc:
+            logger.warning("cannot read pods of task %s in %s yet: %s", ref.task_id, ref.namespace, exc)
+            return None
+        except ApiException as exc:
             logger.warning("cannot read pods of task %s in %s: %s", ref.task_id, ref.namespace, exc)
             return FailureEvidence()
         return failure_evidence(pods.get("items") or (), ref.attempt)

@@ -96,7 +96,7 @@ class KubernetesJobRunner:
             max_pod_reads=max_pod_reads,
             list_workers=list_workers,
             now=now,
-            jobs_of=self._jobs_of,
+            jobs_of=self._jobs_of if settings.watch else None,  # a cache's misses are read by name
         )
 
     def close(self) -> None:
