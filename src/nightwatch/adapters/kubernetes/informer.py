@@ -53,7 +53,9 @@ _METADATA_KEYS = ("name", "uid", "creationTimestamp", "deletionTimestamp", "fina
 _LABEL_KEYS = (TASK_ID_LABEL, ATTEMPT_LABEL, KUEUE_QUEUE_LABEL)
 """The labels observation reads: the task, the attempt (adoption, the failed attempt's pods), Kueue's queue."""
 _CONDITION_KEYS = ("type", "status", "reason", "message")
-MAX_BACKOFF_SECONDS = 30.0
+MAX_BACKOFF_SECONDS = 8.0
+"""The longest pause between failed watch requests: the cache is behind while the watch is down (misses
+are read by name, changes wait), so after an outage it catches up within this; one request per pause."""
 RELIST_WITHOUT_WATCH_SECONDS = 2.0
 """A watch answered 403 (RBAC without `watch` on jobs): the informer relists this often instead, so its
 cache never goes stale (the polling method's cost, in that namespace only)."""
