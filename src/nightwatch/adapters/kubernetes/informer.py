@@ -204,6 +204,20 @@ class NamespaceInformer:
         with self._lock:
             return dict(self._jobs)
 
+    def assume(self, job: dict[str, Any]) -> None:
+        """A Job this replica just created or adopted (the API server's answer), cached unless the watch
+        already brought it: sync observes a launched task at once, often before its ADDED event, and
+        a Job the cache lacks costs a GET. The watch's own version of it replaces this one."""
+        name = (job.get("metadata") or {}).get("name")
+        if not isinstance(name, str):
+            return
+        with self._lock:
+            if name in self._jobs:
+                return
+            self._jobs[name] = trimmed = trim(job)
+            if _waiting(trimmed):
+                self._waiting.add(name)
+
     def waiting_task_ids(self) -> set[TaskId]:
         with self._lock:
             return {t for n in self._waiting if (t := _task_id(self._jobs[n])) is not None}
@@ -420,6 +434,13 @@ class Informers:
             logger.info("not watching Jobs in %s any more: no task in flight there", informer.namespace)
         if self.queue.has_changes():
             wake()  # queued before this wake was set (a launch): `add` woke nobody
+
+    def assume(self, namespace: str, job: dict[str, Any]) -> None:
+        """See `NamespaceInformer.assume` (nothing when `namespace` is not followed)."""
+        with self._lock:
+            informer = self._informers.get(namespace)
+        if informer is not None:
+            informer.assume(job)
 
     def ensure(self, namespace: str) -> None:
         with self._lock:
