@@ -269,9 +269,10 @@ def test_a_relist_after_410_reports_what_was_missed_and_writes_it_once(
 def test_a_job_created_while_the_watch_is_down_is_not_called_missing(
     kube: tuple[FakeKubeServer, client.ApiClient],
 ) -> None:
-    """The cache lacks every Job created while its watch is down (an outage, then its backoff): each
-    such Job is read by name before its task is failed as missing (seen: 392 tasks JobMissing after a
-    30 s window of 500s)."""
+    """The cache lacks a Job it did not see created while its watch was down (an outage, then its
+    backoff): created by a leader before a crash, or by a create whose answer never came back. Each is
+    read by name before its task is failed as missing (seen: 392 tasks JobMissing after a 30 s window
+    of 500s, before this replica's own creates were put in its cache)."""
     from datetime import UTC, datetime
 
     from nightwatch.adapters.clock import SystemClock
@@ -294,8 +295,9 @@ def test_a_job_created_while_the_watch_is_down_is_not_called_missing(
         for i in range(5):
             task = repo.add(NewTask(f"late-{i}", "default", '{"image": "alpine"}'), now)
             repo.apply([task.start(task.name, now)], epoch=epoch)
-            runner.launch(LaunchRequest(task.id, task.name, "default", JobSpec(image="alpine")))
+            fake.store.create_job("default", job_body(int(task.id), task.name))
             late.append(task.id)
+        runner.informers.queue.add(set(late))  # as the term's full pass or a launch queues them
         fake.set_job_state("default", "late-0", "succeeded")
         assert all(f"late-{i}" not in (informer.snapshot() or {}) for i in range(5))  # the cache is behind
         sync()
@@ -310,6 +312,46 @@ def test_a_job_created_while_the_watch_is_down_is_not_called_missing(
         assert repo.get(late[2]).status is TaskStatus.RUNNING
     finally:
         runner.close()
+
+
+def test_a_launched_job_is_in_the_cache_at_once_so_sync_reads_nothing_for_it(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    from nightwatch.adapters.clock import SystemClock
+
+    fake, api = kube
+    repo = MemoryTaskRepository()
+    epoch = repo.advance_epoch()
+    runner = runner_for(api)
+    sync = SyncTasks(repo, runner, SystemClock(), Fence(epoch))
+    try:
+        dispatched(repo, runner, 1, epoch)
+        sync()  # the term's full pass: follows "default"
+        informer = runner.informers.informer("default")
+        assert informer is not None and informer.wait_synced(10.0)
+        fake.drop_watches()
+        fake.inject("delay", verb="watch", seconds=5, delay_seconds=3)  # its ADDED events come late
+        wait_for(lambda: informer.watches >= 1)
+        fake.reset_counters()
+        ids = [TaskId(int(t)) for t in dispatched_more(repo, runner, 20, epoch)]
+        sync()
+        assert {repo.get(t).status for t in ids} == {TaskStatus.PENDING}
+        assert fake.counters.get("get", 0) == 0  # no Job read by name: the launch cached them
+    finally:
+        runner.close()
+
+
+def dispatched_more(repo: MemoryTaskRepository, runner: KubernetesJobRunner, count: int, epoch: int) -> list[TaskId]:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    ids = []
+    for i in range(count):
+        task = repo.add(NewTask(f"more-{i}", "default", '{"image": "alpine"}'), now)
+        repo.apply([task.start(task.name, now)], epoch=epoch)
+        runner.launch(LaunchRequest(task.id, task.name, "default", JobSpec(image="alpine")))
+        ids.append(task.id)
+    return ids
 
 
 def test_step_down_stops_the_watch_and_a_new_term_never_writes_what_the_old_one_heard(

@@ -55,7 +55,9 @@ _LABEL_KEYS = (TASK_ID_LABEL, ATTEMPT_LABEL, KUEUE_QUEUE_LABEL, KUEUE_COUNTED_LA
 """The labels observation reads: the task, the attempt (adoption, the failed attempt's pods), Kueue's queue
 and whether a Kueue-held Job still counts against nightwatch's limits."""
 _CONDITION_KEYS = ("type", "status", "reason", "message")
-MAX_BACKOFF_SECONDS = 30.0
+MAX_BACKOFF_SECONDS = 8.0
+"""The longest pause between failed watch requests: the cache is behind while the watch is down (misses
+are read by name, changes wait), so after an outage it catches up within this; one request per pause."""
 RELIST_WITHOUT_WATCH_SECONDS = 2.0
 """A watch answered 403 (RBAC without `watch` on jobs): the informer relists this often instead, so its
 cache never goes stale (the polling method's cost, in that namespace only)."""
@@ -203,6 +205,20 @@ class NamespaceInformer:
             return None
         with self._lock:
             return dict(self._jobs)
+
+    def assume(self, job: dict[str, Any]) -> None:
+        """A Job this replica just created or adopted (the API server's answer), cached unless the watch
+        already brought it: sync observes a launched task at once, often before its ADDED event, and
+        a Job the cache lacks costs a GET. The watch's own version of it replaces this one."""
+        name = (job.get("metadata") or {}).get("name")
+        if not isinstance(name, str):
+            return
+        with self._lock:
+            if name in self._jobs:
+                return
+            self._jobs[name] = trimmed = trim(job)
+            if _waiting(trimmed):
+                self._waiting.add(name)
 
     def waiting_task_ids(self) -> set[TaskId]:
         with self._lock:
@@ -420,6 +436,13 @@ class Informers:
             logger.info("not watching Jobs in %s any more: no task in flight there", informer.namespace)
         if self.queue.has_changes():
             wake()  # queued before this wake was set (a launch): `add` woke nobody
+
+    def assume(self, namespace: str, job: dict[str, Any]) -> None:
+        """See `NamespaceInformer.assume` (nothing when `namespace` is not followed)."""
+        with self._lock:
+            informer = self._informers.get(namespace)
+        if informer is not None:
+            informer.assume(job)
 
     def ensure(self, namespace: str) -> None:
         with self._lock:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
@@ -35,12 +36,15 @@ class Launcher:
         *,
         default_ttl: int | None,
         kueue: Callable[[str], KueueSettings | None] = lambda _namespace: None,
+        created: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         """`default_ttl`: `ttlSecondsAfterFinished` of a Job whose task sets none (None: keep finished Jobs).
-        `kueue`: the Kueue mode of a namespace (None: off)."""
+        `kueue`: the Kueue mode of a namespace (None: off). `created`: given (namespace, Job) as the
+        API server answered a create or an adoption's read (None: the answer is not even parsed)."""
         self._api = api
         self._default_ttl = default_ttl
         self._kueue = kueue
+        self._created = created
 
     def launch(self, request: LaunchRequest) -> LaunchResult:
         where = f"{request.namespace}/{request.job_name}"
@@ -48,7 +52,9 @@ class Launcher:
             request, default_ttl_seconds_after_finished=self._default_ttl, kueue=self._kueue(request.namespace)
         )
         try:
-            self._api.calls.call(f"create Job {where}", self._api.create_job, request.namespace, body, parse=False)
+            job = self._api.calls.call(
+                f"create Job {where}", self._api.create_job, request.namespace, body, parse=self._created is not None
+            )
         except ApiException as exc:
             if exc.status == 409:
                 return self._adopt(request)
@@ -57,6 +63,8 @@ class Launcher:
                 return self._adopt_over_quota(request, refusal)
             raise refusal from None
         logger.debug("created Job %s for task %s", where, request.task_id)
+        if self._created is not None and isinstance(job, dict):
+            self._created(request.namespace, job)
         return LaunchResult(request.job_name)
 
     def _adopt(self, request: LaunchRequest) -> LaunchResult:
@@ -75,6 +83,8 @@ class Launcher:
             # Ours, even while being deleted: it is this task's only Job, and our finalizer keeps its
             # outcome readable (waiting for it to go would wait for ourselves).
             logger.info("adopted existing Job %s for task %s", where, request.task_id)
+            if self._created is not None and isinstance(job, dict):
+                self._created(request.namespace, job)
             return LaunchResult(request.job_name, adopted=True)
         if is_dying(job):
             # Another Job of that name on its way out (409 "object is being deleted"): the task stays

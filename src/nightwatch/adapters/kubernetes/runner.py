@@ -76,15 +76,17 @@ class KubernetesJobRunner:
         self._api = KubeApi(api_client, calls, page_size=settings.list_page_size)
         self.logs = KubernetesJobLogs(self._api, request_timeout_seconds=settings.request_timeout_seconds)
         """The `JobLogs` port over the same client and rate limit."""
-        # ttl 0: keep finished Jobs
-        self._launcher = Launcher(
-            self._api, default_ttl=settings.ttl_seconds_after_finished or None, kueue=settings.kueue_for
-        )
         self._informers = Informers(
             self._api,
             watch_timeout=settings.watch_timeout_seconds,
             connect_timeout=settings.request_timeout_seconds,
             recheck_seconds=settings.watch_recheck_seconds,
+        )
+        self._launcher = Launcher(
+            self._api,
+            default_ttl=settings.ttl_seconds_after_finished or None,  # ttl 0: keep finished Jobs
+            kueue=settings.kueue_for,
+            created=self._informers.assume if settings.watch else None,
         )
         self._watch = settings.watch
         self._releaser = Releaser(self._api, workers=list_workers, jobs_of=self._jobs_of)

@@ -196,7 +196,10 @@ class SyncTasks:
                 raise
         if not tasks:
             return report
-        self._observe_and_write(tasks, epoch, report)
+        if self._observe_and_write(tasks, epoch, report) and feed is not None:
+            # Tasks it could not observe (a namespace unreadable, a Job or its pods unreadable now) get
+            # no event of their own again: the next tick is a full pass too, not the resync's.
+            self._next_full = 0.0
         return report
 
     def _observe_and_write(

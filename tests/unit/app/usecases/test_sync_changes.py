@@ -185,6 +185,22 @@ def test_a_change_whose_namespace_could_not_be_read_is_not_lost(world: tuple) ->
     assert report.full and repo.get(ids[0]).status is TaskStatus.SUCCEEDED
 
 
+def test_a_full_pass_that_could_not_observe_a_task_is_followed_by_another(world: tuple) -> None:  # type: ignore[type-arg]
+    """A full pass that gets no observation for a task (its Job or pods unreadable in an outage) must
+    not leave it for the 600 s resync: it sends no event of its own again. Seen in the --long 500s
+    system test: two tasks left Pending."""
+    repo, runner, fence, _clock, sync = world
+    ids = running(repo, runner, 2, fence.epoch())
+    runner.set_observation("ns0", "t0", JobObservation(JobPhase.SUCCEEDED, "Completed", "done"))
+    observe = runner.observe
+    runner.observe = lambda refs: {t: o for t, o in observe(refs).items() if t != ids[0]}  # type: ignore[method-assign]
+    assert sync().full and repo.get(ids[0]).status is TaskStatus.PENDING
+    runner.observe = observe  # type: ignore[method-assign]
+    report = sync()  # nothing queued: only another full pass finds it
+    assert report.full and repo.get(ids[0]).status is TaskStatus.SUCCEEDED
+    assert not sync().full  # and then the incremental path again
+
+
 def test_a_change_whose_write_failed_is_not_lost(world: tuple) -> None:  # type: ignore[type-arg]
     repo, runner, fence, _clock, sync = world
     ids = running(repo, runner, 1, fence.epoch())
