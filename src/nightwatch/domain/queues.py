@@ -119,6 +119,17 @@ class Queues:
     def get(self, name: str | None) -> Queue | None:
         return next((q for q in self.queues if q.name == name), None)
 
+    def room(self, in_flight: InFlight) -> float:
+        """Launches `select` can make now at most (inf: no bound): the global cap's free slots, and
+        when a queue matches every task (all its lists empty), so that every task is in a configured
+        queue, the sum of the queues' free slots. Dispatch reads a window this size, not a batch."""
+        room = float("inf")
+        if self.max_in_flight is not None:
+            room = max(self.max_in_flight - in_flight.total, 0)
+        if any(not (q.namespaces or q.users or q.profiles) for q in self.queues):
+            room = min(room, sum(_free(q, in_flight) for q in self.queues))
+        return room
+
     def resolve(self, namespace: str, user_id: int, *, queue: str | None, profile: str | None) -> str | None:
         """The queue a task belongs to: the one its `info.queue` names (validated to exist), else the
         first whose lists match it, else None (no queue: only the global cap applies)."""

@@ -261,13 +261,18 @@ class DispatchTasks:
             budget = min(budget, s.max_in_flight - in_flight.total)
         if budget <= 0:
             return report
-        # What this tick may launch (at least 50), bounded by batch_size: every row read costs about as
-        # much as a launch's share of the API round trips. Tasks of a full or paused queue ahead in
-        # the window can hide others' for a tick; fair-share queues get their users' heads below.
+        # What the queues let this tick launch (the free slots, when every task is in a limited
+        # queue), not a whole batch: every row read costs about as much as a launch's share of the
+        # API round trips, and a queue with 100 free slots and 500 read rows was twice as slow as no
+        # queue. At least 50 rows, for the cancelled and postponed ones. Tasks of a full or paused
+        # queue ahead in the window can hide others' for a tick; fair-share queues get their users'
+        # heads below.
+        room = self._queues.room(in_flight)
+        budget = int(min(budget, room))
         size = min(s.batch_size, max(budget, 50))
         window = self._repository.list_come_due(now, limit=size)
         window += self._repository.list_ready(limit=size)
-        window += self._fair_share_heads(in_flight, budget)
+        window += self._fair_share_heads(in_flight, budget, window, now)
         writes: list[StatusChange] = []
         tasks: dict[TaskId, Task] = {}
         candidates: list[Candidate] = []
@@ -313,10 +318,12 @@ class DispatchTasks:
                 raise
         return report
 
-    def _fair_share_heads(self, in_flight: InFlight, budget: int) -> list[Task]:
+    def _fair_share_heads(self, in_flight: InFlight, budget: int, window: list[Task], now: datetime) -> list[Task]:
         """The oldest ready tasks of the users a fair-share queue would serve next: the `budget` users
-        with the fewest in flight (a skip scan finds who has ready work), `budget / users` each."""
-        if not self._queues.fair_share:
+        served longest ago, then with the fewest in flight (a skip scan finds who has ready work),
+        `budget / users` each, read only for the users the window does not already give that many
+        (a user's tasks in the window are its best-ranked ones: the window is a prefix of the order)."""
+        if not self._queues.fair_share or budget <= 0:
             return []
         users = self._repository.list_ready_users(limit=self._settings.fair_share_users)
         if not users:
@@ -329,7 +336,13 @@ class DispatchTasks:
             load[user] = load.get(user, 0) + n
         chosen = sorted(users, key=lambda u: (self._last_served.get(u, -1), load.get(u, 0), u))[:budget]
         per_user = -(-budget // len(chosen))
-        return self._repository.list_ready_of_users(chosen, per_user=per_user)
+        held: dict[int, int] = {}
+        for task in window:
+            # The ready page's candidates (come-due tasks are not heads; cancelled ones take no turn).
+            if task.next_attempt_at is None and not task.cancel_requested and task.due(now):
+                held[task.user_id] = held.get(task.user_id, 0) + 1
+        missing = [u for u in chosen if held.get(u, 0) < per_user]
+        return self._repository.list_ready_of_users(missing, per_user=per_user)
 
     def _launch(self, request: LaunchRequest) -> LaunchResult:
         # Checked by the worker right before the call, not once per tick: a leader paused (GC, SIGSTOP,
