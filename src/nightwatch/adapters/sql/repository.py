@@ -261,8 +261,12 @@ class SqlTaskRepository:
 
     def count_in_flight(self, *, started_since: datetime) -> InFlight:
         in_flight = _status_is([str(s) for s in IN_FLIGHT_STATUSES], pads=self._pads)
+        # `message IS NOT NULL` first: a hand-written Pending row has none, and NOT (... LIKE NULL) is
+        # NULL, which would leave it out of the count and let a queue pass its limit.
         held_by_kueue = sa.and_(
-            task.c.status == str(TaskStatus.PENDING), task.c.message.like(KUEUE_QUEUED_PREFIX + "%")
+            task.c.status == str(TaskStatus.PENDING),
+            task.c.message.is_not(None),
+            task.c.message.like(KUEUE_QUEUED_PREFIX + "%"),
         )
         recent = sa.case((task.c.started_at >= started_since, 1), else_=0)
         query = (
