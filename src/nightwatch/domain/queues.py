@@ -255,7 +255,7 @@ def select(
     none from a paused queue, none past a queue's `max_in_flight` or `max_starts_per_minute`.
 
     Across queues the best-ranked head goes first; inside a fair-share queue users take turns: the
-    user served longest ago goes first (`last_served`: user -> a number that grows with each tick;
+    user served longest ago goes first (`last_served`: user -> a number that grows with each launch;
     missing: never), ties to the one with the fewest in flight. A candidate listed twice counts once.
     """
     served = last_served or {}
