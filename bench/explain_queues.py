@@ -48,7 +48,8 @@ QUERIES = {
     "in flight by (queue, user)": (
         "SELECT queue, user_id, COUNT(*), SUM(CASE WHEN started_at >= '2026-03-01 00:00:00' THEN 1 ELSE 0 END)"
         " FROM task WHERE ((status = 'Pending' AND LENGTH(status) = 7) OR (status = 'Running' AND LENGTH(status) = 7))"
-        " AND NOT (status = 'Pending' AND message LIKE 'Queued by Kueue%') GROUP BY queue, user_id"
+        " AND NOT (status = 'Pending' AND message IS NOT NULL AND message LIKE 'Queued by Kueue%')"
+        " GROUP BY queue, user_id"
     ),
     "position of one task (detail view)": (
         f"SELECT COUNT(*) FROM task WHERE {NORMAL} AND next_attempt_at IS NULL"

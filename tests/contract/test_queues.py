@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from nightwatch.adapters.memory import MemoryQueueStates, MemoryTaskRepository
 from nightwatch.adapters.sql import SqlTaskRepository
 from nightwatch.adapters.sql.queues import SqlQueueStates
+from nightwatch.adapters.sql.tables import task
 from nightwatch.domain.model import TaskId
 from nightwatch.domain.ports import NewTask, QueueStates, TaskRepository
 from tests.contract.test_repository import REPOSITORY_BACKENDS
@@ -85,6 +87,21 @@ def test_in_flight_is_counted_by_queue_and_user_and_leaves_out_kueue_held_jobs(r
     assert dict(counts.by_queue_user) == {("team-a", 1): 2, ("team-a", 2): 1, (None, 2): 1}
     assert counts.started_last_minute.get("team-a") == 2
     assert repo.get(ids[1]).queue == "team-a"
+
+
+def test_an_in_flight_row_written_by_hand_without_a_message_counts(repo: TaskRepository) -> None:
+    # `message` is nullable: a Pending row from the original system or typed in SQL has none, and the
+    # Kueue test (message LIKE 'Queued by Kueue: %') must not turn NULL into "not in flight".
+    if not isinstance(repo, SqlTaskRepository):
+        pytest.skip("the memory adapter's tasks always have a message")
+    ids = [add(repo, f"t{i}") for i in range(3)]
+    start(repo, ids[0], "team-a")
+    start(repo, ids[1], "team-a")
+    with repo.engine.begin() as conn:
+        conn.execute(sa.update(task).where(task.c.id.in_(ids[:2])).values(message=None))
+        conn.execute(sa.update(task).where(task.c.id == ids[2]).values(status="Running", queue="team-a", message=None))
+    counts = repo.count_in_flight(started_since=NOW - timedelta(minutes=1))
+    assert dict(counts.by_queue_user) == {("team-a", 7): 3}
 
 
 def test_the_position_counts_the_ready_tasks_ranked_ahead(repo: TaskRepository) -> None:

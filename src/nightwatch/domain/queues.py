@@ -119,6 +119,17 @@ class Queues:
     def get(self, name: str | None) -> Queue | None:
         return next((q for q in self.queues if q.name == name), None)
 
+    def room(self, in_flight: InFlight) -> float:
+        """Launches `select` can make now at most (inf: no bound): the global cap's free slots, and
+        when a queue matches every task (all its lists empty), so that every task is in a configured
+        queue, the sum of the queues' free slots. Dispatch reads a window this size, not a batch."""
+        room = float("inf")
+        if self.max_in_flight is not None:
+            room = max(self.max_in_flight - in_flight.total, 0)
+        if any(not (q.namespaces or q.users or q.profiles) for q in self.queues):
+            room = min(room, sum(_free(q, in_flight) for q in self.queues))
+        return room
+
     def resolve(self, namespace: str, user_id: int, *, queue: str | None, profile: str | None) -> str | None:
         """The queue a task belongs to: the one its `info.queue` names (validated to exist), else the
         first whose lists match it, else None (no queue: only the global cap applies)."""
@@ -244,7 +255,7 @@ def select(
     none from a paused queue, none past a queue's `max_in_flight` or `max_starts_per_minute`.
 
     Across queues the best-ranked head goes first; inside a fair-share queue users take turns: the
-    user served longest ago goes first (`last_served`: user -> a number that grows with each tick;
+    user served longest ago goes first (`last_served`: user -> a number that grows with each launch;
     missing: never), ties to the one with the fewest in flight. A candidate listed twice counts once.
     """
     served = last_served or {}

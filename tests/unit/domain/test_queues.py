@@ -120,3 +120,16 @@ def test_among_users_with_as_few_in_flight_a_newcomer_goes_first_then_the_one_se
     tasks = cands((1, 1, 0, "q"), (2, 2, 0, "q"), (3, 3, 0, "q"), (9, 4, 0, "q"))
     chosen = select(tasks, InFlight(), queues, 4, last_served={1: 7, 2: 5, 3: 6})
     assert [c.user_id for c in chosen] == [4, 2, 3, 1]
+
+
+def test_room_is_the_free_slots_when_a_queue_takes_every_task() -> None:
+    limited = Queue("a", namespaces=frozenset({"a"}), max_in_flight=3)
+    rest = Queue("rest", max_in_flight=10, max_starts_per_minute=4)
+    in_flight = InFlight({("a", 1): 1, ("rest", 2): 8}, started_last_minute={"rest": 1})
+    assert Queues((limited, rest)).room(in_flight) == 2 + 2
+    assert Queues((limited, rest)).room(InFlight(in_flight.by_queue_user, paused=frozenset({"rest"}))) == 2
+    # No queue matches every task: a task in none has no limit but the global cap.
+    assert Queues((limited,)).room(in_flight) == float("inf")
+    assert Queues((limited,), max_in_flight=12).room(in_flight) == 3
+    assert Queues((limited, Queue("open"))).room(in_flight) == float("inf")
+    assert Queues((limited, rest), max_in_flight=9).room(in_flight) == 0

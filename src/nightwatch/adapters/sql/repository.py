@@ -238,23 +238,35 @@ class SqlTaskRepository:
         def run(conn: Connection) -> list[Task]:
             # One UNION ALL of per-user heads per chunk of users: each arm an equality range on
             # (Normal, NULL, user_id) in id order, stopped after per_user rows. The statement text is
-            # built once per arm count (building Core expressions per tick cost more than running them).
+            # built once per arm count (building Core expressions per tick cost more than running them),
+            # and the arm count is rounded up to a multiple of _ARMS_STEP by repeating the last user
+            # (its rows are dropped once): a new count per tick made each tick compile and prepare
+            # a new statement, which cost more than running it.
             tasks: list[Task] = []
+            seen: set[TaskId] = set()
             unique = sorted(set(user_ids))
             for start in range(0, len(unique), _USERS_PER_STATEMENT):
                 chunk = unique[start : start + _USERS_PER_STATEMENT]
-                params: dict[str, Any] = {f"u{i}": user for i, user in enumerate(chunk)}
+                arms = min(-(-len(chunk) // _ARMS_STEP) * _ARMS_STEP, _USERS_PER_STATEMENT)
+                params: dict[str, Any] = {f"u{i}": chunk[min(i, len(chunk) - 1)] for i in range(arms)}
                 params |= {"per_user": per_user, **_skip_params(None, 0, _pads(conn))}
                 params.pop("steps")
-                tasks.extend(to_tasks(conn.execute(_heads_query(len(chunk), _pads(conn), _steers(conn)), params)))
+                for found in to_tasks(conn.execute(_heads_query(arms, _pads(conn), _steers(conn)), params)):
+                    if found.id not in seen:
+                        seen.add(found.id)
+                        tasks.append(found)
             return tasks
 
         return self._run(run, "list ready tasks of users")
 
     def count_in_flight(self, *, started_since: datetime) -> InFlight:
         in_flight = _status_is([str(s) for s in IN_FLIGHT_STATUSES], pads=self._pads)
+        # `message IS NOT NULL` first: a hand-written Pending row has none, and NOT (... LIKE NULL) is
+        # NULL, which would leave it out of the count and let a queue pass its limit.
         held_by_kueue = sa.and_(
-            task.c.status == str(TaskStatus.PENDING), task.c.message.like(KUEUE_QUEUED_PREFIX + "%")
+            task.c.status == str(TaskStatus.PENDING),
+            task.c.message.is_not(None),
+            task.c.message.like(KUEUE_QUEUED_PREFIX + "%"),
         )
         recent = sa.case((task.c.started_at >= started_since, 1), else_=0)
         query = (
@@ -557,6 +569,8 @@ def _skip_params(after: int | None, steps: int, pads: bool) -> dict[str, Any]:
 
 
 _USERS_PER_STATEMENT = 100
+_ARMS_STEP = 10
+"""A heads statement has a multiple of this many arms (at most _USERS_PER_STATEMENT): a few texts."""
 
 _TASK_COLUMN_LIST = ", ".join(c.name for c in TASK_COLUMNS)
 

@@ -29,7 +29,8 @@ class QueueWorld:
 
     def leader(self) -> DispatchTasks:
         """A fresh DispatchTasks (a new leader): nothing carried over in memory."""
-        fence = FixedFence(self.repo.advance_epoch())
+        self.epoch = self.repo.advance_epoch()
+        fence = FixedFence(self.epoch)
         return DispatchTasks(
             self.repo,
             self.runner,
@@ -45,10 +46,14 @@ class QueueWorld:
         body = json.dumps({**INFO, **info})
         return self.repo.add(NewTask(name, namespace, body, user, priority=priority), self.clock.now()).id
 
-    def finish(self, task_id: TaskId) -> None:
+    def finish(self, task_id: TaskId, *, same_leader: bool = False) -> None:
+        """The task's Job ends (a sync writes it); by a new leader unless `same_leader`."""
         task = self.repo.get(task_id)
         change = task.observe(JobObservation(JobPhase.SUCCEEDED), self.clock.now())
         assert change is not None
+        if same_leader:
+            self.repo.apply([change], epoch=self.epoch)
+            return
         self.repo.apply([change], epoch=self.repo.advance_epoch())
         self.dispatch = self.leader()
 
@@ -96,6 +101,26 @@ def test_fair_share_gives_the_small_user_its_first_job_in_the_first_tick() -> No
     users = [w.repo.get(t).user_id for t in w.in_flight()]
     assert sorted(users) == [1, 1, 2, 2]
     assert small[0] in w.in_flight()
+
+
+def test_fair_share_turns_follow_the_launch_order_not_the_tick() -> None:
+    # Users 1 and 2 launch in one tick, in that order; user 2's Job ends, user 3 takes the next
+    # slot. The next slot is user 1's turn (served before user 2), although user 2 has none in flight.
+    w = QueueWorld(Queue("q", fair_share=True), max_in_flight=2)
+    for user in (1, 2, 3):
+        for i in range(3):
+            w.add(f"u{user}-{i}", user=user)
+
+    def launched_users() -> list[int]:
+        before = set(w.in_flight())
+        assert w.dispatch().launched >= 1
+        return sorted(w.repo.get(t).user_id for t in set(w.in_flight()) - before)
+
+    assert launched_users() == [1, 2]
+    w.finish(next(t for t in w.in_flight() if w.repo.get(t).user_id == 2), same_leader=True)
+    assert launched_users() == [3]
+    w.finish(next(t for t in w.in_flight() if w.repo.get(t).user_id == 3), same_leader=True)
+    assert launched_users() == [1]
 
 
 def test_the_global_cap_holds_across_queues_and_no_queue() -> None:
