@@ -94,9 +94,9 @@ class ApiCaller:
         delay = min(self._cap, self._base * float(2 ** (attempt - 1)))
         return delay * (0.5 + self._jitter() / 2)
 
-    def throttle(self) -> None:
-        """Take a token from the rate limiter for a request made outside `call` (a watch)."""
-        self._limiter.acquire()
+    def throttle(self, *, background: bool = False) -> None:
+        """Take a token from the rate limiter for a request made outside `call` (a watch, a log)."""
+        self._limiter.acquire(background=background)
 
     def call(
         self, what: str, fn: Callable[..., Any], *args: Any, parse: bool = True, background: bool = False, **kwargs: Any
