@@ -143,3 +143,22 @@ def test_read_task_logs_follows_a_running_task_across_a_cut_without_repeating(
     assert done.wait(5)
     assert b"".join(got) == b"line 1\nline 2\n"
     assert server.pod_logs.follows_open == 0
+
+
+def test_captured_logs_wait_for_spare_tokens_and_a_users_read_does_not(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    """Capturing every finished attempt's output (a pod list and a log read per Job) at the default 50
+    qps put creates behind it; it takes only the tokens above half the burst, a user's read any."""
+    server, api = kube
+    slept: list[float] = []
+    runner = KubernetesJobRunner(api, KubernetesSettings(qps=20, burst=6), sleep=slept.append)
+    add_pod(server, "logs-job-a", "2026-01-01T10:00:00Z")
+    server.pod_logs.write("default", "logs-job-a", b"out\n")
+    assert runner.logs.read(REF, tail_lines=None, limit_bytes=100) == b"out\n"  # 2 of 6 tokens
+    assert slept == []
+    assert runner.captured_logs.read(REF, tail_lines=None, limit_bytes=100) == b"out\n"
+    assert slept and all(s > 0 for s in slept)  # it waited for tokens above the reserve of 2.5
+    slept.clear()
+    assert runner.logs.read(REF, tail_lines=None, limit_bytes=100) == b"out\n"  # not behind it
+    assert slept == []

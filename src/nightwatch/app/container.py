@@ -97,6 +97,12 @@ def _runner_logs(runner: JobRunner) -> JobLogs:
     return logs
 
 
+def _runner_captured_logs(runner: JobRunner) -> JobLogs:
+    """The same for the `capture_logs` watcher, whose requests wait for the rate limiter's spare tokens."""
+    logs: JobLogs = runner.captured_logs  # type: ignore[attr-defined]
+    return logs
+
+
 def _local_logs(settings: LocalRunnerSettings) -> JobLogs:
     # Only the Job directories: `nightwatch logs` need not start a local runner (which sweeps them).
     from nightwatch.adapters.local.logs import LocalJobLogs
@@ -367,10 +373,16 @@ class Container(containers.DeclarativeContainer):
 
     outbox = providers.Singleton(_outbox, repository)
     task_logs = providers.Singleton(_task_logs, repository)
+    local_logs = providers.Singleton(_local_logs, settings.provided.runner)
     job_logs = providers.Selector(
         settings.provided.runner.backend,
-        local=providers.Singleton(_local_logs, settings.provided.runner),
+        local=local_logs,
         kubernetes=providers.Singleton(_runner_logs, runner),
+    )
+    captured_logs = providers.Selector(
+        settings.provided.runner.backend,
+        local=local_logs,
+        kubernetes=providers.Singleton(_runner_captured_logs, runner),
     )
     webhook_poster = providers.Resource(_webhook_poster, settings.provided.notify.workers)
     read_logs = providers.Singleton(
@@ -397,7 +409,7 @@ class Container(containers.DeclarativeContainer):
         outbox=outbox,
         poster=webhook_poster,
         notify=settings.provided.notify,
-        job_logs=job_logs,
+        job_logs=captured_logs,
         task_logs=task_logs,
         logs=settings.provided.logs,
         queues=queues,

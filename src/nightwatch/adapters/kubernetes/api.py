@@ -105,6 +105,7 @@ class KubeApi:
         label_selector: str | None = MANAGED_SELECTOR,
         log_forbidden: bool = True,
         versions: list[str] | None = None,
+        background: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """Every nightwatch object of a kind in a namespace (Events: every one the field selector
         matches, they carry no labels of ours): one list call per page.
@@ -134,7 +135,13 @@ class KubeApi:
                 query.append(("continue", token))
             try:
                 page = self.calls.call(
-                    f"list {what} in {namespace}", self.request, "GET", path, {"namespace": namespace}, query=query
+                    f"list {what} in {namespace}",
+                    self.request,
+                    "GET",
+                    path,
+                    {"namespace": namespace},
+                    query=query,
+                    background=background,
                 )
             except ApiException as exc:
                 if token and exc.status == 410 and expired < MAX_EXPIRED_CONTINUES:

@@ -107,14 +107,28 @@ def _watchable(namespace: str) -> bool:
     return True
 
 
-def _seen_by_sync(job: dict[str, Any] | None) -> Any:
+def _seen_by_sync(job: dict[str, Any] | None, *, uid: bool = True) -> Any:
     """What of a trimmed Job can change its task's observation: everything but the finalizers (nightwatch's
     own release patch changes only those, and must not queue every task it just finished again)."""
     if job is None:
         return None
     meta = job["metadata"]
     labels, annotations = meta.get("labels"), meta.get("annotations")
-    return (job["status"], meta.get("uid"), meta.get("deletionTimestamp"), labels, annotations, job.get("spec"))
+    return (
+        job["status"],
+        meta.get("uid") if uid else None,
+        meta.get("deletionTimestamp"),
+        labels,
+        annotations,
+        job.get("spec"),
+    )
+
+
+def _changed_for_sync(before: dict[str, Any] | None, after: dict[str, Any] | None) -> bool:
+    # A Job assumed from our own create has no uid yet: its first event from the watch adds one, which
+    # alone is no news (else every launched task is read twice).
+    assumed = before is not None and after is not None and "uid" not in before["metadata"]
+    return bool(_seen_by_sync(before, uid=not assumed) != _seen_by_sync(after, uid=not assumed))
 
 
 def _task_id(job: dict[str, Any]) -> TaskId | None:
@@ -296,7 +310,7 @@ class NamespaceInformer:
             old = self._jobs
             for name in old.keys() | fresh.keys():
                 before, after = old.get(name), fresh.get(name)
-                if _seen_by_sync(before) != _seen_by_sync(after):
+                if _changed_for_sync(before, after):
                     changed.update(t for t in (_task_id(before or {}), _task_id(after or {})) if t is not None)
             self._jobs = fresh
             self._waiting = {n for n, j in fresh.items() if _waiting(j)}
@@ -374,7 +388,7 @@ class NamespaceInformer:
                         self._waiting.discard(name)
             else:
                 return
-            if _seen_by_sync(after) != _seen_by_sync(before):
+            if _changed_for_sync(before, after):
                 changed.update(t for t in (_task_id(before or {}), _task_id(after or obj)) if t is not None)
         if isinstance(version, str) and version:
             self.resource_version = version

@@ -39,8 +39,9 @@ class Launcher:
         created: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         """`default_ttl`: `ttlSecondsAfterFinished` of a Job whose task sets none (None: keep finished Jobs).
-        `kueue`: the Kueue mode of a namespace (None: off). `created`: given (namespace, Job) as the
-        API server answered a create or an adoption's read (None: the answer is not even parsed)."""
+        `kueue`: the Kueue mode of a namespace (None: off). `created`: given (namespace, Job): the body
+        sent by a create the API server accepted (its answer is not parsed: a new Job has no status
+        yet), or the Job an adoption read."""
         self._api = api
         self._default_ttl = default_ttl
         self._kueue = kueue
@@ -52,9 +53,7 @@ class Launcher:
             request, default_ttl_seconds_after_finished=self._default_ttl, kueue=self._kueue(request.namespace)
         )
         try:
-            job = self._api.calls.call(
-                f"create Job {where}", self._api.create_job, request.namespace, body, parse=self._created is not None
-            )
+            self._api.calls.call(f"create Job {where}", self._api.create_job, request.namespace, body, parse=False)
         except ApiException as exc:
             if exc.status == 409:
                 return self._adopt(request)
@@ -63,8 +62,8 @@ class Launcher:
                 return self._adopt_over_quota(request, refusal)
             raise refusal from None
         logger.debug("created Job %s for task %s", where, request.task_id)
-        if self._created is not None and isinstance(job, dict):
-            self._created(request.namespace, job)
+        if self._created is not None:
+            self._created(request.namespace, body)
         return LaunchResult(request.job_name)
 
     def _adopt(self, request: LaunchRequest) -> LaunchResult:

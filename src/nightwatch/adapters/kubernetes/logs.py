@@ -29,10 +29,20 @@ CHUNK_BYTES = 16 * 1024
 
 
 class KubernetesJobLogs:
-    def __init__(self, api: KubeApi, *, request_timeout_seconds: float, read_timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        *,
+        request_timeout_seconds: float,
+        read_timeout_seconds: float = 30.0,
+        background: bool = False,
+    ) -> None:
+        """`background`: its requests take only the rate limiter's spare tokens (capturing every finished
+        attempt's output must not delay a create; a user reading a log goes first)."""
         self._api = api
         self._timeout = request_timeout_seconds
         self._read_timeout = read_timeout_seconds
+        self._background = background
 
     def read(self, ref: JobRef, *, tail_lines: int | None, limit_bytes: int) -> bytes:
         pod = self._newest_pod(ref)
@@ -73,7 +83,11 @@ class KubernetesJobLogs:
             raise LogsUnavailable(impossible)
         pods = list(
             self._api.list(
-                ref.namespace, "/api/v1/namespaces/{namespace}/pods", "pods", label_selector=f"job-name={ref.job_name}"
+                ref.namespace,
+                "/api/v1/namespaces/{namespace}/pods",
+                "pods",
+                label_selector=f"job-name={ref.job_name}",
+                background=self._background,
             )
         )
         named = [p for p in pods if isinstance((p.get("metadata") or {}).get("name"), str)]
@@ -83,6 +97,7 @@ class KubernetesJobLogs:
         return str(newest["metadata"]["name"])
 
     def _open(self, ref: JobRef, pod: str, query: list[tuple[str, Any]], *, timeout: Any) -> Any:
+        self._api.calls.throttle(background=self._background)
         try:
             return self._api.request(
                 "GET",

@@ -77,18 +77,19 @@ class Releaser:
 
     def _release_or_error(self, ref: JobRef) -> RetryableError | None:
         try:
-            self.release_one(ref)
+            # Finished Jobs' releases may wait: they take only the rate limiter's spare tokens.
+            self.release_one(ref, background=True)
         except RetryableError as exc:
             return exc
         return None
 
-    def release_one(self, ref: JobRef) -> None:
+    def release_one(self, ref: JobRef, *, background: bool = False) -> None:
         """Remove our finalizer from the task's Job: one tested JSON patch, or a read and a second one."""
         if why_no_job_can_exist(ref):
             return
         where = f"{ref.namespace}/{ref.job_name}"
         try:
-            self._patch_job(ref, release_patch(ref.task_id))
+            self._patch_job(ref, release_patch(ref.task_id), background=background)
             return
         except ApiException as exc:
             if exc.status == 404:
@@ -100,7 +101,11 @@ class Releaser:
         # A test failed: not at index 0, not held any more, or another task's Job. Look.
         try:
             job = self._api.calls.call(
-                f"read Job {where}", self._api.batch.read_namespaced_job, ref.job_name, ref.namespace
+                f"read Job {where}",
+                self._api.batch.read_namespaced_job,
+                ref.job_name,
+                ref.namespace,
+                background=background,
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -110,12 +115,12 @@ class Releaser:
         if task_id_of(job) != str(ref.task_id) or OUTCOME_FINALIZER not in finalizers:
             return
         try:
-            self._patch_job(ref, release_patch(ref.task_id, finalizers.index(OUTCOME_FINALIZER)))
+            self._patch_job(ref, release_patch(ref.task_id, finalizers.index(OUTCOME_FINALIZER)), background=background)
         except ApiException as exc:
             if exc.status != 404:
                 raise RetryableError(f"cannot release Job {where}: {api_message(exc)}") from None
 
-    def _patch_job(self, ref: JobRef, patch: list[dict[str, Any]]) -> None:
+    def _patch_job(self, ref: JobRef, patch: list[dict[str, Any]], *, background: bool) -> None:
         self._api.calls.call(
             f"release Job {ref.namespace}/{ref.job_name}",
             self._api.request,
@@ -125,6 +130,7 @@ class Releaser:
             body=patch,
             content_type="application/json-patch+json",
             parse=False,
+            background=background,
         )
 
     def held(self, namespace: str, *, unfinished: bool = False) -> list[JobRef]:

@@ -94,17 +94,20 @@ class ApiCaller:
         delay = min(self._cap, self._base * float(2 ** (attempt - 1)))
         return delay * (0.5 + self._jitter() / 2)
 
-    def throttle(self) -> None:
-        """Take a token from the rate limiter for a request made outside `call` (a watch)."""
-        self._limiter.acquire()
+    def throttle(self, *, background: bool = False) -> None:
+        """Take a token from the rate limiter for a request made outside `call` (a watch, a log)."""
+        self._limiter.acquire(background=background)
 
-    def call(self, what: str, fn: Callable[..., Any], *args: Any, parse: bool = True, **kwargs: Any) -> Any:
+    def call(
+        self, what: str, fn: Callable[..., Any], *args: Any, parse: bool = True, background: bool = False, **kwargs: Any
+    ) -> Any:
         """`fn(*args, **kwargs)` with retries; returns the parsed JSON body (None if empty, or if not `parse`).
+        `background`: work that may wait (a release): it takes only the rate limiter's spare tokens.
 
         Raises ApiException for a non-retryable HTTP error, RetryableError once attempts run out.
         """
         for attempt in range(1, self._max_attempts + 1):
-            self._limiter.acquire()
+            self._limiter.acquire(background=background)
             try:
                 response = fn(*args, _preload_content=False, _request_timeout=self._timeout, **kwargs)
                 try:

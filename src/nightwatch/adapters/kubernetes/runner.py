@@ -75,7 +75,11 @@ class KubernetesJobRunner:
         )
         self._api = KubeApi(api_client, calls, page_size=settings.list_page_size)
         self.logs = KubernetesJobLogs(self._api, request_timeout_seconds=settings.request_timeout_seconds)
-        """The `JobLogs` port over the same client and rate limit."""
+        """The `JobLogs` port over the same client and rate limit, for users reading a task's output."""
+        self.captured_logs = KubernetesJobLogs(
+            self._api, request_timeout_seconds=settings.request_timeout_seconds, background=True
+        )
+        """The same, for the `capture_logs` watcher: from the rate limiter's spare tokens only."""
         self._informers = Informers(
             self._api,
             watch_timeout=settings.watch_timeout_seconds,

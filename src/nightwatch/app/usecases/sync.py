@@ -135,7 +135,13 @@ class SyncTasks:
             self._not_yet_in_flight = set()
         if self._term is None or self._monotonic() >= self._next_full:
             self._next_full = self._monotonic() + self._settings.resync_seconds
-            report = self._full_pass(lambda: self._same_term(epoch), self._feed)
+            try:
+                report = self._full_pass(lambda: self._same_term(epoch), self._feed)
+            except BaseException:
+                # It took the queued changes and read nothing (the database, the fence): only another
+                # full pass can find them, the next tick's, not the resync's.
+                self._next_full = 0.0
+                raise
             self._term = epoch
             return report
         report = SyncReport()

@@ -82,3 +82,32 @@ def test_acquire_sleeps_for_its_reservation() -> None:
 def test_a_burst_of_zero_still_lets_requests_through_at_qps() -> None:
     bucket = TokenBucket(qps=5, burst=0, clock=lambda: 0.0)
     assert [bucket.reserve() for _ in range(2)] == pytest.approx([0.0, 0.2])
+
+
+def test_background_callers_take_only_spare_tokens_and_never_queue_ahead() -> None:
+    """A release waits while creates use the bucket: it takes a token only above half the burst, and
+    never borrows one from the future (a create that comes after it is not queued behind it)."""
+    t = FakeTime()
+    bucket = TokenBucket(qps=10, burst=5, clock=t.clock, sleep=t.sleep)
+    assert [bucket.reserve_spare() for _ in range(3)] == [0.0, 0.0, 0.0]  # 5 tokens: spare down to 2
+    assert bucket.reserve_spare() == pytest.approx(0.1)  # 2 left: the next must wait for a third
+    assert [bucket.reserve() for _ in range(2)] == [0.0, 0.0]  # the others still get the reserve
+    assert bucket.reserve() == pytest.approx(0.1)  # and then queue at qps, as before
+    assert bucket.reserve_spare() == pytest.approx(0.4)  # 1 borrowed: 4 tenths until 3 are there
+    t.now = 10.0
+    assert bucket.reserve_spare() == 0.0  # refilled
+
+
+def test_a_background_acquire_waits_and_retries_until_a_spare_token() -> None:
+    t = FakeTime()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        t.now += seconds
+
+    bucket = TokenBucket(qps=10, burst=3, clock=t.clock, sleep=sleep)
+    for _ in range(3):
+        bucket.acquire()
+    bucket.acquire(background=True)  # empty: waits until 1 spare token (2 accrued) is there
+    assert sum(slept) == pytest.approx(0.2)

@@ -220,6 +220,30 @@ def test_a_change_whose_write_failed_is_not_lost(world: tuple) -> None:  # type:
     assert report.full and repo.get(ids[0]).status is TaskStatus.SUCCEEDED
 
 
+def test_a_full_pass_that_failed_is_tried_again_until_one_succeeds(world: tuple) -> None:  # type: ignore[type-arg]
+    """A database outage outlasting a tick: the full pass after a failed round fails too (its reads),
+    having taken the queued changes. The one after must be a full pass again, not the resync's in 600
+    s. Seen in the --long MariaDB outage test: two tasks left Running."""
+    repo, runner, fence, _clock, sync = world
+    ids = running(repo, runner, 1, fence.epoch())
+    sync()
+    runner.set_observation("ns0", "t0", JobObservation(JobPhase.SUCCEEDED, "Completed", "done"))
+    runner.queued = {ids[0]}
+    get_many, list_by_status = repo.get_many, repo.list_by_status
+
+    def down(*args: object, **kwargs: object) -> object:
+        raise RetryableError("database unavailable")
+
+    repo.get_many = down  # type: ignore[method-assign,assignment]
+    repo.list_by_status = down  # type: ignore[method-assign,assignment]
+    for _ in range(2):  # the failed round, then the failed full pass
+        with pytest.raises(RetryableError):
+            sync()
+    repo.get_many, repo.list_by_status = get_many, list_by_status  # type: ignore[method-assign]
+    report = sync()
+    assert report.full and repo.get(ids[0]).status is TaskStatus.SUCCEEDED
+
+
 def test_a_change_heard_before_dispatch_wrote_its_task_pending_is_kept(world: tuple) -> None:  # type: ignore[type-arg]
     """A Job can finish (and its events arrive) before its task's Pending write is committed: the
     change must wait for the row, not be dropped (the task would then sit Pending until the resync)."""
