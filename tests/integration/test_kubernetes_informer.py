@@ -218,13 +218,15 @@ class Fence:
         return self.current
 
 
-def dispatched(repo: MemoryTaskRepository, runner: KubernetesJobRunner, count: int, epoch: int) -> list[TaskId]:
+def dispatched(
+    repo: MemoryTaskRepository, runner: KubernetesJobRunner, count: int, epoch: int, *, prefix: str = "job"
+) -> list[TaskId]:
     from datetime import UTC, datetime
 
     now = datetime.now(UTC)
     ids = []
     for i in range(count):
-        task = repo.add(NewTask(f"job-{i}", "default", '{"image": "alpine"}'), now)
+        task = repo.add(NewTask(f"{prefix}-{i}", "default", '{"image": "alpine"}'), now)
         repo.apply([task.start(task.name, now)], epoch=epoch)
         runner.launch(LaunchRequest(task.id, task.name, "default", JobSpec(image="alpine")))
         ids.append(task.id)
@@ -333,25 +335,12 @@ def test_a_launched_job_is_in_the_cache_at_once_so_sync_reads_nothing_for_it(
         fake.inject("delay", verb="watch", seconds=5, delay_seconds=3)  # its ADDED events come late
         wait_for(lambda: informer.watches >= 1)
         fake.reset_counters()
-        ids = [TaskId(int(t)) for t in dispatched_more(repo, runner, 20, epoch)]
+        ids = dispatched(repo, runner, 20, epoch, prefix="more")
         sync()
         assert {repo.get(t).status for t in ids} == {TaskStatus.PENDING}
         assert fake.counters.get("get", 0) == 0  # no Job read by name: the launch cached them
     finally:
         runner.close()
-
-
-def dispatched_more(repo: MemoryTaskRepository, runner: KubernetesJobRunner, count: int, epoch: int) -> list[TaskId]:
-    from datetime import UTC, datetime
-
-    now = datetime.now(UTC)
-    ids = []
-    for i in range(count):
-        task = repo.add(NewTask(f"more-{i}", "default", '{"image": "alpine"}'), now)
-        repo.apply([task.start(task.name, now)], epoch=epoch)
-        runner.launch(LaunchRequest(task.id, task.name, "default", JobSpec(image="alpine")))
-        ids.append(task.id)
-    return ids
 
 
 def test_step_down_stops_the_watch_and_a_new_term_never_writes_what_the_old_one_heard(

@@ -44,14 +44,18 @@ class TokenBucket:
     def enabled(self) -> bool:
         return self.qps > 0
 
+    def _refill(self) -> None:
+        """Add the tokens accrued since the last call, up to the burst (the lock is held)."""
+        now = self._clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
+        self._last = now
+
     def reserve(self) -> float:
         """Take one token (possibly borrowed from the future); return how long to wait before using it."""
         if not self.enabled:
             return 0.0
         with self._lock:
-            now = self._clock()
-            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
-            self._last = now
+            self._refill()
             self._tokens -= 1.0
             # A negative balance is a queue of reservations: this caller waits for its token to accrue.
             return 0.0 if self._tokens >= 0 else -self._tokens / self.qps
@@ -62,9 +66,7 @@ class TokenBucket:
         if not self.enabled:
             return 0.0
         with self._lock:
-            now = self._clock()
-            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
-            self._last = now
+            self._refill()
             if self._tokens - 1.0 >= self._reserve:
                 self._tokens -= 1.0
                 return 0.0
