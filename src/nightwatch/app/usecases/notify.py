@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from nightwatch.domain.errors import LeadershipLost, NightwatchError, TaskNotFound
+from nightwatch.domain.errors import LeadershipLost, NightwatchError, RetryableError, TaskNotFound
 from nightwatch.domain.model import Task
 from nightwatch.domain.notifications import (
     DELIVERY_HEADER,
@@ -155,6 +155,9 @@ class SendNotifications:
         except LeadershipLost:
             # A successor owns the outbox now; it sends this entry again under the same id.
             logger.info("notification %d not recorded: leadership lost", entry.id)
+        except RetryableError as exc:
+            # The database went away mid-delivery (an outage): not a bug; the entry is still pending.
+            logger.warning("notification %d: %s; tried again next tick", entry.id, exc)
         except Exception:
             logger.exception("notification %d: unexpected error; tried again next tick", entry.id)
         finally:
