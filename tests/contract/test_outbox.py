@@ -16,7 +16,7 @@ from nightwatch.adapters.memory import MemoryOutbox, MemoryTaskLogs, MemoryTaskR
 from nightwatch.adapters.sql.outbox import SqlOutbox
 from nightwatch.adapters.sql.tasklog import SqlTaskLogs
 from nightwatch.domain.errors import LeadershipLost
-from nightwatch.domain.model import StatusChange, TaskStatus
+from nightwatch.domain.model import JobObservation, JobPhase, StatusChange, TaskStatus
 from nightwatch.domain.notifications import RETRYING, DeliveryOutcome, DeliveryState
 from nightwatch.domain.ports import Outbox, TaskLogStore, TaskRepository
 from tests.contract.test_repository import NOW, REPOSITORY_BACKENDS, add
@@ -101,6 +101,30 @@ def test_a_big_batch_records_every_winner(repo: TaskRepository) -> None:
     assert len(result.applied) == 619 and result.lost == (ids[3],)
     events = outbox_of(repo).recent(limit=1000)
     assert len(events) == 620 and sorted(e.task_id for e in events) == sorted(ids)
+
+
+def test_one_batch_of_mixed_changes_records_each_rows_own_event_message_and_attempt(repo: TaskRepository) -> None:
+    # The SQL insert copies from the rows just written and renders a value per row only where the
+    # batch disagrees: a batch mixing ends, a retry and a start must still give each row its own.
+    epoch = repo.advance_epoch()
+    ids = [add(repo, f"mixed-{i}") for i in range(4)]
+    repo.apply([repo.get(i).start(f"mixed-{i}", NOW) for i in ids[:3]], epoch=epoch)
+    ok, bad, again = (repo.get(i) for i in ids[:3])
+    changes = [
+        ok.observe(JobObservation(JobPhase.SUCCEEDED, message="all done"), NOW),
+        bad.fail("boom", NOW),
+        again.retry(NOW + timedelta(minutes=1), NOW, "oom, retrying"),
+        repo.get(ids[3]).start("mixed-3", NOW),
+    ]
+    assert all(c is not None for c in changes)
+    repo.apply([c for c in changes if c is not None], epoch=epoch)
+    events = {e.task_id: (e.event, e.message, e.attempt) for e in outbox_of(repo).recent()}
+    assert events == {
+        ok.id: ("Succeeded", "all done", 1),
+        bad.id: ("Failed", "boom", 1),
+        again.id: (RETRYING, "oom, retrying", 2),
+    }
+    assert sorted((c.task_id, c.attempt) for c in logs_of(repo).uncaptured()) == [(ok.id, 1), (bad.id, 1)]
 
 
 def test_due_keeps_each_tasks_events_in_order_and_honours_exclude_and_not_before(repo: TaskRepository) -> None:

@@ -25,6 +25,7 @@ from nightwatch.domain.submission import SubmissionPolicy
 from tests.fakekube.controller import disrupted_pod, failed_pod, job_status
 from tests.fakekube.fixtures import api_client_for
 from tests.fakekube.server import FakeKubeServer
+from tests.support.waiting import wait_until
 
 S = TaskStatus
 QUICK = RetrySettings(default=RetrySpec(infrastructure_attempts=3, backoff_seconds=1, max_backoff_seconds=1))
@@ -115,8 +116,12 @@ def test_an_eviction_is_retried_to_success(leader: Leader) -> None:
     leader.succeed_attempt(task_id)
     leader.tick("sync")
     assert leader.repo.get(task_id).status is S.SUCCEEDED
-    # Both attempts' Jobs were released (no finalizer left), so the cluster may collect them.
-    assert all(not leader.fake.job("default", n)["metadata"].get("finalizers") for n in ("evicted", "evicted-r2"))
+    # Both attempts' Jobs were released (no finalizer left), so the cluster may collect them: in the
+    # background, once the tick has caught up.
+    def released() -> bool:
+        return all(not leader.fake.job("default", n)["metadata"].get("finalizers") for n in ("evicted", "evicted-r2"))
+
+    wait_until(released, 5, what="both attempts' Jobs released")
     steps = [(e.to_status, e.attempt, e.failure_class) for e in leader.repo.list_events(task_id)]
     assert ("Normal", 2, "infrastructure") in steps and steps[-1] == ("Succeeded", 2, "")
 

@@ -2,7 +2,7 @@
 `Outbox` port the webhook sender reads and records its progress through.
 
 `record_events` is called from `SqlTaskRepository.apply` for the rows of a chunk that won their
-compare-and-set: one multi-row INSERT, in the same transaction, so an event exists exactly when its
+compare-and-set: one INSERT ... SELECT from those rows, in the same transaction, so an event exists exactly when its
 status write does. Rows are written for every such change whatever webhooks are configured: the
 sender filters (so the repository needs no configuration, and a webhook added later still gets the
 events queued before). The sender's writes are conditional on the fencing epoch like every leader write.
@@ -17,11 +17,12 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from nightwatch.adapters.sql.batch import outbox_insert
 from nightwatch.adapters.sql.retry import DbRetry, with_retry
 from nightwatch.adapters.sql.tables import EPOCH_ROW_ID, leader_epoch, outbox
 from nightwatch.domain.errors import LeadershipLost
 from nightwatch.domain.model import StatusChange, TaskId, clip
-from nightwatch.domain.notifications import DeliveryOutcome, DeliveryState, OutboxEntry, event_of
+from nightwatch.domain.notifications import DeliveryOutcome, DeliveryState, OutboxEntry
 
 T = TypeVar("T")
 
@@ -40,31 +41,12 @@ _COLUMNS = (
 )
 
 
-def record_events(conn: Connection, changes: Sequence[StatusChange], now: datetime) -> int:
-    """Insert one outbox row per change worth telling (terminal, retry), in one statement; how many."""
-    rows: list[dict[str, Any]] = []
-    for change in changes:
-        event = event_of(change)
-        if event is None:
-            continue
-        rows.append(
-            {
-                "task_id": int(change.task_id),
-                # The change's attempt: for a terminal event the one that ended, for a retry the one
-                # it schedules (a move to Normal carries the next attempt). Only terminal events
-                # capture output so far: which attempt a retry ended is the retries branch's to say.
-                "attempt": int(change.attempt),
-                "event": event,
-                "message": change.message,
-                "created_at": now,
-                "state": str(DeliveryState.PENDING),
-                "tries": 0,
-                "log_pending": change.status.is_terminal,
-            }
-        )
-    if rows:
-        conn.execute(sa.insert(outbox).values(rows))
-    return len(rows)
+def record_events(conn: Connection, changes: Sequence[StatusChange]) -> None:
+    """Insert one outbox row per change worth telling (terminal, retry), in one statement
+    (`batch.outbox_insert`: copied from the rows the changes were just written to)."""
+    statement = outbox_insert(changes, dialect=conn.dialect)
+    if statement is not None:
+        conn.exec_driver_sql(*statement)
 
 
 def _entry(row: Any) -> OutboxEntry:

@@ -411,7 +411,7 @@ class SqlTaskRepository:
                 if matched == len(chunk):
                     applied.extend(c.task_id for c in chunk)
                     self._record(conn, chunk, epoch)
-                    record_events(conn, chunk, now)
+                    record_events(conn, chunk)
                     continue
                 rows = conn.execute(outcome_query(chunk)).all()
                 current = int(rows[0].epoch) if rows else None
@@ -421,7 +421,7 @@ class SqlTaskRepository:
                 applied.extend(c.task_id for c in chunk if c.task_id in won)
                 lost.extend(c.task_id for c in chunk if c.task_id not in won)
                 self._record(conn, [c for c in chunk if c.task_id in won], epoch)
-                record_events(conn, [c for c in chunk if c.task_id in won], now)
+                record_events(conn, [c for c in chunk if c.task_id in won])
             return WriteResult(tuple(applied), tuple(lost))
 
         try:

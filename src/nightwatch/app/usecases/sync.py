@@ -19,7 +19,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -146,35 +146,55 @@ class SyncTasks:
             return report
         report = SyncReport()
         carried, self._not_yet_in_flight = self._not_yet_in_flight, set()
-        for _ in range(self._settings.max_rounds_per_tick):
-            wait = self._last_round + self._settings.batch_window_seconds - self._monotonic()
-            if wait > 0:
-                self._sleep(wait)  # let more changes join this round
-            ids, carried = self._feed.take_changes() | carried, set()
-            if not ids:
-                break
-            self._last_round = self._monotonic()
-            try:
-                rows = self._repository.get_many(ids)
+        finished: list[JobRef] = []
+        try:
+            for _ in range(self._settings.max_rounds_per_tick):
+                wait = self._last_round + self._settings.batch_window_seconds - self._monotonic()
+                if wait > 0:
+                    self._sleep(wait)  # let more changes join this round
+                ids, carried = self._feed.take_changes() | carried, set()
+                if not ids:
+                    break
+                self._last_round = self._monotonic()
+                try:
+                    unseen = self._changed_round(sorted(ids), epoch, report, finished)
+                except BaseException:
+                    # The changes taken are not written (the database, the API, the fence): they are gone
+                    # from the feed, so the next tick is a full pass, which reads every in-flight row again.
+                    self._next_full = 0.0
+                    raise
+                if unseen:
+                    # A namespace could not be read (a 429, an outage): its changes would wait for the resync.
+                    self._next_full = 0.0
+                    self._wake()
+                    break
+            else:
+                self._wake()  # more is queued than one tick takes: another tick right after this one
+        finally:
+            # Released once the tick has caught up, not per round: each release is a request and a
+            # watch event of its own, and in a burst they would compete with the rows still to write.
+            report.released += self._release_in_background(finished)
+        return report
+
+    def _changed_round(self, ids: list[TaskId], epoch: int, report: SyncReport, finished: list[JobRef]) -> int:
+        """Read, observe and write the rows of changed Jobs a slice at a time, so one slice's rows are
+        read while the previous slice's writes run; returns how many could not be observed."""
+
+        def later(done: list[JobRef]) -> int:
+            finished.extend(done)
+            return 0  # counted when sent, at the tick's end
+
+        unseen = 0
+        with self._writes(lambda: self._same_term(epoch), report, later) as writes:
+            for start in range(0, len(ids), self._settings.write_batch_size):
+                rows = self._repository.get_many(ids[start : start + self._settings.write_batch_size])
                 # A Job's events can arrive before dispatch has written its task Pending (a Job completes
                 # in 300 ms; a write batch can wait out a 429): kept for the next tick, not dropped, or the
                 # task would wait for the resync. Terminal rows are dropped (their Jobs' last events).
                 self._not_yet_in_flight |= {t.id for t in rows if t.status is TaskStatus.NORMAL}
                 tasks = [t for t in rows if t.status in IN_FLIGHT_STATUSES and not t.cancel_requested]
-                unseen = self._observe_and_write(tasks, lambda: self._same_term(epoch), report, background=True)
-            except BaseException:
-                # The changes taken are not written (the database, the API, the fence): they are gone from
-                # the feed, so the next tick is a full pass, which reads every in-flight row again.
-                self._next_full = 0.0
-                raise
-            if unseen:
-                # A namespace could not be read (a 429, an outage): its changes would wait for the resync.
-                self._next_full = 0.0
-                self._wake()
-                break
-        else:
-            self._wake()  # more is queued than one tick takes: another tick right after this one
-        return report
+                unseen += self._observe(tasks, writes)
+        return unseen
 
     def _same_term(self, epoch: int) -> int:
         """The epoch to write under, only if it is still the one the changes were heard in."""
@@ -208,16 +228,25 @@ class SyncTasks:
             self._next_full = 0.0
         return report
 
-    def _observe_and_write(
-        self, tasks: list[Task], epoch: Callable[[], int], report: SyncReport, *, background: bool = False
-    ) -> int:
-        """Observe `tasks`, write what changed; returns how many could not be observed this time."""
+    def _observe_and_write(self, tasks: list[Task], epoch: Callable[[], int], report: SyncReport) -> int:
+        """Observe `tasks`, write what changed and release what ended; returns how many could not be
+        observed this time."""
         if not tasks:
             return 0
-        epoch()  # do not spend API calls when we are not the leader any more
+        with self._writes(epoch, report, self._release_now) as writes:
+            return self._observe(tasks, writes)
+
+    def _writes(self, epoch: Callable[[], int], report: SyncReport, release: Callable[[list[JobRef]], int]) -> _Writes:
+        return _Writes(self._write, self._settings, epoch, report, release)
+
+    def _observe(self, tasks: list[Task], writes: _Writes) -> int:
+        """Observe `tasks` and hand what changed to `writes`; returns how many could not be observed."""
+        if not tasks:
+            return 0
+        writes.epoch()  # do not spend API calls when we are not the leader any more
         refs = {t.id: JobRef.of(t) for t in tasks}
         observations = self._runner.observe(list(refs.values()))
-        report.observed += len(tasks)
+        writes.report.observed += len(tasks)
         now = self._clock.now()
         changes: list[StatusChange] = []
         unseen = 0
@@ -234,19 +263,7 @@ class SyncTasks:
                 continue
             if change is not None:
                 changes.append(change)
-        # Two writers: one chunk's statement is built while the database runs the other's. The
-        # chunks touch disjoint rows, and each checks the fence just before it is sent.
-        with ThreadPoolExecutor(self._settings.writers, thread_name_prefix="sync-writer") as writers:
-            pending = [
-                writers.submit(self._write, changes[start : start + self._settings.write_batch_size], epoch)
-                for start in range(0, len(changes), self._settings.write_batch_size)
-            ]
-            for future in pending:
-                result = future.result()  # re-raises LeadershipLost / RetryableError from a writer
-                report.changed += len(result.applied)
-                report.lost += len(result.lost)
-                report.released += self._release(result, changes, refs, background=background)
-                _count_attempts(report, result, changes)
+        writes.submit(changes, refs)
         return unseen
 
     def _policy_of(self, task: Task) -> RetryPolicy:
@@ -270,39 +287,32 @@ class SyncTasks:
             profile_default = None
         return resolve_policy(own, self._retry.default, profile_default)
 
-    def _release(
-        self, result: WriteResult, changes: list[StatusChange], refs: dict[TaskId, JobRef], *, background: bool
-    ) -> int:
-        """Let the cluster collect the Jobs whose outcome this write stored (only rows really written:
-        a row someone else moved on keeps its Job for whoever did). A failure is left to ReleaseJobs.
-
-        In the background (changes from the feed): one request per Job must not delay the next change
-        reaching its row; a release is harmless whoever leads by the time it is sent."""
-        # A retry (back to Normal) is the end of its attempt's Job too.
-        terminal = {c.task_id for c in changes if c.status.is_terminal or c.status is TaskStatus.NORMAL}
-        done = [refs[task_id] for task_id in result.applied if task_id in terminal]
-        if not done:
+    def _release_in_background(self, finished: list[JobRef]) -> int:
+        """Let the cluster collect these Jobs, off the path from a change to its row: one request per
+        Job must not delay the next change (a release is harmless whoever leads by the time it is sent)."""
+        if not finished:
             return 0
-        if background:
-            if self._releases is None:
-                self._releases = ThreadPoolExecutor(1, thread_name_prefix="sync-release")
-            self._releases.submit(self._release_in_background, done)
-            return len(done)
-        return self._release_now(done)
+        if self._releases is None:
+            self._releases = ThreadPoolExecutor(1, thread_name_prefix="sync-release")
+        self._releases.submit(self._release_logged, list(finished))
+        return len(finished)
 
-    def _release_in_background(self, done: list[JobRef]) -> None:
+    def _release_logged(self, finished: list[JobRef]) -> None:
         try:
-            self._release_now(done)
+            self._release_now(finished)
         except Exception:  # nobody waits for this future: say it here
-            logger.exception("releasing %d Job(s) failed unexpectedly; ReleaseJobs will find them", len(done))
+            logger.exception("releasing %d Job(s) failed unexpectedly; ReleaseJobs will find them", len(finished))
 
-    def _release_now(self, done: list[JobRef]) -> int:
-        try:
-            self._runner.release(done)
-        except RetryableError as exc:
-            logger.warning("stored the outcome of %d task(s) but could not release their Jobs yet: %s", len(done), exc)
+    def _release_now(self, finished: list[JobRef]) -> int:
+        if not finished:
             return 0
-        return len(done)
+        try:
+            self._runner.release(finished)
+        except RetryableError as exc:
+            n = len(finished)
+            logger.warning("stored the outcome of %d task(s) but could not release their Jobs yet: %s", n, exc)
+            return 0
+        return len(finished)
 
     def _write(self, chunk: list[StatusChange], epoch: Callable[[], int]) -> WriteResult:
         return self._repository.apply(chunk, epoch=epoch())
@@ -326,3 +336,53 @@ def _count_attempts(report: SyncReport, result: WriteResult, changes: list[Statu
         if change.failure_class and change.task_id in applied:
             outcome = "retried" if change.status is TaskStatus.NORMAL else "failed"
             report.attempts[(change.failure_class, outcome)] += 1
+
+
+class _Writes:
+    """The write batches of one pass or round, `writers` in flight at once: a chunk's statement is built
+    while the database runs the other's (the chunks touch disjoint rows, and each checks the fence just
+    before it is sent). Leaving the block waits for every batch and re-raises the first failure
+    (LeadershipLost, RetryableError); each batch's finished Jobs go to `release` in submission order.
+
+    Only rows really written release their Job (a row someone else moved on keeps its Job for whoever
+    did); a failure is left to ReleaseJobs."""
+
+    def __init__(
+        self,
+        write: Callable[[list[StatusChange], Callable[[], int]], WriteResult],
+        settings: SyncSettings,
+        epoch: Callable[[], int],
+        report: SyncReport,
+        release: Callable[[list[JobRef]], int],
+    ) -> None:
+        """`release`: called with each batch's finished Jobs; returns how many it released."""
+        self._write = write
+        self._batch_size = settings.write_batch_size
+        self.epoch = epoch
+        self.report = report
+        self._release = release
+        self._pool = ThreadPoolExecutor(settings.writers, thread_name_prefix="sync-writer")
+        self._pending: list[tuple[Future[WriteResult], list[StatusChange], dict[TaskId, JobRef]]] = []
+
+    def submit(self, changes: list[StatusChange], refs: dict[TaskId, JobRef]) -> None:
+        for start in range(0, len(changes), self._batch_size):
+            batch = changes[start : start + self._batch_size]
+            self._pending.append((self._pool.submit(self._write, batch, self.epoch), batch, refs))
+
+    def __enter__(self) -> _Writes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            for future, batch, refs in self._pending:
+                result = future.result()  # re-raises LeadershipLost / RetryableError from a writer
+                self.report.changed += len(result.applied)
+                self.report.lost += len(result.lost)
+                _count_attempts(self.report, result, batch)
+                # A retry (back to Normal) is the end of its attempt's Job too.
+                ended = {c.task_id for c in batch if c.status.is_terminal or c.status is TaskStatus.NORMAL}
+                done = [refs[task_id] for task_id in result.applied if task_id in ended]
+                if done:
+                    self.report.released += self._release(done)
+        finally:
+            self._pool.shutdown(wait=True)
