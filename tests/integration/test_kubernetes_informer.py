@@ -343,6 +343,36 @@ def test_a_launched_job_is_in_the_cache_at_once_so_sync_reads_nothing_for_it(
         runner.close()
 
 
+def test_a_launch_queues_nothing_and_an_adoption_queues_its_task(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    """A Job just created is in the cache from the body sent and its own events queue its task; an
+    adopted one (made before a crash) may have finished long ago and send no event again."""
+    from nightwatch.adapters.clock import SystemClock
+
+    fake, api = kube
+    repo = MemoryTaskRepository()
+    epoch = repo.advance_epoch()
+    runner = runner_for(api)
+    sync = SyncTasks(repo, runner, SystemClock(), Fence(epoch))
+    try:
+        (first,) = dispatched(repo, runner, 1, epoch)
+        sync()  # the term's full pass: follows "default"
+        informer = runner.informers.informer("default")
+        assert informer is not None and informer.wait_synced(10.0)
+        runner.take_changes()
+        fake.drop_watches()
+        fake.inject("delay", verb="watch", seconds=5, delay_seconds=3)  # no event arrives meanwhile
+        wait_for(lambda: informer.watches >= 1)
+        launched = dispatched(repo, runner, 5, epoch, prefix="fresh")
+        assert runner.take_changes() == set()  # sync reads back none of the rows dispatch just wrote
+        again = runner.launch(LaunchRequest(first, "job-0", "default", JobSpec(image="alpine")))
+        assert again.adopted and runner.take_changes() == {first}
+        assert all(t not in runner.take_changes() for t in launched)
+    finally:
+        runner.close()
+
+
 def test_step_down_stops_the_watch_and_a_new_term_never_writes_what_the_old_one_heard(
     kube: tuple[FakeKubeServer, client.ApiClient],
 ) -> None:

@@ -122,9 +122,13 @@ class KubernetesJobRunner:
         result = self._launcher.launch(request)
         if self._watch:
             self._informers.ensure(request.namespace)
-            # Queued as changed: an adopted Job (created before a crash or an outage) may have finished
-            # long ago and send no event again, and a new one's events may beat its Pending write.
-            self._informers.queue.add({request.task_id})
+            if result.adopted:
+                # Queued as changed: an adopted Job (created before a crash or an outage) may have finished
+                # long ago and send no event again. A Job just created needs nothing: it is in the cache
+                # from the body sent, its events queue its task, and an event that beats the Pending
+                # write is read again next tick (sync carries rows it found still Normal). Queueing
+                # every launch made sync read back each row dispatch had just written.
+                self._informers.queue.add({request.task_id})
         return result
 
     # -- ChangeFeed ---------------------------------------------------------------------------------
