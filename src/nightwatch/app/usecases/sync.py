@@ -160,8 +160,10 @@ class SyncTasks:
                     unseen = self._changed_round(sorted(ids), epoch, report, finished)
                 except BaseException:
                     # The changes taken are not written (the database, the API, the fence): they are gone
-                    # from the feed, so the next tick is a full pass, which reads every in-flight row again.
+                    # from the feed, so the next tick is a full pass, which reads every in-flight row again,
+                    # and reads these again after it (a row still Normal now is not in that pass).
                     self._next_full = 0.0
+                    self._not_yet_in_flight |= ids
                     raise
                 if unseen:
                     # A namespace could not be read (a 429, an outage): its changes would wait for the resync.
@@ -210,8 +212,11 @@ class SyncTasks:
             # read, not after: a task dispatched after the read, whose Job changed before the take, would
             # lose its change to the take and wait for the next resync (seen: tasks stuck Pending after a
             # failover, a 429 window, a database outage; each starts with a full pass).
-            feed.take_changes()
+            # A taken change whose row is not in flight yet (its Job's events beat dispatch's Pending write)
+            # is read again after this pass, like a round's: no other event may come for it.
+            self._not_yet_in_flight |= feed.take_changes()
         tasks = self._in_flight()
+        self._not_yet_in_flight -= {t.id for t in tasks}
         if feed is not None:
             epoch()  # never follow anything for a term that is over
             feed.follow({t.namespace for t in tasks}, self._wake)

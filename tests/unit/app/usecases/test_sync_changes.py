@@ -257,3 +257,42 @@ def test_a_change_heard_before_dispatch_wrote_its_task_pending_is_kept(world: tu
     repo.apply([repo.get(task.id).start("early", NOW)], epoch=fence.epoch())  # dispatch's write lands
     report = sync()  # no new event: only the kept change can bring it
     assert report.observed == 1 and repo.get(task.id).status is TaskStatus.SUCCEEDED
+
+
+def test_a_change_heard_before_the_pending_write_survives_a_full_pass(world: tuple) -> None:  # type: ignore[type-arg]
+    """A full pass takes the queued changes and reads the rows in flight: a change whose row is still
+    Normal is not in it, and no other event may come for it (seen: tasks stuck Pending through API
+    faults, each failed round making the next tick a full pass)."""
+    repo, runner, fence, clock, sync = world
+    sync()  # the term's full pass: nothing in flight yet
+    task = repo.add(NewTask("early", "ns0", '{"image": "alpine"}'), NOW)
+    runner.launch(LaunchRequest(task.id, task.name, task.namespace, JobSpec(image="alpine")))
+    runner.set_observation("ns0", "early", JobObservation(JobPhase.SUCCEEDED, "Completed", "done"))
+    runner.queued = {task.id}  # heard while the row is still Normal
+    clock.now += 601  # the next tick is a full pass (a resync; a failed round does the same)
+    assert sync().full
+    repo.apply([repo.get(task.id).start("early", NOW)], epoch=fence.epoch())  # dispatch's write lands
+    report = sync()  # no new event: only the kept change can bring it
+    assert report.observed == 1 and repo.get(task.id).status is TaskStatus.SUCCEEDED
+
+
+def test_a_change_taken_by_a_failed_round_is_read_again_after_the_full_pass(world: tuple) -> None:  # type: ignore[type-arg]
+    repo, runner, fence, _clock, sync = world
+    sync()
+    task = repo.add(NewTask("early", "ns0", '{"image": "alpine"}'), NOW)
+    runner.launch(LaunchRequest(task.id, task.name, task.namespace, JobSpec(image="alpine")))
+    runner.set_observation("ns0", "early", JobObservation(JobPhase.SUCCEEDED, "Completed", "done"))
+    runner.queued = {task.id}
+    get_many = repo.get_many
+
+    def outage(*_args: object, **_kwargs: object) -> list[object]:
+        raise RetryableError("database down")
+
+    repo.get_many = outage  # type: ignore[method-assign]
+    with pytest.raises(RetryableError):
+        sync()
+    repo.get_many = get_many  # type: ignore[method-assign]
+    assert sync().full  # the row is still Normal: not in this pass
+    repo.apply([repo.get(task.id).start("early", NOW)], epoch=fence.epoch())  # dispatch's write lands
+    report = sync()
+    assert report.observed == 1 and repo.get(task.id).status is TaskStatus.SUCCEEDED
