@@ -373,6 +373,45 @@ def test_a_launch_queues_nothing_and_an_adoption_queues_its_task(
         runner.close()
 
 
+def test_a_job_is_assumed_before_its_create_and_forgotten_when_the_create_is_refused(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    """Assumed before the create (its ADDED event often beats the answer, and would queue the task for
+    sync to read back), and dropped when the API server refuses it: no phantom Job in the cache."""
+    from nightwatch.adapters.clock import SystemClock
+    from nightwatch.domain.errors import JobRefused
+
+    fake, api = kube
+    repo = MemoryTaskRepository()
+    epoch = repo.advance_epoch()
+    runner = runner_for(api)
+    sync = SyncTasks(repo, runner, SystemClock(), Fence(epoch))
+    try:
+        dispatched(repo, runner, 1, epoch)
+        sync()  # follows "default"
+        informer = runner.informers.informer("default")
+        assert informer is not None and informer.wait_synced(10.0)
+        wait_for(lambda: runner.take_changes() == set() and informer.watches >= 1)
+        seen: list[bool] = []
+        create_job = runner._api.create_job
+
+        def create_seeing_the_cache(namespace: str, body: Any, **kwargs: Any) -> Any:
+            seen.append(body["metadata"]["name"] in (informer.snapshot() or {}))
+            return create_job(namespace, body, **kwargs)
+
+        runner._api.create_job = create_seeing_the_cache  # type: ignore[method-assign]
+        launched = dispatched(repo, runner, 3, epoch, prefix="early")
+        assert seen == [True, True, True]
+        wait_for(lambda: all(j["metadata"].get("uid") for n, j in (informer.snapshot() or {}).items() if "early" in n))
+        assert not runner.take_changes() & set(launched)  # their ADDED events were no news
+        fake.inject(400, verb="create")
+        with pytest.raises(JobRefused):
+            runner.launch(LaunchRequest(TaskId(99), "refused", "default", JobSpec(image="alpine")))
+        assert "refused" not in (informer.snapshot() or {})
+    finally:
+        runner.close()
+
+
 def test_step_down_stops_the_watch_and_a_new_term_never_writes_what_the_old_one_heard(
     kube: tuple[FakeKubeServer, client.ApiClient],
 ) -> None:

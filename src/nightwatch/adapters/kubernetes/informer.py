@@ -241,6 +241,14 @@ class NamespaceInformer:
             self._jobs[name] = trimmed = trim(job)
             self._wait_or_not(name, trimmed)
 
+    def forget(self, name: str) -> None:
+        """Drop an assumption whose create was not accepted; a Job the watch or a list brought stays."""
+        with self._lock:
+            job = self._jobs.get(name)
+            if job is not None and "uid" not in job["metadata"]:
+                del self._jobs[name]
+                self._waiting.pop(name, None)
+
     def due_task_ids(self) -> set[TaskId]:
         """The tasks of the waiting Jobs whose recheck is due, each due again `recheck_seconds` later."""
         now = self._monotonic()
@@ -477,6 +485,13 @@ class Informers:
             informer = self._informers.get(namespace)
         if informer is not None:
             informer.assume(job)
+
+    def forget(self, namespace: str, name: str) -> None:
+        """See `NamespaceInformer.forget`."""
+        with self._lock:
+            informer = self._informers.get(namespace)
+        if informer is not None:
+            informer.forget(name)
 
     def ensure(self, namespace: str) -> None:
         with self._lock:

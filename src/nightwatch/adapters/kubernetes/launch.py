@@ -36,34 +36,43 @@ class Launcher:
         *,
         default_ttl: int | None,
         kueue: Callable[[str], KueueSettings | None] = lambda _namespace: None,
-        created: Callable[[str, dict[str, Any]], None] | None = None,
+        assume: Callable[[str, dict[str, Any]], None] | None = None,
+        forget: Callable[[str, str], None] = lambda _namespace, _name: None,
     ) -> None:
         """`default_ttl`: `ttlSecondsAfterFinished` of a Job whose task sets none (None: keep finished Jobs).
-        `kueue`: the Kueue mode of a namespace (None: off). `created`: given (namespace, Job): the body
-        sent by a create the API server accepted (its answer is not parsed: a new Job has no status
-        yet), or the Job an adoption read."""
+        `kueue`: the Kueue mode of a namespace (None: off). `assume`: given (namespace, Job): the body
+        about to be sent by a create (a new Job has no status yet, so its answer is not parsed), or the
+        Job an adoption read. Before the create, not after: the watch's ADDED event often beats the
+        answer, and a Job not assumed yet queues its task for sync to read back. `forget`: given
+        (namespace, name) when the create was not accepted: drop the assumption (the watch's own
+        version, if it came, stays)."""
         self._api = api
         self._default_ttl = default_ttl
         self._kueue = kueue
-        self._created = created
+        self._assume = assume
+        self._forget = forget
 
     def launch(self, request: LaunchRequest) -> LaunchResult:
         where = f"{request.namespace}/{request.job_name}"
         body = build_job_body(
             request, default_ttl_seconds_after_finished=self._default_ttl, kueue=self._kueue(request.namespace)
         )
+        if self._assume is not None:
+            self._assume(request.namespace, body)
         try:
             self._api.calls.call(f"create Job {where}", self._api.create_job, request.namespace, body, parse=False)
         except ApiException as exc:
+            self._forget(request.namespace, request.job_name)
             if exc.status == 409:
                 return self._adopt(request)
             refusal = self._refusal(exc, f"create Job {where}", request.namespace)
             if isinstance(refusal, AdmissionDeferred) and refusal.reason == AdmissionDeferred.QUOTA:
                 return self._adopt_over_quota(request, refusal)
             raise refusal from None
+        except BaseException:  # a timeout, a retry budget spent: it may exist; its ADDED event will say
+            self._forget(request.namespace, request.job_name)
+            raise
         logger.debug("created Job %s for task %s", where, request.task_id)
-        if self._created is not None:
-            self._created(request.namespace, body)
         return LaunchResult(request.job_name)
 
     def _adopt(self, request: LaunchRequest) -> LaunchResult:
@@ -82,8 +91,8 @@ class Launcher:
             # Ours, even while being deleted: it is this task's only Job, and our finalizer keeps its
             # outcome readable (waiting for it to go would wait for ourselves).
             logger.info("adopted existing Job %s for task %s", where, request.task_id)
-            if self._created is not None and isinstance(job, dict):
-                self._created(request.namespace, job)
+            if self._assume is not None and isinstance(job, dict):
+                self._assume(request.namespace, job)
             return LaunchResult(request.job_name, adopted=True)
         if is_dying(job):
             # Another Job of that name on its way out (409 "object is being deleted"): the task stays

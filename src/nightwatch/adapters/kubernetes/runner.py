@@ -90,7 +90,8 @@ class KubernetesJobRunner:
             self._api,
             default_ttl=settings.ttl_seconds_after_finished or None,  # ttl 0: keep finished Jobs
             kueue=settings.kueue_for,
-            created=self._informers.assume if settings.watch else None,
+            assume=self._informers.assume if settings.watch else None,
+            forget=self._informers.forget,
         )
         self._watch = settings.watch
         self._releaser = Releaser(self._api, workers=list_workers, jobs_of=self._jobs_of)
@@ -119,16 +120,16 @@ class KubernetesJobRunner:
         return self._informers
 
     def launch(self, request: LaunchRequest) -> LaunchResult:
-        result = self._launcher.launch(request)
         if self._watch:
-            self._informers.ensure(request.namespace)
-            if result.adopted:
-                # Queued as changed: an adopted Job (created before a crash or an outage) may have finished
-                # long ago and send no event again. A Job just created needs nothing: it is in the cache
-                # from the body sent, its events queue its task, and an event that beats the Pending
-                # write is read again next tick (sync carries rows it found still Normal). Queueing
-                # every launch made sync read back each row dispatch had just written.
-                self._informers.queue.add({request.task_id})
+            self._informers.ensure(request.namespace)  # first, so the launch's Job is assumed into it
+        result = self._launcher.launch(request)
+        if self._watch and result.adopted:
+            # Queued as changed: an adopted Job (created before a crash or an outage) may have finished
+            # long ago and send no event again. A Job just created needs nothing: it is in the cache from
+            # the body sent, its events queue its task, and an event that beats the Pending write is read
+            # again next tick (sync carries rows it found still Normal). Queueing every launch made sync
+            # read back each row dispatch had just written.
+            self._informers.queue.add({request.task_id})
         return result
 
     # -- ChangeFeed ---------------------------------------------------------------------------------
