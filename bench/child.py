@@ -44,6 +44,7 @@ def _profiled() -> Iterator[None]:
             str(os.getpid()),
             "--rate",
             "200",
+            *(["--gil"] if os.environ.get("BENCH_PYSPY_GIL") else []),
             "--format",
             "raw",
             "--output",
@@ -95,7 +96,9 @@ def _syncing(repo: Any, runner: Any, mode: str) -> Iterator[None]:
 
     def loop() -> None:
         while not stop.is_set():
-            sync()
+            report = sync()
+            if os.environ.get("BENCH_STDERR"):  # what sync read beside dispatch (python -m bench leaves it off)
+                print(f"sync {time.time():.3f} observed {report.observed} full {report.full}", file=sys.stderr)
             woken.wait(2.0)
             woken.clear()
 
@@ -325,6 +328,7 @@ def run_watch(args: argparse.Namespace) -> dict[str, Any]:
 
     from nightwatch.adapters.clock import SystemClock
     from nightwatch.adapters.kubernetes import KubernetesJobRunner, KubernetesSettings
+    from nightwatch.adapters.kubernetes.informer import ChangeQueue
     from nightwatch.adapters.memory import FixedFence
     from nightwatch.app.usecases.sync import SyncTasks
 
@@ -335,15 +339,36 @@ def run_watch(args: argparse.Namespace) -> dict[str, Any]:
     )
     applied: dict[int, float] = {}
     apply = repo.apply
+    trace: list[str] = []  # with BENCH_STDERR: when each read and write of the burst ran, to stderr
 
     def timed_apply(changes: Any, *, epoch: int) -> Any:
+        t0 = time.time()
         result = apply(changes, epoch=epoch)
         at = time.time()
+        trace.append(f"apply {t0:.3f} {len(changes)} {at - t0:.3f}")
         for task_id in result.applied:
             applied[int(task_id)] = at
         return result
 
     repo.apply = timed_apply
+    get_many = repo.get_many
+
+    def traced_get_many(ids: Any, **kw: Any) -> Any:
+        t0 = time.time()
+        rows = get_many(ids, **kw)
+        trace.append(f"get {t0:.3f} {len(ids)} {time.time() - t0:.3f}")
+        return rows
+
+    repo.get_many = traced_get_many
+    heard: list[float] = [0.0]  # when the informer last queued a change (its last event that mattered)
+    queue_add = ChangeQueue.add
+
+    def timed_add(queue: ChangeQueue, ids: Any) -> None:
+        queue_add(queue, ids)
+        if ids:
+            heard[0] = time.time()
+
+    ChangeQueue.add = timed_add  # type: ignore[method-assign]
     woken, stop = threading.Event(), threading.Event()
     sync = SyncTasks(repo, runner, SystemClock(), FixedFence(1), wake=woken.set)
     full_reads: list[int] = [0]
@@ -413,16 +438,21 @@ def run_watch(args: argparse.Namespace) -> dict[str, Any]:
     result["latency_max"] = round(latencies[-1], 3)
     # Burst: every other Job at once.
     rest = [t for t, _ in names[200:]]
-    started = time.time()
-    _fake_control(args.kube, "POST", "/_fake/jobs/state", {"state": "succeeded"})
-    returned = time.time()
-    deadline = time.time() + 300
-    while time.time() < deadline and not all(t in applied for t in rest):
-        time.sleep(0.02)
+    with _profiled():
+        started = time.time()
+        _fake_control(args.kube, "POST", "/_fake/jobs/state", {"state": "succeeded"})
+        returned = time.time()
+        deadline = time.time() + 300
+        while time.time() < deadline and not all(t in applied for t in rest):
+            time.sleep(0.02)
     last = max(applied.get(t, float("inf")) for t in rest)
     result["burst_tasks"] = len(rest)
     result["burst_seconds_from_request"] = round(last - started, 3)
     result["burst_seconds"] = round(last - returned, 3)
+    result["burst_last_event_seconds"] = round(heard[0] - returned, 3)
+    if os.environ.get("BENCH_STDERR"):
+        print("\n".join(trace[-60:]), file=sys.stderr)
+        print(f"started {started:.3f} returned {returned:.3f} heard {heard[0]:.3f} last {last:.3f}", file=sys.stderr)
     result["burst_written"] = sum(1 for t in rest if t in applied)
     stop.set()
     return result

@@ -231,6 +231,8 @@ def run_child(args: list[str], timeout: float = 900, env: dict[str, str] | None 
     )
     if done.returncode != 0:
         raise RuntimeError(f"bench.child {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    if os.environ.get("BENCH_STDERR"):
+        sys.stderr.write(done.stderr[-20000:])
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 

@@ -326,7 +326,8 @@ class Bench:
         self._running_in_one_namespace(n)
         polled = run_child(["watch", *self.kube, *args, "--poll"])
         self._running_in_one_namespace(n)
-        ours = run_child(["watch", *self.kube, *args], timeout=1200)
+        spy = os.environ.get("BENCH_WATCH_PYSPY")  # a profile of the burst phase, to this file
+        ours = run_child(["watch", *self.kube, *args], timeout=1200, env={"BENCH_PYSPY": spy} if spy else None)
         assert ours["burst_written"] == ours["burst_tasks"], ours
         # The original method on the same burst: every Job finished, rows back in flight.
         self._running_in_one_namespace(n)
@@ -383,6 +384,7 @@ class Bench:
             tasks=ours["burst_tasks"],
             watch_seconds=ours["burst_seconds"],
             watch_seconds_from_request=ours["burst_seconds_from_request"],
+            last_event_after_return_seconds=ours["burst_last_event_seconds"],
             original_seconds=round(baseline["window_seconds"], 3),
             compared_with="one typed GET + one UPDATE per task, 8 threads (first GET to last UPDATE), on Jobs "
             "already finished; ours: from the moment the fake had finished every Job (its one request "
