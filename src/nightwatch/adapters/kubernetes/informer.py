@@ -12,10 +12,12 @@ deletion time, finalizers, status counts and conditions), never the whole object
 form changed queues its task id; ids coalesce until `take()`, and the first one queued calls `wake`.
 
 Jobs still waiting for a pod (observed Pending) are queued again `recheck_seconds` after they began
-waiting, and every `recheck_seconds` after that: their diagnosis and start timeout depend on time, not
-on events. Each Job keeps its own schedule, so Jobs created a moment ago are not read again with the
-rest (one shared clock re-read every waiting row at once, most of them seconds old: 14,000 reads
-while dispatching 10,000 Jobs).
+waiting, then after twice as long each time, up to `MAX_RECHECK_SECONDS` (and a tenth of the Job's
+start timeout, so the timeout fires at most that late): their diagnosis and start timeout depend on
+time, not on events. Each Job keeps its own schedule, so Jobs created a moment ago are not read again
+with the rest (one shared clock re-read every waiting row at once, most of them seconds old: 14,000
+reads while dispatching 10,000 Jobs), and a backlog waiting for nodes costs a read a minute per Job,
+not one every 5 s.
 
 `stop()` cuts every stream at once (shutting the sockets down) and forgets what was queued: a
 replica that steps down writes nothing it heard while it led.
@@ -43,7 +45,7 @@ from nightwatch.adapters.kubernetes.jobbody import (
     START_TIMEOUT_ANNOTATION,
     TASK_ID_LABEL,
 )
-from nightwatch.adapters.kubernetes.status import observe_job
+from nightwatch.adapters.kubernetes.status import observe_job, start_timeout_of
 from nightwatch.domain.errors import InvalidTaskSpec, RetryableError
 from nightwatch.domain.model import TaskId
 from nightwatch.domain.names import check_dns1123_label
@@ -59,6 +61,8 @@ _LABEL_KEYS = (TASK_ID_LABEL, ATTEMPT_LABEL, KUEUE_QUEUE_LABEL, KUEUE_COUNTED_LA
 and whether a Kueue-held Job still counts against nightwatch's limits."""
 _CONDITION_KEYS = ("type", "status", "reason", "message")
 MAX_BACKOFF_SECONDS = 8.0
+MAX_RECHECK_SECONDS = 60.0
+"""The longest a Job waiting for a pod goes without its task being observed again."""
 """The longest pause between failed watch requests: the cache is behind while the watch is down (misses
 are read by name, changes wait), so after an outage it catches up within this; one request per pause."""
 RELIST_WITHOUT_WATCH_SECONDS = 2.0
@@ -187,11 +191,15 @@ class NamespaceInformer:
         watch_timeout: int,
         connect_timeout: float,
         recheck_seconds: float = 5.0,
+        start_timeout: int = 0,
         monotonic: Callable[[], float] = time.monotonic,
         sleep_jitter: Callable[[], float] = lambda: 1.0,
     ) -> None:
+        """`start_timeout`: the runner's default (a Job's annotation overrides it), which bounds the
+        recheck interval of its waiting Jobs."""
         self.namespace = namespace
         self._recheck = recheck_seconds
+        self._start_timeout = start_timeout
         self._monotonic = monotonic
         self._api = api
         self._queue = queue
@@ -200,8 +208,9 @@ class NamespaceInformer:
         self._jitter = sleep_jitter
         self._lock = threading.Lock()
         self._jobs: dict[str, dict[str, Any]] = {}
-        self._waiting: dict[str, float] = {}
-        """Name -> when (monotonic) its task is next queued, of the Jobs observed waiting for a pod."""
+        self._waiting: dict[str, tuple[float, float]] = {}
+        """Name -> (when, monotonic, its task is next queued; the interval after that), of the Jobs
+        observed waiting for a pod."""
         self._synced = threading.Event()
         self._stop = threading.Event()
         self._response: Any = None
@@ -253,17 +262,24 @@ class NamespaceInformer:
         """The tasks of the waiting Jobs whose recheck is due, each due again `recheck_seconds` later."""
         now = self._monotonic()
         with self._lock:
-            due = [n for n, at in self._waiting.items() if at <= now]
-            for name in due:
-                self._waiting[name] = now + self._recheck
-            return {t for n in due if (t := _task_id(self._jobs[n])) is not None}
+            due = [(n, interval) for n, (at, interval) in self._waiting.items() if at <= now]
+            for name, interval in due:
+                self._waiting[name] = (now + interval, self._next_interval(self._jobs[name], interval))
+            return {t for n, _ in due if (t := _task_id(self._jobs[n])) is not None}
+
+    def _next_interval(self, job: dict[str, Any], interval: float) -> float:
+        cap = MAX_RECHECK_SECONDS
+        timeout = start_timeout_of(job, self._start_timeout)
+        if timeout:
+            cap = min(cap, timeout / 10)
+        return max(self._recheck, min(2 * interval, cap))
 
     def _wait_or_not(self, name: str, job: dict[str, Any]) -> None:
         """Under the lock: a Job that began waiting is rechecked from now on; one that stopped is not."""
         if not _waiting(job):
             self._waiting.pop(name, None)
         elif name not in self._waiting:
-            self._waiting[name] = self._monotonic() + self._recheck
+            self._waiting[name] = (self._monotonic() + self._recheck, self._next_interval(job, self._recheck))
 
     def stop(self) -> None:
         """End the watch at once: the socket is shut down under the reading thread."""
@@ -451,9 +467,11 @@ class Informers:
         watch_timeout: int,
         connect_timeout: float,
         recheck_seconds: float,
+        start_timeout: int = 0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api = api
+        self._start_timeout = start_timeout
         self._watch_timeout = watch_timeout
         self._connect_timeout = connect_timeout
         self._recheck = recheck_seconds
@@ -506,6 +524,7 @@ class Informers:
             watch_timeout=self._watch_timeout,
             connect_timeout=self._connect_timeout,
             recheck_seconds=self._recheck,
+            start_timeout=self._start_timeout,
             monotonic=self._monotonic,
         )
         self._informers[namespace] = informer

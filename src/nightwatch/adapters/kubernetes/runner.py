@@ -85,6 +85,7 @@ class KubernetesJobRunner:
             watch_timeout=settings.watch_timeout_seconds,
             connect_timeout=settings.request_timeout_seconds,
             recheck_seconds=settings.watch_recheck_seconds,
+            start_timeout=settings.start_timeout_seconds,
         )
         self._launcher = Launcher(
             self._api,

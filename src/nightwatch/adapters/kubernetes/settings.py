@@ -40,8 +40,9 @@ class KubernetesSettings(BaseModel):
     watch_timeout_seconds: int = Field(default=300, gt=0, le=1800)
     """Server-side timeout of one watch request; the next resumes from the last resourceVersion seen."""
     watch_recheck_seconds: float = Field(default=5.0, gt=0)
-    """A Job still waiting for a pod is observed again this long after it began to wait, and this often
-    after that (diagnosis, start timeout), each Job on its own schedule."""
+    """A Job still waiting for a pod is observed again this long after it began to wait, then after twice
+    as long each time up to a minute (and a tenth of its start timeout), each Job on its own schedule
+    (diagnosis, start timeout)."""
     kueue: KueueSettings | None = None
     """Kueue mode for every namespace (None: off): Jobs are created suspended for Kueue to admit."""
     kueue_namespaces: dict[str, KueueSettings] = Field(default_factory=dict)

@@ -35,7 +35,7 @@ def informer(clock: Clock) -> NamespaceInformer:
     )
 
 
-def test_a_waiting_job_is_rechecked_recheck_seconds_after_it_began_to_wait_and_every_interval_after() -> None:
+def test_a_waiting_job_is_rechecked_recheck_seconds_after_it_began_to_wait_each_on_its_own_schedule() -> None:
     clock = Clock()
     cache = informer(clock)
     cache.assume(waiting_job(1))
@@ -48,6 +48,8 @@ def test_a_waiting_job_is_rechecked_recheck_seconds_after_it_began_to_wait_and_e
     clock.now += 3
     assert cache.due_task_ids() == {TaskId(2)}
     clock.now += 2.5
+    assert cache.due_task_ids() == set()  # task 1's next recheck is 10 s after its first
+    clock.now += 5
     assert cache.due_task_ids() == {TaskId(1)}
 
 
@@ -66,3 +68,30 @@ def test_a_job_that_stops_waiting_is_not_rechecked_and_a_change_while_waiting_ke
     cache._apply({"type": "DELETED", "object": {**job2, "metadata": {**job2["metadata"], "uid": "u2"}}})
     clock.now += 10
     assert cache.due_task_ids() == set()
+
+
+def due_times(cache: NamespaceInformer, clock: Clock, until: float) -> list[float]:
+    """When task 1 comes due, stepping the clock a second at a time up to `until` seconds."""
+    start, times = clock.now, []
+    while clock.now - start < until:
+        clock.now += 1
+        if cache.due_task_ids():
+            times.append(clock.now - start)
+    return times
+
+
+def test_a_long_wait_is_rechecked_less_and_less_often_up_to_a_minute() -> None:
+    clock = Clock()
+    cache = informer(clock)
+    cache.assume(waiting_job(1))
+    # 5 s, then 10, 20, 40, then every 60 s: a backlog waiting for nodes costs a read a minute per Job.
+    assert due_times(cache, clock, 260) == [5, 15, 35, 75, 135, 195, 255]
+
+
+def test_a_start_timeout_bounds_the_interval_so_it_fires_at_most_a_tenth_late() -> None:
+    clock = Clock()
+    cache = informer(clock)
+    job = waiting_job(1)
+    job["metadata"]["annotations"] = {"nightwatch.io/start-timeout-seconds": "120"}
+    cache.assume(job)
+    assert due_times(cache, clock, 60) == [5, 15, 27, 39, 51]  # 5, 10, then at most 12 s apart
