@@ -19,6 +19,7 @@ import pytest
 from kubernetes import client
 
 from nightwatch.adapters.kubernetes import KubernetesJobRunner, KubernetesSettings
+from nightwatch.adapters.kubernetes.informer import NamespaceInformer
 from nightwatch.adapters.memory import MemoryTaskRepository
 from nightwatch.app.usecases.sync import RetrySettings, SyncSettings, SyncTasks
 from nightwatch.domain.errors import LeadershipLost
@@ -343,24 +344,36 @@ def test_a_launched_job_is_in_the_cache_at_once_so_sync_reads_nothing_for_it(
         runner.close()
 
 
+@contextlib.contextmanager
+def following_default(
+    api: client.ApiClient,
+) -> Iterator[tuple[MemoryTaskRepository, KubernetesJobRunner, int, TaskId, NamespaceInformer]]:
+    """A leader that dispatched one task and ran its term's full pass, so it follows "default" (the
+    informer has listed and is watching): repository, runner, epoch, that task, the informer."""
+    from nightwatch.adapters.clock import SystemClock
+
+    repo = MemoryTaskRepository()
+    epoch = repo.advance_epoch()
+    runner = runner_for(api)
+    try:
+        (first,) = dispatched(repo, runner, 1, epoch)
+        SyncTasks(repo, runner, SystemClock(), Fence(epoch))()
+        informer = runner.informers.informer("default")
+        assert informer is not None and informer.wait_synced(10.0)
+        wait_for(lambda: informer.watches >= 1)
+        runner.take_changes()
+        yield repo, runner, epoch, first, informer
+    finally:
+        runner.close()
+
+
 def test_a_launch_queues_nothing_and_an_adoption_queues_its_task(
     kube: tuple[FakeKubeServer, client.ApiClient],
 ) -> None:
     """A Job just created is in the cache from the body sent and its own events queue its task; an
     adopted one (made before a crash) may have finished long ago and send no event again."""
-    from nightwatch.adapters.clock import SystemClock
-
     fake, api = kube
-    repo = MemoryTaskRepository()
-    epoch = repo.advance_epoch()
-    runner = runner_for(api)
-    sync = SyncTasks(repo, runner, SystemClock(), Fence(epoch))
-    try:
-        (first,) = dispatched(repo, runner, 1, epoch)
-        sync()  # the term's full pass: follows "default"
-        informer = runner.informers.informer("default")
-        assert informer is not None and informer.wait_synced(10.0)
-        runner.take_changes()
+    with following_default(api) as (repo, runner, epoch, first, informer):
         fake.drop_watches()
         fake.inject("delay", verb="watch", seconds=5, delay_seconds=3)  # no event arrives meanwhile
         wait_for(lambda: informer.watches >= 1)
@@ -369,8 +382,6 @@ def test_a_launch_queues_nothing_and_an_adoption_queues_its_task(
         again = runner.launch(LaunchRequest(first, "job-0", "default", JobSpec(image="alpine")))
         assert again.adopted and runner.take_changes() == {first}
         assert all(t not in runner.take_changes() for t in launched)
-    finally:
-        runner.close()
 
 
 def test_a_job_is_assumed_before_its_create_and_forgotten_when_the_create_is_refused(
@@ -378,20 +389,11 @@ def test_a_job_is_assumed_before_its_create_and_forgotten_when_the_create_is_ref
 ) -> None:
     """Assumed before the create (its ADDED event often beats the answer, and would queue the task for
     sync to read back), and dropped when the API server refuses it: no phantom Job in the cache."""
-    from nightwatch.adapters.clock import SystemClock
     from nightwatch.domain.errors import JobRefused
 
     fake, api = kube
-    repo = MemoryTaskRepository()
-    epoch = repo.advance_epoch()
-    runner = runner_for(api)
-    sync = SyncTasks(repo, runner, SystemClock(), Fence(epoch))
-    try:
-        dispatched(repo, runner, 1, epoch)
-        sync()  # follows "default"
-        informer = runner.informers.informer("default")
-        assert informer is not None and informer.wait_synced(10.0)
-        wait_for(lambda: runner.take_changes() == set() and informer.watches >= 1)
+    with following_default(api) as (repo, runner, epoch, _first, informer):
+        wait_for(lambda: runner.take_changes() == set())
         seen: list[bool] = []
         create_job = runner._api.create_job
 
@@ -408,8 +410,6 @@ def test_a_job_is_assumed_before_its_create_and_forgotten_when_the_create_is_ref
         with pytest.raises(JobRefused):
             runner.launch(LaunchRequest(TaskId(99), "refused", "default", JobSpec(image="alpine")))
         assert "refused" not in (informer.snapshot() or {})
-    finally:
-        runner.close()
 
 
 def test_step_down_stops_the_watch_and_a_new_term_never_writes_what_the_old_one_heard(

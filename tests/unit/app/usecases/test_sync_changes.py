@@ -12,7 +12,7 @@ from nightwatch.adapters.memory import FakeClock, MemoryJobRunner, MemoryTaskRep
 from nightwatch.app.usecases.sync import SyncSettings, SyncTasks
 from nightwatch.domain.errors import LeadershipLost, RetryableError
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
-from nightwatch.domain.model import TaskId, TaskStatus
+from nightwatch.domain.model import Task, TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
 from nightwatch.domain.ports import JobRef, NewTask
 
@@ -77,6 +77,16 @@ def running(repo: MemoryTaskRepository, runner: FeedRunner, count: int, epoch: i
         runner.launch(LaunchRequest(task.id, task.name, task.namespace, JobSpec(image="alpine")))
         ids.append(task.id)
     return ids
+
+
+def heard_before_pending(repo: MemoryTaskRepository, runner: FeedRunner) -> Task:
+    """A task whose Job finished, and whose change was heard, while its row is still Normal (before
+    dispatch's Pending write landed)."""
+    task = repo.add(NewTask("early", "ns0", '{"image": "alpine"}'), NOW)
+    runner.launch(LaunchRequest(task.id, task.name, task.namespace, JobSpec(image="alpine")))
+    runner.set_observation("ns0", "early", JobObservation(JobPhase.SUCCEEDED, "Completed", "done"))
+    runner.queued = {task.id}
+    return task
 
 
 @pytest.fixture
@@ -249,10 +259,7 @@ def test_a_change_heard_before_dispatch_wrote_its_task_pending_is_kept(world: tu
     change must wait for the row, not be dropped (the task would then sit Pending until the resync)."""
     repo, runner, fence, _clock, sync = world
     sync()  # the term's full pass: nothing in flight yet
-    task = repo.add(NewTask("early", "ns0", '{"image": "alpine"}'), NOW)
-    runner.launch(LaunchRequest(task.id, task.name, task.namespace, JobSpec(image="alpine")))
-    runner.set_observation("ns0", "early", JobObservation(JobPhase.SUCCEEDED, "Completed", "done"))
-    runner.queued = {task.id}  # heard while the row is still Normal
+    task = heard_before_pending(repo, runner)
     assert sync().observed == 0
     repo.apply([repo.get(task.id).start("early", NOW)], epoch=fence.epoch())  # dispatch's write lands
     report = sync()  # no new event: only the kept change can bring it
@@ -265,10 +272,7 @@ def test_a_change_heard_before_the_pending_write_survives_a_full_pass(world: tup
     faults, each failed round making the next tick a full pass)."""
     repo, runner, fence, clock, sync = world
     sync()  # the term's full pass: nothing in flight yet
-    task = repo.add(NewTask("early", "ns0", '{"image": "alpine"}'), NOW)
-    runner.launch(LaunchRequest(task.id, task.name, task.namespace, JobSpec(image="alpine")))
-    runner.set_observation("ns0", "early", JobObservation(JobPhase.SUCCEEDED, "Completed", "done"))
-    runner.queued = {task.id}  # heard while the row is still Normal
+    task = heard_before_pending(repo, runner)
     clock.now += 601  # the next tick is a full pass (a resync; a failed round does the same)
     assert sync().full
     repo.apply([repo.get(task.id).start("early", NOW)], epoch=fence.epoch())  # dispatch's write lands
@@ -279,10 +283,7 @@ def test_a_change_heard_before_the_pending_write_survives_a_full_pass(world: tup
 def test_a_change_taken_by_a_failed_round_is_read_again_after_the_full_pass(world: tuple) -> None:  # type: ignore[type-arg]
     repo, runner, fence, _clock, sync = world
     sync()
-    task = repo.add(NewTask("early", "ns0", '{"image": "alpine"}'), NOW)
-    runner.launch(LaunchRequest(task.id, task.name, task.namespace, JobSpec(image="alpine")))
-    runner.set_observation("ns0", "early", JobObservation(JobPhase.SUCCEEDED, "Completed", "done"))
-    runner.queued = {task.id}
+    task = heard_before_pending(repo, runner)
     get_many = repo.get_many
 
     def outage(*_args: object, **_kwargs: object) -> list[object]:
