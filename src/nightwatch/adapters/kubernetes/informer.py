@@ -61,10 +61,10 @@ _LABEL_KEYS = (TASK_ID_LABEL, ATTEMPT_LABEL, KUEUE_QUEUE_LABEL, KUEUE_COUNTED_LA
 and whether a Kueue-held Job still counts against nightwatch's limits."""
 _CONDITION_KEYS = ("type", "status", "reason", "message")
 MAX_BACKOFF_SECONDS = 8.0
-MAX_RECHECK_SECONDS = 60.0
-"""The longest a Job waiting for a pod goes without its task being observed again."""
 """The longest pause between failed watch requests: the cache is behind while the watch is down (misses
 are read by name, changes wait), so after an outage it catches up within this; one request per pause."""
+MAX_RECHECK_SECONDS = 60.0
+"""The longest a Job waiting for a pod goes without its task being observed again."""
 RELIST_WITHOUT_WATCH_SECONDS = 2.0
 """A watch answered 403 (RBAC without `watch` on jobs): the informer relists this often instead, so its
 cache never goes stale (the polling method's cost, in that namespace only)."""
@@ -209,7 +209,7 @@ class NamespaceInformer:
         self._lock = threading.Lock()
         self._jobs: dict[str, dict[str, Any]] = {}
         self._waiting: dict[str, tuple[float, float]] = {}
-        """Name -> (when, monotonic, its task is next queued; the interval after that), of the Jobs
+        """Name -> (monotonic time its task is next queued, the interval after that), of the Jobs
         observed waiting for a pod."""
         self._synced = threading.Event()
         self._stop = threading.Event()
@@ -259,7 +259,7 @@ class NamespaceInformer:
                 self._waiting.pop(name, None)
 
     def due_task_ids(self) -> set[TaskId]:
-        """The tasks of the waiting Jobs whose recheck is due, each due again `recheck_seconds` later."""
+        """The tasks of the waiting Jobs whose recheck is due, each due again after its next interval."""
         now = self._monotonic()
         with self._lock:
             due = [(n, interval) for n, (at, interval) in self._waiting.items() if at <= now]
