@@ -38,7 +38,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.fakekube.controller import ControllerMode
-from tests.support.cluster import Cluster, Replica, interleavings
+from tests.support.cluster import Cluster, Replica, acquisitions, interleavings
 from tests.support.mariadb_server import PrivateMariaDB, private_mariadb
 from tests.support.redis_servers import redis_server_binary
 from tests.support.waiting import wait_until
@@ -461,10 +461,16 @@ def test_soak_with_random_faults(soak_cluster: SoakCluster, database: PrivateMar
     # after a successor took over: the fence cannot reach the API server (docs/reliability.md, known
     # limits). Such a create is harmless (the name is the task's, so never a duplicate; its database
     # write is fenced) and bounded: at most one per dispatch worker, right after the thaw.
+    # A thawed replica that lost its lease may win it back at once (no standby took over meanwhile):
+    # what it creates after `became the leader` is under its new lease, not a late create.
+    gained = acquisitions(cluster.events())
     after_thaw = [
         c
         for c in cluster.creations()
-        if any(t <= c.at <= t + LATE_CREATE_SECONDS for t in soak.thawed.get(c.replica, []))
+        if any(
+            t <= c.at <= t + LATE_CREATE_SECONDS and not any(t <= g <= c.at for g in gained.get(c.replica, []))
+            for t in soak.thawed.get(c.replica, [])
+        )
     ]
     late = [c for c in after_thaw if c.created]
     # Not judged here: with requests held past the client's timeout and then served, a create sent by a
