@@ -145,3 +145,20 @@ def test_losing_the_lease_steps_watchers_down_and_wakeups_reach_only_a_leader() 
         assert ticker.woken == ["sync"]
     finally:
         service.stop(grace_seconds=1.0)
+
+
+def test_a_leader_paused_past_its_lease_gets_no_epoch_before_its_watchdog_runs() -> None:
+    """The local lease check is all that guards an API create (the database fence cannot reach the
+    API server): a leader resumed after a pause must refuse before the watchdog notices."""
+    from nightwatch.adapters.memory import FakeClock
+    from nightwatch.domain.errors import LeadershipLost
+
+    clock = FakeClock()
+    lock = MemoryLeaderLock("r1", ttl_seconds=10.0, clock=clock)
+    leadership = Leadership(lock, MemoryTaskRepository(), renew_interval=1.0, retry_interval=1.0, safety_margin=1.0)
+    leadership._try_acquire()  # what the watchdog does for a standby; not started, so nothing renews
+    assert leadership.epoch() == 1
+    clock.advance(9.5)  # paused: less than the safety margin left on the lease
+    assert leadership.is_leader  # the watchdog has not run, so it still believes it leads
+    with pytest.raises(LeadershipLost, match="about to expire"):
+        leadership.epoch()
