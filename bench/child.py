@@ -439,8 +439,15 @@ def run_watch(args: argparse.Namespace) -> dict[str, Any]:
     # Burst: every other Job at once.
     rest = [t for t, _ in names[200:]]
     with _profiled():
+        # Every Job finishes in the store first, then the fake streams all the events at once (`at_once`):
+        # timed from that moment, as a real apiserver would have them, not from while the fake is slowly
+        # still finishing them (which charges ours with the fake's own work, or hides ours under it).
         started = time.time()
-        _fake_control(args.kube, "POST", "/_fake/jobs/state", {"state": "succeeded"})
+        finished = float(
+            _fake_control(args.kube, "POST", "/_fake/jobs/state", {"state": "succeeded", "at_once": True})[
+                "released_wall"
+            ]
+        )
         returned = time.time()
         deadline = time.time() + 300
         while time.time() < deadline and not all(t in applied for t in rest):
@@ -448,11 +455,13 @@ def run_watch(args: argparse.Namespace) -> dict[str, Any]:
     last = max(applied.get(t, float("inf")) for t in rest)
     result["burst_tasks"] = len(rest)
     result["burst_seconds_from_request"] = round(last - started, 3)
-    result["burst_seconds"] = round(last - returned, 3)
-    result["burst_last_event_seconds"] = round(heard[0] - returned, 3)
+    result["burst_fake_seconds"] = round(finished - started, 3)
+    result["burst_seconds"] = round(last - finished, 3)
+    result["burst_last_event_seconds"] = round(heard[0] - finished, 3)
+    result["burst_written_before_return"] = sum(1 for t in rest if applied.get(t, float("inf")) <= returned)
     if os.environ.get("BENCH_STDERR"):
         print("\n".join(trace[-60:]), file=sys.stderr)
-        print(f"started {started:.3f} returned {returned:.3f} heard {heard[0]:.3f} last {last:.3f}", file=sys.stderr)
+        print(f"started {started:.3f} finished {finished:.3f} returned {returned:.3f} heard {heard[0]:.3f} last {last:.3f}", file=sys.stderr)
     result["burst_written"] = sum(1 for t in rest if t in applied)
     stop.set()
     return result

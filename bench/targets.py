@@ -375,7 +375,8 @@ class Bench:
             max=ours["latency_max"],
             jobs="200, 20 at a time",
         )
-        ratio = baseline["window_seconds"] / ours["burst_seconds"]
+        # Per task: the original method syncs all n tasks, ours the n - 200 the latency phase left.
+        ratio = (baseline["window_seconds"] / baseline["observed"]) / (ours["burst_seconds"] / ours["burst_tasks"])
         emit(
             "target20.3.burst_vs_original",
             value=round(ratio, 2),
@@ -384,11 +385,13 @@ class Bench:
             tasks=ours["burst_tasks"],
             watch_seconds=ours["burst_seconds"],
             watch_seconds_from_request=ours["burst_seconds_from_request"],
-            last_event_after_return_seconds=ours["burst_last_event_seconds"],
+            fake_seconds_to_finish_all=ours["burst_fake_seconds"],
+            last_event_after_finish_seconds=ours["burst_last_event_seconds"],
             original_seconds=round(baseline["window_seconds"], 3),
-            compared_with="one typed GET + one UPDATE per task, 8 threads (first GET to last UPDATE), on Jobs "
-            "already finished; ours: from the moment the fake had finished every Job (its one request "
-            "returned; events stream meanwhile) to the last row written",
+            original_tasks=baseline["observed"],
+            compared_with="per task: one typed GET + one UPDATE per task, 8 threads (first GET to last UPDATE), "
+            "on Jobs already finished; ours: from the moment the fake had finished every Job in its store and "
+            "let all their watch events go at once (none streamed before) to the last row written",
             verdict=_verdict(ratio >= 15),
         )
         rss = ours["max_rss_mb"]

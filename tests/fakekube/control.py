@@ -27,7 +27,8 @@ GET  /_fake/counters                {"verbs": {...}, "total": N, "jobs": N, "pod
 GET  /_fake/jobs                    [{"namespace", "name", "created_by", "created_wall", "status"}...]
 POST /_fake/jobs                    {"namespace", "jobs": [Job bodies], "state": "pending|active|succeeded|failed"}:
                                     create many Jobs at once (benchmark set-up), all in that state
-POST /_fake/jobs/state              {"state": ...}: set every Job to that state at once
+POST /_fake/jobs/state              {"state": ..., "at_once": bool}: set every Job to that state; with
+                                    at_once, watches hear none of it until all are set ("released_wall")
 POST /_fake/watch                   {"drop": true, "compact": true, "cut_next": N, "bookmark_seconds": S}: cut every
                                     open watch stream now; forget the watch history (older versions get 410);
                                     send the next N watch events half-written, then cut; bookmark period
@@ -39,6 +40,7 @@ POST /_fake/reset-counters          forget request records and counters only
 from __future__ import annotations
 
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 from tests.fakekube.controller import ControllerMode
@@ -84,11 +86,18 @@ def handle(fake: FakeKubeServer, method: str, path: str, body: dict[str, Any]) -
                 fake.set_job_state(body.get("namespace", "default"), created["metadata"]["name"], state)
         return 201, ok
     if path == "/_fake/jobs/state":
+        at_once = bool(body.get("at_once"))
+        if at_once:
+            fake.store.hold_watch()
         with fake.store.lock:
             keys = list(fake.store.jobs)
-        for namespace, name in keys:
-            fake.set_job_state(namespace, name, body.get("state", "succeeded"))
-        return 200, {"ok": True, "jobs": len(keys)}
+        try:
+            for namespace, name in keys:
+                fake.set_job_state(namespace, name, body.get("state", "succeeded"))
+        finally:
+            if at_once:
+                fake.store.watch.release()
+        return 200, {"ok": True, "jobs": len(keys), "released_wall": time.time()}
     match = _STATE.match(path)
     if match:
         if "status" in body:

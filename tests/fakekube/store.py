@@ -155,6 +155,11 @@ class Store:
             namespace, selector, since, bookmarks=bookmarks, timeout=timeout, current=current, client=client
         )
 
+    def hold_watch(self) -> None:
+        """Changes from now on are journalled but not streamed until `watch.release()`."""
+        with self.lock:
+            self.watch.hold(self._rv)
+
     def compact_watch(self) -> None:
         """Forget the watch history: a watch from any version issued so far gets 410 Gone."""
         with self.lock:

@@ -12,7 +12,10 @@ selector, then streams new events as newline-delimited JSON in HTTP chunks:
   `bookmark_seconds` while the stream is idle, and one just before the server's timeout;
 - `timeoutSeconds` ends the stream cleanly at the server's timeout;
 - `drop_streams()` cuts every open stream at once; `cut_mid_event(n)` makes the next n events go
-  out half-written before the connection drops (what a proxy or an apiserver restart does).
+  out half-written before the connection drops (what a proxy or an apiserver restart does);
+- `hold()` ... `release()` journals changes without streaming them, then lets them all go at once: a
+  benchmark times a burst from the moment every Job has finished, not from while the fake is still
+  finishing them (a real apiserver changes 10,000 Jobs far faster than this fake does).
 """
 
 from __future__ import annotations
@@ -53,6 +56,17 @@ class WatchJournal:
         self.open_by: dict[str, int] = {}
         """Streams open now, by the client's User-Agent (a replica's `nightwatch/<replica id>`)."""
         self.bytes_sent = 0
+        self.held_after: int | None = None
+        """While held (`hold`): the last version streams may send; later events wait for `release`."""
+
+    def hold(self, now_rv: int) -> None:
+        with self.cond:
+            self.held_after = now_rv
+
+    def release(self) -> None:
+        with self.cond:
+            self.held_after = None
+            self.cond.notify_all()
 
     def record(self, rv: int, type_: str, namespace: str, obj: dict[str, Any]) -> None:
         with self.cond:
@@ -64,7 +78,10 @@ class WatchJournal:
             self.cond.notify_all()
 
     def _after(self, position: int) -> list[Event]:
-        return self.events[bisect.bisect_right(self.rvs, position) :]
+        start = bisect.bisect_right(self.rvs, position)
+        if self.held_after is None:
+            return self.events[start:]
+        return self.events[start : bisect.bisect_right(self.rvs, self.held_after)]
 
     def compact(self, now_rv: int) -> None:
         """Forget every event so far: a watch from an older version gets 410 Gone."""

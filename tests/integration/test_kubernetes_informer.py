@@ -126,6 +126,26 @@ def test_the_fake_ends_a_watch_at_its_timeout_and_on_the_drop_hook(
     assert ended.wait(3.0)
 
 
+def test_the_fake_streams_a_held_burst_only_once_every_job_is_set(
+    kube: tuple[FakeKubeServer, client.ApiClient],
+) -> None:
+    fake, _ = kube
+    for i in (1, 2, 3):
+        fake.store.create_job("default", job_body(i))
+    version = fake.store.list_jobs("default", SELECTOR, 0, None)["metadata"]["resourceVersion"]
+    fake.store.hold_watch()
+    fake.set_job_state("default", "task-1", "succeeded")
+    assert watch_lines(fake, f"resourceVersion={version}&timeoutSeconds=1", 1) == []
+    fake.store.watch.release()
+    assert [e["object"]["metadata"]["name"] for e in watch_lines(fake, f"resourceVersion={version}", 1)] == ["task-1"]
+    # The control endpoint a benchmark uses: every Job set, then every event at once.
+    status, answer = fake.control("POST", "/_fake/jobs/state", {"state": "failed", "at_once": True})
+    assert status == 200 and answer["jobs"] == 3 and answer["released_wall"] <= time.time()
+    events = watch_lines(fake, f"resourceVersion={version}&timeoutSeconds=5", 4)
+    assert [e["type"] for e in events] == ["MODIFIED"] * 4
+    assert fake.store.watch.held_after is None
+
+
 # -- the informer ----------------------------------------------------------------------------------------
 def test_the_informer_lists_once_then_follows_changes_from_its_cache(
     kube: tuple[FakeKubeServer, client.ApiClient],
