@@ -461,7 +461,10 @@ def run_watch(args: argparse.Namespace) -> dict[str, Any]:
     result["burst_written_before_return"] = sum(1 for t in rest if applied.get(t, float("inf")) <= returned)
     if os.environ.get("BENCH_STDERR"):
         print("\n".join(trace[-60:]), file=sys.stderr)
-        print(f"started {started:.3f} finished {finished:.3f} returned {returned:.3f} heard {heard[0]:.3f} last {last:.3f}", file=sys.stderr)
+        print(
+            f"started {started:.3f} finished {finished:.3f} returned {returned:.3f} heard {heard[0]:.3f} last {last:.3f}",
+            file=sys.stderr,
+        )
     result["burst_written"] = sum(1 for t in rest if t in applied)
     stop.set()
     return result
