@@ -4,7 +4,8 @@ Every change of a stored Job is journalled with its resourceVersion: ADDED, MODI
 last state, under the deletion's own resourceVersion). A watch (`watch=true` on a list URL) replays
 the journal after its `resourceVersion` (none, or "0": from now, after synthetic ADDED events for
 every current object, like the real server's "any" semantics), filtered by namespace and label
-selector, then streams new events as newline-delimited JSON in HTTP chunks:
+selector, then streams new events as newline-delimited JSON in HTTP chunks (the events pending
+at once share a chunk, up to `CHUNK_BYTES`):
 
 - a version older than the journal keeps (`compact_watch()` forgets it all, `keep` bounds it) is
   answered with one ERROR event whose object is a Status 410 Gone "too old resource version";
@@ -32,11 +33,19 @@ from tests.fakekube.selectors import parse_selector
 Key = tuple[str, str]
 
 
+CHUNK_BYTES = 65536
+"""Events already waiting go out together, up to this many bytes a write: the real server flushes
+only once no event is pending, so a burst reaches a watcher in large writes, not one per event."""
+
+
 class Event:
-    __slots__ = ("namespace", "obj", "rv", "type")
+    __slots__ = ("labels", "line", "namespace", "rv", "type")
 
     def __init__(self, rv: int, type_: str, namespace: str, obj: dict[str, Any]) -> None:
-        self.rv, self.type, self.namespace, self.obj = rv, type_, namespace, obj
+        self.rv, self.type, self.namespace = rv, type_, namespace
+        self.labels: dict[str, str] = obj["metadata"].get("labels") or {}
+        self.line = _line(type_, obj)
+        """Serialized once for every watcher, as the real server's watch cache does."""
 
 
 class WatchJournal:
@@ -164,17 +173,25 @@ class WatchJournal:
                     self.cut_next -= 1
                     cut = True
             if cut:
-                whole = _line(batch[0].type, batch[0].obj)
+                whole = batch[0].line
                 yield whole[: len(whole) // 2]
                 yield None
                 return
+            pending: list[bytes] = []
+            size, sent = 0, False
             for event in batch:
                 position = event.rv
-                if (namespace is None or event.namespace == namespace) and matches(
-                    event.obj["metadata"].get("labels") or {}
-                ):
-                    yield _line(event.type, event.obj)
-                    last_sent = time.monotonic()
+                if (namespace is None or event.namespace == namespace) and matches(event.labels):
+                    pending.append(event.line)
+                    size += len(event.line)
+                    if size >= CHUNK_BYTES:
+                        yield b"".join(pending)
+                        pending, size = [], 0
+                    sent = True
+            if pending:
+                yield b"".join(pending)
+            if sent:
+                last_sent = time.monotonic()
             now = time.monotonic()
             if now >= deadline:
                 if bookmarks:
