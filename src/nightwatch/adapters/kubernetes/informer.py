@@ -25,7 +25,7 @@ replica that steps down writes nothing it heard while it led.
 
 from __future__ import annotations
 
-import json
+import orjson
 import logging
 import threading
 import time
@@ -448,7 +448,7 @@ def _lines(response: Any) -> Iterator[dict[str, Any]]:
         *lines, buffer = buffer.split(b"\n")
         for line in lines:
             if line.strip():
-                event = json.loads(line)
+                event = orjson.loads(line)
                 if isinstance(event, dict):
                     yield event
 
