@@ -8,6 +8,7 @@ The last stdout line is a JSON object: seconds, statements, max_rss_mb and what 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -27,6 +28,28 @@ import sqlalchemy as sa
 from bench.common import api_client_for, count_statements
 
 WORKERS = 8
+
+
+@contextmanager
+def _gc_timed() -> Iterator[dict[str, float]]:
+    """The garbage collector's runs while inside: how many by generation, and the seconds they held
+    the interpreter (a full collection walks every tracked object, and stops every thread meanwhile)."""
+    seen: dict[str, float] = {"gen0": 0, "gen1": 0, "gen2": 0, "seconds": 0.0}
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            seen[f"gen{info['generation']}"] += 1
+            seen["seconds"] += time.perf_counter() - started[0]
+
+    gc.callbacks.append(callback)
+    try:
+        yield seen
+    finally:
+        gc.callbacks.remove(callback)
+        seen["seconds"] = round(seen["seconds"], 3)
 
 
 @contextmanager
@@ -382,6 +405,7 @@ def run_watch(args: argparse.Namespace) -> dict[str, Any]:
             woken.wait(2.0)
             woken.clear()
 
+    gc.freeze()  # as `nightwatch run` does once it is built
     ticker = threading.Thread(target=loop, daemon=True)
     ticker.start()
     # The term's full pass, then the informer's first list (every task queued once) settle first.
@@ -438,7 +462,7 @@ def run_watch(args: argparse.Namespace) -> dict[str, Any]:
     result["latency_max"] = round(latencies[-1], 3)
     # Burst: every other Job at once.
     rest = [t for t, _ in names[200:]]
-    with _profiled():
+    with _profiled(), _gc_timed() as collections:
         # Every Job finishes in the store first, then the fake streams all the events at once (`at_once`):
         # timed from that moment, as a real apiserver would have them, not from while the fake is slowly
         # still finishing them (which charges ours with the fake's own work, or hides ours under it).
@@ -466,6 +490,7 @@ def run_watch(args: argparse.Namespace) -> dict[str, Any]:
             file=sys.stderr,
         )
     result["burst_written"] = sum(1 for t in rest if t in applied)
+    result["burst_gc"] = {**collections, "seconds": round(collections["seconds"], 3)}
     stop.set()
     return result
 

@@ -387,6 +387,7 @@ class Bench:
             watch_seconds_from_request=ours["burst_seconds_from_request"],
             fake_seconds_to_finish_all=ours["burst_fake_seconds"],
             last_event_after_finish_seconds=ours["burst_last_event_seconds"],
+            garbage_collections=ours["burst_gc"],
             original_seconds=round(baseline["window_seconds"], 3),
             original_tasks=baseline["observed"],
             compared_with="per task: one typed GET + one UPDATE per task, 8 threads (first GET to last UPDATE), "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -725,6 +726,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 )
             http = container.http_server()
             http.start()
+        # Everything built so far (the modules, above all the kubernetes client's thousands of model
+        # classes) lives as long as the process: out of the collector's sight, a full collection walks
+        # only what the service allocates, and stalls every thread for a fraction of the time.
+        gc.freeze()
         service.start()
         stop.wait()
         logger.info("shutting down")

@@ -25,13 +25,13 @@ replica that steps down writes nothing it heard while it led.
 
 from __future__ import annotations
 
-import orjson
 import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
+import orjson
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
