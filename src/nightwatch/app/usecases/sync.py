@@ -51,8 +51,9 @@ class SyncSettings(BaseModel):
     """With a runner that pushes changes: how often a full pass reads and observes every in-flight task
     (configured as `watchers.sync.resync_seconds`)."""
     batch_window_seconds: float = Field(default=0.1, ge=0)
-    """With a runner that pushes changes: a tick woken less than this after the last one waits out the
-    rest first, so a stream of changes is written in batches rather than one tick per event."""
+    """With a runner that pushes changes: a round that would start less than this after the last one
+    waits out the rest first, so a stream of changes is written in batches rather than one tick per
+    event; unless a whole write batch is queued already (a burst)."""
     max_rounds_per_tick: int = Field(default=20, gt=0)
     """Change batches one tick takes at most (changes arriving while it writes are taken in the same tick)."""
 
@@ -149,10 +150,12 @@ class SyncTasks:
         finished: list[JobRef] = []
         try:
             for _ in range(self._settings.max_rounds_per_tick):
-                wait = self._last_round + self._settings.batch_window_seconds - self._monotonic()
-                if wait > 0:
-                    self._sleep(wait)  # let more changes join this round
                 ids, carried = self._feed.take_changes() | carried, set()
+                wait = self._last_round + self._settings.batch_window_seconds - self._monotonic()
+                if wait > 0 and len(ids) < self._settings.write_batch_size:
+                    # Let more changes join this round; a burst that already fills a batch goes at once.
+                    self._sleep(wait)
+                    ids |= self._feed.take_changes()
                 if not ids:
                     break
                 self._last_round = self._monotonic()

@@ -297,3 +297,38 @@ def test_a_change_taken_by_a_failed_round_is_read_again_after_the_full_pass(worl
     repo.apply([repo.get(task.id).start("early", NOW)], epoch=fence.epoch())  # dispatch's write lands
     report = sync()
     assert report.observed == 1 and repo.get(task.id).status is TaskStatus.SUCCEEDED
+
+
+def test_a_change_soon_after_a_round_waits_out_the_window_but_a_full_batch_goes_at_once() -> None:
+    repo, runner, clock = MemoryTaskRepository(), FeedRunner(), Clock()
+    fence = Fence(repo.advance_epoch())
+    steps: list[object] = []  # the sleeps and observations of one tick, in order
+    arriving: list[set[TaskId]] = []
+
+    def sleep(seconds: float) -> None:  # changes keep arriving while sync waits
+        steps.append(round(seconds, 3))
+        if arriving:
+            runner.queued |= arriving.pop(0)
+
+    observe = runner.observe
+
+    def observed(refs: Sequence[JobRef]) -> Mapping[TaskId, JobObservation]:
+        steps.append({r.task_id for r in refs})
+        return observe(refs)
+
+    runner.observe = observed  # type: ignore[method-assign]
+    settings = SyncSettings(write_batch_size=3, batch_window_seconds=0.1)
+    sync = SyncTasks(repo, runner, FakeClock(NOW), fence, settings, monotonic=clock, sleep=sleep)
+    ids = running(repo, runner, 6, fence.epoch())
+    sync()  # the term's full pass
+    runner.queued, steps[:] = {ids[0]}, []
+    sync()  # a quiet feed's first round starts at once (then waits a window for more, finding none)
+    assert steps == [{ids[0]}, 0.1]
+    clock.now += 0.03
+    runner.queued, arriving[:], steps[:] = {ids[1]}, [{ids[2]}], []
+    sync()  # 30 ms after that round: waits the rest of the window, and what came meanwhile joins it
+    assert steps[:2] == [0.07, {ids[1], ids[2]}]
+    clock.now += 0.03
+    runner.queued, steps[:] = {ids[3], ids[4], ids[5]}, []
+    sync()  # a whole write batch queued already: no wait first
+    assert steps[0] == {ids[3], ids[4], ids[5]}
