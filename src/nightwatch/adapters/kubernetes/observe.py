@@ -14,9 +14,10 @@ see `ForbiddenEvents`). A Job with no running pod
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -101,8 +102,13 @@ class Observer:
         failures: list[RetryableError] = []
         # Namespaces are listed a few at a time, so reading one page overlaps with the server
         # producing the next; results are consumed in order.
-        with ThreadPoolExecutor(max(1, min(self._list_workers, len(namespaces))), "observe") as pool:
-            for namespace, jobs in zip(namespaces, pool.map(self._jobs_of, namespaces), strict=True):
+        with contextlib.ExitStack() as stack:
+            if len(namespaces) > 1:
+                pool = stack.enter_context(ThreadPoolExecutor(min(self._list_workers, len(namespaces)), "observe"))
+                listed: Iterable[dict[str, dict[str, Any]] | RetryableError] = pool.map(self._jobs_of, namespaces)
+            else:  # most users run one namespace: no pool (its threads cost more than a cached read)
+                listed = map(self._jobs_of, namespaces)
+            for namespace, jobs in zip(namespaces, listed, strict=True):
                 if isinstance(jobs, RetryableError):
                     # One namespace that cannot be read (RBAC, a timeout) must not stop the others:
                     # its tasks get no observation this tick and stay as they are.

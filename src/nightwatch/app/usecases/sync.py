@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -32,6 +33,9 @@ from nightwatch.domain.profiles import ProfileCatalog, ProfileSource
 from nightwatch.domain.retries import BUILT_IN_DEFAULT, RetryPolicy, RetrySpec, decide, resolve_policy, retry_spec_of
 
 logger = logging.getLogger(__name__)
+
+RELEASE_CHUNK = 100
+"""Jobs released between two checks that no tick is running (see `SyncTasks._release_logged`)."""
 
 
 class SyncSettings(BaseModel):
@@ -113,6 +117,9 @@ class SyncTasks:
         self._feed: ChangeFeed | None = runner if isinstance(runner, ChangeFeed) and runner.follows_changes else None
         self._releases: ThreadPoolExecutor | None = None
         """Releases of the incremental path, off the path from a change to its row (created on first use)."""
+        self._idle = threading.Event()
+        """Set between ticks: background releases go a chunk at a time, each once no tick is running."""
+        self._idle.set()
         self._term: int | None = None
         """The epoch whose changes the feed queues (None: none followed yet)."""
         self._next_full = 0.0
@@ -126,6 +133,13 @@ class SyncTasks:
             self._feed.stop_following()
 
     def __call__(self) -> SyncReport:
+        self._idle.clear()
+        try:
+            return self._tick()
+        finally:
+            self._idle.set()
+
+    def _tick(self) -> SyncReport:
         if self._feed is None:
             return self._full_pass(self._fence.epoch, None)
         epoch = self._fence.epoch()  # not the leader: nothing read, nothing followed
@@ -307,7 +321,11 @@ class SyncTasks:
 
     def _release_logged(self, finished: list[JobRef]) -> None:
         try:
-            self._release_now(finished)
+            for start in range(0, len(finished), RELEASE_CHUNK):
+                # A release is one request per Job and never urgent: in a burst it must not take the
+                # interpreter and the API server from the ticks still writing rows. Between ticks it goes.
+                self._idle.wait()
+                self._release_now(finished[start : start + RELEASE_CHUNK])
         except Exception:  # nobody waits for this future: say it here
             logger.exception("releasing %d Job(s) failed unexpectedly; ReleaseJobs will find them", len(finished))
 

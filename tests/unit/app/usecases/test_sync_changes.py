@@ -3,6 +3,8 @@ rows of the Jobs that changed; a term's queued changes never outlive it."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -332,3 +334,47 @@ def test_a_change_soon_after_a_round_waits_out_the_window_but_a_full_batch_goes_
     runner.queued, steps[:] = {ids[3], ids[4], ids[5]}, []
     sync()  # a whole write batch queued already: no wait first
     assert steps[0] == {ids[3], ids[4], ids[5]}
+
+
+def test_background_releases_wait_while_a_tick_runs(world: tuple) -> None:  # type: ignore[type-arg]
+    repo, runner, fence, _clock, sync = world
+    ids = running(repo, runner, 251, fence.epoch())
+    sync()  # the term's full pass
+    released: list[int] = []
+    releasing, first_may_end = threading.Event(), threading.Event()
+    observing, tick_may_end = threading.Event(), threading.Event()
+    release = runner.release
+
+    def slow_release(refs: Sequence[JobRef]) -> None:
+        releasing.set()
+        first_may_end.wait(5)
+        release(refs)
+        released.append(len(refs))
+
+    runner.release = slow_release  # type: ignore[method-assign]
+    for i in range(250):
+        runner.set_observation(f"ns{i % 2}", f"t{i}", JobObservation(JobPhase.SUCCEEDED, "Completed", "done"))
+    runner.queued = set(ids[:250])
+    assert sync().changed == 250  # their releases go to the background, RELEASE_CHUNK (100) at a time
+    observe = runner.observe
+
+    def held_observe(refs: Sequence[JobRef]) -> Mapping[TaskId, JobObservation]:
+        observing.set()
+        tick_may_end.wait(5)
+        return observe(refs)
+
+    runner.observe = held_observe  # type: ignore[method-assign]
+    runner.queued = {ids[250]}
+    assert releasing.wait(5)  # the first chunk is in flight
+    tick = threading.Thread(target=sync)
+    tick.start()
+    assert observing.wait(5)
+    first_may_end.set()  # the chunk in flight ends; the next must wait for the tick
+    time.sleep(0.3)
+    assert released == [100]
+    tick_may_end.set()
+    tick.join(5)
+    deadline = time.monotonic() + 5
+    while sum(released) < 250 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert released == [100, 100, 50]
