@@ -34,6 +34,8 @@ from nightwatch.domain.retries import BUILT_IN_DEFAULT, RetryPolicy, RetrySpec, 
 
 logger = logging.getLogger(__name__)
 
+WINDOW_STEP_SECONDS = 0.01
+"""How often a round waiting out the batch window looks whether a whole write batch is queued."""
 RELEASE_CHUNK = 100
 """Jobs released between two checks that no tick is running (see `SyncTasks._release_logged`)."""
 
@@ -167,9 +169,7 @@ class SyncTasks:
                 ids, carried = self._feed.take_changes() | carried, set()
                 wait = self._last_round + self._settings.batch_window_seconds - self._monotonic()
                 if wait > 0 and len(ids) < self._settings.write_batch_size:
-                    # Let more changes join this round; a burst that already fills a batch goes at once.
-                    self._sleep(wait)
-                    ids |= self._feed.take_changes()
+                    ids |= self._gather(self._feed, wait, self._settings.write_batch_size - len(ids))
                 if not ids:
                     break
                 self._last_round = self._monotonic()
@@ -194,6 +194,18 @@ class SyncTasks:
             # watch event of its own, and in a burst they would compete with the rows still to write.
             report.released += self._release_in_background(finished)
         return report
+
+    def _gather(self, feed: ChangeFeed, wait: float, wanted: int) -> set[TaskId]:
+        """The changes queued within `wait` seconds (the rest of the batch window), so a stream of changes
+        is written in batches; returned as soon as `wanted` are in (a burst fills a batch at once)."""
+        ids: set[TaskId] = set()
+        steps = max(1, round(wait / WINDOW_STEP_SECONDS))
+        for _ in range(steps):
+            self._sleep(wait / steps)
+            ids |= feed.take_changes()
+            if len(ids) >= wanted:
+                break
+        return ids
 
     def _changed_round(self, ids: list[TaskId], epoch: int, report: SyncReport, finished: list[JobRef]) -> int:
         """Read, observe and write the rows of changed Jobs a slice at a time, so one slice's rows are

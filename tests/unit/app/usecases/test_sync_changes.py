@@ -325,12 +325,21 @@ def test_a_change_soon_after_a_round_waits_out_the_window_but_a_full_batch_goes_
     sync()  # the term's full pass
     runner.queued, steps[:] = {ids[0]}, []
     sync()  # a quiet feed's first round starts at once (then waits a window for more, finding none)
-    assert steps == [{ids[0]}, 0.1]
+    assert steps == [{ids[0]}] + [0.01] * 10
     clock.now += 0.03
     runner.queued, arriving[:], steps[:] = {ids[1]}, [{ids[2]}], []
     sync()  # 30 ms after that round: waits the rest of the window, and what came meanwhile joins it
-    assert steps[:2] == [0.07, {ids[1], ids[2]}]
+    assert steps[:8] == [0.01] * 7 + [{ids[1], ids[2]}]
+    clock.now += 0.2
+    runner.queued, steps[:] = {ids[0]}, []
+    sync()
     clock.now += 0.03
+    runner.queued, arriving[:], steps[:] = {ids[3]}, [{ids[4]}, {ids[5]}], []
+    sync()  # changes that fill a write batch while it waits: it goes at once
+    assert steps[:3] == [0.01, 0.01, {ids[3], ids[4], ids[5]}]
+    clock.now += 0.03
+    for i in (3, 4, 5):  # back to Running, so their next changes are read again
+        runner.set_observation(f"ns{i % 2}", f"t{i}", JobObservation(JobPhase.ACTIVE))
     runner.queued, steps[:] = {ids[3], ids[4], ids[5]}, []
     sync()  # a whole write batch queued already: no wait first
     assert steps[0] == {ids[3], ids[4], ids[5]}
