@@ -19,8 +19,9 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as all_done
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -164,31 +165,41 @@ class SyncTasks:
         report = SyncReport()
         carried, self._not_yet_in_flight = self._not_yet_in_flight, set()
         finished: list[JobRef] = []
+        taken: set[TaskId] = set()
+
+        def later(done: list[JobRef]) -> int:
+            finished.extend(done)
+            return 0  # counted when sent, at the tick's end
+
         try:
-            for _ in range(self._settings.max_rounds_per_tick):
-                ids, carried = self._feed.take_changes() | carried, set()
-                wait = self._last_round + self._settings.batch_window_seconds - self._monotonic()
-                if wait > 0 and len(ids) < self._settings.write_batch_size:
-                    ids |= self._gather(self._feed, wait, self._settings.write_batch_size - len(ids))
-                if not ids:
-                    break
-                self._last_round = self._monotonic()
-                try:
-                    unseen = self._changed_round(sorted(ids), epoch, report, finished)
-                except BaseException:
-                    # The changes taken are not written (the database, the API, the fence): they are gone
-                    # from the feed, so the next tick is a full pass, which reads every in-flight row again,
-                    # and reads these again after it (a row still Normal now is not in that pass).
-                    self._next_full = 0.0
-                    self._not_yet_in_flight |= ids
-                    raise
-                if unseen:
-                    # A namespace could not be read (a 429, an outage): its changes would wait for the resync.
-                    self._next_full = 0.0
-                    self._wake()
-                    break
-            else:
-                self._wake()  # more is queued than one tick takes: another tick right after this one
+            # One set of writers for the whole tick: a round reads while the last one's writes finish
+            # (only a row with a write in flight waits for it, see `_Writes.settle`).
+            with self._writes(lambda: self._same_term(epoch), report, later) as writes:
+                for _ in range(self._settings.max_rounds_per_tick):
+                    ids, carried = self._feed.take_changes() | carried, set()
+                    wait = self._last_round + self._settings.batch_window_seconds - self._monotonic()
+                    if wait > 0 and len(ids) < self._settings.write_batch_size:
+                        ids |= self._gather(self._feed, wait, self._settings.write_batch_size - len(ids))
+                    if not ids:
+                        break
+                    taken |= ids
+                    writes.raise_failure()
+                    self._last_round = self._monotonic()
+                    if self._changed_round(sorted(ids), writes):
+                        # A namespace could not be read (a 429, an outage): its changes would wait for the
+                        # resync.
+                        self._next_full = 0.0
+                        self._wake()
+                        break
+                else:
+                    self._wake()  # more is queued than one tick takes: another tick right after this one
+        except BaseException:
+            # The changes taken are not all written (the database, the API, the fence): they are gone
+            # from the feed, so the next tick is a full pass, which reads every in-flight row again, and
+            # reads these again after it (a row still Normal now is not in that pass).
+            self._next_full = 0.0
+            self._not_yet_in_flight |= taken
+            raise
         finally:
             # Released once the tick has caught up, not per round: each release is a request and a
             # watch event of its own, and in a burst they would compete with the rows still to write.
@@ -207,24 +218,20 @@ class SyncTasks:
                 break
         return ids
 
-    def _changed_round(self, ids: list[TaskId], epoch: int, report: SyncReport, finished: list[JobRef]) -> int:
+    def _changed_round(self, ids: list[TaskId], writes: _Writes) -> int:
         """Read, observe and write the rows of changed Jobs a slice at a time, so one slice's rows are
         read while the previous slice's writes run; returns how many could not be observed."""
-
-        def later(done: list[JobRef]) -> int:
-            finished.extend(done)
-            return 0  # counted when sent, at the tick's end
-
         unseen = 0
-        with self._writes(lambda: self._same_term(epoch), report, later) as writes:
-            for start in range(0, len(ids), self._settings.write_batch_size):
-                rows = self._repository.get_many(ids[start : start + self._settings.write_batch_size])
-                # A Job's events can arrive before dispatch has written its task Pending (a Job completes
-                # in 300 ms; a write batch can wait out a 429): kept for the next tick, not dropped, or the
-                # task would wait for the resync. Terminal rows are dropped (their Jobs' last events).
-                self._not_yet_in_flight |= {t.id for t in rows if t.status is TaskStatus.NORMAL}
-                tasks = [t for t in rows if t.status in IN_FLIGHT_STATUSES and not t.cancel_requested]
-                unseen += self._observe(tasks, writes)
+        for start in range(0, len(ids), self._settings.write_batch_size):
+            chunk = ids[start : start + self._settings.write_batch_size]
+            writes.settle(chunk)  # never read a row whose last change is still being written
+            rows = self._repository.get_many(chunk)
+            # A Job's events can arrive before dispatch has written its task Pending (a Job completes
+            # in 300 ms; a write batch can wait out a 429): kept for the next tick, not dropped, or the
+            # task would wait for the resync. Terminal rows are dropped (their Jobs' last events).
+            self._not_yet_in_flight |= {t.id for t in rows if t.status is TaskStatus.NORMAL}
+            tasks = [t for t in rows if t.status in IN_FLIGHT_STATUSES and not t.cancel_requested]
+            unseen += self._observe(tasks, writes)
         return unseen
 
     def _same_term(self, epoch: int) -> int:
@@ -401,11 +408,28 @@ class _Writes:
         self._release = release
         self._pool = ThreadPoolExecutor(settings.writers, thread_name_prefix="sync-writer")
         self._pending: list[tuple[Future[WriteResult], list[StatusChange], dict[TaskId, JobRef]]] = []
+        self._writing: dict[TaskId, Future[WriteResult]] = {}
+        """The last write submitted for each task."""
 
     def submit(self, changes: list[StatusChange], refs: dict[TaskId, JobRef]) -> None:
         for start in range(0, len(changes), self._batch_size):
             batch = changes[start : start + self._batch_size]
-            self._pending.append((self._pool.submit(self._write, batch, self.epoch), batch, refs))
+            future = self._pool.submit(self._write, batch, self.epoch)
+            self._pending.append((future, batch, refs))
+            self._writing.update((c.task_id, future) for c in batch)
+
+    def settle(self, task_ids: Collection[TaskId]) -> None:
+        """Wait for the writes in flight of these tasks (not the others'): their rows are to be read
+        again, and a read before the write lands would see, and compare against, the old version."""
+        futures = {f for t in task_ids if (f := self._writing.get(t)) is not None and not f.done()}
+        if futures:
+            all_done(futures)
+
+    def raise_failure(self) -> None:
+        """Re-raise the first failure of a write done so far (the tick stops at once, not at its end)."""
+        for future, _batch, _refs in self._pending:
+            if future.done() and future.exception() is not None:
+                future.result()
 
     def __enter__(self) -> _Writes:
         return self

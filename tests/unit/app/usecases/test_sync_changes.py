@@ -14,9 +14,9 @@ from nightwatch.adapters.memory import FakeClock, MemoryJobRunner, MemoryTaskRep
 from nightwatch.app.usecases.sync import SyncSettings, SyncTasks
 from nightwatch.domain.errors import LeadershipLost, RetryableError
 from nightwatch.domain.jobspec import JobSpec, LaunchRequest
-from nightwatch.domain.model import Task, TaskId, TaskStatus
+from nightwatch.domain.model import StatusChange, Task, TaskId, TaskStatus
 from nightwatch.domain.observation import JobObservation, JobPhase
-from nightwatch.domain.ports import JobRef, NewTask
+from nightwatch.domain.ports import JobRef, NewTask, WriteResult
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -387,3 +387,32 @@ def test_background_releases_wait_while_a_tick_runs(world: tuple) -> None:  # ty
     while sum(released) < 250 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert released == [100, 100, 50]
+
+
+def test_a_row_is_read_again_only_after_its_write_in_flight_has_landed() -> None:
+    repo, runner = MemoryTaskRepository(), FeedRunner()
+    fence = Fence(repo.advance_epoch())
+    settings = SyncSettings(batch_window_seconds=0, max_rounds_per_tick=3)
+    sync = SyncTasks(repo, runner, FakeClock(NOW), fence, settings)
+    [task_id] = running(repo, runner, 1, fence.epoch())
+    sync()  # the term's full pass
+    apply = repo.apply
+
+    def slow_apply(changes: Sequence[StatusChange], *, epoch: int) -> WriteResult:
+        time.sleep(0.2)  # the first round's write is still in flight when the second round reads
+        return apply(changes, epoch=epoch)
+
+    repo.apply = slow_apply  # type: ignore[method-assign]
+    rounds = iter([JobPhase.ACTIVE, JobPhase.SUCCEEDED])
+
+    def take_changes() -> set[TaskId]:  # the Job starts, and finishes by the next round
+        phase = next(rounds, None)
+        if phase is None:
+            return set()
+        runner.set_observation("ns0", "t0", JobObservation(phase, "Completed" if phase is JobPhase.SUCCEEDED else ""))
+        return {task_id}
+
+    runner.take_changes = take_changes  # type: ignore[method-assign]
+    report = sync()
+    assert repo.get(task_id).status is TaskStatus.SUCCEEDED
+    assert report.changed == 2 and report.lost == 0
