@@ -5,8 +5,9 @@ with jitter (capped); after `max_attempts` the failure becomes a domain `Retryab
 stays where it was. Other HTTP errors (404, 409, 422, 403...) are the caller's to interpret and are
 raised at once as `ApiException`.
 
-Responses are read raw (`_preload_content=False`) and parsed with `json.loads`: the caller gets plain
-dicts, and reading the body happens inside the retry (a body can time out too).
+Responses are read raw (`_preload_content=False`) and parsed with `orjson.loads` (as fast as the
+watch's events; a list page of 1,000 Jobs is over a megabyte): the caller gets plain dicts, and
+reading the body happens inside the retry (a body can time out too).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
@@ -114,7 +116,7 @@ class ApiCaller:
                     data = response.data
                 finally:
                     response.release_conn()
-                return json.loads(data) if data and parse else None
+                return orjson.loads(data) if data and parse else None
             except ApiException as exc:
                 if exc.status == 429:
                     delay = _retry_after(exc) or self.backoff(attempt)

@@ -1,6 +1,6 @@
 """Reading raw Job and Pod JSON (dicts, not the client's models) into domain observations.
 
-Pure functions. The adapter lists Jobs with `_preload_content=False` and `json.loads`, because
+Pure functions. The adapter lists Jobs with `_preload_content=False` and `orjson.loads`, because
 building the official client's model objects is most of the cost of a big list (measured 5x).
 """
 
