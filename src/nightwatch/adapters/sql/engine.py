@@ -5,6 +5,7 @@ can cut them, every session runs in UTC so server-side timestamp defaults are UT
 connections share one TLS context (see `_SharedTlsConnection`), and DATETIME values are parsed by
 the C `datetime.fromisoformat` (see `MYSQL_CONVERSIONS`).
 PostgreSQL: the same pool tuning, and every session in UTC.
+MariaDB and PostgreSQL: a session idle inside a transaction is ended (`IDLE_TRANSACTION_TIMEOUT_S`).
 SQLite: WAL and a busy timeout, so the CLI (another process) can write while the service runs.
 """
 
@@ -28,6 +29,12 @@ SQLITE_BUSY_TIMEOUT_MS = 1500
 
 MYSQL_CONNECT_TIMEOUT_S = 2
 POSTGRES_CONNECT_TIMEOUT_S = 2
+IDLE_TRANSACTION_TIMEOUT_S = 5
+"""A session idle this long inside a transaction is ended by the server (MariaDB, PostgreSQL; MySQL
+has no such setting). nightwatch never waits between the statements of a transaction, so one idle
+that long is a frozen or cut-off process (SIGSTOP, a paused VM, a partition), and while its leader
+write is open it holds the fencing row: the successor's `advance_epoch` would wait for it (50 s, then
+again) instead of taking over within seconds."""
 POOL_RECYCLE_S = 1800
 """Below MySQL's default wait_timeout (8 h) and the idle cut-offs of common proxies and NATs."""
 
@@ -77,7 +84,10 @@ def create_engine_for(url: str | URL, *, pool_size: int = 5, echo: bool = False,
         if parsed.drivername != "postgresql+psycopg":
             # psycopg 3 is the driver nightwatch ships with; a bare postgresql:// would ask for psycopg2.
             parsed = parsed.set(drivername="postgresql+psycopg")
-        connect = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S, "options": "-c timezone=UTC"}
+        connect = {
+            "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
+            "options": f"-c timezone=UTC -c idle_in_transaction_session_timeout={IDLE_TRANSACTION_TIMEOUT_S * 1000}",
+        }
         return _pooled(parsed, pool_size, connect, echo=echo, **kwargs)
     if parsed.get_driver_name() in ("", "mysqldb"):
         # PyMySQL is the driver nightwatch ships with; a bare mysql:// would ask for mysqlclient.
@@ -170,5 +180,7 @@ def _mysql_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("SET time_zone = '+00:00'")
+        if "mariadb" in str(dbapi_connection.get_server_info()).lower():
+            cursor.execute(f"SET SESSION idle_transaction_timeout = {IDLE_TRANSACTION_TIMEOUT_S}")
     finally:
         cursor.close()
